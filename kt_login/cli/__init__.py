@@ -1,0 +1,99 @@
+"""The `kt` command line: click commands only; errors become exit codes here and nowhere else."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import EXIT_INTERRUPTED, EXIT_USAGE, KtError
+from ..output import Console, clean
+from .config_show import config_group
+from .login import login
+from .logout import logout
+from .mfa import mfa
+from .status import status
+from .token import token
+from .whoami import whoami
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kt")
+def cli() -> None:
+    """kt: the Keeptrusts command line."""
+
+
+@cli.group()
+def auth() -> None:
+    """Sign in, see who you are, manage sessions and scoped API tokens.
+
+    Credentials: KEEPTRUSTS_API_TOKEN, when set, is used instead of any stored session and sent
+    only to the configured API URL (KEEPTRUSTS_API_URL, --api-url, the profile's, or
+    https://api.keeptrusts.com).
+    """
+
+
+for command in (login, logout, whoami, status, token, mfa):
+    auth.add_command(command)
+cli.add_command(config_group)
+
+
+def main(argv: list[str] | None = None, *, obj: object = None) -> int:
+    """Run `kt`; returns the exit code (0 ok, 1 error, 2 usage, 3 login required, 4 MFA
+    required, 5 network, 6 server error, 7 validation failed, 130 interrupted)."""
+    args = sys.argv[1:] if argv is None else argv
+    json_mode = "--json" in args
+    console = Console(json_mode=json_mode)
+    try:
+        cli.main(args, prog_name="kt", standalone_mode=False, obj=obj)
+    except KtError as exc:
+        console.error(exc.as_json(), clean(exc.message), exc.hint and clean(exc.hint))
+        return exc.exit_code
+    except click.exceptions.Abort:
+        console.error(
+            {"error": {"code": "kt.interrupted", "message": "interrupted", "exit_code": 130}},
+            "interrupted",
+        )
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        console.error(
+            {"error": {"code": "kt.interrupted", "message": "interrupted", "exit_code": 130}},
+            "interrupted",
+        )
+        return EXIT_INTERRUPTED
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        if json_mode:
+            doc = {
+                "error": {
+                    "code": "kt.usage",
+                    "message": exc.format_message(),
+                    "exit_code": exc.exit_code,
+                }
+            }
+            sys.stderr.write(json.dumps(doc) + "\n")
+        else:
+            exc.show()
+        return exc.exit_code if exc.exit_code else EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback
+        console.error(
+            {"error": {"code": "kt.internal", "message": type(exc).__name__, "exit_code": 1}},
+            f"unexpected {type(exc).__name__}; please report it (set KT_DEBUG=1 for details)",
+        )
+        if _debug():
+            raise
+        return 1
+    return 0
+
+
+def _debug() -> bool:
+    import os
+
+    return os.environ.get("KT_DEBUG") == "1"
+
+
+def entry() -> None:
+    sys.exit(main())

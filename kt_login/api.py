@@ -1,0 +1,251 @@
+"""The Keeptrusts API client (httpx2): one place that sends requests and turns replies into errors.
+
+Every call goes through an `httpx2.Client` the caller may hand in (tests bind one to a real local
+server or to `httpx2.MockTransport`). Redirects are never followed, so a credential cannot be
+carried to another origin (SECURITY.md NT-03, ST-07); the auth classes also refuse to attach a
+credential to any request whose origin differs from the one it belongs to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any
+
+import httpx2
+
+from . import __version__
+from .config import origin
+from .errors import (
+    EXIT_MFA_REQUIRED,
+    ApiError,
+    KtError,
+    MfaRequired,
+    NetworkError,
+    NotLoggedIn,
+    ServerError,
+    ValidationFailed,
+)
+from .output import clean
+
+if TYPE_CHECKING:
+    from .session import Session
+
+TIMEOUT = httpx2.Timeout(15.0, connect=5.0)
+MAX_REPLY_BYTES = 1 << 20
+
+# Codes after which the stored session is of no further use.
+SESSION_ENDED_CODES = frozenset(
+    {"auth.invalid_grant", "auth.token_revoked", "auth.unauthenticated", "auth.token_expired"}
+)
+
+
+def make_http_client(transport: httpx2.BaseTransport | None = None) -> httpx2.Client:
+    return httpx2.Client(
+        timeout=TIMEOUT,
+        follow_redirects=False,
+        headers={"User-Agent": f"kt-login/{__version__}", "Accept": "application/json"},
+        transport=transport,
+    )
+
+
+def same_origin(url: str | httpx2.URL, base: str) -> bool:
+    return origin(str(url)) == origin(base)
+
+
+class BearerAuth(httpx2.Auth):
+    """A fixed bearer credential (an API token) bound to one origin."""
+
+    def __init__(self, token: str, api_url: str) -> None:
+        self._token = token
+        self._api_url = api_url
+
+    def __repr__(self) -> str:
+        return f"BearerAuth(api_url={self._api_url!r}, token=<redacted>)"
+
+    def auth_flow(
+        self, request: httpx2.Request
+    ) -> Generator[httpx2.Request, httpx2.Response, None]:
+        if not same_origin(request.url, self._api_url):
+            raise ValidationFailed(
+                f"refusing to send the API token to {request.url.scheme}://{request.url.netloc.decode()}:"
+                f" it belongs to {self._api_url}"
+            )
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
+class SessionAuth(httpx2.Auth):
+    """The stored session's access token, refreshed before it expires and once on a 401.
+
+    `current` returns a session whose access token is fresh (refreshing if needed); `refresh`
+    forces a refresh of the given (stale) session. Both come from `refresh.SessionKeeper`.
+    """
+
+    def __init__(
+        self,
+        current: Callable[[], Session],
+        refresh: Callable[[Session], Session],
+    ) -> None:
+        self._current = current
+        self._refresh = refresh
+
+    def auth_flow(
+        self, request: httpx2.Request
+    ) -> Generator[httpx2.Request, httpx2.Response, None]:
+        session = self._current()
+        self._attach(request, session)
+        response = yield request
+        # Expiry unknown or clocks disagree: the server is the judge; refresh once and retry.
+        if response.status_code == 401 and _error_code(response) == "auth.token_expired":
+            session = self._refresh(session)
+            self._attach(request, session)
+            yield request
+
+    @staticmethod
+    def _attach(request: httpx2.Request, session: Session) -> None:
+        if not same_origin(request.url, session.api_url):
+            raise ValidationFailed(
+                f"refusing to send the session to {request.url.scheme}://"
+                f"{request.url.netloc.decode()}: it belongs to {session.api_url}"
+            )
+        request.headers["Authorization"] = f"Bearer {session.access_token}"
+
+    requires_response_body = True
+
+
+def _error_code(response: httpx2.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    err = body.get("error") if isinstance(body, dict) else None
+    code = err.get("code") if isinstance(err, dict) else None
+    return code if isinstance(code, str) else None
+
+
+class ApiClient:
+    """Calls the first-party API under `api_url` and returns decoded JSON objects."""
+
+    def __init__(self, api_url: str, http: httpx2.Client) -> None:
+        self.api_url = api_url
+        self.http = http
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        auth: httpx2.Auth | None = None,
+    ) -> dict[str, Any]:
+        url = self.api_url + path
+        try:
+            response = self.http.request(
+                method, url, json=body, auth=auth or httpx2.USE_CLIENT_DEFAULT
+            )
+        except KtError:
+            raise
+        except httpx2.TimeoutException:
+            raise NetworkError(
+                f"the Keeptrusts API at {self.api_url} did not answer in time",
+                hint="check your network, or the server's status, and try again",
+            ) from None
+        except httpx2.TransportError as exc:
+            raise NetworkError(
+                f"cannot reach the Keeptrusts API at {self.api_url} ({_transport_reason(exc)})",
+                hint="is the server running? check KEEPTRUSTS_API_URL / --api-url",
+            ) from None
+        return decode_reply(response, self.api_url)
+
+
+def _transport_reason(exc: httpx2.TransportError) -> str:
+    if isinstance(exc, httpx2.ConnectError):
+        text = str(exc).lower()
+        if "refused" in text:
+            return "connection refused"
+        if "name or service" in text or "nodename" in text or "getaddrinfo" in text:
+            return "host not found"
+        if "certificate" in text or "ssl" in text:
+            return "TLS verification failed"
+        return "cannot connect"
+    return type(exc).__name__
+
+
+def decode_reply(response: httpx2.Response, api_url: str) -> dict[str, Any]:
+    """A 2xx JSON object, or the matching KtError for anything else."""
+    status = response.status_code
+    if 300 <= status < 400:
+        raise ServerError(f"the API answered with a redirect ({status}); kt does not follow them")
+    if len(response.content) > MAX_REPLY_BYTES:
+        raise ServerError(f"the API reply is too large ({len(response.content)} bytes)")
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if 200 <= status < 300:
+        if not isinstance(body, dict):
+            raise ServerError(f"the API at {api_url} sent a reply that is not a JSON object")
+        return body
+    if status >= 500 or not isinstance(body, dict) or not isinstance(body.get("error"), dict):
+        raise ServerError(f"the API at {api_url} failed (HTTP {status})")
+    err: dict[str, Any] = body["error"]
+    code = str(err.get("code", "auth.unknown"))
+    message = clean(err.get("message") or code)
+    if code == "auth.mfa_required":
+        token = err.get("mfa_token")
+        raise MfaRequired(message, mfa_token=token if isinstance(token, str) else None)
+    if status == 401 and code in SESSION_ENDED_CODES:
+        raise NotLoggedIn(message, hint="run: kt auth login")
+    error = ApiError(message, code=clean(code), status=status)
+    if code == "auth.invalid_mfa_code":
+        error.exit_code = EXIT_MFA_REQUIRED  # still waiting for a good code: same token, try again
+    raise error
+
+
+def iter_tokens(reply: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    tokens = reply.get("tokens")
+    if not isinstance(tokens, list):
+        raise ServerError("the API reply has no token list")
+    for t in tokens:
+        if isinstance(t, dict):
+            yield t
+
+
+def session_from_reply(reply: dict[str, Any], *, api_url: str, method: str, now: float) -> Session:
+    """The Session a login, MFA challenge or refresh reply describes (SECURITY.md ID-08 rules)."""
+    from .session import Session
+
+    access = reply.get("access_token")
+    token_type = reply.get("token_type", "Bearer")
+    if not isinstance(access, str) or not access:
+        raise ServerError("the API's session reply has no access token")
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise ServerError("the API's session reply has an unsupported token type")
+    refresh = reply.get("refresh_token")
+    user = reply.get("user") if isinstance(reply.get("user"), dict) else {}
+    org = reply.get("organization") if isinstance(reply.get("organization"), dict) else {}
+    scopes = reply.get("scopes") if isinstance(reply.get("scopes"), list) else []
+    assert isinstance(user, dict) and isinstance(org, dict) and isinstance(scopes, list)
+    return Session(
+        api_url=api_url,
+        access_token=access,
+        refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+        expires_at=_absolute(reply.get("expires_in"), now),
+        refresh_expires_at=_absolute(reply.get("refresh_expires_in"), now),
+        method=method,
+        user_email=str(user.get("email", "")),
+        user_id=str(user.get("id", "")),
+        organization=str(org.get("name", "")),
+        role=str(reply.get("role", "")),
+        scopes=tuple(str(s) for s in scopes),
+        mfa_authenticated=reply.get("mfa_authenticated") is True,
+        session_id=str(reply["session_id"]) if reply.get("session_id") else None,
+        obtained_at=now,
+    )
+
+
+def _absolute(seconds: object, now: float) -> float | None:
+    """`expires_in` as an absolute time; missing or nonsense means unknown (ID-08)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+        return None
+    return now + float(seconds)

@@ -1,0 +1,302 @@
+"""The App object (injected dependencies) and the per-command Invocation built from common flags.
+
+Commands receive an `Invocation`: resolved settings, a console, and helpers that reach the store
+and the API. Heavy modules (httpx2, keyring) are imported only when a command really needs them,
+so `kt --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property, wraps
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from .. import config
+from ..errors import KtError, MfaRequired, NotLoggedIn, UsageError
+from ..output import Console
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from ..api import ApiClient
+    from ..session import Session
+    from ..store import CredentialStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+def _is_tty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+@dataclass
+class App:
+    """What a `kt` process talks to; tests hand in their own (`CliRunner.invoke(obj=App(...))`)."""
+
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    transport: httpx2.BaseTransport | None = None
+    clock: Callable[[], float] = time.time
+    interactive: Callable[[], bool] = field(
+        default=lambda: _is_tty(sys.stdin) and _is_tty(sys.stderr)
+    )
+
+
+def common_options(fn: F) -> F:
+    """--profile, --api-url and --json on every command, so they can follow the verb."""
+    fn = click.option(
+        "--json", "json_mode", is_flag=True, help="Print one JSON document on stdout."
+    )(fn)
+    fn = click.option(
+        "--api-url",
+        metavar="URL",
+        help="Keeptrusts API base URL (default: $KEEPTRUSTS_API_URL, the profile's, or the "
+        "public API).",
+    )(fn)
+    fn = click.option(
+        "--profile",
+        metavar="NAME",
+        help="Profile to use (default: $KEEPTRUSTS_PROFILE or 'default').",
+    )(fn)
+
+    @wraps(fn)
+    def wrapper(
+        *args: Any, profile: str | None, api_url: str | None, json_mode: bool, **kw: Any
+    ) -> Any:
+        ctx = click.get_current_context()
+        app = ctx.find_object(App) or App()
+        inv = Invocation(app, profile_flag=profile, api_url_flag=api_url, json_mode=json_mode)
+        ctx.meta["kt.console"] = inv.console
+        return fn(inv, *args, **kw)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class Invocation:
+    def __init__(
+        self, app: App, *, profile_flag: str | None, api_url_flag: str | None, json_mode: bool
+    ) -> None:
+        self.app = app
+        self.profile_flag = profile_flag
+        self.api_url_flag = api_url_flag
+        self.console = Console(json_mode=json_mode)
+        self._http: httpx2.Client | None = None
+
+    @property
+    def json_mode(self) -> bool:
+        return self.console.json_mode
+
+    @property
+    def interactive(self) -> bool:
+        return not self.json_mode and self.app.interactive()
+
+    def now(self) -> float:
+        return self.app.clock()
+
+    @cached_property
+    def base_settings(self) -> config.Settings:
+        """Settings without looking at any stored session."""
+        return config.resolve(
+            self.app.env, profile_flag=self.profile_flag, api_url_flag=self.api_url_flag
+        )
+
+    def settings_for(self, session: Session | None) -> config.Settings:
+        if session is None:
+            return self.base_settings
+        return config.resolve(
+            self.app.env,
+            profile_flag=self.profile_flag,
+            api_url_flag=self.api_url_flag,
+            session_api_url=session.api_url,
+        )
+
+    @property
+    def profile(self) -> str:
+        return self.base_settings.profile.value
+
+    @property
+    def env_token(self) -> str | None:
+        return self.app.env.get(config.ENV_API_TOKEN) or None
+
+    def http(self) -> httpx2.Client:
+        if self._http is None:
+            from ..api import make_http_client
+
+            self._http = make_http_client(self.app.transport)
+        return self._http
+
+    def api(self, api_url: str) -> ApiClient:
+        from ..api import ApiClient
+
+        return ApiClient(api_url, self.http())
+
+    def find_session(self) -> tuple[Session | None, CredentialStore | None]:
+        from ..store import find_session
+
+        return find_session(self.base_settings.dir, self.profile)
+
+    def open_store(self, *, insecure_storage: bool) -> CredentialStore:
+        from ..store import open_store
+
+        prefer_file = insecure_storage or self.base_settings.credential_store.value == "file"
+        return open_store(self.base_settings.dir, prefer_file=prefer_file)
+
+    def store_for_new_session(self, *, insecure_storage: bool) -> CredentialStore:
+        """Where a new session goes: the opted-in file, else the store holding the current one,
+        else the keyring. Raises StoreUnavailable before anything is sent or written."""
+        if not insecure_storage and self.base_settings.credential_store.value != "file":
+            try:
+                _, current = self.find_session()
+            except KtError:
+                current = None
+            if current is not None:
+                return current
+        store = self.open_store(insecure_storage=insecure_storage)
+        store.load(self.profile)  # probes the keyring: fails closed now, not after the login
+        return store
+
+    def replace_session(self, store: CredentialStore, session: Session) -> None:
+        """Save `session` for this profile; end the one it replaces on the server (best effort)."""
+        try:
+            previous = self.find_session()[0]
+        except KtError:
+            previous = None
+        try:
+            store.save(self.profile, session)
+        except KtError:
+            self.revoke_quietly(session)  # a session we cannot keep should not stay alive
+            raise
+        if previous is not None and previous.access_token != session.access_token:
+            self.revoke_quietly(previous)
+
+    def revoke_quietly(self, old: Session) -> KtError | None:
+        """End `old` on the server it came from; the error when that could not be confirmed."""
+        from ..api import BearerAuth
+
+        body = {"refresh_token": old.refresh_token} if old.refresh_token else {}
+        try:
+            self.api(old.api_url).request(
+                "POST", "/v1/auth/logout", body=body, auth=BearerAuth(old.access_token, old.api_url)
+            )
+        except NotLoggedIn:
+            return None  # already ended
+        except KtError as exc:
+            return exc
+        return None
+
+    def authenticated(self) -> Authenticated:
+        """The credential every API command uses: $KEEPTRUSTS_API_TOKEN, else the stored session."""
+        if self.env_token:
+            from ..api import BearerAuth
+
+            api_url = self.base_settings.api_url.value
+            return Authenticated(
+                api=self.api(api_url),
+                auth=BearerAuth(self.env_token, api_url),
+                source="environment",
+            )
+        session, store = self.find_session()
+        if session is None or store is None:
+            raise NotLoggedIn(f"not logged in (profile {self.profile!r})", hint=self.login_hint())
+        settings = self.settings_for(session)
+        api_url = settings.api_url.value
+        if config.origin(api_url) != config.origin(session.api_url):
+            raise NotLoggedIn(
+                f"profile {self.profile!r} is logged in to {session.api_url}, not {api_url}",
+                hint=self.login_hint(api_url),
+            )
+        from ..api import SessionAuth
+        from ..refresh import SessionKeeper
+
+        api = self.api(session.api_url)
+        keeper = SessionKeeper(
+            session=session,
+            profile=self.profile,
+            config_dir=self.base_settings.dir,
+            store=store,
+            api=api,
+            clock=self.app.clock,
+        )
+        return Authenticated(
+            api=api,
+            auth=SessionAuth(keeper.current, keeper.refresh),
+            source=store.kind,
+            keeper=keeper,
+            store=store,
+        )
+
+    def command_prefix(self) -> str:
+        """`kt` plus the flags needed to address the same profile and server again."""
+        parts = ["kt"]
+        if self.profile_flag:
+            parts.append(f"--profile {self.profile}")
+        if self.api_url_flag:
+            parts.append(f"--api-url {self.base_settings.api_url.value}")
+        return " ".join(parts)
+
+    def login_hint(self, api_url: str | None = None) -> str:
+        flags = ""
+        if self.profile_flag:
+            flags += f" --profile {self.profile}"
+        if api_url or self.api_url_flag:
+            flags += f" --api-url {api_url or self.base_settings.api_url.value}"
+        return f"run: kt auth login{flags}"
+
+    def mfa_hint(self, mfa_token: str | None) -> str:
+        if not mfa_token:
+            return "this operation needs an MFA-authenticated session; enable MFA on your account"
+        flags = ""
+        if self.profile_flag:
+            flags += f" --profile {self.profile}"
+        if self.api_url_flag:
+            flags += f" --api-url {self.base_settings.api_url.value}"
+        return f"run: kt auth mfa challenge --token {mfa_token}{flags}"
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+
+
+@dataclass
+class Authenticated:
+    api: ApiClient
+    auth: httpx2.Auth
+    source: str  # "environment", "keyring" or "file (plaintext)"
+    keeper: Any = None
+    store: CredentialStore | None = None
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.api.request(method, path, body=body, auth=self.auth)
+
+
+def read_secret_line(stream: IO[str], what: str) -> str:
+    line = stream.readline()
+    value = line.rstrip("\r\n")
+    if not value:
+        raise UsageError(f"no {what} on standard input")
+    return value
+
+
+def with_step_up(inv: Invocation, run: Callable[[], T]) -> T:
+    """Run `run`; if the server wants MFA and a person is at the terminal, prompt once and retry.
+
+    Otherwise the MfaRequired error leaves with the exact `kt auth mfa challenge` command to run.
+    """
+    try:
+        return run()
+    except MfaRequired as exc:
+        if not (inv.interactive and exc.mfa_token):
+            exc.hint = inv.mfa_hint(exc.mfa_token)
+            raise
+        from .mfa import complete_challenge
+
+        inv.console.info(f"This operation needs multi-factor authentication ({exc.message}).")
+        complete_challenge(inv, exc.mfa_token)
+    return run()

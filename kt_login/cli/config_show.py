@@ -1,0 +1,41 @@
+"""`kt config show`: the effective settings and where each one comes from."""
+
+from __future__ import annotations
+
+import click
+
+from ..config import CONFIG_FILE
+from ..errors import KtError
+from .app import Invocation, common_options
+
+
+@click.group("config")
+def config_group() -> None:
+    """Inspect kt's configuration."""
+
+
+@config_group.command("show")
+@common_options
+def show(inv: Invocation) -> None:
+    """Show profile, API URL, credential store and config dir, each with its source
+    (flag, environment, config file, session, default)."""
+    try:
+        session = inv.find_session()[0]
+    except KtError:
+        session = None
+    settings = inv.settings_for(session)
+    doc = {
+        **settings.as_dict(),
+        "config_file": str(settings.dir / CONFIG_FILE),
+        "api_token": {
+            "value": "set (hidden)" if inv.env_token else "not set",
+            "source": "environment" if inv.env_token else "default",
+        },
+    }
+    lines = [
+        f"{name:17} {entry['value']}  ({entry['source']})"
+        for name, entry in doc.items()
+        if isinstance(entry, dict)
+    ]
+    lines.append(f"{'config_file':17} {doc['config_file']}")
+    inv.console.result(doc, lines)

@@ -1,0 +1,101 @@
+"""`kt auth login`: email and password against the first-party API, with the MFA challenge."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from ..errors import MfaRequired, UsageError
+from .app import Invocation, common_options, read_secret_line
+from .views import logged_in_line, session_document
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+
+@click.command()
+@click.option("--email", metavar="EMAIL", help="Your account's email (prompted for on a terminal).")
+@click.option(
+    "--password",
+    metavar="PASSWORD",
+    help="Password on the command line: visible to other users and in shell history. "
+    "Prefer --password-stdin or the prompt.",
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@click.option(
+    "--insecure-storage",
+    is_flag=True,
+    help="Keep the session in a plaintext file (0600) instead of the OS keyring.",
+)
+@common_options
+def login(
+    inv: Invocation,
+    email: str | None,
+    password: str | None,
+    password_stdin: bool,
+    insecure_storage: bool,
+) -> None:
+    """Sign in with email and password; the session is kept for later commands.
+
+    On a terminal you are prompted for what is missing, including an MFA code if your account
+    has MFA. Elsewhere, pass --email and --password-stdin; an MFA account then exits 4 with the
+    `kt auth mfa challenge` command to run.
+    """
+    if password is not None and password_stdin:
+        raise UsageError("use either --password or --password-stdin, not both")
+    if password is not None:
+        inv.console.warn(
+            "using --password on the command line is insecure (it shows in process lists and "
+            "shell history); use --password-stdin or the prompt"
+        )
+    if inv.env_token:
+        inv.console.warn(
+            "KEEPTRUSTS_API_TOKEN is set: other commands will keep using it instead of this session"
+        )
+    api_url = inv.base_settings.api_url.value
+    store = inv.store_for_new_session(insecure_storage=insecure_storage)
+    if store.kind != "keyring":
+        inv.console.warn(
+            f"the session will be stored in a plaintext file (mode 0600) under "
+            f"{inv.base_settings.dir}; anyone who can read your files can use it"
+        )
+
+    if not email:
+        if not inv.interactive:
+            raise UsageError("--email is required when not running on a terminal")
+        email = str(click.prompt("Email", err=True)).strip()
+    if password_stdin:
+        password = read_secret_line(sys.stdin, "password")
+    elif password is None:
+        if not inv.interactive:
+            raise UsageError("no password: use --password-stdin when not running on a terminal")
+        password = str(click.prompt("Password", hide_input=True, err=True))
+
+    api = inv.api(api_url)
+    try:
+        reply = api.request("POST", "/v1/auth/login", body={"email": email, "password": password})
+    except MfaRequired as exc:
+        if not (inv.interactive and exc.mfa_token):
+            exc.hint = inv.mfa_hint(exc.mfa_token)
+            raise
+        from .mfa import complete_challenge
+
+        del password
+        session = complete_challenge(inv, exc.mfa_token, store=store)
+        _announce(inv, session, store.kind)
+        return
+    del password
+    from ..api import session_from_reply
+
+    session = session_from_reply(reply, api_url=api_url, method="password", now=inv.now())
+    inv.replace_session(store, session)
+    _announce(inv, session, store.kind)
+
+
+def _announce(inv: Invocation, session: Session, storage: str) -> None:
+    inv.console.result(
+        {"logged_in": True, **session_document(session, profile=inv.profile, storage=storage)},
+        [logged_in_line(session, storage)],
+    )

@@ -1,0 +1,77 @@
+"""`kt auth logout`: end the session on the server, then forget it locally (LC-05, ST-08)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..errors import KtError
+from .app import Invocation, common_options
+from .views import timestamp
+
+
+@click.command()
+@click.option("--all", "all_profiles", is_flag=True, help="Log out of every profile.")
+@common_options
+def logout(inv: Invocation, all_profiles: bool) -> None:
+    """Revoke the active profile's session on the server and remove it from this machine.
+
+    If the server cannot be reached the local session is removed anyway, and kt says that the
+    server-side session may stay valid until it expires (exit 5).
+    """
+    from ..store import find_session, known_profiles
+
+    directory = inv.base_settings.dir
+    if all_profiles:
+        from ..config import configured_profiles
+
+        names = sorted(set(known_profiles(directory)) | set(configured_profiles(inv.app.env)))
+    else:
+        names = [inv.profile]
+
+    results: list[dict[str, Any]] = []
+    lines: list[str] = []
+    unrevoked: list[str] = []
+    failure: KtError | None = None
+    for name in names:
+        session, store = find_session(directory, name)
+        if session is None or store is None:
+            results.append({"profile": name, "was_logged_in": False})
+            if not all_profiles:
+                lines.append(f"Profile {name!r} was not logged in.")
+            continue
+        problem = inv.revoke_quietly(session)
+        revoked = problem is None
+        failure = failure or problem
+        store.delete(name)
+        results.append(
+            {
+                "profile": name,
+                "was_logged_in": True,
+                "server_revoked": revoked,
+                "api_url": session.api_url,
+            }
+        )
+        if revoked:
+            lines.append(f"Logged out of {session.api_url} (profile {name!r}).")
+        else:
+            until = timestamp(session.refresh_expires_at or session.expires_at) or "it expires"
+            unrevoked.append(name)
+            lines.append(
+                f"Removed the local session of profile {name!r}, but could not reach "
+                f"{session.api_url} to revoke it: the server-side session may stay valid "
+                f"until {until}."
+            )
+    if all_profiles and not any(r["was_logged_in"] for r in results):
+        lines.append("No profile was logged in.")
+    if inv.env_token:
+        inv.console.warn("KEEPTRUSTS_API_TOKEN is still set and will keep authenticating commands")
+    inv.console.result({"logged_out": results}, lines)
+    if failure is not None:
+        failure.message = (
+            f"could not revoke the server-side session of {', '.join(map(repr, unrevoked))} "
+            f"({failure.message})"
+        )
+        failure.hint = "it was removed locally; it may stay valid on the server until it expires"
+        raise failure

@@ -1,0 +1,132 @@
+"""`kt auth token …`: scoped API tokens for CI and automation (LC-06)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..errors import UsageError
+from ..output import clean
+from .app import Invocation, common_options, with_step_up
+from .views import public_token, token_table
+
+DEFAULT_EXPIRY_DAYS = 90
+
+
+@click.group()
+def token() -> None:
+    """Create, list, revoke and rotate scoped API tokens."""
+
+
+def _token_id_option(fn: Any) -> Any:
+    return click.option(
+        "--token-id",
+        "--id",
+        "token_id",
+        required=True,
+        metavar="ID",
+        help="The token's id (tok_…); --id and --token-id are the same.",
+    )(fn)
+
+
+def _scopes(values: tuple[str, ...]) -> list[str]:
+    scopes = [s.strip() for v in values for s in v.split(",") if s.strip()]
+    if not scopes:
+        raise UsageError("--scope needs at least one scope, e.g. --scope configurations:read")
+    return list(dict.fromkeys(scopes))
+
+
+@token.command("create")
+@click.option("--name", required=True, help="A name to recognise the token by.")
+@click.option(
+    "--scope",
+    "scope",
+    multiple=True,
+    required=True,
+    help="Scopes, comma-separated or repeated (e.g. configurations:write,gateways:read).",
+)
+@click.option(
+    "--expires-in-days",
+    type=click.IntRange(1, 365),
+    default=DEFAULT_EXPIRY_DAYS,
+    show_default=True,
+    help="Lifetime of the token.",
+)
+@common_options
+def create(inv: Invocation, name: str, scope: tuple[str, ...], expires_in_days: int) -> None:
+    """Create a token. Its secret is printed once, alone on stdout: store it now."""
+    body = {"name": name, "scopes": _scopes(scope), "expires_in_days": expires_in_days}
+    reply = with_step_up(inv, lambda: inv.authenticated().call("POST", "/v1/auth/tokens", body))
+    _print_secret(inv, reply, "Created API token")
+
+
+@token.command("list")
+@common_options
+def list_tokens(inv: Invocation) -> None:
+    """List tokens with their state (active, revoked, expired), never their secrets."""
+    reply = with_step_up(inv, lambda: inv.authenticated().call("GET", "/v1/auth/tokens"))
+    from ..api import iter_tokens
+
+    tokens = [public_token(t) for t in iter_tokens(reply)]
+    inv.console.result({"tokens": tokens}, token_table(tokens))
+
+
+@token.command("revoke")
+@_token_id_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@common_options
+def revoke(inv: Invocation, token_id: str, yes: bool) -> None:
+    """Revoke a token: every request made with it fails from now on."""
+    if inv.interactive and not yes:
+        click.confirm(f"Revoke API token {token_id}? This cannot be undone", abort=True, err=True)
+    path = f"/v1/auth/tokens/{_path_segment(token_id)}"
+    reply = with_step_up(inv, lambda: inv.authenticated().call("DELETE", path))
+    info = reply.get("token") if isinstance(reply.get("token"), dict) else {}
+    assert isinstance(info, dict)
+    inv.console.result(
+        {"revoked": public_token(info)},
+        [f"Revoked API token {clean(info.get('id', token_id))} ({clean(info.get('name', ''))})."],
+    )
+
+
+@token.command("rotate")
+@_token_id_option
+@common_options
+def rotate(inv: Invocation, token_id: str) -> None:
+    """Replace a token in one step: the old one is revoked and a new one with the same name
+    and scopes is issued. Needs an MFA-authenticated session."""
+    path = f"/v1/auth/tokens/{_path_segment(token_id)}/rotate"
+    reply = with_step_up(inv, lambda: inv.authenticated().call("POST", path))
+    old = reply.get("revoked") if isinstance(reply.get("revoked"), dict) else {}
+    assert isinstance(old, dict)
+    _print_secret(inv, reply, f"Revoked {clean(old.get('id', token_id))}; issued API token")
+
+
+def _print_secret(inv: Invocation, reply: dict[str, Any], what: str) -> None:
+    secret = reply.get("secret")
+    info = reply.get("token") if isinstance(reply.get("token"), dict) else {}
+    assert isinstance(info, dict)
+    if not isinstance(secret, str) or not secret:
+        from ..errors import ServerError
+
+        raise ServerError("the API did not return the new token's secret")
+    if inv.json_mode:
+        doc = {"token": public_token(info), "secret": secret}
+        if isinstance(reply.get("revoked"), dict):
+            doc["revoked"] = public_token(reply["revoked"])
+        inv.console.result(doc)
+        return
+    scopes = ",".join(str(s) for s in info.get("scopes", []) if isinstance(s, str))
+    inv.console.info(
+        f"{what} {clean(info.get('id', '?'))} '{clean(info.get('name', ''))}' "
+        f"(scopes: {clean(scopes)}; expires {clean(info.get('expires_at') or 'never')})."
+    )
+    inv.console.info("Copy the secret below now; it will not be shown again:")
+    inv.console.secret(secret)
+
+
+def _path_segment(token_id: str) -> str:
+    if not token_id or any(c in token_id for c in "/?#%") or token_id in (".", ".."):
+        raise UsageError(f"invalid token id {clean(token_id)!r}")
+    return token_id

@@ -1,0 +1,213 @@
+"""Profiles and settings: flag > environment > config file > default, each value with its source.
+
+The config file is `<config dir>/config.toml`; the directory is `KEEPTRUSTS_CONFIG_DIR` or the
+platform's user config dir. Only kt reads it; nothing secret belongs in it.
+
+    profile = "work"                      # the active profile when neither flag nor env names one
+    credential_store = "keyring"          # default for every profile: "keyring" or "file"
+
+    [profiles.work]
+    api_url = "https://api.keeptrusts.com"
+    credential_store = "file"             # per-profile override
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigError, UsageError
+
+DEFAULT_API_URL = "https://api.keeptrusts.com"
+DEFAULT_PROFILE = "default"
+CONFIG_FILE = "config.toml"
+CREDENTIAL_STORES = ("keyring", "file")
+
+ENV_API_URL = "KEEPTRUSTS_API_URL"
+ENV_API_TOKEN = "KEEPTRUSTS_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
+ENV_PROFILE = "KEEPTRUSTS_PROFILE"
+ENV_CONFIG_DIR = "KEEPTRUSTS_CONFIG_DIR"
+
+_PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_LOOPBACK_NAMES = {"localhost"}
+
+FLAG, ENVIRONMENT, CONFIG, SESSION, DEFAULT = (
+    "flag",
+    "environment",
+    "config file",
+    "session",
+    "default",
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: str
+    source: str  # one of FLAG, ENVIRONMENT, CONFIG, SESSION, DEFAULT
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_dir: Setting
+    profile: Setting
+    api_url: Setting
+    credential_store: Setting
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.config_dir.value)
+
+    def as_dict(self) -> dict[str, dict[str, str]]:
+        return {
+            name: {"value": s.value, "source": s.source}
+            for name, s in (
+                ("config_dir", self.config_dir),
+                ("profile", self.profile),
+                ("api_url", self.api_url),
+                ("credential_store", self.credential_store),
+            )
+        }
+
+
+def config_dir(env: Mapping[str, str]) -> Setting:
+    if env.get(ENV_CONFIG_DIR):
+        return Setting(env[ENV_CONFIG_DIR], ENVIRONMENT)
+    import platformdirs
+
+    return Setting(platformdirs.user_config_dir("keeptrusts", appauthor=False), DEFAULT)
+
+
+def load_config_file(directory: Path) -> dict[str, Any]:
+    """The parsed config file, `{}` when there is none. A broken file is a one-line ConfigError."""
+    path = directory / CONFIG_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        parsed = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{path} is not valid TOML ({exc})", hint="fix or remove the file"
+        ) from None
+    profiles = parsed.get("profiles", {})
+    if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
+        raise ConfigError(f"{path}: [profiles.NAME] entries must be tables")
+    return parsed
+
+
+def check_profile_name(name: str) -> str:
+    if not _PROFILE_NAME.match(name):
+        raise UsageError(
+            f"invalid profile name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)"
+        )
+    return name
+
+
+def is_loopback_host(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_api_url(url: str) -> str:
+    """Validate an API base URL against the transport rule and return it without a trailing slash.
+
+    https everywhere; plain http only for loopback hosts (ARCHITECTURE.md, SECURITY.md NT-01).
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        raise UsageError(f"invalid API URL {url!r}") from None
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        raise UsageError(f"invalid API URL {url!r}: expected https://host[:port]")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise UsageError("invalid API URL: no credentials, query or fragment allowed")
+    if parts.scheme == "http" and not is_loopback_host(host):
+        raise UsageError(
+            f"refusing plain http for {host}: the API URL must use https "
+            "(http is allowed only for loopback hosts such as 127.0.0.1)"
+        )
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != (443 if parts.scheme == "https" else 80):
+        netloc += f":{port}"
+    return f"{parts.scheme}://{netloc.lower()}{parts.path.rstrip('/')}"
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) with default ports filled in: the unit tokens are bound to (ST-07)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def resolve(
+    env: Mapping[str, str],
+    *,
+    profile_flag: str | None = None,
+    api_url_flag: str | None = None,
+    session_api_url: str | None = None,
+) -> Settings:
+    """Effective settings. `session_api_url` is the URL a stored session was issued by, used when
+    nothing more explicit names one, so a login against a server keeps working without re-typing
+    its URL for every command."""
+    cdir = config_dir(env)
+    file = load_config_file(Path(cdir.value))
+    profiles: dict[str, dict[str, Any]] = file.get("profiles", {})
+
+    if profile_flag:
+        profile = Setting(profile_flag, FLAG)
+    elif env.get(ENV_PROFILE):
+        profile = Setting(env[ENV_PROFILE], ENVIRONMENT)
+    elif isinstance(file.get("profile"), str):
+        profile = Setting(file["profile"], CONFIG)
+    else:
+        profile = Setting(DEFAULT_PROFILE, DEFAULT)
+    check_profile_name(profile.value)
+    section = profiles.get(profile.value, {})
+
+    if api_url_flag:
+        api_url = Setting(normalize_api_url(api_url_flag), FLAG)
+    elif env.get(ENV_API_URL):
+        api_url = Setting(normalize_api_url(env[ENV_API_URL]), ENVIRONMENT)
+    elif isinstance(section.get("api_url"), str):
+        api_url = Setting(normalize_api_url(section["api_url"]), CONFIG)
+    elif session_api_url:
+        api_url = Setting(normalize_api_url(session_api_url), SESSION)
+    else:
+        api_url = Setting(DEFAULT_API_URL, DEFAULT)
+
+    store_value = section.get("credential_store", file.get("credential_store"))
+    if store_value is None:
+        store = Setting("keyring", DEFAULT)
+    elif store_value in CREDENTIAL_STORES:
+        store = Setting(str(store_value), CONFIG)
+    else:
+        raise ConfigError(
+            f"{Path(cdir.value) / CONFIG_FILE}: credential_store must be "
+            f'"keyring" or "file", not {store_value!r}'
+        )
+    return Settings(config_dir=cdir, profile=profile, api_url=api_url, credential_store=store)
+
+
+def configured_profiles(env: Mapping[str, str]) -> list[str]:
+    file = load_config_file(Path(config_dir(env).value))
+    return sorted(file.get("profiles", {}))
+
+
+def environ() -> Mapping[str, str]:
+    return os.environ

@@ -1,0 +1,80 @@
+"""What reaches the terminal: human text on a TTY-friendly path, or one JSON document for machines.
+
+stdout carries the result (the JSON document under --json, the human answer otherwise, and for
+`token create`/`rotate` only the secret); progress, warnings and errors go to stderr. Text that
+came from a server is passed through `clean()` first, so a hostile server cannot drive the
+terminal (SECURITY.md HY-04).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+# ESC-introduced sequences (CSI, OSC, …) first, then any remaining C0/C1 control or DEL.
+_ESCAPE_SEQUENCE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|.)?")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return "".join(f"\\x{ord(c):02x}" for c in match.group(0))
+
+
+def clean(text: object, *, keep_newlines: bool = False) -> str:
+    """Server-supplied text made inert for a terminal: control characters shown as `\\xNN`."""
+    s = str(text)
+    s = _ESCAPE_SEQUENCE.sub(_escaped, s)
+    s = _CONTROL.sub(_escaped, s)
+    if not keep_newlines:
+        s = s.replace("\n", "\\x0a")
+    return s
+
+
+@dataclass
+class Console:
+    json_mode: bool = False
+    out: IO[str] = field(default_factory=lambda: sys.stdout)
+    err: IO[str] = field(default_factory=lambda: sys.stderr)
+
+    def result(self, document: dict[str, Any], human: Sequence[str] = ()) -> None:
+        """The command's answer on stdout: the JSON document, or the human lines."""
+        if self.json_mode:
+            self.out.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        else:
+            for line in human:
+                self.out.write(line + "\n")
+        self.out.flush()
+
+    def secret(self, value: str) -> None:
+        """The one place a secret is printed: bare, on stdout, so `| cat` gets exactly one line."""
+        self.out.write(value + "\n")
+        self.out.flush()
+
+    def info(self, line: str) -> None:
+        if not self.json_mode:
+            self.err.write(line + "\n")
+
+    def warn(self, line: str) -> None:
+        """Warnings reach stderr in both modes; JSON consumers read stdout only."""
+        self.err.write(f"Warning: {line}\n")
+        self.err.flush()
+
+    def error(self, document: dict[str, Any], line: str, hint: str | None = None) -> None:
+        if self.json_mode:
+            self.err.write(json.dumps(document, sort_keys=True) + "\n")
+        else:
+            self.err.write(f"Error: {line}\n")
+            if hint:
+                self.err.write(f"{hint}\n")
+        self.err.flush()
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    cells = [[clean(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [fmt.format(*headers).rstrip()] + [fmt.format(*r).rstrip() for r in cells]

@@ -1,0 +1,104 @@
+"""Keeping a stored session's access token fresh: proactively, once across processes.
+
+Every `kt` process that finds its access token close to expiry takes the profile's refresh lock,
+re-reads the store (another process may have refreshed meanwhile), and only then refreshes. The
+rotated refresh token is saved before the new access token is used: if saving fails, the command
+stops, since the old refresh token is already spent (SECURITY.md LC-01…LC-04).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import KtError, NetworkError, NotLoggedIn, StoreError
+
+if TYPE_CHECKING:
+    from .api import ApiClient
+    from .session import Session
+    from .store import CredentialStore
+
+MIN_WINDOW = 60.0
+
+
+def needs_refresh(session: Session, now: float) -> bool:
+    """True when less than max(60 s, 10% of the lifetime) remains; unknown expiry never does."""
+    if session.expires_at is None:
+        return False
+    lifetime = session.expires_at - (session.obtained_at or session.expires_at)
+    return session.expires_at - now < max(MIN_WINDOW, 0.1 * lifetime)
+
+
+class SessionKeeper:
+    def __init__(
+        self,
+        *,
+        session: Session,
+        profile: str,
+        config_dir: Path,
+        store: CredentialStore,
+        api: ApiClient,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.session = session
+        self._profile = profile
+        self._config_dir = config_dir
+        self._store = store
+        self._api = api
+        self._clock = clock
+
+    def current(self) -> Session:
+        if needs_refresh(self.session, self._clock()):
+            return self.refresh(self.session)
+        return self.session
+
+    def refresh(self, stale: Session) -> Session:
+        from .store import refresh_lock
+
+        with refresh_lock(self._config_dir, self._profile):
+            latest = self._store.load(self._profile)
+            if latest is None:
+                raise NotLoggedIn("you have been logged out", hint="run: kt auth login")
+            if latest.access_token != stale.access_token and not needs_refresh(
+                latest, self._clock()
+            ):
+                self.session = latest
+                return latest
+            if not latest.refresh_token or (
+                latest.refresh_expires_at is not None and latest.refresh_expires_at <= self._clock()
+            ):
+                self._store.delete(self._profile)
+                raise NotLoggedIn("your session has expired", hint="run: kt auth login")
+            reply = self._post_refresh(latest.refresh_token)
+            fresh = _replace_tokens(latest, reply, self._clock())
+            try:
+                self._store.save(self._profile, fresh)
+            except KtError as exc:
+                raise StoreError(
+                    f"the session was refreshed but could not be saved ({exc.message})",
+                    hint="the old session can no longer be used; run: kt auth login",
+                ) from None
+            self.session = fresh
+            return fresh
+
+    def _post_refresh(self, refresh_token: str) -> dict[str, object]:
+        body = {"refresh_token": refresh_token}
+        try:
+            try:
+                return self._api.request("POST", "/v1/auth/refresh", body=body)
+            except NetworkError:
+                # No reply arrived, so the token may not have been spent: one retry (LC-03).
+                return self._api.request("POST", "/v1/auth/refresh", body=body)
+        except NotLoggedIn as exc:
+            self._store.delete(self._profile)
+            raise NotLoggedIn(
+                f"your session has ended ({exc.message})", hint="run: kt auth login"
+            ) from None
+
+
+def _replace_tokens(old: Session, reply: dict[str, object], now: float) -> Session:
+    from .api import session_from_reply
+
+    return session_from_reply(dict(reply), api_url=old.api_url, method=old.method, now=now)
