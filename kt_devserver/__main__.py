@@ -1,0 +1,165 @@
+"""`kt-devserver`: serve the local Keeptrusts-compatible API (or print a demo user's TOTP code)."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import sys
+from pathlib import Path
+
+import click
+import platformdirs
+
+from kt_devserver import demo, serve, totp
+from kt_devserver.db import Database
+from kt_devserver.state import (
+    DEFAULT_ACCESS_TOKEN_TTL,
+    DEFAULT_MFA_TOKEN_TTL,
+    DEFAULT_REFRESH_TOKEN_TTL,
+    Settings,
+)
+
+EXIT_USAGE = 2
+
+
+def default_db_path() -> Path:
+    return Path(platformdirs.user_data_dir("kt-devserver")) / "devserver.db"
+
+
+def _fail(message: str, exit_code: int = 1) -> None:
+    click.echo(f"kt-devserver: error: {message}", err=True)
+    sys.exit(exit_code)
+
+
+def _open_db(db_path: str | None) -> Database:
+    path = db_path or str(default_db_path())
+    try:
+        database = Database(path)
+    except (OSError, sqlite3.Error) as exc:
+        _fail(f"cannot open database {path}: {type(exc).__name__}: {exc}")
+        raise  # unreachable; keeps type checkers happy
+    demo.seed(database)
+    return database
+
+
+_TTL = click.IntRange(min=0)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port",
+    default=8765,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to bind; 0 picks a free one (the readiness line shows it).",
+)
+@click.option(
+    "--db",
+    "db_path",
+    metavar="PATH",
+    help="SQLite database file (default: under the user data dir); ':memory:' for a throwaway run.",
+)
+@click.option(
+    "--public",
+    is_flag=True,
+    help="Allow binding a non-loopback address. The demo credentials are public: "
+    "anyone who can reach the port can sign in.",
+)
+@click.option(
+    "--access-token-ttl",
+    default=DEFAULT_ACCESS_TOKEN_TTL,
+    show_default=True,
+    type=_TTL,
+    metavar="SECONDS",
+    help="[testing] Session access token lifetime.",
+)
+@click.option(
+    "--refresh-token-ttl",
+    default=DEFAULT_REFRESH_TOKEN_TTL,
+    show_default=True,
+    type=_TTL,
+    metavar="SECONDS",
+    help="[testing] Absolute lifetime of a session's refresh tokens.",
+)
+@click.option(
+    "--mfa-token-ttl",
+    default=DEFAULT_MFA_TOKEN_TTL,
+    show_default=True,
+    type=_TTL,
+    metavar="SECONDS",
+    help="[testing] Lifetime of the mfa_token from a login or step-up.",
+)
+@click.pass_context
+def main(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    db_path: str | None,
+    public: bool,
+    access_token_ttl: int,
+    refresh_token_ttl: int,
+    mfa_token_ttl: int,
+) -> None:
+    """Serve the local Keeptrusts-compatible API (docs/api-contract.md).
+
+    Prints one line, "kt-devserver listening on http://HOST:PORT", once it accepts connections.
+    Stop it with Ctrl-C or SIGTERM. Demo users: alice@example.com / alice-password (admin) and
+    bob@example.com / bob-password (member, TOTP MFA; see `kt-devserver totp`).
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["db_path"] = db_path
+    if ctx.invoked_subcommand is not None:
+        return
+    host = host.strip("[]")
+    if not host:
+        _fail("--host must not be empty", EXIT_USAGE)
+    if not serve.is_loopback(host) and not public:
+        _fail(f"refusing to bind non-loopback host {host!r}; pass --public to allow it", EXIT_USAGE)
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="kt-devserver: %(levelname)s %(message)s"
+    )
+    if public and not serve.is_loopback(host):
+        logging.getLogger("kt_devserver").warning(
+            "serving on %s with PUBLIC demo credentials; anyone who can reach it can sign in", host
+        )
+    from kt_devserver.app import create_app
+
+    settings = Settings(
+        access_token_ttl=access_token_ttl,
+        refresh_token_ttl=refresh_token_ttl,
+        mfa_token_ttl=mfa_token_ttl,
+    )
+    app = create_app(db=_open_db(db_path), settings=settings)
+    try:
+        serve.run(app, host=host, port=port)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+@main.command("totp")
+@click.argument("email")
+@click.option(
+    "--db",
+    "db_path",
+    metavar="PATH",
+    help="SQLite database file (default: the group's --db, else the default file).",
+)
+@click.pass_context
+def totp_command(ctx: click.Context, email: str, db_path: str | None) -> None:
+    """Print EMAIL's current TOTP code (for signing in as an MFA demo user)."""
+    database = _open_db(db_path or ctx.obj.get("db_path"))
+    try:
+        user = database.find_user_by_email(email)
+    finally:
+        database.close()
+    if user is None:
+        _fail(f"no user {email!r} in this database")
+    elif user.totp_secret is None:
+        _fail(f"{email} has no MFA enrolled")
+    else:
+        click.echo(totp.code(user.totp_secret))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Who is calling: bearer session access tokens (`kta_…`) and API tokens (`kt_live_…`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from aiohttp import web
+
+from kt_devserver import scopes
+from kt_devserver.credentials import ACCESS_TOKEN_PREFIX, API_TOKEN_PREFIX, hash_secret
+from kt_devserver.db import ApiToken, Organization, Session, User
+from kt_devserver.errors import ApiError, insufficient_scope, unauthenticated
+from kt_devserver.state import state_of
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    organization: Organization
+    scopes: frozenset[str]
+    auth_method: Literal["session", "api_token"]
+    session: Session | None
+    api_token: ApiToken | None
+    expires_at: float
+
+    @property
+    def mfa_authenticated(self) -> bool:
+        return self.session is not None and self.session.mfa_authenticated
+
+
+def bearer_token(request: web.Request) -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value:
+        return None
+    return value
+
+
+def token_revoked(message: str) -> ApiError:
+    return ApiError(
+        401,
+        "auth.token_revoked",
+        message,
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+
+
+def token_expired(message: str) -> ApiError:
+    return ApiError(
+        401,
+        "auth.token_expired",
+        message,
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+
+
+def authenticate(request: web.Request) -> Principal:
+    token = bearer_token(request)
+    if token is None:
+        raise unauthenticated()
+    if token.startswith(ACCESS_TOKEN_PREFIX):
+        return _session_principal(request, token)
+    if token.startswith(API_TOKEN_PREFIX):
+        return _api_token_principal(request, token)
+    raise unauthenticated("Unknown bearer credential.")
+
+
+def _session_principal(request: web.Request, token: str) -> Principal:
+    state = state_of(request)
+    found = state.db.find_access_token(hash_secret(token))
+    if found is None:
+        raise unauthenticated("Unknown access token; sign in again.")
+    session, expires_at = found
+    if session.revoked_at is not None:
+        raise token_revoked("This session was revoked; sign in again.")
+    if state.clock() >= expires_at:
+        raise token_expired("The access token expired; refresh the session.")
+    user = state.db.get_user(session.user_id)
+    return Principal(
+        user=user,
+        organization=state.db.get_organization(user.org_id),
+        scopes=scopes.for_role(user.role),
+        auth_method="session",
+        session=session,
+        api_token=None,
+        expires_at=expires_at,
+    )
+
+
+def _api_token_principal(request: web.Request, token: str) -> Principal:
+    state = state_of(request)
+    now = state.clock()
+    row = state.db.find_api_token_by_hash(hash_secret(token))
+    if row is None:
+        raise unauthenticated("Unknown API token.")
+    if row.revoked_at is not None:
+        raise token_revoked("This API token was revoked.")
+    if now >= row.expires_at:
+        raise token_expired("This API token expired; create or rotate a token.")
+    state.db.touch_api_token(row.id, now=now)
+    user = state.db.get_user(row.user_id)
+    return Principal(
+        user=user,
+        organization=state.db.get_organization(user.org_id),
+        # A token never reaches beyond its creator's current role.
+        scopes=frozenset(row.scopes) & scopes.for_role(user.role),
+        auth_method="api_token",
+        session=None,
+        api_token=row,
+        expires_at=row.expires_at,
+    )
+
+
+def require_scope(principal: Principal, scope: str) -> None:
+    if scope not in principal.scopes:
+        raise insufficient_scope(scope)

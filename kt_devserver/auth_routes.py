@@ -1,0 +1,159 @@
+"""`/v1/auth/` session endpoints: login, MFA challenge, refresh, logout, whoami."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from kt_devserver import bodies, passwords, scopes, totp
+from kt_devserver.auth import Principal, authenticate, bearer_token
+from kt_devserver.credentials import ACCESS_TOKEN_PREFIX, hash_secret
+from kt_devserver.errors import ApiError, JsonValue, mfa_required, unauthenticated
+from kt_devserver.sessions import (
+    NewPair,
+    issue_mfa_token,
+    session_json,
+    start_session,
+)
+from kt_devserver.state import MAX_MFA_ATTEMPTS, state_of
+from kt_devserver.views import iso8601, organization_json, user_json
+
+logger = logging.getLogger(__name__)
+
+
+def _invalid_grant(message: str) -> ApiError:
+    return ApiError(401, "auth.invalid_grant", message)
+
+
+def _mfa_token_expired() -> ApiError:
+    return ApiError(
+        401,
+        "auth.mfa_token_expired",
+        "The MFA token is unknown, used or expired; sign in again.",
+    )
+
+
+async def login(request: web.Request) -> web.Response:
+    state = state_of(request)
+    body = await bodies.read_object(request)
+    email = bodies.string(body, "email", max_length=320)
+    password = bodies.string(body, "password")
+    user = state.db.find_user_by_email(email)
+    if user is None:
+        await asyncio.to_thread(passwords.verify_unknown_user, password)
+        ok = False
+    else:
+        ok = await asyncio.to_thread(passwords.verify_password, password, user.password_hash)
+    if user is None or not ok:
+        raise ApiError(401, "auth.invalid_credentials", "Wrong email or password.")
+    if user.totp_secret is not None:
+        token, ttl = issue_mfa_token(state, user, purpose="login")
+        raise mfa_required(
+            401,
+            "Enter the code from your authenticator app.",
+            mfa_token=token,
+            expires_in=ttl,
+        )
+    return web.json_response(start_session(state, user, mfa_authenticated=False))
+
+
+async def mfa_challenge(request: web.Request) -> web.Response:
+    state = state_of(request)
+    body = await bodies.read_object(request)
+    token_hash = hash_secret(bodies.string(body, "mfa_token"))
+    code = bodies.string(body, "code", max_length=32)
+    now = state.clock()
+    row = state.db.find_mfa_token(token_hash)
+    if row is None or row.used_at is not None or now >= row.expires_at:
+        raise _mfa_token_expired()
+    user = state.db.get_user(row.user_id)
+    if user.totp_secret is None or not totp.matches(user.totp_secret, code, now):
+        state.db.record_mfa_failure(token_hash, now=now, max_attempts=MAX_MFA_ATTEMPTS)
+        left = MAX_MFA_ATTEMPTS - row.failed_attempts - 1
+        hint = "sign in again" if left <= 0 else f"{left} attempt(s) left"
+        raise ApiError(401, "auth.invalid_mfa_code", f"Wrong code; {hint}.")
+    if not state.db.consume_mfa_token(token_hash, now=now):
+        raise _mfa_token_expired()
+    return web.json_response(start_session(state, user, mfa_authenticated=True))
+
+
+async def refresh(request: web.Request) -> web.Response:
+    state = state_of(request)
+    body = await bodies.read_object(request)
+    token_hash = hash_secret(bodies.string(body, "refresh_token"))
+    now = state.clock()
+    row = state.db.find_refresh_token(token_hash)
+    if row is None:
+        raise _invalid_grant("Unknown refresh token; sign in again.")
+    session = state.db.get_session(row.session_id)
+    if session.revoked_at is not None:
+        raise _invalid_grant("This session was revoked; sign in again.")
+    if row.spent_at is not None:
+        state.db.revoke_session(session.id, now=now)
+        logger.warning("refresh token replayed; session %s revoked", session.id)
+        raise _invalid_grant("This refresh token was already used; the session is revoked.")
+    if now >= row.expires_at:
+        raise _invalid_grant("The refresh token expired; sign in again.")
+    pair = NewPair(state, now=now, session_expires_at=session.expires_at)
+    if not state.db.spend_refresh_token(token_hash, now=now, pair=pair.stored):
+        state.db.revoke_session(session.id, now=now)
+        raise _invalid_grant("This refresh token was already used; the session is revoked.")
+    user = state.db.get_user(session.user_id)
+    return web.json_response(session_json(state, user, session, pair, now))
+
+
+async def logout(request: web.Request) -> web.Response:
+    """Revoke the bearer's session family (idempotent), and the refresh token's, if given."""
+    state = state_of(request)
+    body = await bodies.read_object(request, required=False)
+    refresh_token = bodies.optional_string(body, "refresh_token")
+    now = state.clock()
+    bearer = bearer_token(request)
+    user_id: str | None = None
+    if bearer is not None:
+        found = None
+        if bearer.startswith(ACCESS_TOKEN_PREFIX):
+            found = state.db.find_access_token(hash_secret(bearer))
+        if found is None:
+            raise unauthenticated("Log out with a session access token.")
+        session = found[0]
+        user_id = session.user_id
+        state.db.revoke_session(session.id, now=now)
+    elif refresh_token is None:
+        raise unauthenticated("Log out with a session access token.")
+    if refresh_token is not None:
+        row = state.db.find_refresh_token(hash_secret(refresh_token))
+        if row is not None:
+            owner = state.db.get_session(row.session_id).user_id
+            if user_id is None or owner == user_id:
+                state.db.revoke_session(row.session_id, now=now)
+    return web.json_response({"revoked": True})
+
+
+async def whoami(request: web.Request) -> web.Response:
+    principal = authenticate(request)
+    return web.json_response(whoami_json(principal))
+
+
+def whoami_json(principal: Principal) -> dict[str, JsonValue]:
+    token = principal.api_token
+    return {
+        "user": user_json(principal.user),
+        "organization": organization_json(principal.organization),
+        "role": principal.user.role,
+        "scopes": list(scopes.ordered(principal.scopes)),
+        "mfa_authenticated": principal.mfa_authenticated,
+        "auth_method": principal.auth_method,
+        "token": None if token is None else {"id": token.id, "name": token.name},
+        "expires_at": iso8601(principal.expires_at),
+    }
+
+
+def register(app: web.Application) -> None:
+    app.router.add_post("/v1/auth/login", login)
+    app.router.add_post("/v1/auth/mfa/challenge", mfa_challenge)
+    app.router.add_post("/v1/auth/refresh", refresh)
+    app.router.add_post("/v1/auth/logout", logout)
+    app.router.add_get("/v1/auth/whoami", whoami)

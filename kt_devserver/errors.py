@@ -1,0 +1,102 @@
+"""The API's error object, `{"error": {"code": "auth.…", "message": "…", …extra}}`, as an exception.
+
+Handlers raise `ApiError`; the middleware in app.py turns it, and aiohttp's own HTTP errors,
+into JSON.
+Messages are one line for a person and never carry a secret.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        extra: dict[str, JsonValue] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, JsonValue]:
+        error: dict[str, JsonValue] = {"code": self.code, "message": self.message}
+        error.update(self.extra)
+        return {"error": error}
+
+    def response(self) -> web.Response:
+        return web.json_response(self.body(), status=self.status, headers=self.headers)
+
+
+def invalid_request(message: str) -> ApiError:
+    return ApiError(400, "auth.invalid_request", message)
+
+
+def unauthenticated(message: str = "Sign in first: no valid bearer credential.") -> ApiError:
+    return ApiError(
+        401,
+        "auth.unauthenticated",
+        message,
+        headers={"WWW-Authenticate": 'Bearer realm="keeptrusts"'},
+    )
+
+
+def not_found(message: str = "Not found.") -> ApiError:
+    return ApiError(404, "auth.not_found", message)
+
+
+def insufficient_scope(required: str) -> ApiError:
+    return ApiError(
+        403,
+        "auth.insufficient_scope",
+        f"This credential lacks the scope {required!r}.",
+        extra={"required_scope": required},
+    )
+
+
+def mfa_required(
+    status: int, message: str, *, mfa_token: str | None = None, expires_in: int | None = None
+) -> ApiError:
+    extra: dict[str, JsonValue] = {}
+    if mfa_token is not None:
+        extra["mfa_token"] = mfa_token
+        extra["expires_in"] = expires_in
+    return ApiError(status, "auth.mfa_required", message, extra=extra)
+
+
+# aiohttp's own errors (routing, body size) mapped onto the contract's codes.
+STATUS_CODES: dict[int, tuple[str, str]] = {
+    400: ("auth.invalid_request", "The request is malformed."),
+    404: ("auth.not_found", "No such endpoint."),
+    405: ("auth.method_not_allowed", "This method is not allowed on this endpoint."),
+    413: ("auth.payload_too_large", "The request body is larger than 64 KiB."),
+    415: ("auth.unsupported_media_type", "The request body must be application/json."),
+}
+
+
+def from_http_exception(exc: web.HTTPException) -> ApiError:
+    status = exc.status
+    if status in STATUS_CODES:
+        code, message = STATUS_CODES[status]
+    elif status >= 500:
+        code, message = "auth.internal", "The server failed to handle the request."
+    else:
+        code, message = "auth.invalid_request", "The request was refused."
+    headers = {}
+    if "Allow" in exc.headers:
+        headers["Allow"] = exc.headers["Allow"]
+    return ApiError(status, code, message, headers=headers)
+
+
+def internal() -> ApiError:
+    return ApiError(500, "auth.internal", "The server failed to handle the request.")

@@ -1,0 +1,56 @@
+"""Running the app: bind, announce readiness on stdout, stop cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from aiohttp import web
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK_HOSTS
+
+
+def bind_host(host: str) -> str:
+    # "localhost" can resolve to both 127.0.0.1 and ::1, which with port 0 would mean two
+    # sockets on two different ports; bind the one IPv4 literal instead.
+    return "127.0.0.1" if host == "localhost" else host
+
+
+def url_for(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def serve(app: web.Application, *, host: str, port: int) -> None:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_port = runner.addresses[0][1]
+        print(f"kt-devserver listening on {url_for(host, bound_port)}", flush=True)
+        await _wait_for_stop_signal()
+    finally:
+        await runner.cleanup()
+
+
+async def _wait_for_stop_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
+            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop.set))
+    await stop.wait()
+
+
+def run(app: web.Application, *, host: str, port: int) -> None:
+    try:
+        asyncio.run(serve(app, host=bind_host(host), port=port))
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown, or one before the loop ran
+        sys.exit(0)

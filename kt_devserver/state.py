@@ -1,0 +1,40 @@
+"""What every handler needs: the database, the settings and the clock (injected for tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from kt_devserver.db import Database
+
+Clock = Callable[[], float]
+
+DEFAULT_ACCESS_TOKEN_TTL = 900
+DEFAULT_REFRESH_TOKEN_TTL = 30 * 24 * 3600
+DEFAULT_MFA_TOKEN_TTL = 300
+DEFAULT_API_TOKEN_DAYS = 90
+MAX_API_TOKEN_DAYS = 365
+MAX_MFA_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Settings:
+    access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL
+    refresh_token_ttl: int = DEFAULT_REFRESH_TOKEN_TTL
+    mfa_token_ttl: int = DEFAULT_MFA_TOKEN_TTL
+
+
+@dataclass(frozen=True)
+class State:
+    db: Database
+    settings: Settings
+    clock: Clock
+
+
+STATE = web.AppKey("kt_devserver.state", State)
+
+
+def state_of(request: web.Request) -> State:
+    return request.app[STATE]

@@ -1,0 +1,143 @@
+"""`/v1/auth/tokens`: scoped API tokens — create (secret shown once), list, revoke, rotate."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from kt_devserver import bodies, scopes
+from kt_devserver.auth import Principal, authenticate, require_scope
+from kt_devserver.credentials import (
+    API_TOKEN_DISPLAY_LENGTH,
+    API_TOKEN_PREFIX,
+    hash_secret,
+    new_secret,
+)
+from kt_devserver.db import ApiToken, NewApiToken
+from kt_devserver.errors import ApiError, mfa_required, not_found
+from kt_devserver.sessions import issue_mfa_token
+from kt_devserver.state import DEFAULT_API_TOKEN_DAYS, MAX_API_TOKEN_DAYS, State, state_of
+from kt_devserver.views import token_info
+
+_DAY = 24 * 3600
+
+
+def _new_token(
+    state: State, *, name: str, token_scopes: tuple[str, ...], days: int
+) -> tuple[str, NewApiToken]:
+    secret = new_secret(API_TOKEN_PREFIX)
+    return secret, NewApiToken(
+        name=name,
+        scopes=token_scopes,
+        secret_hash=hash_secret(secret),
+        prefix=secret[:API_TOKEN_DISPLAY_LENGTH],
+        expires_at=state.clock() + days * _DAY,
+    )
+
+
+def _requested_scopes(body: bodies.Body, principal: Principal) -> tuple[str, ...]:
+    requested = bodies.string_list(body, "scopes")
+    unknown = sorted(set(requested) - set(scopes.ALL_SCOPES))
+    if unknown:
+        shown = ", ".join(repr(name[:64]) for name in unknown[:5])
+        raise ApiError(400, "auth.invalid_scope", f"Unknown scope(s): {shown}.")
+    beyond = scopes.ordered(set(requested) - principal.scopes)
+    if beyond:
+        raise ApiError(
+            403,
+            "auth.scope_not_allowed",
+            f"You cannot grant scope(s) you do not hold: {', '.join(beyond)}.",
+        )
+    return tuple(scopes.ordered(requested))
+
+
+def _own_token(state: State, principal: Principal, token_id: str) -> ApiToken:
+    token = state.db.get_api_token(token_id, user_id=principal.user.id)
+    if token is None:
+        raise not_found("No such token.")
+    return token
+
+
+async def create_token(request: web.Request) -> web.Response:
+    state = state_of(request)
+    principal = authenticate(request)
+    require_scope(principal, scopes.TOKENS_WRITE)
+    body = await bodies.read_object(request)
+    name = bodies.string(body, "name", max_length=100)
+    token_scopes = _requested_scopes(body, principal)
+    days = bodies.optional_int(
+        body, "expires_in_days", default=DEFAULT_API_TOKEN_DAYS, low=1, high=MAX_API_TOKEN_DAYS
+    )
+    secret, new = _new_token(state, name=name, token_scopes=token_scopes, days=days)
+    row = state.db.create_api_token(user_id=principal.user.id, now=state.clock(), token=new)
+    return web.json_response(
+        {"token": token_info(row, state.clock()), "secret": secret}, status=201
+    )
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    state = state_of(request)
+    principal = authenticate(request)
+    require_scope(principal, scopes.TOKENS_READ)
+    now = state.clock()
+    rows = state.db.list_api_tokens(principal.user.id)
+    return web.json_response({"tokens": [token_info(row, now) for row in rows]})
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    state = state_of(request)
+    principal = authenticate(request)
+    require_scope(principal, scopes.TOKENS_WRITE)
+    token = _own_token(state, principal, request.match_info["token_id"])
+    now = state.clock()
+    state.db.revoke_api_token(token.id, now=now)
+    return web.json_response({"token": token_info(_own_token(state, principal, token.id), now)})
+
+
+def _require_mfa_session(state: State, principal: Principal) -> None:
+    if principal.session is None:
+        raise mfa_required(403, "API tokens cannot rotate tokens; use a session that passed MFA.")
+    if principal.session.mfa_authenticated:
+        return
+    if principal.user.totp_secret is None:
+        raise mfa_required(
+            403, "Rotating a token needs an MFA-authenticated session; enroll MFA first."
+        )
+    token, ttl = issue_mfa_token(state, principal.user, purpose="step_up")
+    raise mfa_required(
+        403,
+        "Rotating a token needs MFA; answer the challenge with your authenticator code.",
+        mfa_token=token,
+        expires_in=ttl,
+    )
+
+
+async def rotate_token(request: web.Request) -> web.Response:
+    state = state_of(request)
+    principal = authenticate(request)
+    require_scope(principal, scopes.TOKENS_WRITE)
+    _require_mfa_session(state, principal)
+    await bodies.read_object(request, required=False)
+    old = _own_token(state, principal, request.match_info["token_id"])
+    if old.revoked_at is not None:
+        raise not_found("That token is revoked; a revoked token cannot be rotated.")
+    secret, new = _new_token(
+        state, name=old.name, token_scopes=old.scopes, days=DEFAULT_API_TOKEN_DAYS
+    )
+    now = state.clock()
+    row = state.db.rotate_api_token(old.id, user_id=principal.user.id, now=now, token=new)
+    if row is None:
+        raise not_found("That token is revoked; a revoked token cannot be rotated.")
+    return web.json_response(
+        {
+            "token": token_info(row, now),
+            "secret": secret,
+            "revoked": token_info(_own_token(state, principal, old.id), now),
+        }
+    )
+
+
+def register(app: web.Application) -> None:
+    app.router.add_post("/v1/auth/tokens", create_token)
+    app.router.add_get("/v1/auth/tokens", list_tokens)
+    app.router.add_delete("/v1/auth/tokens/{token_id}", revoke_token)
+    app.router.add_post("/v1/auth/tokens/{token_id}/rotate", rotate_token)
