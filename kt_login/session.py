@@ -1,0 +1,150 @@
+"""The session kept for one profile: exactly what later commands need, nothing more (ST-06)."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .errors import StoreError
+
+_CORRUPT_HINT = "run: kt auth login"
+
+
+@dataclass(frozen=True, repr=False)
+class Session:
+    """What we persist for one profile.
+
+    ST-06 allow-list: no password, no mfa_token, no PKCE data.
+    """
+
+    api_url: str  # origin the tokens belong to, e.g. "http://127.0.0.1:8765"
+    access_token: str
+    refresh_token: str | None
+    expires_at: float | None  # absolute epoch seconds; None = unknown
+    method: str  # "password" | "mfa" | "browser" | "device"
+    user_email: str
+    user_id: str
+    organization: str
+    role: str
+    scopes: tuple[str, ...]
+    mfa_authenticated: bool
+    session_id: str | None = None
+    refresh_expires_at: float | None = None
+    obtained_at: float | None = None
+
+    def to_json(self) -> str:
+        """Compact JSON with sorted keys; a non-finite time is written as unknown (null)."""
+        data: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+            elif isinstance(value, tuple):
+                value = list(value)
+            data[f.name] = value
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Session:
+        """Parse what `to_json` wrote; anything else raises StoreError, never KeyError/TypeError."""
+        try:
+            data = json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise StoreError(
+                "stored session is corrupt (not valid JSON)", hint=_CORRUPT_HINT
+            ) from None
+        if not isinstance(data, dict):
+            raise StoreError("stored session is corrupt (not a JSON object)", hint=_CORRUPT_HINT)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            checker = _CHECKS[f.name]
+            if f.name not in data:
+                if f.name in _OPTIONAL:
+                    continue
+                raise StoreError(f"stored session is corrupt (no {f.name})", hint=_CORRUPT_HINT)
+            value = checker(data[f.name])
+            if value is _BAD:
+                raise StoreError(f"stored session is corrupt (bad {f.name})", hint=_CORRUPT_HINT)
+            values[f.name] = value
+        # Unknown keys (from a newer kt) are dropped rather than rejected.
+        return cls(**values)
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("access_token", "refresh_token") and value is not None:
+                parts.append(f"{f.name}={mask_token(value)!r}")
+            else:
+                parts.append(f"{f.name}={value!r}")
+        return f"Session({', '.join(parts)})"
+
+
+def mask_token(token: str) -> str:
+    """Keep only a short non-secret type prefix such as "kta_"."""
+    prefix, sep, _ = token.partition("_")
+    if sep and 0 < len(prefix) <= 6 and prefix.isalnum():
+        return f"{prefix}_…(redacted)"
+    return "…(redacted)"
+
+
+_BAD: Any = object()
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(name)
+
+
+def _str(value: object) -> Any:
+    return value if isinstance(value, str) else _BAD
+
+
+def _nonempty_str(value: object) -> Any:
+    return value if isinstance(value, str) and value else _BAD
+
+
+def _opt_str(value: object) -> Any:
+    return value if value is None or isinstance(value, str) else _BAD
+
+
+def _opt_time(value: object) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return _BAD
+    try:
+        number = float(value)
+    except OverflowError:
+        return _BAD
+    return number if math.isfinite(number) else _BAD
+
+
+def _bool(value: object) -> Any:
+    return value if isinstance(value, bool) else _BAD
+
+
+def _scopes(value: object) -> Any:
+    if isinstance(value, list) and all(isinstance(s, str) for s in value):
+        return tuple(value)
+    return _BAD
+
+
+_CHECKS = {
+    "api_url": _nonempty_str,
+    "access_token": _nonempty_str,
+    "refresh_token": _opt_str,
+    "expires_at": _opt_time,
+    "method": _str,
+    "user_email": _str,
+    "user_id": _str,
+    "organization": _str,
+    "role": _str,
+    "scopes": _scopes,
+    "mfa_authenticated": _bool,
+    "session_id": _opt_str,
+    "refresh_expires_at": _opt_time,
+    "obtained_at": _opt_time,
+}
+_OPTIONAL = frozenset({"session_id", "refresh_expires_at", "obtained_at"})
