@@ -90,6 +90,14 @@ _TTL = click.IntRange(min=0)
     metavar="SECONDS",
     help="[testing] Lifetime of the mfa_token from a login or step-up.",
 )
+@click.option(
+    "--mfa-max-age",
+    default=None,
+    type=_TTL,
+    metavar="SECONDS",
+    help="[testing] Make MFA-gated operations (token rotate) answer a step-up challenge "
+    "when the session's MFA is older than this. Default: no limit.",
+)
 @click.pass_context
 def main(
     ctx: click.Context,
@@ -100,12 +108,17 @@ def main(
     access_token_ttl: int,
     refresh_token_ttl: int,
     mfa_token_ttl: int,
+    mfa_max_age: int | None,
 ) -> None:
     """Serve the local Keeptrusts-compatible API (docs/api-contract.md).
 
     Prints one line, "kt-devserver listening on http://HOST:PORT", once it accepts connections.
-    Stop it with Ctrl-C or SIGTERM. Demo users: alice@example.com / alice-password (admin) and
-    bob@example.com / bob-password (member, TOTP MFA; see `kt-devserver totp`).
+    Stop it with Ctrl-C or SIGTERM.
+
+    \b
+    Demo users (public credentials, seeded on first start):
+      alice@example.com / alice-password   admin, no MFA
+      bob@example.com / bob-password       member, TOTP MFA (code: kt-devserver totp EMAIL)
     """
     ctx.ensure_object(dict)
     ctx.obj["db_path"] = db_path
@@ -129,6 +142,7 @@ def main(
         access_token_ttl=access_token_ttl,
         refresh_token_ttl=refresh_token_ttl,
         mfa_token_ttl=mfa_token_ttl,
+        mfa_max_age=mfa_max_age,
     )
     app = create_app(db=_open_db(db_path), settings=settings)
     try:
@@ -162,4 +176,4 @@ def totp_command(ctx: click.Context, email: str, db_path: str | None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="kt-devserver")

@@ -26,6 +26,8 @@ def url_for(host: str, port: int) -> str:
 
 
 async def serve(app: web.Application, *, host: str, port: int) -> None:
+    # Handlers go in first: a signal sent right after the readiness line must still stop cleanly.
+    stop = _stop_on_signals()
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -33,12 +35,12 @@ async def serve(app: web.Application, *, host: str, port: int) -> None:
         await site.start()
         bound_port = runner.addresses[0][1]
         print(f"kt-devserver listening on {url_for(host, bound_port)}", flush=True)
-        await _wait_for_stop_signal()
+        await stop.wait()
     finally:
         await runner.cleanup()
 
 
-async def _wait_for_stop_signal() -> None:
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -46,7 +48,7 @@ async def _wait_for_stop_signal() -> None:
             loop.add_signal_handler(signum, stop.set)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
             signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop.set))
-    await stop.wait()
+    return stop
 
 
 def run(app: web.Application, *, host: str, port: int) -> None:

@@ -24,6 +24,8 @@ class Settings:
     access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL
     refresh_token_ttl: int = DEFAULT_REFRESH_TOKEN_TTL
     mfa_token_ttl: int = DEFAULT_MFA_TOKEN_TTL
+    # How recent a session's MFA must be for MFA-gated operations; None means any age.
+    mfa_max_age: int | None = None
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,10 @@ async def revoke_token(request: web.Request) -> web.Response:
 def _require_mfa_session(state: State, principal: Principal) -> None:
     if principal.session is None:
         raise mfa_required(403, "API tokens cannot rotate tokens; use a session that passed MFA.")
-    if principal.session.mfa_authenticated:
+    max_age = state.settings.mfa_max_age
+    # An MFA session starts at its MFA challenge, so its age is the age of that proof.
+    mfa_age = state.clock() - principal.session.created_at
+    if principal.session.mfa_authenticated and (max_age is None or mfa_age <= max_age):
         return
     if principal.user.totp_secret is None:
         raise mfa_required(
