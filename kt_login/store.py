@@ -57,6 +57,7 @@ _PROFILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MAX_FILE_BYTES = 1 << 20
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _POSIX = os.name == "posix"
 
 T = TypeVar("T")
@@ -197,7 +198,7 @@ class KeyringStore:
         user = _username(validate_profile(profile))
         blob = session.to_json()
         backend = self._resolve()
-        self._call(lambda: backend.set_password(KEYRING_SERVICE, user, blob), secret=blob)
+        self._call(lambda: backend.set_password(KEYRING_SERVICE, user, blob), writing=True)
         FileStore(self.config_dir).remove_copy(profile)
         _update_index(self.config_dir, profile, "keyring")
 
@@ -232,7 +233,7 @@ class KeyringStore:
         self._backend = chosen
         return chosen
 
-    def _call(self, call: Callable[[], T], *, secret: str | None = None) -> T:
+    def _call(self, call: Callable[[], T], *, writing: bool = False) -> T:
         if self._broken is not None:
             raise self._broken
         try:
@@ -246,10 +247,10 @@ class KeyringStore:
         except KtError:
             raise
         except Exception as exc:
-            raise StoreUnavailable(_describe(exc, secret), hint=UNAVAILABLE_HINT) from None
+            raise StoreUnavailable(_describe(exc, writing=writing), hint=UNAVAILABLE_HINT) from None
 
 
-def _describe(exc: Exception, secret: str | None) -> str:
+def _describe(exc: Exception, *, writing: bool) -> str:
     try:
         from keyring import errors
     except ImportError:
@@ -258,11 +259,13 @@ def _describe(exc: Exception, secret: str | None) -> str:
         return "the OS keyring is locked"
     if isinstance(exc, errors.NoKeyringError):
         return "the OS keyring is unavailable: no OS keyring was found"
+    text = str(exc)
+    # A backend error raised while it held the session may quote any part of it: when writing,
+    # report only the error type.
+    detail = "" if writing or not text.strip() else text.splitlines()[0][:160]
+    detail = "".join(c if c.isprintable() else "?" for c in detail)
     if isinstance(exc, errors.InitError):
-        return "the OS keyring could not be opened"
-    detail = str(exc).splitlines()[0][:160] if str(exc) else ""
-    if secret and secret in str(exc):
-        detail = ""
+        return f"the OS keyring could not be opened ({detail or type(exc).__name__})"
     name = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
     return f"the OS keyring failed ({name})"
 
@@ -285,7 +288,8 @@ class FileStore:
     def load(self, profile: str) -> Session | None:
         path = self.path(profile)
         try:
-            fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+            # O_NONBLOCK: a FIFO planted at the path must not hang us before the type check.
+            fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -295,9 +299,14 @@ class FileStore:
                     hint=f"delete {path} and run: kt auth login",
                 ) from None
             raise StoreError(f"cannot read {path}: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as fh:
-            _check_private_file(path, os.fstat(fh.fileno()))
-            data = fh.read(_MAX_FILE_BYTES + 1)
+        try:
+            _check_private_file(path, os.fstat(fd))
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                data = fh.read(_MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
         if len(data) > _MAX_FILE_BYTES:
             raise StoreError(f"{path} is too large to be a session", hint="run: kt auth login")
         return Session.from_json(data)
