@@ -6,11 +6,12 @@ import logging
 import sqlite3
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 import platformdirs
 
-from kt_devserver import demo, serve, totp
+from kt_devserver import demo, logs, serve, totp
 from kt_devserver.db import Database
 from kt_devserver.state import (
     DEFAULT_ACCESS_TOKEN_TTL,
@@ -26,7 +27,7 @@ def default_db_path() -> Path:
     return Path(platformdirs.user_data_dir("kt-devserver")) / "devserver.db"
 
 
-def _fail(message: str, exit_code: int = 1) -> None:
+def _fail(message: str, exit_code: int = 1) -> NoReturn:
     click.echo(f"kt-devserver: error: {message}", err=True)
     sys.exit(exit_code)
 
@@ -37,7 +38,6 @@ def _open_db(db_path: str | None) -> Database:
         database = Database(path)
     except (OSError, sqlite3.Error) as exc:
         _fail(f"cannot open database {path}: {type(exc).__name__}: {exc}")
-        raise  # unreachable; keeps type checkers happy
     demo.seed(database)
     return database
 
@@ -129,9 +129,7 @@ def main(
         _fail("--host must not be empty", EXIT_USAGE)
     if not serve.is_loopback(host) and not public:
         _fail(f"refusing to bind non-loopback host {host!r}; pass --public to allow it", EXIT_USAGE)
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="kt-devserver: %(levelname)s %(message)s"
-    )
+    logs.configure()
     if public and not serve.is_loopback(host):
         logging.getLogger("kt_devserver").warning(
             "serving on %s with PUBLIC demo credentials; anyone who can reach it can sign in", host

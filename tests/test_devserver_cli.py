@@ -61,6 +61,18 @@ def test_refuses_a_non_loopback_host_without_public(tmp_path, host):
         assert "--public" in lines[0]
 
 
+def test_a_busy_port_is_a_one_line_error(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("--port", str(port), "--db", str(tmp_path / "dev.db"))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert str(port) in result.stderr
+
+
 def test_localhost_binds_the_ipv4_loopback_literal(devserver_factory):
     server = devserver_factory("--host", "localhost")
     assert READY.match(server.ready_line), server.ready_line
@@ -183,10 +195,22 @@ def test_no_secret_reaches_the_logs_or_the_database_in_clear(devserver):
             headers={"Content-Type": "application/json"},
         )
         secrets_seen.append("canary-bad-json")
+    # Malformed HTTP: aiohttp's parser errors quote the raw bytes unless the server withholds them.
+    port = int(devserver.url.rsplit(":", 1)[1])
+    for raw in (
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization Bearer canary-raw-header\r\n\r\n",
+        b"POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"canary-raw-chunk\r\n",
+    ):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(raw)
+            assert sock.recv(100).startswith(b"HTTP/1.")
+    secrets_seen += ["canary-raw-header", "canary-raw-chunk"]
     assert devserver.stop() == 0
 
     stderr = devserver.stderr()
     assert "refresh token replayed" in stderr  # the log is really captured
+    assert "details withheld" in stderr
     db_bytes = devserver.db_path.read_bytes()
     for secret in secrets_seen:
         assert secret not in stderr
