@@ -185,8 +185,10 @@ class KeyringStore:
         self._broken: StoreUnavailable | None = None
 
     def check(self) -> None:
-        """Raise StoreUnavailable unless a secure keyring answers; call it before prompting."""
-        self._resolve()
+        """Raise StoreUnavailable unless a secure keyring answers a read; use it before asking
+        for a password, so a login never happens only to find nowhere to keep its session."""
+        backend = self._resolve()
+        self._call(lambda: backend.get_password(KEYRING_SERVICE, "kt:probe"))
 
     def load(self, profile: str) -> Session | None:
         user = _username(validate_profile(profile))
@@ -314,7 +316,7 @@ class FileStore:
     def save(self, profile: str, session: Session) -> None:
         path = self.path(profile)
         blob = session.to_json().encode()
-        _private_dir(self.config_dir)
+        _config_dir(self.config_dir)
         _private_dir(self.directory)
         _atomic_write(path, blob)
         if _read_index(self.config_dir).get(profile) == "keyring":
@@ -363,6 +365,17 @@ def _check_private_file(path: Path, st: os.stat_result) -> None:
         )
 
 
+def _config_dir(path: Path) -> None:
+    """Create the config dir as 0700 if missing; an existing one (maybe a symlink into a
+    dotfiles checkout) is the user's business."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create {path}: {exc.strerror}") from None
+    if not path.is_dir():
+        raise StoreError(f"{path} is not a directory")
+
+
 def _private_dir(path: Path) -> None:
     """Create `path` as 0700, or check an existing one is ours and narrow it if it is wider."""
     try:
@@ -370,6 +383,11 @@ def _private_dir(path: Path) -> None:
         st = os.lstat(path)
     except OSError as exc:
         raise StoreError(f"cannot create {path}: {exc.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise StoreError(
+            f"{path} is a symbolic link; refusing to keep sessions through it (not a directory)",
+            hint="move it away and try again",
+        )
     if not stat.S_ISDIR(st.st_mode):
         raise StoreError(f"{path} is not a directory", hint="move it away and try again")
     if not _POSIX:
@@ -514,7 +532,7 @@ def _lock(config_dir: Path, name: str, timeout: float) -> Iterator[None]:
     from filelock import FileLock, Timeout
 
     locks = config_dir / LOCKS_DIR
-    _private_dir(config_dir)
+    _config_dir(config_dir)
     _private_dir(locks)
     path = locks / f"{name}.lock"
     # A singleton instance per path makes nested use in one thread re-entrant, not a deadlock.

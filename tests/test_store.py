@@ -526,3 +526,19 @@ def test_file_store_refuses_a_fifo_without_hanging(tmp_path: Path) -> None:
     os.mkfifo(files.path("default"), 0o600)
     with pytest.raises(StoreError, match="not a regular file"):
         files.load("default")
+
+
+def test_config_dir_may_be_a_symlink_but_credentials_dir_may_not(tmp_path: Path) -> None:
+    real = tmp_path / "dotfiles" / "kt"
+    real.mkdir(parents=True)
+    (tmp_path / "kt").symlink_to(real)
+    files = FileStore(tmp_path / "kt")
+    files.save("default", make_session())
+    assert (real / "credentials" / "default.json").exists()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (real / "credentials").rename(tmp_path / "old-credentials")
+    (real / "credentials").symlink_to(elsewhere)
+    with pytest.raises(StoreError, match="not a directory"):
+        files.save("default", make_session())
+    assert list(elsewhere.iterdir()) == []

@@ -259,7 +259,9 @@ def test_locked_keyring_is_unavailable_and_nothing_is_written(
         "DBUS_SESSION_BUS_ADDRESS", locked_secret_service["DBUS_SESSION_BUS_ADDRESS"]
     )
     use_backend(monkeypatch, SecretService.Keyring())
-    keyring_store = open_store(tmp_path, prefer_file=False)
+    keyring_store = KeyringStore(tmp_path)
+    with pytest.raises(StoreUnavailable, match="locked"):
+        keyring_store.check()
     with pytest.raises(StoreUnavailable) as info:
         keyring_store.save("default", make_session())
     assert_unavailable(info.value, "locked")
@@ -325,8 +327,9 @@ def test_insecure_backends_count_as_no_keyring(
 ) -> None:
     use_backend(monkeypatch, backend)
     keyring_store = open_store(tmp_path, prefer_file=False)
+    assert isinstance(keyring_store, KeyringStore)
     for call in (
-        keyring_store.check,  # type: ignore[attr-defined]
+        keyring_store.check,
         lambda: keyring_store.save("default", make_session()),
         lambda: keyring_store.load("default"),
     ):
