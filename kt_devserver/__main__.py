@@ -12,6 +12,7 @@ import click
 import platformdirs
 
 from kt_devserver import demo, logs, serve, totp
+from kt_devserver.app import create_app
 from kt_devserver.db import Database
 from kt_devserver.state import (
     DEFAULT_ACCESS_TOKEN_TTL,
@@ -38,7 +39,6 @@ def _open_db(db_path: str | None) -> Database:
         database = Database(path)
     except (OSError, sqlite3.Error) as exc:
         _fail(f"cannot open database {path}: {type(exc).__name__}: {exc}")
-    demo.seed(database)
     return database
 
 
@@ -134,19 +134,19 @@ def main(
         logging.getLogger("kt_devserver").warning(
             "serving on %s with PUBLIC demo credentials; anyone who can reach it can sign in", host
         )
-    from kt_devserver.app import create_app
-
     settings = Settings(
         access_token_ttl=access_token_ttl,
         refresh_token_ttl=refresh_token_ttl,
         mfa_token_ttl=mfa_token_ttl,
         mfa_max_age=mfa_max_age,
     )
-    app = create_app(db=_open_db(db_path), settings=settings)
+    database = _open_db(db_path)
     try:
-        serve.run(app, host=host, port=port)
+        serve.run(create_app(db=database, settings=settings), host=host, port=port)
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    finally:
+        database.close()
 
 
 @main.command("totp")
@@ -162,15 +162,15 @@ def totp_command(ctx: click.Context, email: str, db_path: str | None) -> None:
     """Print EMAIL's current TOTP code (for signing in as an MFA demo user)."""
     database = _open_db(db_path or ctx.obj.get("db_path"))
     try:
+        demo.seed(database)
         user = database.find_user_by_email(email)
     finally:
         database.close()
     if user is None:
         _fail(f"no user {email!r} in this database")
-    elif user.totp_secret is None:
+    if user.totp_secret is None:
         _fail(f"{email} has no MFA enrolled")
-    else:
-        click.echo(totp.code(user.totp_secret))
+    click.echo(totp.code(user.totp_secret))
 
 
 if __name__ == "__main__":

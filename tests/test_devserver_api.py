@@ -21,8 +21,23 @@ ALL_SCOPES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    """One server for the tests that do not depend on a pristine database (each signs in anew)."""
+    server = start_devserver(tmp_path_factory.mktemp("devserver"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def http(devserver: DevServer) -> Iterator[httpx2.Client]:
+def http(shared_server: DevServer) -> Iterator[httpx2.Client]:
+    with httpx2.Client(base_url=shared_server.url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def fresh_http(devserver: DevServer) -> Iterator[httpx2.Client]:
+    """A client of a server of its own, for tests that count what is in the database."""
     with httpx2.Client(base_url=devserver.url, timeout=10) as client:
         yield client
 
@@ -202,7 +217,8 @@ def test_logout_revokes_the_family_and_is_idempotent(http):
     assert again.json() == {"revoked": True}
 
 
-def test_token_create_list_use_revoke(http):
+def test_token_create_list_use_revoke(fresh_http):
+    http = fresh_http
     session = alice(http)
     response = create_token(http, session["access_token"], ["tokens:read", "gateways:read"])
     assert response.status_code == 201, response.text
@@ -259,7 +275,8 @@ def test_unknown_token_id_is_404(http):
         assert error_of(response, 404)["code"] == "auth.not_found"
 
 
-def test_tokens_of_another_user_are_invisible(http):
+def test_tokens_of_another_user_are_invisible(fresh_http):
+    http = fresh_http
     alice_session = alice(http)
     token_id = create_token(http, alice_session["access_token"], ["tokens:read"]).json()["token"][
         "id"
@@ -353,14 +370,7 @@ def test_cannot_grant_scopes_the_creator_lacks(http):
     assert error_of(response, 400)["code"] == "auth.invalid_scope"
 
 
-# --- every malformed request gets the JSON error shape (one server for the whole table) ------
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
-    server = start_devserver(tmp_path_factory.mktemp("devserver"))
-    yield server
-    server.stop()
+# --- every malformed request gets the JSON error shape -----------------------------------------
 
 
 @pytest.fixture(scope="module")
