@@ -95,8 +95,9 @@ class SessionAuth(httpx2.Auth):
         session = self._current()
         self._attach(request, session)
         response = yield request
-        # Expiry unknown or clocks disagree: the server is the judge; refresh once and retry.
-        if response.status_code == 401 and _error_code(response) == "auth.token_expired":
+        # Expiry unknown, clocks disagree or the access token was revoked: the server is the
+        # judge. Refresh once and retry; a refused refresh clears the session (LC-04).
+        if response.status_code == 401 and _error_code(response) in SESSION_ENDED_CODES:
             session = self._refresh(session)
             self._attach(request, session)
             yield request
@@ -195,7 +196,9 @@ def decode_reply(response: httpx2.Response, api_url: str) -> dict[str, Any]:
         token = err.get("mfa_token")
         raise MfaRequired(message, mfa_token=token if isinstance(token, str) else None)
     if status == 401 and code in SESSION_ENDED_CODES:
-        raise NotLoggedIn(message, hint="run: kt auth login")
+        ended = NotLoggedIn(message, hint="run: kt auth login")
+        ended.code = clean(code)
+        raise ended
     error = ApiError(message, code=clean(code), status=status)
     if code == "auth.invalid_mfa_code":
         error.exit_code = EXIT_MFA_REQUIRED  # still waiting for a good code: same token, try again

@@ -15,20 +15,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-# ESC-introduced sequences (CSI, OSC, …) first, then any remaining C0/C1 control or DEL.
-_ESCAPE_SEQUENCE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|.)?")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0/C1 controls and DEL (tab and newline aside): without ESC, CSI and BEL no escape sequence
+# can start, so showing each as `\xNN` makes the whole text inert. Bidi overrides go too: they
+# can make a terminal show text in an order other than the bytes'.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _escaped(match: re.Match[str]) -> str:
-    return "".join(f"\\x{ord(c):02x}" for c in match.group(0))
+    n = ord(match.group(0))
+    return f"\\x{n:02x}" if n <= 0xFF else f"\\u{n:04x}"
 
 
 def clean(text: object, *, keep_newlines: bool = False) -> str:
     """Server-supplied text made inert for a terminal: control characters shown as `\\xNN`."""
-    s = str(text)
-    s = _ESCAPE_SEQUENCE.sub(_escaped, s)
-    s = _CONTROL.sub(_escaped, s)
+    s = _CONTROL.sub(_escaped, str(text))
     if not keep_newlines:
         s = s.replace("\n", "\\x0a")
     return s

@@ -27,7 +27,8 @@ def needs_refresh(session: Session, now: float) -> bool:
     """True when less than max(60 s, 10% of the lifetime) remains; unknown expiry never does."""
     if session.expires_at is None:
         return False
-    lifetime = session.expires_at - (session.obtained_at or session.expires_at)
+    obtained = session.obtained_at if session.obtained_at is not None else session.expires_at
+    lifetime = session.expires_at - obtained
     return session.expires_at - now < max(MIN_WINDOW, 0.1 * lifetime)
 
 

@@ -249,10 +249,10 @@ class Invocation:
             flags += f" --api-url {api_url or self.base_settings.api_url.value}"
         return f"run: kt auth login{flags}"
 
-    def mfa_hint(self, mfa_token: str | None) -> str:
+    def mfa_hint(self, mfa_token: str | None, *, insecure_storage: bool = False) -> str:
         if not mfa_token:
             return "this operation needs an MFA-authenticated session; enable MFA on your account"
-        flags = ""
+        flags = " --insecure-storage" if insecure_storage else ""
         if self.profile_flag:
             flags += f" --profile {self.profile}"
         if self.api_url_flag:
@@ -273,7 +273,15 @@ class Authenticated:
     store: CredentialStore | None = None
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.api.request(method, path, body=body, auth=self.auth)
+        try:
+            return self.api.request(method, path, body=body, auth=self.auth)
+        except NotLoggedIn as exc:
+            if self.source == "environment":
+                exc.message = f"the API token in KEEPTRUSTS_API_TOKEN was refused ({exc.message})"
+                exc.hint = (
+                    "set KEEPTRUSTS_API_TOKEN to a valid token, or unset it to use kt auth login"
+                )
+            raise
 
 
 def read_secret_line(stream: IO[str], what: str) -> str:

@@ -20,7 +20,7 @@ def logout(inv: Invocation, all_profiles: bool) -> None:
     If the server cannot be reached the local session is removed anyway, and kt says that the
     server-side session may stay valid until it expires (exit 5).
     """
-    from ..store import find_session, known_profiles
+    from ..store import find_session, forget_session, known_profiles
 
     directory = inv.base_settings.dir
     if all_profiles:
@@ -44,7 +44,7 @@ def logout(inv: Invocation, all_profiles: bool) -> None:
         problem = inv.revoke_quietly(session)
         revoked = problem is None
         failure = failure or problem
-        store.delete(name)
+        forget_session(directory, name)
         results.append(
             {
                 "profile": name,

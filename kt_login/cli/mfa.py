@@ -31,8 +31,13 @@ def mfa() -> None:
     metavar="MFA_TOKEN",
     help="The mfa_token an auth.mfa_required answer gave you ('-' reads it from stdin).",
 )
+@click.option(
+    "--insecure-storage",
+    is_flag=True,
+    help="Keep the session in a plaintext file (0600) instead of the OS keyring.",
+)
 @common_options
-def challenge(inv: Invocation, mfa_token: str) -> None:
+def challenge(inv: Invocation, mfa_token: str, insecure_storage: bool) -> None:
     """Complete an MFA challenge; the new session has mfa_authenticated: true.
 
     The one-time code is prompted for on a terminal, or read from stdin otherwise:
@@ -46,7 +51,8 @@ def challenge(inv: Invocation, mfa_token: str) -> None:
         code = None
     else:
         code = None if inv.interactive else read_secret_line(sys.stdin, "MFA code")
-    complete_challenge(inv, mfa_token, code=code, announce=True)
+    store = inv.store_for_new_session(insecure_storage=insecure_storage)
+    complete_challenge(inv, mfa_token, code=code, store=store, announce=True)
 
 
 def complete_challenge(

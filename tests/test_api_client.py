@@ -1,0 +1,168 @@
+"""The API client against malformed and hostile replies (httpx2.MockTransport), and its rules."""
+
+from __future__ import annotations
+
+import httpx2
+import pytest
+
+from kt_login.api import ApiClient, BearerAuth, decode_reply, make_http_client, session_from_reply
+from kt_login.cli import main
+from kt_login.cli.app import App
+from kt_login.config import normalize_api_url
+from kt_login.errors import NetworkError, ServerError, ValidationFailed
+from kt_login.output import clean
+from kt_login.refresh import needs_refresh
+
+API = "https://api.example"
+
+
+class Recorder:
+    def __init__(self, reply):
+        self.reply = reply
+        self.requests: list[httpx2.Request] = []
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests.append(request)
+        return self.reply(request)
+
+
+def client(recorder) -> ApiClient:
+    return ApiClient(API, make_http_client(httpx2.MockTransport(recorder)))
+
+
+def test_redirect_is_not_followed_and_token_not_forwarded():
+    rec = Recorder(lambda r: httpx2.Response(302, headers={"Location": "https://evil.example/x"}))
+    with pytest.raises(ServerError):
+        client(rec).request("GET", "/v1/auth/whoami", auth=BearerAuth("kt_live_canary", API))
+    assert [str(r.url) for r in rec.requests] == [API + "/v1/auth/whoami"]
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        "https://api.example.attacker.net",
+        "https://api.example:8443",
+        "http://api.example",
+        "https://evil.example",
+    ],
+)
+def test_api_token_only_sent_to_its_exact_origin(elsewhere):
+    rec = Recorder(lambda r: httpx2.Response(200, json={}))
+    api = ApiClient(elsewhere, make_http_client(httpx2.MockTransport(rec)))
+    with pytest.raises(ValidationFailed):
+        api.request("GET", "/v1/auth/whoami", auth=BearerAuth("kt_live_canary", API))
+    assert rec.requests == []
+
+
+def test_api_token_sent_to_same_origin_with_default_port():
+    rec = Recorder(lambda r: httpx2.Response(200, json={"ok": True}))
+    api = ApiClient("https://API.example:443", make_http_client(httpx2.MockTransport(rec)))
+    assert api.request("GET", "/x", auth=BearerAuth("kt_live_canary", API)) == {"ok": True}
+    assert rec.requests[0].headers["Authorization"] == "Bearer kt_live_canary"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (200, b"<html>", ServerError),
+        (200, b"[1,2]", ServerError),
+        (500, b'{"error": {"code": "auth.internal"}}', ServerError),
+        (502, b"Bad gateway", ServerError),
+        (400, b"not json", ServerError),
+        (400, b'{"error": "flat string"}', ServerError),
+    ],
+)
+def test_malformed_replies(status, body, error):
+    with pytest.raises(error) as info:
+        decode_reply(httpx2.Response(status, content=body), API)
+    assert info.value.exit_code == 6
+
+
+def test_hostile_error_text_is_cleaned():
+    body = {"error": {"code": "auth.nope", "message": "\x1b[2J\x1b]0;pwned\x07 boom"}}
+    with pytest.raises(Exception) as info:
+        decode_reply(httpx2.Response(403, json=body), API)
+    assert "\x1b" not in str(info.value) and "\\x1b" in str(info.value)
+
+
+def test_timeout_is_a_network_error():
+    def hang(request):
+        raise httpx2.ReadTimeout("timed out", request=request)
+
+    with pytest.raises(NetworkError) as info:
+        client(Recorder(hang)).request("GET", "/v1/auth/whoami")
+    assert info.value.exit_code == 5
+
+
+def test_token_type_case_insensitive_and_missing_expiry():
+    s = session_from_reply(
+        {"access_token": "a", "token_type": "bEARER"}, api_url=API, method="password", now=1000.0
+    )
+    assert s.expires_at is None and not needs_refresh(s, 10**12)
+    with pytest.raises(ServerError):
+        session_from_reply(
+            {"access_token": "a", "token_type": "mac"}, api_url=API, method="x", now=0
+        )
+    with pytest.raises(ServerError):
+        session_from_reply({"token_type": "Bearer"}, api_url=API, method="x", now=0)
+
+
+def test_refresh_window():
+    s = session_from_reply(
+        {"access_token": "a", "expires_in": 900}, api_url=API, method="password", now=0.0
+    )
+    assert not needs_refresh(s, 800.0)  # 100 s left > max(60, 90)
+    assert needs_refresh(s, 811.0)  # 89 s left
+    long = session_from_reply(
+        {"access_token": "a", "expires_in": 36000}, api_url=API, method="password", now=0.0
+    )
+    assert needs_refresh(long, 36000 - 3599)  # 10% of ten hours
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://api.keeptrusts.com/", True),
+        ("http://127.0.0.1:8765", True),
+        ("http://[::1]:8765", True),
+        ("http://localhost:8765", True),
+        ("http://api.example", False),
+        ("http://10.0.0.5", False),
+        ("ftp://api.example", False),
+        ("https://user:pw@api.example", False),
+        ("javascript:alert(1)", False),
+    ],
+)
+def test_transport_rule(url, ok):
+    if ok:
+        assert normalize_api_url(url).startswith(("https://", "http://"))
+    else:
+        with pytest.raises(Exception) as info:
+            normalize_api_url(url)
+        assert getattr(info.value, "exit_code", None) == 2
+
+
+def test_clean_escapes_terminal_controls():
+    assert clean("a\x1b[31mred\x1b[0m") == "a\\x1b[31mred\\x1b[0m"
+    assert clean("ok\x07\x9b") == "ok\\x07\\x9b"
+    assert clean("line1\nline2") == "line1\\x0aline2"
+
+
+def test_cli_prints_hostile_server_text_inert(tmp_path, capsys):
+    def reply(request):
+        return httpx2.Response(
+            401,
+            json={"error": {"code": "auth.invalid_credentials", "message": "\x1b]0;pwned\x07no"}},
+        )
+
+    app = App(
+        env={"KEEPTRUSTS_CONFIG_DIR": str(tmp_path), "KEEPTRUSTS_API_URL": API},
+        transport=httpx2.MockTransport(reply),
+        interactive=lambda: False,
+    )
+    code = main(
+        ["auth", "login", "--email", "a@b", "--password", "x", "--insecure-storage"], obj=app
+    )
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "\x1b" not in err and "\x07" not in err and "pwned" in err

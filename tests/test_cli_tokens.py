@@ -1,0 +1,167 @@
+"""Scoped API tokens through the real `kt` process and server: create, list, revoke, rotate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kt_devserver import totp
+from kt_devserver.demo import BOB_TOTP_SECRET
+from tests.kt_process import base_env, kt
+
+
+@pytest.fixture
+def env(tmp_path, devserver):
+    env = base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url)
+    cfg = Path(env["KEEPTRUSTS_CONFIG_DIR"])
+    cfg.mkdir(parents=True)
+    (cfg / "config.toml").write_text('credential_store = "file"\n')
+    return env
+
+
+def alice(env):
+    r = kt(
+        "auth",
+        "login",
+        "--email",
+        "alice@example.com",
+        "--password-stdin",
+        env=env,
+        input="alice-password\n",
+    )
+    assert r.code == 0, r.stderr
+
+
+def bob_with_mfa(env):
+    r = kt(
+        "auth",
+        "login",
+        "--email",
+        "bob@example.com",
+        "--password-stdin",
+        "--json",
+        env=env,
+        input="bob-password\n",
+    )
+    assert r.code == 4
+    token = r.error()["mfa_token"]
+    r = kt("auth", "mfa", "challenge", "--token", token, env=env, input=totp.code(BOB_TOTP_SECRET))
+    assert r.code == 0, r.stderr
+
+
+def create(env, *scopes, name="ci-deploy"):
+    r = kt(
+        "auth", "token", "create", "--name", name, "--scope", ",".join(scopes), "--json", env=env
+    )
+    assert r.code == 0, r.stderr
+    return r.json()
+
+
+def test_create_prints_secret_once_on_stdout(env):
+    alice(env)
+    r = kt(
+        "auth",
+        "token",
+        "create",
+        "--name",
+        "ci",
+        "--scope",
+        "configurations:write,gateways:read",
+        env=env,
+    )
+    assert r.code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kt_live_")
+    assert "will not be shown again" in r.stderr
+    secret = lines[0]
+    listed = kt("auth", "token", "list", "--json", env=env)
+    assert listed.code == 0
+    assert secret not in listed.stdout
+    (tok,) = listed.json()["tokens"]
+    assert tok["name"] == "ci" and tok["state"] == "active"
+    assert sorted(tok["scopes"]) == ["configurations:write", "gateways:read"]
+    assert tok["expires_at"]  # finite default expiry
+    human = kt("auth", "token", "list", env=env)
+    assert "ci" in human.stdout and "active" in human.stdout and secret not in human.stdout
+
+
+def test_env_token_is_used_scoped_and_revoked(env):
+    alice(env)
+    made = create(env, "tokens:read", "gateways:read")
+    secret, token_id = made["secret"], made["token"]["id"]
+    ci = dict(env, KEEPTRUSTS_API_TOKEN=secret)
+    who = kt("auth", "whoami", "--json", env=ci)
+    assert who.code == 0, who.stderr
+    assert who.json()["auth_method"] == "api_token"
+    assert who.json()["credential_source"] == "environment"
+    assert kt("auth", "token", "list", env=ci).code == 0
+    # the token lacks tokens:write
+    denied = kt(
+        "auth", "token", "create", "--name", "x", "--scope", "tokens:read", "--json", env=ci
+    )
+    assert denied.code == 1
+    assert denied.error()["code"] == "auth.insufficient_scope"
+    # revoke (either spelling), then the token is refused on its next request
+    r = kt("auth", "token", "revoke", "--id", token_id, "--json", env=env)
+    assert r.code == 0, r.stderr
+    assert r.json()["revoked"]["state"] == "revoked"
+    gone = kt("auth", "whoami", "--json", env=ci)
+    assert gone.code == 3
+    assert gone.error()["code"] == "auth.token_revoked"
+    again = kt("auth", "token", "revoke", "--token-id", token_id, env=env)
+    assert again.code == 0
+    listed = kt("auth", "token", "list", "--json", env=env).json()["tokens"]
+    assert listed[0]["state"] == "revoked"
+
+
+def test_env_token_never_written(env):
+    alice(env)
+    secret = create(env, "tokens:read")["secret"]
+    ci = dict(env, KEEPTRUSTS_API_TOKEN=secret)
+    assert kt("auth", "whoami", env=ci).code == 0
+    for path in Path(env["KEEPTRUSTS_CONFIG_DIR"]).rglob("*"):
+        if path.is_file():
+            assert secret not in path.read_text(errors="replace")
+    out = kt("auth", "logout", env=ci)
+    assert "KEEPTRUSTS_API_TOKEN is still set" in out.stderr
+
+
+def test_unknown_token_id(env):
+    alice(env)
+    r = kt("auth", "token", "revoke", "--token-id", "tok_doesnotexist", "--json", env=env)
+    assert r.code == 1
+    assert r.error()["code"] == "auth.not_found"
+    r = kt("auth", "token", "revoke", "--token-id", "../../v1/auth/logout", "--json", env=env)
+    assert r.code == 2
+
+
+def test_scope_beyond_role_refused(tmp_path, env):
+    bob_with_mfa(env)
+    r = kt("auth", "token", "create", "--name", "x", "--scope", "gateways:write", "--json", env=env)
+    assert r.code == 1
+    assert r.error()["code"] == "auth.scope_not_allowed"
+
+
+def test_rotate_requires_mfa_session(env):
+    alice(env)
+    token_id = create(env, "tokens:read")["token"]["id"]
+    r = kt("auth", "token", "rotate", "--id", token_id, "--json", env=env)
+    assert r.code == 4
+    assert r.error()["code"] == "auth.mfa_required"
+
+
+def test_rotate_after_mfa(env):
+    bob_with_mfa(env)
+    old = create(env, "tokens:read", "gateways:read")
+    r = kt("auth", "token", "rotate", "--token-id", old["token"]["id"], env=env)
+    assert r.code == 0, r.stderr
+    (new_secret,) = r.stdout.splitlines()
+    assert new_secret.startswith("kt_live_") and new_secret != old["secret"]
+    assert kt("auth", "whoami", env=dict(env, KEEPTRUSTS_API_TOKEN=old["secret"])).code == 3
+    who = kt("auth", "whoami", "--json", env=dict(env, KEEPTRUSTS_API_TOKEN=new_secret))
+    assert who.code == 0
+    tokens = kt("auth", "token", "list", "--json", env=env).json()["tokens"]
+    states = {t["id"]: t["state"] for t in tokens}
+    assert states[old["token"]["id"]] == "revoked"
+    assert sorted(states.values()) == ["active", "revoked"]
