@@ -78,6 +78,7 @@ def login(
         reply = api.request("POST", "/v1/auth/login", body={"email": email, "password": password})
     except MfaRequired as exc:
         if not (inv.interactive and exc.mfa_token):
+            exc.message = f"{email} uses multi-factor authentication: a one-time code is needed"
             exc.hint = inv.mfa_hint(exc.mfa_token, insecure_storage=insecure_storage)
             raise
         from .mfa import complete_challenge
