@@ -10,6 +10,7 @@
     ├── NetworkError             exit 5   server unreachable, timeout, TLS failure
     ├── ServerError              exit 6   5xx or a reply that breaks the contract
     ├── ApiError                 exit by status: 401 → 3, 403 → 1, 4xx → 1
+    ├── OAuthError               exit 3 (6 for server_error / temporarily_unavailable)
     └── ValidationFailed         exit 7   bad token, issuer, state, transport rule
 
 Messages are one line, say what failed and what to do next, and never carry a secret.
@@ -115,3 +116,34 @@ class ApiError(KtError):
 class ValidationFailed(KtError):
     exit_code = EXIT_VALIDATION
     code = "kt.validation"
+
+
+# Fixed texts for the RFC 6749 §4.1.2.1 / §5.2 codes (SECURITY.md EH-02); others get a generic one.
+_OAUTH_MESSAGES = {
+    "access_denied": "the sign-in was denied or cancelled",
+    "login_required": "the identity provider requires you to sign in again",
+    "consent_required": "the identity provider needs your consent",
+    "interaction_required": "the identity provider needs you to interact with it",
+    "invalid_scope": "the identity provider refused the requested scopes",
+    "invalid_grant": "the identity provider refused the grant (expired, used or revoked)",
+    "invalid_client": "the identity provider does not know this client",
+    "unauthorized_client": "this client may not use this sign-in method",
+    "server_error": "the identity provider failed",
+    "temporarily_unavailable": "the identity provider is temporarily unavailable",
+    "expired_token": "the code expired before the sign-in was approved",
+}
+
+
+class OAuthError(KtError):
+    """An OAuth error answer (authorization response or token endpoint)."""
+
+    def __init__(self, error: str, *, hint: str | None = None) -> None:
+        safe = "".join(c for c in error if c.isalnum() or c in "_-.")[:64] or "unknown"
+        message = _OAUTH_MESSAGES.get(safe, f"the identity provider answered with error {safe!r}")
+        super().__init__(message, hint=hint)
+        self.error = safe
+        self.code = f"oauth.{safe}"
+        if safe in ("server_error", "temporarily_unavailable"):
+            self.exit_code = EXIT_SERVER
+        else:
+            self.exit_code = EXIT_NOT_LOGGED_IN

@@ -33,6 +33,16 @@ class Session:
     session_id: str | None = None
     refresh_expires_at: float | None = None
     obtained_at: float | None = None
+    # OAuth/OIDC sign-ins (browser, device): where to refresh and revoke, and the sign-in the
+    # ID token described, which a refreshed ID token must match (OIDC Core §12.2).
+    issuer: str | None = None
+    client_id: str | None = None
+    token_endpoint: str | None = None
+    revocation_endpoint: str | None = None
+    jwks_uri: str | None = None
+    subject: str | None = None
+    auth_time: float | None = None
+    acr: str | None = None
 
     def to_json(self) -> str:
         """Compact JSON with sorted keys; a non-finite time is written as unknown (null)."""
@@ -146,5 +156,27 @@ _CHECKS = {
     "session_id": _opt_str,
     "refresh_expires_at": _opt_time,
     "obtained_at": _opt_time,
+    "issuer": _opt_str,
+    "client_id": _opt_str,
+    "token_endpoint": _opt_str,
+    "revocation_endpoint": _opt_str,
+    "jwks_uri": _opt_str,
+    "subject": _opt_str,
+    "auth_time": _opt_time,
+    "acr": _opt_str,
 }
-_OPTIONAL = frozenset({"session_id", "refresh_expires_at", "obtained_at"})
+_OPTIONAL = frozenset(
+    {
+        "session_id",
+        "refresh_expires_at",
+        "obtained_at",
+        "issuer",
+        "client_id",
+        "token_endpoint",
+        "revocation_endpoint",
+        "jwks_uri",
+        "subject",
+        "auth_time",
+        "acr",
+    }
+)

@@ -1,0 +1,131 @@
+"""Authorization Code + PKCE for a native app (RFC 6749 §4.1, RFC 7636, RFC 8252, RFC 9207).
+
+`begin` builds the authorization request (fresh state, nonce, verifier); `check_response` judges
+what came back to the loopback listener before anything is sent to the token endpoint.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+import httpx2
+
+from ..errors import OAuthError, ValidationFailed
+from .discovery import ProviderMetadata, same_host
+from .pkce import new_nonce, new_state, new_verifier, s256
+
+if TYPE_CHECKING:
+    from callback_server import CallbackResult
+
+DEFAULT_SCOPE = "openid profile email offline_access"
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    url: str
+    redirect_uri: str
+    client_id: str
+    issuer: str
+    scope: str
+    state: str = field(repr=False)
+    nonce: str = field(repr=False)
+    verifier: str = field(repr=False)
+    max_age: int | None = None
+    acr_values: str | None = None
+
+
+def begin(
+    meta: ProviderMetadata,
+    *,
+    client_id: str,
+    redirect_uri: str,
+    scope: str = DEFAULT_SCOPE,
+    state: str | None = None,
+    prompt: str | None = None,
+    max_age: int | None = None,
+    acr_values: str | None = None,
+) -> AuthorizationRequest:
+    state = state or new_state()
+    nonce, verifier = new_nonce(), new_verifier()
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": state,
+        "nonce": nonce,
+        "code_challenge": s256(verifier),
+        "code_challenge_method": "S256",
+    }
+    if prompt:
+        params["prompt"] = prompt
+    if max_age is not None:
+        params["max_age"] = str(max_age)
+    if acr_values:
+        params["acr_values"] = acr_values
+    base = httpx2.URL(meta.authorization_endpoint)
+    query = base.query.decode() + ("&" if base.query else "") + urlencode(params)
+    url = str(base.copy_with(query=query.encode()))
+    return AuthorizationRequest(
+        url=safe_browser_url(url, meta.issuer),
+        redirect_uri=redirect_uri,
+        client_id=client_id,
+        issuer=meta.issuer,
+        scope=scope,
+        state=state,
+        nonce=nonce,
+        verifier=verifier,
+        max_age=max_age,
+        acr_values=acr_values,
+    )
+
+
+def safe_browser_url(url: str, issuer: str) -> str:
+    """The URL re-serialised, or ValidationFailed: https (http only on loopback), the issuer's own
+    host, no userinfo, no leading '-', no whitespace or control characters (AZ-08)."""
+    if not url or url[0] in "-/" or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ValidationFailed("refusing to open an unsafe authorization URL")
+    try:
+        parsed = httpx2.URL(url)
+    except httpx2.InvalidURL:
+        raise ValidationFailed(
+            "refusing to open an authorization URL that does not parse"
+        ) from None
+    issuer_url = httpx2.URL(issuer)
+    loopback_http = parsed.scheme == "http" and issuer_url.scheme == "http"
+    if parsed.scheme != "https" and not loopback_http:
+        raise ValidationFailed("refusing to open a non-https authorization URL")
+    if parsed.userinfo or not parsed.host or not same_host(str(parsed), issuer):
+        raise ValidationFailed(
+            "refusing to open an authorization URL on another host than the issuer"
+        )
+    if loopback_http and (parsed.host, parsed.port) != (issuer_url.host, issuer_url.port):
+        raise ValidationFailed(
+            "refusing to open an authorization URL on another host than the issuer"
+        )
+    return str(parsed)
+
+
+def check_response(
+    request: AuthorizationRequest, result: CallbackResult, meta: ProviderMetadata
+) -> str:
+    """The authorization code, once state and issuer check out (CB-07, AZ-04, EH-02)."""
+    if not hmac.compare_digest(result.state.encode(), request.state.encode()):
+        raise ValidationFailed(
+            "the sign-in response does not belong to this login (state mismatch)"
+        )
+    if result.iss is not None:
+        if result.iss != meta.issuer:  # simple string comparison, RFC 9207 §2.4
+            raise ValidationFailed(
+                "the sign-in response came from another issuer than the one asked (mix-up)"
+            )
+    elif meta.iss_parameter_supported:
+        raise ValidationFailed("the sign-in response lacks the issuer (iss) the provider promised")
+    if result.error is not None:
+        raise OAuthError(result.error, hint="run kt auth login again to retry")
+    if not result.code:
+        raise ValidationFailed("the sign-in response carries no authorization code")
+    return result.code

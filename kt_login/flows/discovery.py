@@ -1,0 +1,139 @@
+"""Provider metadata (RFC 8414 / OpenID Connect Discovery 1.0) with the issuer pinned.
+
+The document must name exactly the configured issuer (ID-01), and every endpoint must satisfy the
+transport rule: https, or http on a loopback host (ID-02). Nothing here trusts a URL it has not
+parsed and compared structurally (EH-07).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+
+from ..config import is_loopback_host, origin
+from ..errors import ServerError, UsageError, ValidationFailed
+from . import Flow
+
+OIDC_PATH = "/.well-known/openid-configuration"
+OAUTH_PATH = "/.well-known/oauth-authorization-server"
+MAX_DOCUMENT = 256 * 1024
+
+
+@dataclass(frozen=True)
+class ProviderMetadata:
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str | None
+    userinfo_endpoint: str | None
+    revocation_endpoint: str | None
+    device_authorization_endpoint: str | None
+    code_challenge_methods: tuple[str, ...] | None
+    iss_parameter_supported: bool
+    id_token_algs: tuple[str, ...]
+    scopes_supported: tuple[str, ...] | None
+
+
+def check_issuer(issuer: str) -> str:
+    """A configured issuer: https (or loopback http), no userinfo/query/fragment, ASCII host."""
+    try:
+        parts = httpx2.URL(issuer)
+    except (httpx2.InvalidURL, TypeError):
+        raise UsageError(f"invalid issuer URL {issuer!r}") from None
+    host = parts.host
+    if parts.scheme not in ("https", "http") or not host:
+        raise UsageError(f"invalid issuer URL {issuer!r}: expected https://host[/path]")
+    if parts.userinfo or parts.query or parts.fragment or not host.isascii():
+        raise UsageError("invalid issuer URL: no credentials, query, fragment or non-ASCII host")
+    if parts.scheme == "http" and not is_loopback_host(host):
+        raise UsageError(f"refusing plain http for issuer host {host}: use https")
+    return issuer
+
+
+def endpoint(doc: dict[str, Any], name: str, *, required: bool) -> str | None:
+    value = doc.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValidationFailed(f"the provider metadata has no valid {name}")
+    try:
+        url = httpx2.URL(value)
+    except httpx2.InvalidURL:
+        raise ValidationFailed(f"the provider metadata's {name} is not a URL") from None
+    secure = url.scheme == "https" or (url.scheme == "http" and is_loopback_host(url.host))
+    if not secure or not url.host or url.userinfo or url.fragment:
+        raise ValidationFailed(
+            f"the provider metadata's {name} must be an https URL (http only on loopback)"
+        )
+    return value
+
+
+def _strings(doc: dict[str, Any], name: str) -> tuple[str, ...] | None:
+    value = doc.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationFailed(f"the provider metadata's {name} is not a list of strings")
+    return tuple(value)
+
+
+def parse_metadata(body: bytes, issuer: str) -> ProviderMetadata:
+    if len(body) > MAX_DOCUMENT:
+        raise ServerError("the provider metadata document is too large")
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ServerError("the provider metadata is not JSON") from None
+    if not isinstance(doc, dict):
+        raise ServerError("the provider metadata is not a JSON object")
+    if doc.get("issuer") != issuer:  # byte for byte: no normalisation (ID-01, RFC 8414 §3.3)
+        raise ValidationFailed(
+            "the provider's metadata names a different issuer than the one configured",
+            hint=f"expected exactly {issuer}",
+        )
+    methods = _strings(doc, "code_challenge_methods_supported")
+    if methods is not None and "S256" not in methods:
+        raise ValidationFailed("the provider does not support PKCE with S256; refusing to sign in")
+    auth = endpoint(doc, "authorization_endpoint", required=True)
+    token = endpoint(doc, "token_endpoint", required=True)
+    assert auth is not None and token is not None
+    return ProviderMetadata(
+        issuer=issuer,
+        authorization_endpoint=auth,
+        token_endpoint=token,
+        jwks_uri=endpoint(doc, "jwks_uri", required=False),
+        userinfo_endpoint=endpoint(doc, "userinfo_endpoint", required=False),
+        revocation_endpoint=endpoint(doc, "revocation_endpoint", required=False),
+        device_authorization_endpoint=endpoint(
+            doc, "device_authorization_endpoint", required=False
+        ),
+        code_challenge_methods=methods,
+        iss_parameter_supported=doc.get("authorization_response_iss_parameter_supported") is True,
+        id_token_algs=_strings(doc, "id_token_signing_alg_values_supported") or ("RS256",),
+        scopes_supported=_strings(doc, "scopes_supported"),
+    )
+
+
+def discover(issuer: str) -> Flow[ProviderMetadata]:
+    """OpenID configuration first; RFC 8414's location when the provider has only that."""
+    check_issuer(issuer)
+    base = issuer.rstrip("/")
+    response = yield httpx2.Request("GET", base + OIDC_PATH, headers={"Accept": "application/json"})
+    if response.status_code == 404:
+        # RFC 8414 §3.1 inserts the well-known segment between host and path.
+        url = httpx2.URL(issuer)
+        path = url.path.rstrip("/")
+        oauth_url = url.copy_with(path=OAUTH_PATH + (path if path != "/" else ""))
+        response = yield httpx2.Request("GET", oauth_url, headers={"Accept": "application/json"})
+    if response.status_code != 200:
+        raise ServerError(
+            f"could not read the provider metadata of {issuer} (HTTP {response.status_code})"
+        )
+    return parse_metadata(response.content, issuer)
+
+
+def same_host(url: str, other: str) -> bool:
+    return origin(url)[1] == origin(other)[1]

@@ -1,0 +1,114 @@
+"""Token endpoint exchanges (code, refresh) and revocation, as flows; responses parsed strictly.
+
+RFC 6749 §5.1/§5.2 with the robustness of SECURITY.md ID-08 (token_type case-insensitive, unknown
+lifetime tolerated) and EH-03 (error bodies parsed, never echoed).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import httpx2
+
+from ..errors import NetworkError, OAuthError, ServerError
+from . import Flow
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+MAX_REPLY = 1 << 20
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    access_token: str = field(repr=False)
+    expires_in: float | None
+    refresh_token: str | None = field(repr=False)
+    id_token: str | None = field(repr=False)
+    scope: str | None
+
+
+def parse_token_response(response: httpx2.Response) -> TokenResponse:
+    if len(response.content) > MAX_REPLY:
+        raise ServerError("the token endpoint's reply is too large")
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if response.status_code != 200:
+        if isinstance(body, dict) and isinstance(body.get("error"), str):
+            raise OAuthError(body["error"])
+        raise ServerError(f"the token endpoint failed (HTTP {response.status_code})")
+    if not isinstance(body, dict):
+        raise ServerError("the token endpoint's reply is not a JSON object")
+    access = body.get("access_token")
+    token_type = body.get("token_type")
+    if not isinstance(access, str) or not access:
+        raise ServerError("the token endpoint's reply has no access_token")
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise ServerError("the token endpoint issued an unsupported token_type")
+    expires = body.get("expires_in")
+    if isinstance(expires, str) and expires.isdigit():  # some providers send a string
+        expires = int(expires)
+    lifetime = (
+        float(expires)
+        if isinstance(expires, int | float) and not isinstance(expires, bool) and expires > 0
+        else None
+    )
+    refresh = body.get("refresh_token")
+    id_token = body.get("id_token")
+    scope = body.get("scope")
+    return TokenResponse(
+        access_token=access,
+        expires_in=lifetime,
+        refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+        id_token=id_token if isinstance(id_token, str) and id_token else None,
+        scope=scope if isinstance(scope, str) else None,
+    )
+
+
+def exchange_code(
+    token_endpoint: str, *, client_id: str, code: str, redirect_uri: str, verifier: str
+) -> Flow[TokenResponse]:
+    """The one POST that spends the code. The caller must not retry it (AZ-09)."""
+    response = yield httpx2.Request(
+        "POST",
+        token_endpoint,
+        headers=FORM,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "client_id": client_id,
+            "code_verifier": verifier,
+        },
+    )
+    return parse_token_response(response)
+
+
+def refresh(token_endpoint: str, *, client_id: str, refresh_token: str) -> Flow[TokenResponse]:
+    response = yield httpx2.Request(
+        "POST",
+        token_endpoint,
+        headers=FORM,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": client_id,
+        },
+    )
+    return parse_token_response(response)
+
+
+def revoke(revocation_endpoint: str, *, client_id: str, token: str, hint: str) -> Flow[None]:
+    """RFC 7009: 200 is success even for an unknown token; 503 means it may still be valid."""
+    response = yield httpx2.Request(
+        "POST",
+        revocation_endpoint,
+        headers=FORM,
+        data={"token": token, "token_type_hint": hint, "client_id": client_id},
+    )
+    if response.status_code == 200:
+        return None
+    if response.status_code == 503:
+        raise NetworkError("the identity provider could not revoke the token now (HTTP 503)")
+    raise ServerError(f"the revocation endpoint failed (HTTP {response.status_code})")

@@ -1,0 +1,257 @@
+"""ID token validation (OpenID Connect Core §3.1.3.7, §12.2) with joserfc; the clock is injected.
+
+Signature: only keys from the validated `jwks_uri`, never from token headers (jku/x5u/jwk/x5c);
+an explicit asymmetric algorithm allow-list, so no `none` and no HS* for a public client (ID-03).
+Claims: iss exact, aud/azp, exp/iat with a bounded leeway, sub, nonce, auth_time/acr when asked
+for (ID-04, AZ-03, LC-07). Keys: cached per process, refetched once on an unknown `kid`, at most
+once a minute; keys that do not parse are ignored (ID-05).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2
+
+from .errors import ServerError, ValidationFailed
+from .flows import Flow
+
+ASYMMETRIC_ALGS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+_KTY_FOR_ALG = {"R": "RSA", "P": "RSA", "E": "EC"}
+LEEWAY = 120.0
+MAX_IAT_AGE = 600.0
+REFETCH_INTERVAL = 60.0
+MAX_JWKS = 256 * 1024
+
+
+@dataclass(frozen=True)
+class IdClaims:
+    iss: str
+    sub: str
+    aud: tuple[str, ...]
+    exp: float
+    iat: float
+    azp: str | None = None
+    nonce: str | None = field(default=None, repr=False)
+    auth_time: float | None = None
+    acr: str | None = None
+    amr: tuple[str, ...] = ()
+    email: str | None = None
+    name: str | None = None
+
+
+def _invalid(why: str) -> ValidationFailed:
+    return ValidationFailed(f"the ID token is not valid: {why}", hint="run kt auth login again")
+
+
+def parse_jwks(body: bytes) -> list[Any]:
+    """The usable signing keys of a JWKS document; unparseable or unknown keys are skipped."""
+    from joserfc.errors import JoseError
+    from joserfc.jwk import JWKRegistry
+
+    if len(body) > MAX_JWKS:
+        raise ServerError("the provider's key set is too large")
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ServerError("the provider's key set is not JSON") from None
+    raw_keys = doc.get("keys") if isinstance(doc, dict) else None
+    if not isinstance(raw_keys, list):
+        raise ServerError("the provider's key set has no keys")
+    keys = []
+    for raw in raw_keys:
+        if not isinstance(raw, dict) or raw.get("use", "sig") != "sig":
+            continue
+        if raw.get("kty") not in ("RSA", "EC", "OKP"):
+            continue
+        if any(k in raw for k in ("d", "p", "q", "k")):
+            continue  # a private or symmetric key has no business in a public key set
+        try:
+            keys.append(JWKRegistry.import_key(raw))
+        except (JoseError, ValueError, TypeError, KeyError):
+            continue
+    return keys
+
+
+def fetch_jwks(jwks_uri: str) -> Flow[list[Any]]:
+    response = yield httpx2.Request("GET", jwks_uri, headers={"Accept": "application/json"})
+    if response.status_code != 200:
+        raise ServerError(f"could not fetch the provider's keys (HTTP {response.status_code})")
+    return parse_jwks(response.content)
+
+
+class KeyCache:
+    """The provider's keys, fetched on first use and again (rate-limited) for an unknown kid."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], list[Any]],
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._monotonic = monotonic
+        self._keys: list[Any] | None = None
+        self._refetched_at: float | None = None
+
+    def keys(self, *, refetch: bool = False) -> list[Any]:
+        if self._keys is None:
+            self._keys = self._fetch()
+        elif refetch:
+            now = self._monotonic()
+            if self._refetched_at is None or now - self._refetched_at >= REFETCH_INTERVAL:
+                self._refetched_at = now
+                self._keys = self._fetch()
+        return self._keys
+
+
+def _b64_json(segment: str) -> Any:
+    padded = segment + "=" * (-len(segment) % 4)
+    return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+
+
+def _header(token: str) -> dict[str, Any]:
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise _invalid("not a signed JWT")  # JWE (5 parts) and anything else
+    try:
+        header = _b64_json(parts[0])
+    except (ValueError, UnicodeDecodeError, TypeError):
+        raise _invalid("its header does not decode") from None
+    if not isinstance(header, dict):
+        raise _invalid("its header is not an object")
+    return header
+
+
+def _candidates(keys: list[Any], kid: object, alg: str) -> list[Any]:
+    kty = "OKP" if alg == "EdDSA" else _KTY_FOR_ALG[alg[0]]
+    matching = [k for k in keys if k.key_type == kty]
+    if isinstance(kid, str):
+        return [k for k in matching if k.kid == kid]
+    return matching
+
+
+def verify_signature(token: str, keys: KeyCache, allowed_algs: Sequence[str]) -> dict[str, Any]:
+    """The verified payload. Only `kid` and `alg` are read from the header."""
+    from joserfc import jws
+    from joserfc.errors import JoseError
+
+    header = _header(token)
+    alg = header.get("alg")
+    allowed = ASYMMETRIC_ALGS.intersection(allowed_algs)
+    if not isinstance(alg, str) or alg not in allowed:
+        raise _invalid(f"algorithm {str(alg)[:16]!r} is not allowed")
+    kid = header.get("kid")
+    candidates = _candidates(keys.keys(), kid, alg)
+    if not candidates:
+        candidates = _candidates(keys.keys(refetch=True), kid, alg)
+    if not candidates:
+        raise _invalid("no key of the provider matches it")
+    for key in candidates:
+        try:
+            obj = jws.deserialize_compact(token, key, algorithms=[alg])
+        except JoseError:
+            continue
+        try:
+            payload = json.loads(obj.payload)
+        except (ValueError, UnicodeDecodeError):
+            raise _invalid("its payload is not JSON") from None
+        if not isinstance(payload, dict):
+            raise _invalid("its payload is not an object")
+        return payload
+    raise _invalid("the signature does not verify")
+
+
+def _number(claims: dict[str, Any], name: str, *, required: bool) -> float | None:
+    value = claims.get(name)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _invalid(f"{name} is missing or not a number")
+    return float(value)
+
+
+def _text(claims: dict[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    return value if isinstance(value, str) else None
+
+
+def check_claims(
+    claims: dict[str, Any],
+    *,
+    issuer: str,
+    client_id: str,
+    now: float,
+    nonce: str | None,
+    max_age: int | None = None,
+    acr_values: Sequence[str] = (),
+) -> IdClaims:
+    if claims.get("iss") != issuer:
+        raise _invalid("it was issued by another issuer")
+    aud = claims.get("aud")
+    audiences = (aud,) if isinstance(aud, str) else aud
+    if not isinstance(audiences, list | tuple) or not all(isinstance(a, str) for a in audiences):
+        raise _invalid("aud is missing")
+    if client_id not in audiences:
+        raise _invalid("it was issued for another client")
+    if set(audiences) != {client_id}:
+        raise _invalid("it is also meant for other audiences")
+    azp = _text(claims, "azp")
+    if "azp" in claims and azp != client_id:
+        raise _invalid("azp names another client")
+    sub = _text(claims, "sub")
+    if not sub:
+        raise _invalid("sub is missing")
+    exp = _number(claims, "exp", required=True)
+    iat = _number(claims, "iat", required=True)
+    assert exp is not None and iat is not None
+    if exp <= now - LEEWAY:
+        raise _invalid("it has expired (check this computer's clock if this persists)")
+    if iat > now + LEEWAY:
+        raise _invalid("it was issued in the future (check this computer's clock)")
+    if iat < now - MAX_IAT_AGE - LEEWAY:
+        raise _invalid("it was issued too long ago")
+    token_nonce = _text(claims, "nonce")
+    if nonce is not None and not (
+        token_nonce is not None and hmac.compare_digest(token_nonce.encode(), nonce.encode())
+    ):
+        raise _invalid("the nonce does not match this login")
+    auth_time = _number(claims, "auth_time", required=max_age is not None)
+    if max_age is not None and auth_time is not None and now - auth_time > max_age + LEEWAY:
+        raise _invalid("the sign-in is older than the requested max_age")
+    acr = _text(claims, "acr")
+    if acr_values and acr not in acr_values:
+        raise _invalid("the sign-in does not meet the requested authentication level (acr)")
+    amr = claims.get("amr")
+    return IdClaims(
+        iss=issuer,
+        sub=sub,
+        aud=tuple(audiences),
+        exp=exp,
+        iat=iat,
+        azp=azp,
+        nonce=token_nonce,
+        auth_time=auth_time,
+        acr=acr,
+        amr=tuple(a for a in amr if isinstance(a, str)) if isinstance(amr, list) else (),
+        email=_text(claims, "email"),
+        name=_text(claims, "name"),
+    )
+
+
+def check_refreshed(original: IdClaims, new: IdClaims) -> None:
+    """OIDC Core §12.2: a refreshed ID token names the same sign-in as the original."""
+    for name in ("iss", "sub", "aud", "azp"):
+        if getattr(original, name) != getattr(new, name):
+            raise _invalid(f"the refreshed token's {name} differs from the original sign-in")
+    if new.auth_time is not None and original.auth_time is not None:
+        if new.auth_time != original.auth_time:
+            raise _invalid("the refreshed token's auth_time differs from the original sign-in")

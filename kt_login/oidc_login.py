@@ -1,0 +1,222 @@
+"""Browser sign-in: discovery → PKCE request → loopback callback → one code exchange → ID token
+checks → a Session. Nothing is stored here; the caller stores the Session only after every check
+passed (EH-04), with the same code that stores a password login.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import KtError, NetworkError, ServerError, ValidationFailed
+from .flows import drive
+from .flows.authcode import DEFAULT_SCOPE, AuthorizationRequest, begin, check_response
+from .flows.discovery import ProviderMetadata, discover
+from .flows.pkce import new_state
+from .flows.tokens import TokenResponse, exchange_code
+from .idtoken import IdClaims, KeyCache, check_claims, fetch_jwks, verify_signature
+from .output import clean
+
+if TYPE_CHECKING:
+    import httpx2
+
+    from .browser import Opener
+    from .output import Console
+    from .session import Session
+
+DEFAULT_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class BrowserLogin:
+    issuer: str
+    client_id: str
+    scope: str = DEFAULT_SCOPE
+    port: int = 0
+    timeout: float = DEFAULT_TIMEOUT
+    prompt: str | None = None
+    max_age: int | None = None
+    acr_values: str | None = None
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    tokens: TokenResponse
+    claims: IdClaims | None
+    meta: ProviderMetadata
+    userinfo: dict[str, object] | None
+
+
+def sign_in(
+    login: BrowserLogin,
+    *,
+    http: httpx2.Client,
+    console: Console,
+    opener: Opener | None,
+    why_no_browser: str | None,
+    clock: Callable[[], float] = time.time,
+) -> SignedIn:
+    from callback_server import CallbackError, CallbackTimeout, receive
+
+    meta = drive(discover(login.issuer), http)
+    state = new_state()
+    pending: list[AuthorizationRequest] = []
+
+    def on_ready(redirect_uri: str) -> None:
+        request = begin(
+            meta,
+            client_id=login.client_id,
+            redirect_uri=redirect_uri,
+            scope=login.scope,
+            state=state,
+            prompt=login.prompt,
+            max_age=login.max_age,
+            acr_values=login.acr_values,
+        )
+        pending.append(request)
+        _show(request.url, console=console, opener=opener, why_no_browser=why_no_browser)
+
+    try:
+        result = receive(state, on_ready=on_ready, port=login.port, timeout=login.timeout)
+    except CallbackTimeout:
+        raise KtError(
+            f"no sign-in arrived within {int(login.timeout)} s (was the browser tab closed?)",
+            hint="run kt auth login --browser again, or use --device on a machine without a browser",
+        ) from None
+    except CallbackError as exc:
+        raise KtError(f"could not receive the sign-in: {exc}") from None
+    (request,) = pending
+    code = check_response(request, result, meta)
+    try:
+        tokens = drive(
+            exchange_code(
+                meta.token_endpoint,
+                client_id=login.client_id,
+                code=code,
+                redirect_uri=request.redirect_uri,
+                verifier=request.verifier,
+            ),
+            http,
+        )
+    except NetworkError as exc:
+        # The code may have been spent: retrying could only fail or, worse, trip replay detection.
+        raise NetworkError(
+            exc.message, hint="the sign-in was not completed; run kt auth login again"
+        ) from None
+    claims = validate_id_token(tokens, meta, request, http=http, now=clock())
+    userinfo = fetch_userinfo(meta, tokens, claims, http=http)
+    return SignedIn(tokens=tokens, claims=claims, meta=meta, userinfo=userinfo)
+
+
+def _show(url: str, *, console: Console, opener: Opener | None, why_no_browser: str | None) -> None:
+    if opener is not None and why_no_browser is None and opener(url):
+        console.info("Opened your browser to sign in. If it did not open, visit:")
+        console.info(f"  {url}")
+        return
+    if opener is not None and why_no_browser is not None:
+        console.info(f"Cannot open a browser here: {why_no_browser}.")
+        console.info("Open this URL in a browser on this machine to sign in")
+        console.info("(or run kt auth login --device to sign in from another device):")
+    else:
+        console.info("Open this URL in a browser on this machine to sign in:")
+    console.info(f"  {url}")
+
+
+def validate_id_token(
+    tokens: TokenResponse,
+    meta: ProviderMetadata,
+    request: AuthorizationRequest,
+    *,
+    http: httpx2.Client,
+    now: float,
+) -> IdClaims | None:
+    if "openid" not in request.scope.split():
+        return None
+    if tokens.id_token is None:
+        raise ValidationFailed("the provider returned no ID token for an OpenID sign-in")
+    if meta.jwks_uri is None:
+        raise ValidationFailed("the provider publishes no jwks_uri to verify its ID tokens")
+    jwks_uri = meta.jwks_uri
+    keys = KeyCache(lambda: drive(fetch_jwks(jwks_uri), http))
+    payload = verify_signature(tokens.id_token, keys, meta.id_token_algs)
+    return check_claims(
+        payload,
+        issuer=meta.issuer,
+        client_id=request.client_id,
+        now=now,
+        nonce=request.nonce,
+        max_age=request.max_age,
+        acr_values=tuple(request.acr_values.split()) if request.acr_values else (),
+    )
+
+
+def fetch_userinfo(
+    meta: ProviderMetadata,
+    tokens: TokenResponse,
+    claims: IdClaims | None,
+    *,
+    http: httpx2.Client,
+) -> dict[str, object] | None:
+    """UserInfo when the provider has it; its `sub` must be the ID token's (ID-07)."""
+    if meta.userinfo_endpoint is None or claims is None:
+        return None
+    import httpx2 as _httpx2
+
+    from .flows import _send
+
+    response = _send(
+        http,
+        _httpx2.Request(
+            "GET",
+            meta.userinfo_endpoint,
+            headers={
+                "Authorization": f"Bearer {tokens.access_token}",
+                "Accept": "application/json",
+            },
+        ),
+    )
+    if response.status_code != 200:
+        return None  # optional: the ID token already says who signed in
+    try:
+        body = response.json()
+    except ValueError:
+        raise ServerError("the provider's userinfo reply is not JSON") from None
+    if not isinstance(body, dict):
+        raise ServerError("the provider's userinfo reply is not a JSON object")
+    if body.get("sub") != claims.sub:
+        raise ValidationFailed("the provider's userinfo describes another user than the ID token")
+    return body
+
+
+def session_from_sign_in(
+    signed: SignedIn, *, login: BrowserLogin, api_url: str, now: float, method: str = "browser"
+) -> Session:
+    from .session import Session
+
+    claims, info = signed.claims, signed.userinfo or {}
+    email = (claims.email if claims else None) or info.get("email")
+    tokens = signed.tokens
+    return Session(
+        api_url=api_url,
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        expires_at=now + tokens.expires_in if tokens.expires_in else None,
+        method=method,
+        user_email=clean(email) if isinstance(email, str) else "",
+        user_id=claims.sub if claims else "",
+        organization="",
+        role="",
+        scopes=tuple((tokens.scope or login.scope).split()),
+        mfa_authenticated=bool(claims and ("otp" in claims.amr or "mfa" in claims.amr)),
+        obtained_at=now,
+        issuer=signed.meta.issuer,
+        client_id=login.client_id,
+        token_endpoint=signed.meta.token_endpoint,
+        revocation_endpoint=signed.meta.revocation_endpoint,
+        jwks_uri=signed.meta.jwks_uri,
+        subject=claims.sub if claims else None,
+        auth_time=claims.auth_time if claims else None,
+        acr=claims.acr if claims else None,
+    )
