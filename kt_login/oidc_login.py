@@ -83,7 +83,7 @@ def sign_in(
     except CallbackTimeout:
         raise KtError(
             f"no sign-in arrived within {int(login.timeout)} s (was the browser tab closed?)",
-            hint="run kt auth login --browser again, or use --device on a machine without a browser",
+            hint="run kt auth login --browser again (or --device where no browser can be used)",
         ) from None
     except CallbackError as exc:
         raise KtError(f"could not receive the sign-in: {exc}") from None
