@@ -29,6 +29,36 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Keep the session in a plaintext file (0600) instead of the OS keyring.",
 )
+@click.option(
+    "--browser",
+    is_flag=True,
+    help="Sign in in your web browser (OAuth 2.0 Authorization Code + PKCE).",
+)
+@click.option(
+    "--no-browser",
+    is_flag=True,
+    help="With --browser: print the sign-in URL instead of opening a browser.",
+)
+@click.option(
+    "--issuer",
+    metavar="URL",
+    help="OpenID Connect issuer to sign in with (default: the API URL). Implies --browser.",
+)
+@click.option("--client-id", metavar="ID", help="OAuth client id at the issuer (default: kt-cli).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="Fixed loopback port for the browser's redirect (default: any free port).",
+)
+@click.option(
+    "--timeout",
+    type=click.IntRange(10, 3600),
+    default=300,
+    show_default=True,
+    help="Seconds to wait for the browser sign-in.",
+)
+@click.option("--scope", metavar="SCOPES", help="Scopes to ask for (space-separated).")
 @common_options
 def login(
     inv: Invocation,
@@ -36,13 +66,39 @@ def login(
     password: str | None,
     password_stdin: bool,
     insecure_storage: bool,
+    browser: bool,
+    no_browser: bool,
+    issuer: str | None,
+    client_id: str | None,
+    port: int,
+    timeout: int,
+    scope: str | None,
 ) -> None:
-    """Sign in with email and password; the session is kept for later commands.
+    """Sign in; the session is kept for later commands.
 
-    On a terminal you are prompted for what is missing, including an MFA code if your account
-    has MFA. Elsewhere, pass --email and --password-stdin; an MFA account then exits 4 with the
-    `kt auth mfa challenge` command to run.
+    With --email (or no method flag), email and password: on a terminal you are prompted for what
+    is missing, including an MFA code if your account has MFA; elsewhere pass --password-stdin,
+    and an MFA account exits 4 with the `kt auth mfa challenge` command to run.
+
+    With --browser, your browser opens the sign-in page (password, MFA or your company's
+    single sign-on) and sends the result back to kt on 127.0.0.1.
     """
+    if browser or no_browser or issuer or client_id:
+        if email or password is not None or password_stdin:
+            raise UsageError("--browser signs in on the web page: drop --email/--password")
+        from .login_browser import browser_login
+
+        browser_login(
+            inv,
+            insecure_storage=insecure_storage,
+            open_browser=not no_browser,
+            issuer=issuer,
+            client_id=client_id,
+            port=port,
+            timeout=timeout,
+            scope=scope,
+        )
+        return
     if password is not None and password_stdin:
         raise UsageError("use either --password or --password-stdin, not both")
     if password is not None:

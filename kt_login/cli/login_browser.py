@@ -1,0 +1,92 @@
+"""`kt auth login --browser`: the OAuth sign-in, ending in the same store as a password login."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..config import origin
+from ..errors import KtError
+from .app import Invocation
+from .views import logged_in_line, session_document
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+DEFAULT_CLIENT_ID = "kt-cli"
+
+
+def browser_login(
+    inv: Invocation,
+    *,
+    insecure_storage: bool,
+    open_browser: bool,
+    issuer: str | None,
+    client_id: str | None,
+    port: int,
+    timeout: int,
+    scope: str | None,
+) -> None:
+    from ..browser import no_browser_reason, system_opener
+    from ..oidc_login import BrowserLogin, session_from_sign_in, sign_in
+
+    api_url = inv.base_settings.api_url.value
+    store = inv.store_for_new_session(insecure_storage=insecure_storage)
+    if store.kind != "keyring":
+        inv.console.warn(
+            f"the session will be stored in a plaintext file (mode 0600) under "
+            f"{inv.base_settings.dir}; anyone who can read your files can use it"
+        )
+    login = BrowserLogin(
+        issuer=issuer or api_url,
+        client_id=client_id or DEFAULT_CLIENT_ID,
+        port=port,
+        timeout=float(timeout),
+        **({"scope": scope} if scope else {}),
+    )
+    signed = sign_in(
+        login,
+        http=inv.http(),
+        console=inv.console,
+        opener=system_opener if open_browser else None,
+        why_no_browser=no_browser_reason(inv.app.env) if open_browser else None,
+        clock=inv.app.clock,
+    )
+    # Tokens from the Keeptrusts issuer are API sessions; a foreign issuer's stay with it.
+    keeptrusts = origin(login.issuer) == origin(api_url)
+    session = session_from_sign_in(
+        signed, login=login, api_url=api_url if keeptrusts else login.issuer, now=inv.now()
+    )
+    if keeptrusts:
+        session = _with_account(inv, session)
+    inv.replace_session(store, session)
+    inv.console.result(
+        {"logged_in": True, **session_document(session, profile=inv.profile, storage=store.kind)},
+        [logged_in_line(session, store.kind)],
+    )
+
+
+def _with_account(inv: Invocation, session: Session) -> Session:
+    """Organization, role and scopes as the API sees the new session (whoami)."""
+    import dataclasses
+
+    from ..api import BearerAuth
+
+    try:
+        who = inv.api(session.api_url).request(
+            "GET", "/v1/auth/whoami", auth=BearerAuth(session.access_token, session.api_url)
+        )
+    except KtError:
+        inv.revoke_quietly(session)
+        raise
+    user = who.get("user") if isinstance(who.get("user"), dict) else {}
+    org = who.get("organization") if isinstance(who.get("organization"), dict) else {}
+    scopes = who.get("scopes") if isinstance(who.get("scopes"), list) else []
+    return dataclasses.replace(
+        session,
+        user_email=str(user.get("email", session.user_email)),
+        user_id=str(user.get("id", session.user_id)),
+        organization=str(org.get("name", "")),
+        role=str(who.get("role", "")),
+        scopes=tuple(str(s) for s in scopes),
+        mfa_authenticated=who.get("mfa_authenticated") is True,
+    )
