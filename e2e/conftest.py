@@ -1,0 +1,105 @@
+"""End-to-end fixtures: system Chromium through Playwright, and `kt` runs whose browser is it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.kt_process import REPO, base_env
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+URL_TIMEOUT = 30.0
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("no /usr/bin/chromium: run .ci/run (apt-get install chromium) first")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+class KtLogin:
+    """`kt auth login --browser …` running; `.url()` is what it asked the browser to open."""
+
+    def __init__(self, args: list[str], env: dict[str, str], fifo: Path) -> None:
+        self.fifo = fifo
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kt_login", "auth", "login", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def url(self) -> str:
+        box: list[str] = []
+        reader = threading.Thread(target=lambda: box.append(self.fifo.read_text()), daemon=True)
+        reader.start()
+        reader.join(URL_TIMEOUT)
+        if not box:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+            pytest.fail(f"kt never opened a browser; stderr: {err}")
+        return box[0].strip()
+
+    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+
+@pytest.fixture
+def kt_login(tmp_path):
+    fifo = tmp_path / "browser-url"
+    os.mkfifo(fifo)
+    runs: list[KtLogin] = []
+
+    def start(*args: str, env: dict[str, str]) -> KtLogin:
+        env = dict(env)
+        env["BROWSER"] = (
+            f"{shutil.which('python3') or sys.executable} {REPO / 'e2e' / 'record_url.py'} %s"
+        )
+        env["KT_E2E_URL_FIFO"] = str(fifo)
+        run = KtLogin(list(args), env, fifo)
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.communicate()
+
+
+@pytest.fixture
+def env(tmp_path, devserver):
+    return base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url)

@@ -1,0 +1,90 @@
+"""`kt auth login --browser` for real: the kt process, its loopback listener, kt-devserver's pages
+and a headless Chromium driven like a person would."""
+
+from __future__ import annotations
+
+import json
+
+from kt_devserver import totp
+from kt_devserver.demo import BOB_TOTP_SECRET
+from tests.kt_process import kt
+
+
+def sign_in(page, email, password):
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+
+
+def approve(page):
+    page.click("button[name=decision][value=approve]")
+
+
+def test_alice_signs_in_with_the_browser(env, kt_login, page):
+    run = kt_login("--browser", "--insecure-storage", "--json", env=env)
+    page.goto(run.url())
+    sign_in(page, "alice@example.com", "alice-password")
+    approve(page)
+    page.wait_for_selector("text=close this")
+    code, out, err = run.finish()
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["user"]["email"] == "alice@example.com" and doc["method"] == "browser"
+    who = kt("auth", "whoami", "--json", env=env)
+    assert who.code == 0, who.stderr
+    assert who.json()["role"] == "admin" and who.json()["organization"]["name"] == "Acme"
+
+
+def test_bob_signs_in_with_password_and_totp(env, kt_login, page):
+    run = kt_login("--browser", "--insecure-storage", "--json", env=env)
+    page.goto(run.url())
+    sign_in(page, "bob@example.com", "bob-password")
+    page.fill("input[name=code]", totp.code(BOB_TOTP_SECRET))
+    page.click("button[type=submit]")
+    approve(page)
+    page.wait_for_selector("text=close this")
+    code, out, err = run.finish()
+    assert code == 0, err
+    assert json.loads(out)["mfa_authenticated"] is True
+    who = kt("auth", "whoami", "--json", env=env).json()
+    assert who["user"]["email"] == "bob@example.com" and who["mfa_authenticated"] is True
+
+
+def test_denied_consent(env, kt_login, page):
+    run = kt_login("--browser", "--insecure-storage", "--json", env=env)
+    page.goto(run.url())
+    sign_in(page, "alice@example.com", "alice-password")
+    page.click("button[name=decision][value=deny]")
+    code, out, err = run.finish()
+    assert code == 3
+    assert json.loads(err.strip().splitlines()[-1])["error"]["code"] == "oauth.access_denied"
+    assert kt("auth", "status", env=env).code == 3
+
+
+def test_wrong_password_then_tab_closed_times_out(env, kt_login, page):
+    run = kt_login("--browser", "--insecure-storage", "--timeout", "10", env=env)
+    page.goto(run.url())
+    sign_in(page, "alice@example.com", "wrong")
+    assert page.locator("input[name=password]").count() == 1  # still on the sign-in page
+    page.close()
+    code, out, err = run.finish()
+    assert code == 1
+    assert "no sign-in arrived" in err
+    assert kt("auth", "status", env=env).code == 3
+
+
+def test_no_browser_prints_url(env, kt_login, page):
+    run = kt_login("--no-browser", "--insecure-storage", env=env)
+    # with --no-browser kt only prints the URL; read it from stderr like a person would
+    assert run.proc.stderr is not None
+    url = None
+    for line in run.proc.stderr:
+        if line.strip().startswith("http"):
+            url = line.strip()
+            break
+    assert url and "code_challenge_method=S256" in url
+    page.goto(url)
+    sign_in(page, "alice@example.com", "alice-password")
+    approve(page)
+    code, _, err = run.finish()
+    assert code == 0, err
