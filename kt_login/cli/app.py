@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import click
 
 from .. import config
-from ..errors import KtError, MfaRequired, NotLoggedIn, UsageError
+from ..errors import KtError, MfaRequired, NotLoggedIn, StoreUnavailable, UsageError
 from ..output import Console
 
 if TYPE_CHECKING:
@@ -149,18 +149,31 @@ class Invocation:
         return open_store(self.base_settings.dir, prefer_file=prefer_file)
 
     def store_for_new_session(self, *, insecure_storage: bool) -> CredentialStore:
-        """Where a new session goes: the opted-in file, else the store holding the current one,
-        else the keyring. Raises StoreUnavailable before anything is sent or written."""
-        if not insecure_storage and self.base_settings.credential_store.value != "file":
+        """Where a new session goes: the opted-in file; else the keyring (saving there removes
+        a plaintext copy); else, when the keyring is unusable but this profile's session is
+        already in a file (an earlier opt-in), that file. Raises StoreUnavailable before
+        anything is sent or written, after at most one keyring timeout."""
+        from ..store import FileStore, KeyringStore
+
+        directory = self.base_settings.dir
+        if insecure_storage or self.base_settings.credential_store.value == "file":
+            files = FileStore(directory)
+            files.load(self.profile)  # an unsafe file fails now, not after the login
+            return files
+        keyring_store = KeyringStore(directory)
+        try:
+            # A probe read, not this profile's item: a corrupt item must not block the login
+            # that replaces it.
+            keyring_store.check()
+        except StoreUnavailable:
             try:
-                _, current = self.find_session()
+                in_file = FileStore(directory).load(self.profile) is not None
             except KtError:
-                current = None
-            if current is not None:
-                return current
-        store = self.open_store(insecure_storage=insecure_storage)
-        store.load(self.profile)  # probes the keyring: fails closed now, not after the login
-        return store
+                in_file = False
+            if not in_file:
+                raise
+            return FileStore(directory)
+        return keyring_store
 
     def replace_session(self, store: CredentialStore, session: Session) -> None:
         """Save `session` for this profile; end the one it replaces on the server (best effort)."""

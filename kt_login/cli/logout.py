@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ..errors import KtError
+from ..errors import KtError, StoreError
 from .app import Invocation, common_options
 from .views import timestamp
 
@@ -35,7 +35,20 @@ def logout(inv: Invocation, all_profiles: bool) -> None:
     unrevoked: list[str] = []
     failure: KtError | None = None
     for name in names:
-        session, store = find_session(directory, name)
+        try:
+            session, store = find_session(directory, name)
+        except StoreError as exc:
+            # Unreadable (e.g. corrupt): nothing to revoke it with, but it must not block logout
+            # or the next login. StoreUnavailable is no StoreError: a keyring that cannot be
+            # reached still fails the command, as the session may be intact in it.
+            forget_session(directory, name)
+            results.append({"profile": name, "was_logged_in": True, "server_revoked": False})
+            lines.append(f"Removed the unreadable local session of profile {name!r}.")
+            inv.console.warn(
+                f"could not revoke it on the server ({exc.message}); it may stay valid there "
+                "until it expires"
+            )
+            continue
         if session is None or store is None:
             results.append({"profile": name, "was_logged_in": False})
             if not all_profiles:
