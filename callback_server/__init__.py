@@ -1,0 +1,55 @@
+"""A loopback receiver for one OAuth 2.0 authorization response (RFC 8252 §7.3, §8.3).
+
+A native app that signs in through the system browser starts a listener on the loopback interface,
+sends its address as `redirect_uri` in the authorization request, and waits for the browser to be
+redirected back with `code` (or `error`) and `state`::
+
+    from callback_server import receive
+
+    result = receive(state, on_ready=lambda redirect_uri: open_browser(build_url(redirect_uri)))
+    if result.error is not None:
+        ...  # the authorization server said no; result.error_description is untrusted text
+    ...      # compare result.iss with the issuer (RFC 9207), then exchange result.code
+
+or, inside an event loop::
+
+    async with CallbackServer(state=state) as server:
+        open_browser(build_url(server.redirect_uri))
+        result = await server.wait()
+
+What it guarantees:
+
+- It listens on `127.0.0.1` (on `::1` only when IPv4 loopback is unavailable), never on another
+  interface, with an OS-chosen port unless `port` is given, and without SO_REUSEADDR/SO_REUSEPORT.
+  `redirect_uri` uses the same literal: `http://127.0.0.1:PORT/callback` or `http://[::1]:PORT/...`.
+- Only `GET` on exactly `path` with `Host: 127.0.0.1:PORT` counts; fetch()/subresource requests
+  (`Sec-Fetch-Mode` other than `navigate`) are refused. A response completes the wait only if its
+  `state` matches (constant-time) and `code`, `state`, `iss`, `error` each appear at most once,
+  with exactly one of `code`/`error`. Anything else gets a static page and the wait goes on, so a
+  stale tab cannot end the sign-in. The first valid response wins; there is never a second result.
+- Pages are static (no query value is echoed, no scripts or links) and every response carries
+  `Content-Security-Policy: default-src 'none'`, `Referrer-Policy: no-referrer`,
+  `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
+- Nothing about requests is logged: no access log, and aiohttp's parse errors lose their details.
+- `wait()` closes the listener before it returns or raises: on success, on the timeout
+  (`CallbackTimeout`), on cancellation and on Ctrl-C. `receive()` raises KeyboardInterrupt after
+  closing, and lets exceptions from `on_ready` through after closing.
+- Bind failures raise `CallbackError` with a one-line message naming the port.
+
+`parse_redirect()` applies the same checks to a redirect URL a person pasted (for flows where the
+browser runs on another machine).
+
+Importing this package is cheap: aiohttp and jinja2 are loaded when a server starts.
+"""
+
+from ._result import CallbackError, CallbackResult, CallbackTimeout, parse_redirect
+from ._server import CallbackServer, receive
+
+__all__ = [
+    "CallbackError",
+    "CallbackResult",
+    "CallbackServer",
+    "CallbackTimeout",
+    "parse_redirect",
+    "receive",
+]

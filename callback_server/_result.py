@@ -1,0 +1,96 @@
+"""What a callback means: the result type, the errors and the query judgement (no I/O)."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
+
+# RFC 6749 §3.1: response parameters MUST NOT be included more than once (EH-01).
+_SINGLE_VALUED = frozenset({"code", "state", "iss", "error", "error_description", "error_uri"})
+_MAX_FIELDS = 64
+
+
+class CallbackError(Exception):
+    """The callback could not be received (bind failure, listener closed, rejected URL...)."""
+
+
+class CallbackTimeout(CallbackError):
+    """No valid callback arrived within the timeout."""
+
+
+@dataclass(frozen=True)
+class CallbackResult:
+    """The authorization response that carried the right state.
+
+    Exactly one of `code` and `error` is set. `iss` (RFC 9207) is passed on as received: the caller
+    knows the issuer and compares it. `error_description` is raw text from the query: sanitise it
+    before printing.
+    """
+
+    code: str | None
+    state: str
+    iss: str | None
+    error: str | None
+    error_description: str | None
+
+    def __repr__(self) -> str:
+        code = None if self.code is None else "***"
+        return (
+            f"CallbackResult(code={code!r}, state='***', iss={self.iss!r}, "
+            f"error={self.error!r}, error_description={self.error_description!r})"
+        )
+
+
+def judge(raw_query: str, state: str) -> CallbackResult | None:
+    """The result carried by a raw (still percent-encoded) query string, or None if it is not one.
+
+    None when: the query does not decode as UTF-8, a response parameter appears twice, the state
+    is missing or wrong, or there is not exactly one of `code` and `error`. Others are ignored.
+    """
+    try:
+        pairs = parse_qsl(
+            raw_query, keep_blank_values=True, errors="strict", max_num_fields=_MAX_FIELDS
+        )
+    except ValueError:  # includes UnicodeDecodeError and "too many fields"
+        return None
+    values: dict[str, str] = {}
+    for key, value in pairs:
+        if key in _SINGLE_VALUED:
+            if key in values:
+                return None
+            values[key] = value
+    received = values.get("state")
+    # Compared as bytes: compare_digest refuses non-ASCII str.
+    if received is None or not hmac.compare_digest(received.encode(), state.encode()):
+        return None
+    code = values.get("code") or None
+    error = values.get("error") or None
+    if (code is None) == (error is None):
+        return None
+    return CallbackResult(
+        code=code,
+        state=received,
+        iss=values.get("iss"),
+        error=error,
+        error_description=values.get("error_description"),
+    )
+
+
+def parse_redirect(url: str, *, redirect_uri: str, state: str) -> CallbackResult:
+    """Check a redirect URL pasted by a person exactly like a live callback (AZ-10).
+
+    Scheme, host, port and path must equal `redirect_uri`'s; the query is judged as by the server.
+    Raises CallbackError with a fixed message (it never quotes the URL).
+    """
+    try:
+        got, want = urlsplit(url.strip()), urlsplit(redirect_uri)
+        same_place = (got.scheme, got.netloc, got.path) == (want.scheme, want.netloc, want.path)
+    except ValueError:
+        same_place = False
+    if not same_place:
+        raise CallbackError("the pasted URL is not this sign-in's redirect address")
+    result = judge(got.query, state)
+    if result is None:
+        raise CallbackError("the pasted URL does not carry a valid response for this sign-in")
+    return result

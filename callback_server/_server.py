@@ -1,0 +1,289 @@
+"""The loopback listener (RFC 8252 §7.3, §8.3); aiohttp and jinja2 are imported when it starts."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import sys
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ._result import CallbackError, CallbackResult, CallbackTimeout, judge
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+_log = logging.getLogger("callback_server")
+# aiohttp's own messages go here: a filter strips the request bytes quoted by parse errors (CB-09).
+_http_log = logging.getLogger("callback_server.http")
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+_MAX_LINE = 8190  # request line and each header; authorization codes fit easily
+_MAX_HEADERS = 64
+_SHUTDOWN_TIMEOUT = 2.0
+_PAGES = ("success", "error", "invalid")
+
+
+class _WithholdRequestBytes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            # A malformed request is the client's problem, not an error of this program.
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.msg = "rejected a malformed request (%s)"
+            record.args = (type(record.exc_info[1]).__name__,)
+            record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+_http_log.addFilter(_WithholdRequestBytes())
+
+
+class CallbackServer:
+    """Listens on 127.0.0.1 (or ::1) for one authorization response carrying `state`.
+
+    `timeout` bounds `wait()`. To abort a wait, cancel the task running it; the listener closes.
+    """
+
+    def __init__(
+        self, *, state: str, path: str = "/callback", port: int = 0, timeout: float = 300.0
+    ) -> None:
+        if not state:
+            raise ValueError("state must not be empty")
+        if not path.startswith("/") or "?" in path or "#" in path:
+            raise ValueError("path must start with '/' and carry no query or fragment")
+        if not 0 <= port <= 65535:
+            raise ValueError("port must be between 0 and 65535")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self._state, self._path, self._port, self._timeout = state, path, port, timeout
+        self._runner: web.BaseRunner | None = None
+        self._redirect_uri: str | None = None
+        self._host_header = ""
+        self._pages: dict[str, bytes] = {}
+        self._done: asyncio.Future[CallbackResult] | None = None
+        self._claimed = False
+
+    @property
+    def redirect_uri(self) -> str:
+        if self._redirect_uri is None:
+            raise RuntimeError("the callback server has not been started")
+        return self._redirect_uri
+
+    async def start(self) -> str:
+        """Bind and start accepting connections; returns the redirect_uri to send to the AS."""
+        if self._done is not None:
+            raise RuntimeError("a CallbackServer can be started only once")
+        from aiohttp import web
+
+        self._pages = _render_pages()
+        self._done = asyncio.get_running_loop().create_future()
+        sock, host = _listen(self._port)
+        try:
+            port = sock.getsockname()[1]
+            authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            server = _server_class()(
+                self._handle,
+                access_log=None,
+                logger=_http_log,
+                max_line_size=_MAX_LINE,
+                max_field_size=_MAX_LINE,
+                max_headers=_MAX_HEADERS,
+                keepalive_timeout=5.0,
+            )
+            runner = web.ServerRunner(server, shutdown_timeout=_SHUTDOWN_TIMEOUT)
+            await runner.setup()
+        except BaseException:
+            sock.close()
+            raise
+        self._runner = runner
+        try:
+            await web.SockSite(runner, sock).start()
+        except BaseException:
+            await self.close()
+            raise
+        self._host_header = authority
+        self._redirect_uri = f"http://{authority}{self._path}"
+        return self._redirect_uri
+
+    async def wait(self) -> CallbackResult:
+        """The first valid callback. The listener is closed before this returns or raises."""
+        if self._done is None:
+            raise RuntimeError("call start() before wait()")
+        try:
+            if self._runner is None and not self._done.done():
+                raise CallbackError("the callback listener is closed")
+            async with asyncio.timeout(self._timeout):
+                # Shielded: a cancelled wait leaves the slot as it was, not cancelled.
+                return await asyncio.shield(self._done)
+        except TimeoutError:
+            raise CallbackTimeout(
+                f"no sign-in response arrived within {self._timeout:g} s"
+            ) from None
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Stop listening and drop open connections. Safe to call more than once."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> CallbackServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        # Pinning Host defeats DNS rebinding (CB-06); checked before anything else is looked at.
+        if request.headers.getall("Host", []) != [self._host_header]:
+            return _plain(421, "Misdirected request.")
+        if request.rel_url.raw_path != self._path:
+            return _plain(404, "Not found.")
+        if request.method != "GET":
+            response = _plain(405, "Method not allowed.")
+            response.headers["Allow"] = "GET"
+            return response
+        mode = request.headers.get("Sec-Fetch-Mode")
+        if mode is not None and mode != "navigate":
+            return _plain(403, "Forbidden.")
+        result = None if self._claimed else judge(request.rel_url.raw_query_string, self._state)
+        if result is None:
+            _log.debug("callback rejected: not a valid response for the pending sign-in")
+            return self._page(400, "invalid")
+        self._claimed = True  # no await since the check above: one result only
+        response = self._page(200, "success" if result.error is None else "error")
+        response.force_close()
+        try:
+            # Sent before the result is handed over, so that closing the listener cannot cut it off.
+            await response.prepare(request)
+            await response.write_eof()
+        finally:
+            assert self._done is not None
+            self._done.set_result(result)
+        return response
+
+    def _page(self, status: int, name: str) -> web.Response:
+        from aiohttp import web
+
+        return web.Response(
+            status=status,
+            body=self._pages[name],
+            content_type="text/html",
+            charset="utf-8",
+            headers=SECURITY_HEADERS,
+        )
+
+
+def receive(
+    state: str,
+    *,
+    on_ready: Callable[[str], None],
+    port: int = 0,
+    path: str = "/callback",
+    timeout: float = 300.0,
+) -> CallbackResult:
+    """Receive one callback in a fresh event loop; see the package docstring."""
+
+    async def run() -> CallbackResult:
+        async with CallbackServer(state=state, path=path, port=port, timeout=timeout) as server:
+            on_ready(server.redirect_uri)
+            return await server.wait()
+
+    return asyncio.run(run())
+
+
+def _plain(status: int, text: str) -> web.Response:
+    from aiohttp import web
+
+    return web.Response(status=status, text=text + "\n", headers=SECURITY_HEADERS)
+
+
+def _render_pages() -> dict[str, bytes]:
+    import jinja2
+
+    from kt_login.resources import templates_dir
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return {name: env.get_template(f"callback_{name}.html").render().encode() for name in _PAGES}
+
+
+def _listen(port: int) -> tuple[socket.socket, str]:
+    """A listening socket on the IPv4 loopback literal, or on ::1 when IPv4 is unavailable."""
+    try:
+        return _listen_on(socket.AF_INET, "127.0.0.1", port), "127.0.0.1"
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            raise _bind_error(exc, "127.0.0.1", port) from None
+    try:
+        return _listen_on(socket.AF_INET6, "::1", port), "::1"
+    except OSError as exc:
+        raise _bind_error(exc, "::1", port) from None
+
+
+def _listen_on(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
+    # Our own socket rather than TCPSite: asyncio would set SO_REUSEADDR (RFC 8252 B.5 says not to).
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if sys.platform == "win32":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+        sock.bind((host, port))
+        sock.listen(16)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_error(exc: OSError, host: str, port: int) -> CallbackError:
+    if exc.errno == errno.EADDRINUSE:
+        return CallbackError(f"port {port} on {host} is already in use; pick another or use 0")
+    if exc.errno == errno.EACCES:
+        return CallbackError(f"not allowed to listen on port {port} on {host}; try port 0")
+    return CallbackError(f"cannot listen on {host} port {port}: {exc.strerror or exc}")
+
+
+def _server_class() -> type[web.Server]:
+    from aiohttp import web
+
+    class Handler(web.RequestHandler):
+        def handle_error(
+            self,
+            request: web.BaseRequest,
+            status: int = 500,
+            exc: BaseException | None = None,
+            message: str | None = None,
+        ) -> web.StreamResponse:
+            # aiohttp's own error pages quote the request bytes; send an empty body instead.
+            response = super().handle_error(request, status, exc, None)
+            response.headers.update(SECURITY_HEADERS)
+            return response
+
+    class Server(web.Server):
+        def __init__(self, handler: Any, **kwargs: Any) -> None:
+            super().__init__(handler, **kwargs)
+            self._handler_kwargs = kwargs
+
+        def __call__(self) -> web.RequestHandler:
+            return Handler(self, loop=asyncio.get_running_loop(), **self._handler_kwargs)
+
+    return Server
