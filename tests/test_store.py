@@ -44,6 +44,15 @@ ALLOWED_KEYS = {
     "session_id",
     "refresh_expires_at",
     "obtained_at",
+    # OAuth sign-ins: where to refresh/revoke and which sign-in the ID token named
+    "issuer",
+    "client_id",
+    "token_endpoint",
+    "revocation_endpoint",
+    "jwks_uri",
+    "subject",
+    "auth_time",
+    "acr",
 }
 
 

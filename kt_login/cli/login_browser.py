@@ -27,6 +27,7 @@ def browser_login(
     scope: str | None,
 ) -> None:
     from ..browser import no_browser_reason, system_opener
+    from ..flows.authcode import DEFAULT_SCOPE
     from ..oidc_login import BrowserLogin, session_from_sign_in, sign_in
 
     api_url = inv.base_settings.api_url.value
@@ -39,9 +40,9 @@ def browser_login(
     login = BrowserLogin(
         issuer=issuer or api_url,
         client_id=client_id or DEFAULT_CLIENT_ID,
+        scope=scope or DEFAULT_SCOPE,
         port=port,
         timeout=float(timeout),
-        **({"scope": scope} if scope else {}),
     )
     signed = sign_in(
         login,
@@ -78,9 +79,11 @@ def _with_account(inv: Invocation, session: Session) -> Session:
     except KtError:
         inv.revoke_quietly(session)
         raise
-    user = who.get("user") if isinstance(who.get("user"), dict) else {}
-    org = who.get("organization") if isinstance(who.get("organization"), dict) else {}
-    scopes = who.get("scopes") if isinstance(who.get("scopes"), list) else []
+    user = _dict(who.get("user"))
+    org = _dict(who.get("organization"))
+    scopes = who.get("scopes")
+    if not isinstance(scopes, list):
+        scopes = []
     return dataclasses.replace(
         session,
         user_email=str(user.get("email", session.user_email)),
@@ -90,3 +93,7 @@ def _with_account(inv: Invocation, session: Session) -> Session:
         scopes=tuple(str(s) for s in scopes),
         mfa_authenticated=who.get("mfa_authenticated") is True,
     )
+
+
+def _dict(value: object) -> dict[str, object]:
+    return value if isinstance(value, dict) else {}
