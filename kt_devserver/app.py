@@ -1,7 +1,7 @@
 """The aiohttp application factory: routes registered per module, JSON errors for everything.
 
-Later endpoint families (e.g. the OAuth/OIDC authorization server) add a module with a
-`register(app)` function and one line in `create_app`.
+Endpoint families are modules with a `register(app)` function and one line in `create_app`;
+the OAuth/OIDC authorization server is `oauth_routes`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from kt_devserver import auth_routes, demo, token_routes
+from kt_devserver import auth_routes, demo, oauth_routes, token_routes
 from kt_devserver.bodies import MAX_BODY_BYTES
 from kt_devserver.db import MEMORY, Database
 from kt_devserver.errors import ApiError, from_http_exception, internal
-from kt_devserver.state import STATE, Clock, Settings, State
+from kt_devserver.state import BASE_URL, STATE, BaseUrl, Clock, Settings, State
 
 logger = logging.getLogger("kt_devserver")
 
@@ -79,9 +79,11 @@ def create_app(
     demo.seed(database)
     app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
     app[STATE] = State(db=database, settings=settings or Settings(), clock=clock)
+    app[BASE_URL] = BaseUrl()
     app.router.add_get("/healthz", healthz)
     auth_routes.register(app)
     token_routes.register(app)
+    oauth_routes.register(app)
     if not isinstance(db, Database):
 
         async def close_db(_: web.Application) -> None:

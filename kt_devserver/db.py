@@ -173,6 +173,11 @@ class Database:
     def close(self) -> None:
         self._conn.close()
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The shared connection, for modules that keep their own tables in the same file."""
+        return self._conn
+
     # --- organizations and users -------------------------------------------------------------
 
     def get_or_create_organization(self, name: str) -> Organization:

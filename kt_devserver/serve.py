@@ -8,6 +8,8 @@ import sys
 
 from aiohttp import web
 
+from kt_devserver.state import BASE_URL
+
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
@@ -33,8 +35,10 @@ async def serve(app: web.Application, *, host: str, port: int) -> None:
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
-        bound_port = runner.addresses[0][1]
-        print(f"kt-devserver listening on {url_for(host, bound_port)}", flush=True)
+        url = url_for(host, runner.addresses[0][1])
+        if BASE_URL in app:
+            app[BASE_URL].value = url  # the OAuth issuer: byte for byte the readiness URL
+        print(f"kt-devserver listening on {url}", flush=True)
         await stop.wait()
     finally:
         await runner.cleanup()

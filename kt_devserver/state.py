@@ -35,7 +35,15 @@ class State:
     clock: Clock
 
 
+@dataclass
+class BaseUrl:
+    """The server's base URL as the readiness line prints it (the OAuth issuer), once bound."""
+
+    value: str | None = None
+
+
 STATE = web.AppKey("kt_devserver.state", State)
+BASE_URL = web.AppKey("kt_devserver.base_url", BaseUrl)
 
 
 def state_of(request: web.Request) -> State:

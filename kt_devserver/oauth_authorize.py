@@ -1,0 +1,341 @@
+"""The interactive authorization endpoint: sign-in, MFA and consent pages, then the redirect.
+
+`GET /oauth/authorize` validates the request with authlib, then records it as a transaction bound
+to the browser's sign-in session and shows the first page it needs:
+
+- sign-in, unless the browser session already has a user and neither `prompt=login` nor an
+  exceeded `max_age` demands a fresh password;
+- MFA (TOTP) after the password of a user with MFA enrolled, and also when an existing session
+  is reused but `acr_values` asks for `urn:keeptrusts:acr:mfa`;
+- consent (client name, scopes, Approve/Deny).
+
+Each page posts back with the CSRF token and the transaction id. Five wrong passwords or codes end
+the transaction with `error=access_denied`. Requests whose client or redirect URI cannot be
+trusted get an error page, never a redirect; every redirect carries `state` and `iss`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiohttp import web
+from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped]
+    AccessDeniedError,
+    InvalidRequestError,
+    OAuth2Error,
+)
+from authlib.oidc.core.errors import (  # type: ignore[import-untyped]
+    ConsentRequiredError,
+    LoginRequiredError,
+)
+
+from kt_devserver import oauth_clients, passwords, totp
+from kt_devserver.credentials import hash_secret
+from kt_devserver.db import User
+from kt_devserver.oauth_http import (
+    OAuthContext,
+    authorization_redirect,
+    form_pairs,
+    issuer_of,
+    oauth_of,
+    oauth_request,
+)
+from kt_devserver.oauth_models import BrowserSession, Transaction
+from kt_devserver.oauth_pages import (
+    cookie_secret,
+    csrf_ok,
+    csrf_token,
+    error_page,
+    new_cookie_secret,
+    render,
+    set_cookie,
+)
+from kt_devserver.oauth_scopes import ACR_MFA, DESCRIPTIONS
+from kt_devserver.oauth_server import AuthContext, KtRequest, Reply
+from kt_devserver.state import MAX_MFA_ATTEMPTS
+
+BROWSER_SESSION_TTL = 12 * 3600
+TRANSACTION_TTL = 600
+MAX_FAILURES = MAX_MFA_ATTEMPTS
+
+LOGIN, MFA, CONSENT = "login", "mfa", "consent"
+
+
+@dataclass(frozen=True)
+class Browser:
+    secret: str
+    session: BrowserSession
+    set_cookie: bool
+
+
+def _browser(ctx: OAuthContext, request: web.Request, *, create: bool) -> Browser | None:
+    now = ctx.state.clock()
+    secret = cookie_secret(request)
+    if secret is not None:
+        found = ctx.store.find_browser_session(hash_secret(secret), now=now)
+        if found is not None:
+            return Browser(secret, found, set_cookie=False)
+    if not create:
+        return None
+    secret = new_cookie_secret()
+    ctx.store.create_browser_session(hash_secret(secret), now=now, ttl=BROWSER_SESSION_TTL)
+    found = ctx.store.find_browser_session(hash_secret(secret), now=now)
+    assert found is not None
+    return Browser(secret, found, set_cookie=True)
+
+
+def _sign_in(ctx: OAuthContext, browser: Browser, user: User, *, mfa: bool) -> Browser:
+    """Record the sign-in on the browser session under a new cookie secret."""
+    now = ctx.state.clock()
+    secret = new_cookie_secret()
+    ctx.store.sign_in(
+        browser.session.id,
+        new_secret_hash=hash_secret(secret),
+        user_id=user.id,
+        auth_time=now,
+        mfa=mfa,
+    )
+    session = replace(browser.session, user_id=user.id, auth_time=now, mfa=mfa)
+    return Browser(secret, session, set_cookie=True)
+
+
+def _page(template: str, browser: Browser, txn_id: str, **context: Any) -> web.Response:
+    response = render(template, csrf_token=csrf_token(browser.secret), txn=txn_id, **context)
+    if browser.set_cookie:
+        set_cookie(response, browser.secret)
+    return response
+
+
+def _show(
+    step: str, browser: Browser, txn: str, params: dict[str, str], user: User | None
+) -> web.Response:
+    client = oauth_clients.find(params.get("client_id"))
+    assert client is not None
+    if step == LOGIN:
+        return _page("as_login.html", browser, txn, client_name=client.client_name, error=None)
+    assert user is not None
+    if step == MFA:
+        return _page("as_mfa.html", browser, txn, email=user.email, error=None)
+    scope = client.get_allowed_scope(params.get("scope"))
+    scopes = [(name, DESCRIPTIONS.get(name, name)) for name in scope.split()]
+    return _page(
+        "as_consent.html",
+        browser,
+        txn,
+        client_name=client.client_name,
+        email=user.email,
+        scopes=scopes,
+    )
+
+
+def _refusal(error: OAuth2Error, issuer: str) -> web.Response:
+    """An error response: to the client if its redirect URI was validated, else a page."""
+    if error.redirect_uri:
+        return authorization_redirect(Reply(*error()), issuer)
+    message = error.get_error_description() or "The authorization request is invalid."
+    return error_page(400, error.error or "invalid_request", message)
+
+
+def _max_age(raw: str | None, redirect_uri: str, state: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 10:
+        raise InvalidRequestError(
+            "max_age must be a non-negative integer.", redirect_uri=redirect_uri, state=state
+        )
+    return int(raw)
+
+
+def _first_step(
+    ctx: OAuthContext, request: KtRequest, redirect_uri: str, browser: Browser, user: User | None
+) -> str:
+    data = request.payload.data
+    state = request.payload.state
+    prompts = str(data.get("prompt") or "").split()
+    if "none" in prompts:
+        if len(prompts) > 1:
+            raise InvalidRequestError(
+                "prompt=none cannot be combined.", redirect_uri=redirect_uri, state=state
+            )
+        # Consent is always interactive here, so prompt=none can never succeed.
+        error = LoginRequiredError if user is None else ConsentRequiredError
+        raise error(redirect_uri=redirect_uri, state=state)
+    max_age = _max_age(data.get("max_age"), redirect_uri, state)
+    auth_time = browser.session.auth_time
+    too_old = max_age is not None and (auth_time is None or ctx.state.clock() - auth_time > max_age)
+    if user is None or "login" in prompts or too_old:
+        return LOGIN
+    if ACR_MFA in str(data.get("acr_values") or "").split() and user.totp_secret is not None:
+        return MFA
+    return CONSENT
+
+
+def _user(ctx: OAuthContext, user_id: str | None) -> User | None:
+    return None if user_id is None else ctx.state.db.get_user(user_id)
+
+
+async def authorize(request: web.Request) -> web.Response:
+    ctx = oauth_of(request)
+    issuer = issuer_of(request)
+    pairs = list(request.query.items())
+    try:
+        oauth = oauth_request(request, pairs)
+    except OAuth2Error as error:
+        return _refusal(error, issuer)
+    browser = _browser(ctx, request, create=True)
+    assert browser is not None
+    user = _user(ctx, browser.session.user_id)
+    try:
+        grant = ctx.server.get_consent_grant(oauth, end_user=user)
+        step = _first_step(ctx, oauth, grant.redirect_uri, browser, user)
+    except OAuth2Error as error:
+        return _refusal(error, issuer)
+    txn = ctx.store.create_transaction(
+        browser_session_id=browser.session.id,
+        params=pairs,
+        step=step,
+        user_id=None if step == LOGIN or user is None else user.id,
+        expires_at=ctx.state.clock() + TRANSACTION_TTL,
+    )
+    return _show(step, browser, txn, dict(pairs), user)
+
+
+# --- form posts ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Posted:
+    ctx: OAuthContext
+    browser: Browser
+    txn: Transaction
+    form: dict[str, str]
+
+
+async def _posted(request: web.Request, step: str) -> Posted | web.Response:
+    ctx = oauth_of(request)
+    pairs = await form_pairs(request)
+    if pairs is None:
+        return error_page(400, "invalid_request", "Expected a form submission.")
+    form = dict(pairs)
+    browser = _browser(ctx, request, create=False)
+    if browser is None or not csrf_ok(browser.secret, form.get("csrf_token")):
+        return error_page(
+            400,
+            "invalid_csrf_token",
+            "The form's security token is missing or does not match this browser's session.",
+        )
+    txn = ctx.store.transaction(form.get("txn", ""))
+    if (
+        txn is None
+        or txn.browser_session_id != browser.session.id
+        or txn.finished_at is not None
+        or ctx.state.clock() >= txn.expires_at
+    ):
+        return error_page(400, "expired", "This sign-in attempt is unknown, finished or expired.")
+    if txn.step != step:
+        return error_page(400, "invalid_request", "This form was already answered.")
+    return Posted(ctx, browser, txn, form)
+
+
+def _deny(posted: Posted, issuer: str, description: str) -> web.Response:
+    params = dict(posted.txn.params)
+    posted.ctx.store.finish_transaction(posted.txn.id, now=posted.ctx.state.clock())
+    error = AccessDeniedError(
+        description=description, redirect_uri=params["redirect_uri"], state=params.get("state")
+    )
+    return authorization_redirect(Reply(*error()), issuer)
+
+
+def _failed(posted: Posted, request: web.Request, template: str, message: str) -> web.Response:
+    failures = posted.ctx.store.record_failure(posted.txn.id)
+    if failures >= MAX_FAILURES:
+        return _deny(posted, issuer_of(request), "Too many failed sign-in attempts.")
+    left = MAX_FAILURES - failures
+    user = _user(posted.ctx, posted.txn.user_id)
+    return _page(
+        template,
+        posted.browser,
+        posted.txn.id,
+        client_name=_client_name(posted.txn),
+        email=user.email if user else "",
+        error=f"{message} {left} attempt(s) left.",
+    )
+
+
+def _client_name(txn: Transaction) -> str:
+    client = oauth_clients.find(dict(txn.params).get("client_id"))
+    return client.client_name if client else ""
+
+
+async def login(request: web.Request) -> web.Response:
+    posted = await _posted(request, LOGIN)
+    if isinstance(posted, web.Response):
+        return posted
+    ctx = posted.ctx
+    email = posted.form.get("email", "")[:320]
+    password = posted.form.get("password", "")[:1024]
+    user = ctx.state.db.find_user_by_email(email) if email else None
+    if user is None:
+        ok = await asyncio.to_thread(passwords.verify_unknown_user, password)
+    else:
+        ok = await asyncio.to_thread(passwords.verify_password, password, user.password_hash)
+    if user is None or not ok:
+        return _failed(posted, request, "as_login.html", "Wrong email or password.")
+    params = dict(posted.txn.params)
+    if user.totp_secret is not None:
+        now = ctx.state.clock()
+        ctx.store.advance_transaction(posted.txn.id, step=MFA, user_id=user.id, password_at=now)
+        return _show(MFA, posted.browser, posted.txn.id, params, user)
+    browser = _sign_in(ctx, posted.browser, user, mfa=False)
+    ctx.store.advance_transaction(posted.txn.id, step=CONSENT, user_id=user.id)
+    return _show(CONSENT, browser, posted.txn.id, params, user)
+
+
+async def mfa(request: web.Request) -> web.Response:
+    posted = await _posted(request, MFA)
+    if isinstance(posted, web.Response):
+        return posted
+    ctx = posted.ctx
+    user = _user(ctx, posted.txn.user_id)
+    assert user is not None
+    code = posted.form.get("code", "")[:32]
+    if user.totp_secret is None or not totp.matches(user.totp_secret, code, ctx.state.clock()):
+        return _failed(posted, request, "as_mfa.html", "Wrong code.")
+    browser = posted.browser
+    if posted.txn.password_at is not None:
+        browser = _sign_in(ctx, browser, user, mfa=True)
+    elif browser.session.user_id != user.id:
+        return error_page(400, "invalid_request", "You signed in as someone else meanwhile.")
+    ctx.store.advance_transaction(posted.txn.id, step=CONSENT, user_id=user.id)
+    return _show(CONSENT, browser, posted.txn.id, dict(posted.txn.params), user)
+
+
+async def consent(request: web.Request) -> web.Response:
+    posted = await _posted(request, CONSENT)
+    if isinstance(posted, web.Response):
+        return posted
+    ctx = posted.ctx
+    issuer = issuer_of(request)
+    decision = posted.form.get("decision")
+    if decision not in ("approve", "deny"):
+        return error_page(400, "invalid_request", "Choose Approve or Deny.")
+    session = posted.browser.session
+    user = _user(ctx, posted.txn.user_id)
+    if user is None or session.user_id != user.id or session.auth_time is None:
+        return error_page(400, "invalid_request", "You signed in as someone else meanwhile.")
+    if not ctx.store.finish_transaction(posted.txn.id, now=ctx.state.clock()):
+        return error_page(400, "expired", "This sign-in attempt is already finished.")
+    try:
+        oauth = oauth_request(request, posted.txn.params, method="GET")
+        grant = ctx.server.get_consent_grant(oauth, end_user=user)
+    except OAuth2Error as error:
+        return _refusal(error, issuer)
+    oauth.kt_auth = AuthContext(user=user, auth_time=session.auth_time, mfa=session.mfa)
+    reply = ctx.server.create_authorization_response(
+        oauth, grant_user=user if decision == "approve" else None, grant=grant
+    )
+    if reply.status != 302:
+        return error_page(400, "invalid_request", "The authorization request is invalid.")
+    return authorization_redirect(reply, issuer)

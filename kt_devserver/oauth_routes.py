@@ -1,0 +1,179 @@
+"""OAuth 2.0 / OpenID Connect routes: metadata, JWKS, authorize pages, token, revoke, userinfo.
+
+Paths (relative to the issuer, which is the server's base URL):
+
+    GET  /.well-known/oauth-authorization-server   RFC 8414 metadata
+    GET  /.well-known/openid-configuration         the same document (OIDC Discovery)
+    GET  /oauth/jwks                               ID-token verification keys
+    GET  /oauth/authorize                          authorization endpoint (HTML pages)
+    POST /oauth/authorize/login | /mfa | /consent  the pages' forms
+    POST /oauth/token                              authorization_code, refresh_token
+    POST /oauth/revoke                             RFC 7009
+    GET  /oauth/userinfo  (POST too)               OIDC UserInfo
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+from authlib.oauth2.rfc6749 import OAuth2Error  # type: ignore[import-untyped]
+
+from kt_devserver import oauth_authorize, oauth_keys
+from kt_devserver.auth import bearer_token
+from kt_devserver.credentials import hash_secret
+from kt_devserver.oauth_clients import DEVICE_CODE_GRANT
+from kt_devserver.oauth_http import (
+    OAUTH,
+    OAuthContext,
+    form_pairs,
+    issuer_of,
+    json_reply,
+    oauth_error,
+    oauth_of,
+    oauth_request,
+)
+from kt_devserver.oauth_models import OAuthStore
+from kt_devserver.oauth_scopes import ACR_VALUES, OIDC_SCOPES, OPENID, as_list
+from kt_devserver.oauth_server import KtAuthorizationServer, Reply, user_claims
+from kt_devserver.state import STATE
+
+AUTHORIZE_PATH = "/oauth/authorize"
+TOKEN_PATH = "/oauth/token"  # noqa: S105 - a path, not a secret
+REVOKE_PATH = "/oauth/revoke"
+JWKS_PATH = "/oauth/jwks"
+USERINFO_PATH = "/oauth/userinfo"
+
+# Advertised once the device flow exists (the kt-cli client is already registered for it).
+_FUTURE_GRANTS = (DEVICE_CODE_GRANT,)
+
+
+def metadata(issuer: str) -> dict[str, Any]:
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": issuer + AUTHORIZE_PATH,
+        "token_endpoint": issuer + TOKEN_PATH,
+        "jwks_uri": issuer + JWKS_PATH,
+        "userinfo_endpoint": issuer + USERINFO_PATH,
+        "revocation_endpoint": issuer + REVOKE_PATH,
+        "scopes_supported": list(OIDC_SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "revocation_endpoint_auth_methods_supported": ["none"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [oauth_keys.ALGORITHM],
+        "acr_values_supported": list(ACR_VALUES),
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_supported": [
+            "iss",
+            "sub",
+            "aud",
+            "azp",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "acr",
+            "amr",
+            "at_hash",
+            "name",
+            "email",
+            "email_verified",
+        ],  # fmt: skip
+        "authorization_response_iss_parameter_supported": True,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "claims_parameter_supported": False,
+    }
+
+
+async def discovery(request: web.Request) -> web.Response:
+    return web.json_response(metadata(issuer_of(request)))
+
+
+async def jwks(request: web.Request) -> web.Response:
+    return web.json_response(oauth_of(request).key.jwks())
+
+
+async def _form_request(request: web.Request) -> Any:
+    """authlib's request for a form POST, or an RFC 6749 §5.2 error response."""
+    pairs = await form_pairs(request)
+    if pairs is None:
+        return oauth_error(
+            400, "invalid_request", "The body must be application/x-www-form-urlencoded."
+        )
+    repeated = sorted(name for name, count in Counter(k for k, _ in pairs).items() if count > 1)
+    if repeated:
+        return oauth_error(400, "invalid_request", f"Repeated parameter: {repeated[0][:40]}.")
+    try:
+        return oauth_request(request, pairs)
+    except OAuth2Error as error:
+        return json_reply(Reply(*error()))
+
+
+async def token(request: web.Request) -> web.Response:
+    built = await _form_request(request)
+    if isinstance(built, web.Response):
+        return built
+    reply: Reply = oauth_of(request).server.create_token_response(built)
+    return json_reply(reply)
+
+
+async def revoke(request: web.Request) -> web.Response:
+    built = await _form_request(request)
+    if isinstance(built, web.Response):
+        return built
+    reply: Reply = oauth_of(request).server.create_endpoint_response("revocation", built)
+    return json_reply(reply)
+
+
+def _bearer_error(status: int, error: str, description: str) -> web.Response:
+    response = oauth_error(status, error, description)
+    response.headers["WWW-Authenticate"] = (
+        f'Bearer realm="kt-devserver", error="{error}", error_description="{description}"'
+    )
+    return response
+
+
+async def userinfo(request: web.Request) -> web.Response:
+    ctx = oauth_of(request)
+    db = ctx.state.db
+    token_value = bearer_token(request)
+    if token_value is None:
+        response = oauth_error(401, "invalid_token", "Send an OAuth access token as Bearer.")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="kt-devserver"'
+        return response
+    found = db.find_access_token(hash_secret(token_value))
+    grant = None if found is None else ctx.store.grant(found[0].id)
+    if found is None or grant is None:
+        return _bearer_error(401, "invalid_token", "Unknown access token.")
+    session, expires_at = found
+    if session.revoked_at is not None or ctx.state.clock() >= expires_at:
+        return _bearer_error(401, "invalid_token", "The access token is revoked or expired.")
+    if OPENID not in as_list(grant.scope):
+        return _bearer_error(403, "insufficient_scope", "The token lacks the openid scope.")
+    return web.json_response(user_claims(db.get_user(session.user_id), grant.scope))
+
+
+def register(app: web.Application) -> None:
+    state = app[STATE]
+    store = OAuthStore(state.db)
+    key = oauth_keys.load_or_create(store, now=state.clock())
+    app[OAUTH] = OAuthContext(
+        state=state, store=store, key=key, server=KtAuthorizationServer(state, store, key)
+    )
+    app.router.add_get("/.well-known/oauth-authorization-server", discovery)
+    app.router.add_get("/.well-known/openid-configuration", discovery)
+    app.router.add_get(JWKS_PATH, jwks)
+    app.router.add_get(AUTHORIZE_PATH, oauth_authorize.authorize)
+    app.router.add_post(AUTHORIZE_PATH + "/login", oauth_authorize.login)
+    app.router.add_post(AUTHORIZE_PATH + "/mfa", oauth_authorize.mfa)
+    app.router.add_post(AUTHORIZE_PATH + "/consent", oauth_authorize.consent)
+    app.router.add_post(TOKEN_PATH, token)
+    app.router.add_post(REVOKE_PATH, revoke)
+    app.router.add_get(USERINFO_PATH, userinfo)
+    app.router.add_post(USERINFO_PATH, userinfo)
