@@ -35,11 +35,14 @@ _PAGES = ("success", "error", "invalid")
 class _WithholdRequestBytes(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info:
-            # A malformed request is the client's problem, not an error of this program.
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            record.msg = "rejected a malformed request (%s)"
-            record.args = (type(record.exc_info[1]).__name__,)
+            from aiohttp.http_exceptions import HttpProcessingError
+
+            exc = record.exc_info[1]
+            record.msg, record.args = "%s (%s; details withheld)", (record.msg, type(exc).__name__)
             record.exc_info = record.exc_text = record.stack_info = None
+            if isinstance(exc, HttpProcessingError):
+                # A malformed request is the client's problem, not an error of this program.
+                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return True
 
 
@@ -84,7 +87,6 @@ class CallbackServer:
         from aiohttp import web
 
         self._pages = _render_pages()
-        self._done = asyncio.get_running_loop().create_future()
         sock, host = _listen(self._port)
         try:
             port = sock.getsockname()[1]
@@ -104,13 +106,14 @@ class CallbackServer:
             sock.close()
             raise
         self._runner = runner
+        self._host_header = authority
+        self._redirect_uri = f"http://{authority}{self._path}"
+        self._done = asyncio.get_running_loop().create_future()
         try:
             await web.SockSite(runner, sock).start()
         except BaseException:
             await self.close()
             raise
-        self._host_header = authority
-        self._redirect_uri = f"http://{authority}{self._path}"
         return self._redirect_uri
 
     async def wait(self) -> CallbackResult:

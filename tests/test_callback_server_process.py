@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 SCRIPT = """
@@ -38,7 +40,7 @@ def test_cb04_sigint_closes_the_listener_then_raises_keyboard_interrupt():
         assert port
         proc.send_signal(signal.SIGINT)
         assert proc.stdout.readline() == "interrupted\n"
-        with socket.socket() as probe, __import__("pytest").raises(ConnectionRefusedError):
+        with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
             probe.settimeout(1)
             probe.connect(("127.0.0.1", port))
         proc.stdin.close()
