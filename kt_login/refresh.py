@@ -49,8 +49,13 @@ class SessionKeeper:
         self._store = store
         self._api = api
         self._clock = clock
+        # Set once a refresh succeeded but its rotated tokens could not be saved: the refresh
+        # token we hold is spent, and presenting it again would look like a replay (LC-03).
+        self._unsaved: StoreError | None = None
 
     def current(self) -> Session:
+        if self._unsaved is not None:
+            raise self._unsaved
         if needs_refresh(self.session, self._clock()):
             return self.refresh(self.session)
         return self.session
@@ -58,6 +63,8 @@ class SessionKeeper:
     def refresh(self, stale: Session) -> Session:
         from .store import refresh_lock
 
+        if self._unsaved is not None:
+            raise self._unsaved
         with refresh_lock(self._config_dir, self._profile):
             latest = self._store.load(self._profile)
             if latest is None:
@@ -77,10 +84,11 @@ class SessionKeeper:
             try:
                 self._store.save(self._profile, fresh)
             except KtError as exc:
-                raise StoreError(
+                self._unsaved = StoreError(
                     f"the session was refreshed but could not be saved ({exc.message})",
                     hint="the old session can no longer be used; run: kt auth login",
-                ) from None
+                )
+                raise self._unsaved from None
             self.session = fresh
             return fresh
 
