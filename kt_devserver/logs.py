@@ -31,3 +31,5 @@ def configure(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level)
+    # authlib's debug records quote issued tokens; keep them off whatever the root level.
+    logging.getLogger("authlib").setLevel(max(level, logging.WARNING))

@@ -208,10 +208,12 @@ class OAuthStore:
             )
             if cursor.rowcount != 1:
                 return None
+            # created_at is when the user signed in (the age of its MFA proof, for mfa_max_age);
+            # the family's absolute expiry counts from the exchange.
             self._conn.execute(
                 "INSERT INTO sessions (id, user_id, mfa_authenticated, created_at, expires_at)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (session_id, code.user_id, int(code.mfa), now, session_expires_at),
+                (session_id, code.user_id, int(code.mfa), code.auth_time, session_expires_at),
             )
             self._conn.execute(
                 "INSERT INTO access_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",

@@ -23,7 +23,6 @@ from authlib.oauth2.rfc6749 import OAuth2Error  # type: ignore[import-untyped]
 from kt_devserver import oauth_authorize, oauth_keys
 from kt_devserver.auth import bearer_token
 from kt_devserver.credentials import hash_secret
-from kt_devserver.oauth_clients import DEVICE_CODE_GRANT
 from kt_devserver.oauth_http import (
     OAUTH,
     OAuthContext,
@@ -44,9 +43,6 @@ TOKEN_PATH = "/oauth/token"  # noqa: S105 - a path, not a secret
 REVOKE_PATH = "/oauth/revoke"
 JWKS_PATH = "/oauth/jwks"
 USERINFO_PATH = "/oauth/userinfo"
-
-# Advertised once the device flow exists (the kt-cli client is already registered for it).
-_FUTURE_GRANTS = (DEVICE_CODE_GRANT,)
 
 
 def metadata(issuer: str) -> dict[str, Any]:
