@@ -88,3 +88,34 @@ def test_no_browser_prints_url(env, kt_login, page):
     approve(page)
     code, _, err = run.finish()
     assert code == 0, err
+
+
+def test_browser_session_refreshes_and_logs_out_at_the_issuer(env, kt_login, page, devserver):
+    import dataclasses
+    import time
+    from pathlib import Path
+
+    import httpx2
+
+    from kt_login.store import FileStore
+
+    run = kt_login("--browser", "--insecure-storage", env=env)
+    page.goto(run.url())
+    sign_in(page, "alice@example.com", "alice-password")
+    approve(page)
+    assert run.finish()[0] == 0
+    store = FileStore(Path(env["KEEPTRUSTS_CONFIG_DIR"]))
+    first = store.load("default")
+    assert first is not None and first.token_endpoint and first.subject
+    store.save("default", dataclasses.replace(first, expires_at=time.time() + 5))
+    who = kt("auth", "whoami", "--json", env=env)
+    assert who.code == 0, who.stderr
+    second = store.load("default")
+    assert second.refresh_token != first.refresh_token  # rotated at the token endpoint
+    assert second.subject == first.subject and second.issuer == first.issuer
+    assert kt("auth", "logout", env=env).code == 0
+    r = httpx2.get(
+        devserver.url + "/v1/auth/whoami",
+        headers={"Authorization": f"Bearer {second.access_token}"},
+    )
+    assert r.status_code == 401

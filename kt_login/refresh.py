@@ -79,8 +79,11 @@ class SessionKeeper:
             ):
                 self._store.delete(self._profile)
                 raise NotLoggedIn("your session has expired", hint="run: kt auth login")
-            reply = self._post_refresh(latest.refresh_token)
-            fresh = _replace_tokens(latest, reply, self._clock())
+            if latest.token_endpoint:
+                fresh = self._oauth_refresh(latest, latest.token_endpoint, latest.refresh_token)
+            else:
+                reply = self._post_refresh(latest.refresh_token)
+                fresh = _replace_tokens(latest, reply, self._clock())
             try:
                 self._store.save(self._profile, fresh)
             except KtError as exc:
@@ -105,6 +108,76 @@ class SessionKeeper:
             raise NotLoggedIn(
                 f"your session has ended ({exc.message})", hint="run: kt auth login"
             ) from None
+
+    def _oauth_refresh(self, latest: Session, token_endpoint: str, refresh_token: str) -> Session:
+        """RFC 6749 §6 at the issuer's token endpoint; a new ID token must name the same
+        sign-in (OIDC Core §12.2), or nothing is kept."""
+        import dataclasses
+
+        from .errors import OAuthError
+        from .flows import drive
+        from .flows.tokens import refresh
+
+        http = self._api.http
+        flow_args = {"client_id": latest.client_id or "", "refresh_token": refresh_token}
+        try:
+            try:
+                tokens = drive(refresh(token_endpoint, **flow_args), http)
+            except NetworkError:
+                tokens = drive(refresh(token_endpoint, **flow_args), http)  # LC-03: one retry
+        except OAuthError as exc:
+            if exc.error not in ("server_error", "temporarily_unavailable"):
+                self._store.delete(self._profile)
+                raise NotLoggedIn(
+                    f"your session has ended ({exc.message})", hint="run: kt auth login"
+                ) from None
+            raise
+        now = self._clock()
+        if tokens.id_token:
+            _check_refreshed_id_token(latest, tokens.id_token, http, now)
+        return dataclasses.replace(
+            latest,
+            access_token=tokens.access_token,
+            refresh_token=tokens.refresh_token or refresh_token,
+            expires_at=now + tokens.expires_in if tokens.expires_in else None,
+            obtained_at=now,
+        )
+
+
+def _check_refreshed_id_token(session: Session, id_token: str, http: object, now: float) -> None:
+    import httpx2
+
+    from .errors import ValidationFailed
+    from .flows import drive
+    from .idtoken import (
+        ASYMMETRIC_ALGS,
+        IdClaims,
+        KeyCache,
+        check_claims,
+        check_refreshed,
+        fetch_jwks,
+        verify_signature,
+    )
+
+    if not (session.jwks_uri and session.issuer and session.client_id and session.subject):
+        raise ValidationFailed("the stored session lacks what is needed to check a new ID token")
+    assert isinstance(http, httpx2.Client)
+    jwks_uri = session.jwks_uri
+    keys = KeyCache(lambda: drive(fetch_jwks(jwks_uri), http))
+    payload = verify_signature(id_token, keys, tuple(ASYMMETRIC_ALGS))
+    new = check_claims(
+        payload, issuer=session.issuer, client_id=session.client_id, now=now, nonce=None
+    )
+    original = IdClaims(
+        iss=session.issuer,
+        sub=session.subject,
+        aud=(session.client_id,),
+        exp=new.exp,
+        iat=new.iat,
+        azp=new.azp,  # check_claims already holds azp to the client id
+        auth_time=session.auth_time,
+    )
+    check_refreshed(original, new)
 
 
 def _replace_tokens(old: Session, reply: dict[str, object], now: float) -> Session:

@@ -193,6 +193,8 @@ class Invocation:
         """End `old` on the server it came from; the error when that could not be confirmed."""
         from ..api import BearerAuth
 
+        if old.token_endpoint:  # an OAuth sign-in: RFC 7009 at the issuer
+            return self._revoke_oauth(old)
         body = {"refresh_token": old.refresh_token} if old.refresh_token else {}
         try:
             self.api(old.api_url).request(
@@ -200,6 +202,32 @@ class Invocation:
             )
         except NotLoggedIn:
             return None  # already ended
+        except KtError as exc:
+            return exc
+        return None
+
+    def _revoke_oauth(self, old: Session) -> KtError | None:
+        from ..errors import NetworkError
+        from ..flows import drive
+        from ..flows.tokens import revoke
+
+        if not old.revocation_endpoint:
+            return NetworkError("the identity provider offers no way to revoke the session")
+        try:
+            for token, hint in (
+                (old.refresh_token, "refresh_token"),
+                (old.access_token, "access_token"),
+            ):
+                if token:
+                    drive(
+                        revoke(
+                            old.revocation_endpoint,
+                            client_id=old.client_id or "",
+                            token=token,
+                            hint=hint,
+                        ),
+                        self.http(),
+                    )
         except KtError as exc:
             return exc
         return None
