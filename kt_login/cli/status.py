@@ -45,14 +45,23 @@ def status(inv: Invocation) -> None:
     lines = [
         f"Profile: {inv.profile}",
         f"API URL: {session.api_url}",
-        f"Account: {clean(session.user_email)} "
-        f"({clean(session.organization)}, {clean(session.role)})",
+        f"Account: {clean(session.user_email) or '?'}"
+        + (
+            f" ({clean(session.organization)}, {clean(session.role)})"
+            if session.organization
+            else ""
+        ),
         f"Signed in with: {session.method}; MFA: {'yes' if session.mfa_authenticated else 'no'}",
         f"Access token expires: {timestamp(session.expires_at) or 'unknown'}"
         + (" (will be refreshed on next use)" if doc["expired"] else ""),
         f"Session expires: {timestamp(session.refresh_expires_at) or 'unknown'}",
         f"Stored in: {store.kind}",
     ]
+    if session.issuer:
+        lines[3:3] = [
+            f"Identity: {clean(session.subject or '?')} at {clean(session.issuer)} "
+            f"(client {clean(session.client_id or '?')})"
+        ]
     if effective.value != session.api_url:
         lines.append(
             f"Warning: the configured API URL is {effective.value}; this session is not used"

@@ -30,6 +30,17 @@ def session_document(session: Session, *, profile: str, storage: str) -> dict[st
         "expires_at": timestamp(session.expires_at),
         "refresh_expires_at": timestamp(session.refresh_expires_at),
         "credential_store": storage,
+        "identity": (
+            {
+                "issuer": session.issuer,
+                "subject": session.subject,
+                "client_id": session.client_id,
+                "acr": session.acr,
+                "auth_time": timestamp(session.auth_time),
+            }
+            if session.issuer
+            else None
+        ),
     }
 
 
