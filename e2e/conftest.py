@@ -48,13 +48,13 @@ def page(chromium):
     context.close()
 
 
-class KtLogin:
-    """`kt auth login --browser …` running; `.url()` is what it asked the browser to open."""
+class KtRun:
+    """`kt …` running with a browser; `.url()` is what it asked the browser to open."""
 
-    def __init__(self, args: list[str], env: dict[str, str], fifo: Path) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], fifo: Path) -> None:
         self.fifo = fifo
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kt_login", "auth", "login", *args],
+            [sys.executable, "-m", "kt_login", *argv],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -78,18 +78,18 @@ class KtLogin:
 
 
 @pytest.fixture
-def kt_login(tmp_path):
+def kt_browser(tmp_path):
+    """Start `kt ARGV…` whose browser hands the opened URL to the test."""
     fifo = tmp_path / "browser-url"
     os.mkfifo(fifo)
-    runs: list[KtLogin] = []
+    runs: list[KtRun] = []
+    python = shutil.which("python3") or sys.executable
 
-    def start(*args: str, env: dict[str, str]) -> KtLogin:
+    def start(*argv: str, env: dict[str, str]) -> KtRun:
         env = dict(env)
-        env["BROWSER"] = (
-            f"{shutil.which('python3') or sys.executable} {REPO / 'e2e' / 'record_url.py'} %s"
-        )
+        env["BROWSER"] = f"{python} {REPO / 'e2e' / 'record_url.py'} %s"
         env["KT_E2E_URL_FIFO"] = str(fifo)
-        run = KtLogin(list(args), env, fifo)
+        run = KtRun(list(argv), env, fifo)
         runs.append(run)
         return run
 
@@ -98,6 +98,12 @@ def kt_login(tmp_path):
         if run.proc.poll() is None:
             run.proc.kill()
             run.proc.communicate()
+
+
+@pytest.fixture
+def kt_login(kt_browser):
+    """Start `kt auth login ARGS…` with a browser (see kt_browser)."""
+    return lambda *args, env: kt_browser("auth", "login", *args, env=env)
 
 
 @pytest.fixture

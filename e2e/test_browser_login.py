@@ -119,3 +119,44 @@ def test_browser_session_refreshes_and_logs_out_at_the_issuer(env, kt_login, pag
         headers={"Authorization": f"Bearer {second.access_token}"},
     )
     assert r.status_code == 401
+
+
+def test_browser_step_up(env, kt_login, kt_browser, page):
+    run = kt_login("--browser", "--insecure-storage", env=env)
+    page.goto(run.url())
+    sign_in(page, "bob@example.com", "bob-password")
+    page.fill("input[name=code]", totp.code(BOB_TOTP_SECRET))
+    page.click("button[type=submit]")
+    approve(page)
+    assert run.finish()[0] == 0
+    # step-up: prompt=login makes the issuer ask for the password and the code again
+    step = kt_browser("auth", "mfa", "challenge", "--browser", "--json", env=env)
+    page.goto(step.url())
+    sign_in(page, "bob@example.com", "bob-password")
+    page.fill("input[name=code]", totp.code(BOB_TOTP_SECRET))
+    page.click("button[type=submit]")
+    if page.locator("button[name=decision][value=approve]").count():
+        approve(page)
+    code, out, err = step.finish()
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["identity"]["acr"] == "urn:keeptrusts:acr:mfa"
+    assert kt("auth", "whoami", env=env).code == 0
+
+
+def test_step_up_level_not_reached_is_refused(env, kt_login, kt_browser, page):
+    run = kt_login("--browser", "--insecure-storage", env=env)
+    page.goto(run.url())
+    sign_in(page, "alice@example.com", "alice-password")
+    approve(page)
+    assert run.finish()[0] == 0
+    before = kt("auth", "status", "--json", env=env).json()
+    step = kt_browser("auth", "mfa", "challenge", "--browser", "--json", env=env)
+    page.goto(step.url())
+    sign_in(page, "alice@example.com", "alice-password")  # alice has no second factor
+    if page.locator("button[name=decision][value=approve]").count():
+        approve(page)
+    code, _, err = step.finish()
+    assert code == 7, err  # the ID token's acr does not show MFA
+    after = kt("auth", "status", "--json", env=env).json()
+    assert after["expires_at"] == before["expires_at"]  # the stored session is unchanged

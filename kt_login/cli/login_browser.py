@@ -25,6 +25,9 @@ def browser_login(
     port: int,
     timeout: int,
     scope: str | None,
+    prompt: str | None = None,
+    max_age: int | None = None,
+    acr_values: str | None = None,
 ) -> None:
     from ..browser import no_browser_reason, system_opener
     from ..flows.authcode import DEFAULT_SCOPE
@@ -43,6 +46,9 @@ def browser_login(
         scope=scope or DEFAULT_SCOPE,
         port=port,
         timeout=float(timeout),
+        prompt=prompt,
+        max_age=max_age,
+        acr_values=acr_values,
     )
     signed = sign_in(
         login,
@@ -63,6 +69,30 @@ def browser_login(
     inv.console.result(
         {"logged_in": True, **session_document(session, profile=inv.profile, storage=store.kind)},
         [logged_in_line(session, store.kind)],
+    )
+
+
+def browser_step_up(inv: Invocation, *, acr_values: str, insecure_storage: bool) -> None:
+    """A fresh browser sign-in at a higher level (RFC 9470 style), with the same issuer and
+    client as the current session; the ID token's acr and auth_time must show it (LC-07)."""
+    try:
+        current = inv.find_session()[0]
+    except KtError:
+        current = None
+    issuer = current.issuer if current is not None and current.issuer else None
+    client_id = current.client_id if current is not None and current.client_id else None
+    browser_login(
+        inv,
+        insecure_storage=insecure_storage,
+        open_browser=True,
+        issuer=issuer,
+        client_id=client_id,
+        port=0,
+        timeout=300,
+        scope=None,
+        prompt="login",
+        max_age=0,
+        acr_values=acr_values,
     )
 
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ..store import CredentialStore
 
 MAX_PROMPTS = 3
+MFA_ACR = "urn:keeptrusts:acr:mfa"
 
 
 @click.group()
@@ -27,9 +28,20 @@ def mfa() -> None:
 @click.option(
     "--token",
     "mfa_token",
-    required=True,
     metavar="MFA_TOKEN",
     help="The mfa_token an auth.mfa_required answer gave you ('-' reads it from stdin).",
+)
+@click.option(
+    "--browser",
+    is_flag=True,
+    help="Step up in the browser instead: sign in again with MFA (acr_values, prompt=login).",
+)
+@click.option(
+    "--acr-values",
+    metavar="ACR",
+    default=MFA_ACR,
+    show_default=True,
+    help="With --browser: the authentication level to ask the issuer for.",
 )
 @click.option(
     "--insecure-storage",
@@ -37,13 +49,31 @@ def mfa() -> None:
     help="Keep the session in a plaintext file (0600) instead of the OS keyring.",
 )
 @common_options
-def challenge(inv: Invocation, mfa_token: str, insecure_storage: bool) -> None:
+def challenge(
+    inv: Invocation,
+    mfa_token: str | None,
+    browser: bool,
+    acr_values: str,
+    insecure_storage: bool,
+) -> None:
     """Complete an MFA challenge; the new session has mfa_authenticated: true.
 
     The one-time code is prompted for on a terminal, or read from stdin otherwise:
 
         echo 123456 | kt auth mfa challenge --token mfa_...
+
+    With --browser, the issuer is asked for a fresh sign-in at the MFA level, and the returned
+    ID token must show it (acr and auth_time are checked).
     """
+    if browser:
+        if mfa_token:
+            raise UsageError("use either --token or --browser")
+        from .login_browser import browser_step_up
+
+        browser_step_up(inv, acr_values=acr_values, insecure_storage=insecure_storage)
+        return
+    if not mfa_token:
+        raise UsageError("--token MFA_TOKEN is required (or use --browser)")
     if mfa_token == "-":  # noqa: S105 - the stdin marker, not a secret
         if sys.stdin.isatty():
             raise UsageError("--token - reads the token from stdin, but stdin is a terminal")
