@@ -25,6 +25,7 @@ from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped]
     AccessDeniedError,
     InvalidRequestError,
     OAuth2Error,
+    UnsupportedResponseTypeError,
 )
 from authlib.oidc.core.errors import (  # type: ignore[import-untyped]
     ConsentRequiredError,
@@ -101,8 +102,16 @@ def _sign_in(ctx: OAuthContext, browser: Browser, user: User, *, mfa: bool) -> B
     return Browser(secret, session, set_cookie=True)
 
 
-def _page(template: str, browser: Browser, txn_id: str, **context: Any) -> web.Response:
-    response = render(template, csrf_token=csrf_token(browser.secret), txn=txn_id, **context)
+def _page(
+    template: str, browser: Browser, txn_id: str, redirect_uri: str | None, **context: Any
+) -> web.Response:
+    response = render(
+        template,
+        redirect_uri=redirect_uri,
+        csrf_token=csrf_token(browser.secret),
+        txn=txn_id,
+        **context,
+    )
     if browser.set_cookie:
         set_cookie(response, browser.secret)
     return response
@@ -113,17 +122,21 @@ def _show(
 ) -> web.Response:
     client = oauth_clients.find(params.get("client_id"))
     assert client is not None
+    redirect_uri = params.get("redirect_uri")
     if step == LOGIN:
-        return _page("as_login.html", browser, txn, client_name=client.client_name, error=None)
+        return _page(
+            "as_login.html", browser, txn, redirect_uri, client_name=client.client_name, error=None
+        )
     assert user is not None
     if step == MFA:
-        return _page("as_mfa.html", browser, txn, email=user.email, error=None)
+        return _page("as_mfa.html", browser, txn, redirect_uri, email=user.email, error=None)
     scope = client.get_allowed_scope(params.get("scope"))
     scopes = [(name, DESCRIPTIONS.get(name, name)) for name in scope.split()]
     return _page(
         "as_consent.html",
         browser,
         txn,
+        redirect_uri,
         client_name=client.client_name,
         email=user.email,
         scopes=scopes,
@@ -136,6 +149,31 @@ def _refusal(error: OAuth2Error, issuer: str) -> web.Response:
         return authorization_redirect(Reply(*error()), issuer)
     message = error.get_error_description() or "The authorization request is invalid."
     return error_page(400, error.error or "invalid_request", message)
+
+
+_MALFORMED = "The authorization request is malformed."
+
+
+def _precheck(request: KtRequest) -> None:
+    """Refuse what authlib would describe by quoting the request's own values.
+
+    authlib puts `redirect_uri` or `response_type` into error descriptions and raises ValueError
+    when they hold characters RFC 6749 forbids there (`"`, `\\`, non-ASCII).
+    """
+    data = request.payload.data
+    client = oauth_clients.find(data.get("client_id"))
+    redirect_uri = data.get("redirect_uri")
+    if client is None or redirect_uri is None:
+        return  # authlib's own refusals (unknown client, missing redirect_uri) quote nothing
+    if not client.check_redirect_uri(redirect_uri):
+        raise InvalidRequestError("The redirect_uri is not registered for this client.")
+    if data.get("response_type") != "code":
+        raise UnsupportedResponseTypeError(
+            data.get("response_type"),
+            "Only response_type=code is supported.",
+            redirect_uri=redirect_uri,
+            state=request.payload.state,
+        )
 
 
 def _max_age(raw: str | None, redirect_uri: str, state: str | None) -> int | None:
@@ -188,10 +226,13 @@ async def authorize(request: web.Request) -> web.Response:
     assert browser is not None
     user = _user(ctx, browser.session.user_id)
     try:
+        _precheck(oauth)
         grant = ctx.server.get_consent_grant(oauth, end_user=user)
         step = _first_step(ctx, oauth, grant.redirect_uri, browser, user)
     except OAuth2Error as error:
         return _refusal(error, issuer)
+    except ValueError:  # authlib refusing to build an error description; see _precheck
+        return error_page(400, "invalid_request", _MALFORMED)
     txn = ctx.store.create_transaction(
         browser_session_id=browser.session.id,
         params=pairs,
@@ -258,6 +299,7 @@ def _failed(posted: Posted, request: web.Request, template: str, message: str) -
         template,
         posted.browser,
         posted.txn.id,
+        dict(posted.txn.params).get("redirect_uri"),
         client_name=_client_name(posted.txn),
         email=user.email if user else "",
         error=f"{message} {left} attempt(s) left.",
@@ -332,6 +374,8 @@ async def consent(request: web.Request) -> web.Response:
         grant = ctx.server.get_consent_grant(oauth, end_user=user)
     except OAuth2Error as error:
         return _refusal(error, issuer)
+    except ValueError:
+        return error_page(400, "invalid_request", _MALFORMED)
     oauth.kt_auth = AuthContext(user=user, auth_time=session.auth_time, mfa=session.mfa)
     reply = ctx.server.create_authorization_response(
         oauth, grant_user=user if decision == "approve" else None, grant=grant

@@ -34,12 +34,15 @@ from kt_login.resources import templates_dir
 COOKIE_NAME = "kt_as_session"
 COOKIE_PATH = "/oauth"
 
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {targets}"
+# Chromium follows a form's redirect only to a target form-action allows. CSP host-sources cannot
+# name an IPv6 literal (Chromium ignores `http://[::1]:*` as invalid and then blocks the redirect),
+# so a request whose redirect URI is on [::1] gets the scheme-source `http:` instead.
+IPV4_LOOPBACK_TARGETS = "http://127.0.0.1:*"
+IPV6_LOOPBACK_TARGETS = "http:"
+
 PAGE_HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; "
-        "form-action 'self' http://127.0.0.1:* http://[::1]:*"
-    ),
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -55,9 +58,18 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render(template: str, *, status: int = 200, **context: Any) -> web.Response:
+def content_security_policy(redirect_uri: str | None) -> str:
+    ipv6 = redirect_uri is not None and redirect_uri.startswith("http://[::1]")
+    return _CSP.format(targets=IPV6_LOOPBACK_TARGETS if ipv6 else IPV4_LOOPBACK_TARGETS)
+
+
+def render(
+    template: str, *, status: int = 200, redirect_uri: str | None = None, **context: Any
+) -> web.Response:
+    """A page; `redirect_uri` is where its form may end up redirecting (for the CSP)."""
     body = _environment().get_template(template).render(**context)
-    return web.Response(status=status, body=body.encode("utf-8"), headers=PAGE_HEADERS)
+    headers = {**PAGE_HEADERS, "Content-Security-Policy": content_security_policy(redirect_uri)}
+    return web.Response(status=status, body=body.encode("utf-8"), headers=headers)
 
 
 def error_page(status: int, error: str, message: str) -> web.Response:
