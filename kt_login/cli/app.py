@@ -47,6 +47,8 @@ class App:
     interactive: Callable[[], bool] = field(
         default=lambda: _is_tty(sys.stdin) and _is_tty(sys.stderr)
     )
+    # Opens a (validated) sign-in URL; None means the system browser (`webbrowser`, $BROWSER).
+    opener: Callable[[str], bool] | None = None
 
 
 def common_options(fn: F) -> F:

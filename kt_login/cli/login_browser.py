@@ -54,8 +54,10 @@ def browser_login(
         login,
         http=inv.http(),
         console=inv.console,
-        opener=system_opener if open_browser else None,
-        why_no_browser=no_browser_reason(inv.app.env) if open_browser else None,
+        opener=(inv.app.opener or system_opener) if open_browser else None,
+        why_no_browser=(
+            no_browser_reason(inv.app.env) if open_browser and inv.app.opener is None else None
+        ),
         clock=inv.app.clock,
     )
     # Tokens from the Keeptrusts issuer are API sessions; a foreign issuer's stay with it.
