@@ -39,6 +39,9 @@ class Callback:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                if urlsplit(self.path).path != "/callback":  # e.g. Chromium's /favicon.ico
+                    self.send_error(404)
+                    return
                 outer.path = self.path
                 body = b"<!doctype html><title>done</title><p>You can close this tab.</p>"
                 self.send_response(200)
@@ -66,7 +69,6 @@ class Callback:
 
     def query(self) -> dict[str, str]:
         assert self.hit.wait(CALLBACK_TIMEOUT), "the browser never reached the callback"
-        assert urlsplit(self.path).path == "/callback"
         return {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
 
     def close(self) -> None:
