@@ -1,0 +1,89 @@
+// A real, independent OpenID Connect provider for kt's end-to-end tests: npm `oidc-provider`
+// on 127.0.0.1 with a port the OS chose. Run `node e2e/oidc_provider/provider.mjs`; once it
+// serves, it prints exactly one line to stdout:
+//
+//     oidc-provider listening on http://127.0.0.1:PORT
+//
+// and that URL is the issuer, byte for byte. Everything else it says goes to stderr. It exits
+// when its stdin closes (the test that started it is gone) or on SIGTERM/SIGINT.
+//
+// Client `kt-cli`: a native public client (RFC 8252) with PKCE required; its loopback redirect
+// http://127.0.0.1/callback accepts any port. Any login name signs in (devInteractions, with any
+// password); its claims are sub = name = the login name, email = <login>@example.org.
+
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import http from 'node:http';
+
+// oidc-provider prints its notices with console.info: keep stdout for the readiness line alone.
+console.info = console.error;
+console.log = console.error;
+
+const { default: Provider } = await import('oidc-provider');
+
+const server = http.createServer();
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(0, '127.0.0.1', resolve);
+});
+const { port } = server.address();
+const issuer = `http://127.0.0.1:${port}`;
+
+// A signing key of its own, made per run, rather than oidc-provider's published dev key.
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'e2e-rs256', alg: 'RS256', use: 'sig' };
+
+const provider = new Provider(issuer, {
+  clients: [
+    {
+      client_id: 'kt-cli',
+      token_endpoint_auth_method: 'none',
+      application_type: 'native',
+      redirect_uris: ['http://127.0.0.1/callback'],
+      response_types: ['code'],
+      grant_types: [
+        'authorization_code',
+        'refresh_token',
+        'urn:ietf:params:oauth:grant-type:device_code',
+      ],
+    },
+  ],
+  jwks: { keys: [signingKey] },
+  cookies: { keys: [randomBytes(32).toString('base64url')] },
+  pkce: { required: () => true },
+  features: {
+    devInteractions: { enabled: true },
+    deviceFlow: { enabled: true },
+    revocation: { enabled: true },
+  },
+  scopes: ['openid', 'offline_access', 'profile', 'email'],
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name'],
+  },
+  issueRefreshToken: async () => true,
+  rotateRefreshToken: true,
+  async findAccount(ctx, id) {
+    return {
+      accountId: id,
+      async claims() {
+        return { sub: id, email: `${id}@example.org`, email_verified: true, name: id };
+      },
+    };
+  },
+});
+
+server.on('request', provider.callback());
+
+function stop() {
+  server.close();
+  server.closeAllConnections();
+  process.exit(0);
+}
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+process.stdin.on('end', stop);
+process.stdin.on('error', stop);
+process.stdin.resume();
+
+process.stdout.write(`oidc-provider listening on ${issuer}\n`);

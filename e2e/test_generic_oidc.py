@@ -1,0 +1,249 @@
+"""`kt auth login --browser --issuer … --client-id …` against a real, independent OpenID Connect
+provider: npm `oidc-provider` (e2e/oidc_provider/provider.mjs), driven through its own development
+login and consent pages by headless Chromium. Nothing here is kt-devserver: discovery, PKCE, the
+RFC 9207 `iss`, the RS256 ID token, userinfo, refresh-token rotation and RFC 7009 revocation are
+all the provider's own.
+
+Needs Node.js and `(cd e2e/oidc_provider && npm ci)`; .ci/run does both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import queue
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from kt_login.api import ApiClient, make_http_client
+from kt_login.refresh import SessionKeeper
+from kt_login.session import Session
+from kt_login.store import FileStore
+from tests.kt_process import REPO, base_env, kt
+
+PROVIDER_DIR = REPO / "e2e" / "oidc_provider"
+READY_PREFIX = "oidc-provider listening on "
+READY_TIMEOUT = 20.0
+CLIENT_ID = "kt-cli"
+
+
+class OidcProvider:
+    def __init__(self, issuer: str, proc: subprocess.Popen[str]) -> None:
+        self.issuer = issuer
+        self.proc = proc
+
+    def metadata(self) -> dict[str, object]:
+        r = httpx2.get(self.issuer + "/.well-known/openid-configuration")
+        r.raise_for_status()
+        doc = r.json()
+        assert isinstance(doc, dict)
+        return doc
+
+
+def _start_provider(log: Path) -> OidcProvider:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("no node on PATH: run .ci/run (apt-get install nodejs npm) first")
+    if not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
+        pytest.fail("oidc-provider is not installed: run: (cd e2e/oidc_provider && npm ci)")
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [node, str(PROVIDER_DIR / "provider.mjs")],
+            cwd=PROVIDER_DIR,
+            stdin=subprocess.PIPE,  # the provider exits when this closes
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + READY_TIMEOUT
+    seen: list[str] = []
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            line = None
+        if line is None:
+            _stop(proc)
+            pytest.fail(
+                f"oidc-provider did not become ready within {READY_TIMEOUT:.0f} s;\n"
+                f"stdout: {''.join(seen)}\nstderr: {log.read_text()}"
+            )
+        seen.append(line)
+        if line.startswith(READY_PREFIX):
+            return OidcProvider(line[len(READY_PREFIX) :].strip(), proc)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.stdin is not None:
+        proc.stdin.close()
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory) -> Iterator[OidcProvider]:
+    started = _start_provider(tmp_path_factory.mktemp("oidc-provider") / "stderr.log")
+    yield started
+    _stop(started.proc)
+
+
+@pytest.fixture
+def env(tmp_path):
+    # The default API URL is never used: in generic mode the session belongs to the issuer.
+    return base_env(tmp_path)
+
+
+def login_args(issuer: str) -> list[str]:
+    return [
+        "--browser",
+        "--issuer",
+        issuer,
+        "--client-id",
+        CLIENT_ID,
+        "--insecure-storage",
+        "--json",
+    ]
+
+
+def sign_in_and_consent(page, url: str, login: str) -> None:
+    """oidc-provider's development pages: any password signs the login name in."""
+    page.goto(url)
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", "any password")
+    page.click("button[type=submit]")
+    page.wait_for_selector("input[name=login]", state="detached")  # on to the consent page
+    page.click("button[type=submit]")
+
+
+def signed_in(provider, env, kt_login, page, login: str) -> tuple[dict[str, object], Session]:
+    run = kt_login(*login_args(provider.issuer), env=env)
+    sign_in_and_consent(page, run.url(), login)
+    code, out, err = run.finish()
+    assert code == 0, err
+    session = FileStore(Path(env["KEEPTRUSTS_CONFIG_DIR"])).load("default")
+    assert session is not None
+    return json.loads(out), session
+
+
+def test_signs_in_with_the_provider_and_keeps_its_identity(provider, env, kt_login, page):
+    doc, session = signed_in(provider, env, kt_login, page, "carol")
+    assert doc["logged_in"] is True and doc["method"] == "browser"
+    assert doc["credential_store"] == "file (plaintext)"
+    assert doc["identity"] == {
+        "issuer": provider.issuer,  # byte for byte what discovery pinned
+        "subject": "carol",
+        "client_id": CLIENT_ID,
+        # oidc-provider puts auth_time in the ID token only when asked (max_age) and no acr
+        "acr": None,
+        "auth_time": None,
+    }
+    assert doc["user"] == {"id": "carol", "email": "carol@example.org"}
+    assert doc["api_url"] == provider.issuer
+    # OIDC Core §11: without prompt=consent the provider may ignore offline_access, and
+    # oidc-provider does; it issues a refresh token all the same (issueRefreshToken in provider.mjs)
+    assert set(doc["scopes"]) == {"openid", "profile", "email"}
+
+    status = kt("auth", "status", "--json", env=env)
+    assert status.code == 0, status.stderr
+    st = status.json()
+    assert st["logged_in"] is True and st["credential_source"] == "file (plaintext)"
+    assert st["identity"] == doc["identity"] and st["user"] == doc["user"]
+    assert st["method"] == "browser" and st["expired"] is False
+
+    meta = provider.metadata()
+    assert session.issuer == provider.issuer and session.subject == "carol"
+    assert session.token_endpoint == meta["token_endpoint"]
+    assert session.revocation_endpoint == meta["revocation_endpoint"]
+    assert session.jwks_uri == meta["jwks_uri"]
+    assert session.refresh_token
+
+
+def test_session_refreshes_at_the_token_endpoint_with_rotation(provider, env, kt_login, page):
+    _, first = signed_in(provider, env, kt_login, page, "dave")
+    config_dir = Path(env["KEEPTRUSTS_CONFIG_DIR"])
+    store = FileStore(config_dir)
+    store.save("default", dataclasses.replace(first, expires_at=time.time() + 5))
+    stale = store.load("default")
+    assert stale is not None
+    with make_http_client() as http:
+        keeper = SessionKeeper(
+            session=stale,
+            profile="default",
+            config_dir=config_dir,
+            store=store,
+            api=ApiClient(stale.api_url, http),
+        )
+        fresh = keeper.current()
+    assert fresh.refresh_token and fresh.refresh_token != first.refresh_token  # rotated
+    assert fresh.access_token != first.access_token
+    assert fresh.expires_at is not None and fresh.expires_at > time.time() + 60
+    assert fresh.subject == "dave" and fresh.issuer == provider.issuer
+    assert store.load("default") == fresh  # saved before use
+
+    # The saved refresh token works, and the provider answers a refresh with a new ID token:
+    # so the refresh above passed kt's OIDC Core §12.2 check of one from a real provider.
+    again = _refresh_grant(provider, fresh.refresh_token)
+    assert again.status_code == 200, again.text
+    assert again.json()["id_token"] and again.json()["refresh_token"] != fresh.refresh_token
+
+
+def test_logout_revokes_at_the_provider(provider, env, kt_login, page):
+    _, session = signed_in(provider, env, kt_login, page, "erin")
+    meta = provider.metadata()
+    userinfo = str(meta["userinfo_endpoint"])
+    before = httpx2.get(userinfo, headers={"Authorization": f"Bearer {session.access_token}"})
+    assert before.status_code == 200 and before.json()["sub"] == "erin"
+
+    out = kt("auth", "logout", env=env)
+    assert out.code == 0, out.stderr
+    assert kt("auth", "status", env=env).code == 3
+    assert session.refresh_token
+    r = _refresh_grant(provider, session.refresh_token)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    after = httpx2.get(userinfo, headers={"Authorization": f"Bearer {session.access_token}"})
+    assert after.status_code == 401
+
+
+def test_issuer_with_a_trailing_slash_is_refused_before_any_browser(provider, env, kt_login):
+    run = kt_login(*login_args(provider.issuer + "/"), env=env)
+    # kt must end on its own: the test never reads the browser FIFO, so a browser launch
+    # would leave record_url.py blocked, and this wait would time out.
+    code, out, err = run.finish(timeout=30)
+    assert code == 7, err
+    error = json.loads(err.strip().splitlines()[-1])["error"]
+    assert error["code"] == "kt.validation" and "different issuer" in error["message"]
+    assert "Opened your browser" not in err and "http://127.0.0.1" not in out
+    assert kt("auth", "status", env=env).code == 3
+    assert FileStore(Path(env["KEEPTRUSTS_CONFIG_DIR"])).load("default") is None
+
+
+def _refresh_grant(provider: OidcProvider, refresh_token: str) -> httpx2.Response:
+    token_endpoint = str(provider.metadata()["token_endpoint"])
+    return httpx2.post(
+        token_endpoint,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": CLIENT_ID,
+        },
+    )
