@@ -159,9 +159,8 @@ def test_signs_in_with_the_provider_and_keeps_its_identity(provider, env, kt_log
     }
     assert doc["user"] == {"id": "carol", "email": "carol@example.org"}
     assert doc["api_url"] == provider.issuer
-    # OIDC Core §11: without prompt=consent the provider may ignore offline_access, and
-    # oidc-provider does; it issues a refresh token all the same (issueRefreshToken in provider.mjs)
-    assert set(doc["scopes"]) == {"openid", "profile", "email"}
+    # kt sends prompt=consent with offline_access (OIDC Core §11), so the provider grants it
+    assert set(doc["scopes"]) == {"openid", "profile", "email", "offline_access"}
 
     status = kt("auth", "status", "--json", env=env)
     assert status.code == 0, status.stderr

@@ -107,6 +107,7 @@ def test_authorization_request_parameters():
     assert q["state"] == req.state and q["nonce"] == req.nonce
     assert q["redirect_uri"] == "http://127.0.0.1:5000/callback"
     assert q["scope"] == "openid profile email offline_access"  # AZ-07: the documented set
+    assert q["prompt"] == "consent"  # OIDC Core §11: offline_access needs consent
 
 
 @pytest.mark.parametrize(

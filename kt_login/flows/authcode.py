@@ -60,8 +60,13 @@ def begin(
         "code_challenge": s256(verifier),
         "code_challenge_method": "S256",
     }
-    if prompt:
-        params["prompt"] = prompt
+    prompts = prompt.split() if prompt else []
+    if "offline_access" in scope.split() and "consent" not in prompts:
+        # OIDC Core §11: without prompt=consent a provider may ignore offline_access and issue
+        # no refresh token (npm oidc-provider does).
+        prompts.append("consent")
+    if prompts:
+        params["prompt"] = " ".join(prompts)
     if max_age is not None:
         params["max_age"] = str(max_age)
     if acr_values:
