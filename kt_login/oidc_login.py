@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import httpx2
 
     from .browser import Opener
+    from .flows.device import DeviceAuthorization
     from .output import Console
     from .session import Session
 
@@ -220,3 +221,57 @@ def session_from_sign_in(
         auth_time=claims.auth_time if claims else None,
         acr=claims.acr if claims else None,
     )
+
+
+def device_sign_in(
+    login: BrowserLogin,
+    *,
+    http: httpx2.Client,
+    show: Callable[[DeviceAuthorization], None],
+    on_wait: Callable[[float], None] | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> SignedIn:
+    """RFC 8628 sign-in: show the code, poll, then the same ID-token checks as the browser flow
+    (DV-06); with no nonce in this grant, the ID token's iat must be fresh instead."""
+    from .flows import _send
+    from .flows.device import poll, request_device_code
+
+    meta = drive(discover(login.issuer), http)
+    if meta.device_authorization_endpoint is None:
+        raise ValidationFailed(
+            f"{login.issuer} does not offer device sign-in",
+            hint="use kt auth login --browser (with --no-browser over SSH) or --email",
+        )
+    authorization = drive(
+        request_device_code(
+            meta.device_authorization_endpoint,
+            client_id=login.client_id,
+            scope=login.scope,
+            issuer=meta.issuer,
+        ),
+        http,
+    )
+    show(authorization)
+    tokens = poll(
+        authorization,
+        token_endpoint=meta.token_endpoint,
+        client_id=login.client_id,
+        send=lambda request: _send(http, request),
+        sleep=sleep,
+        monotonic=monotonic,
+        on_wait=on_wait,
+    )
+    claims = None
+    if "openid" in login.scope.split():
+        if tokens.id_token is None or meta.jwks_uri is None:
+            raise ValidationFailed("the provider returned no verifiable ID token")
+        jwks_uri = meta.jwks_uri
+        keys = KeyCache(lambda: drive(fetch_jwks(jwks_uri), http))
+        payload = verify_signature(tokens.id_token, keys, meta.id_token_algs)
+        claims = check_claims(
+            payload, issuer=meta.issuer, client_id=login.client_id, now=clock(), nonce=None
+        )
+    userinfo = fetch_userinfo(meta, tokens, claims, http=http)
+    return SignedIn(tokens=tokens, claims=claims, meta=meta, userinfo=userinfo)

@@ -71,9 +71,7 @@ class Terminal:
 
 def test_interactive_mfa_login_prompts_and_never_echoes(tmp_path, devserver):
     env = base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url)
-    term = Terminal(["auth", "login", "--insecure-storage"], env)
-    term.expect("Email:")
-    term.type("bob@example.com")
+    term = Terminal(["auth", "login", "--email", "bob@example.com", "--insecure-storage"], env)
     term.expect("Password:")
     term.type("bob-password")
     term.expect("Authentication code:")
@@ -195,3 +193,17 @@ def test_step_up_is_not_a_loop(tmp_path):
     assert result.exit_code != 0
     assert server.calls.count("POST /v1/auth/tokens/tok_1/rotate") == 2
     assert server.calls.count("POST /v1/auth/mfa/challenge") == 1
+
+
+def test_no_method_on_a_headless_terminal_picks_device_sign_in(tmp_path, devserver):
+    env = base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url)  # no DISPLAY, no BROWSER
+    term = Terminal(["auth", "login", "--insecure-storage", "--no-qr"], env)
+    term.expect("Using device sign-in: ")
+    term.proc.terminate()
+    term.finish()
+
+
+def test_no_method_without_a_terminal_exits_with_guidance(tmp_path):
+    r = kt("auth", "login", "--json", env=base_env(tmp_path))
+    assert r.code == 2
+    assert "--device" in r.error()["message"] and "--browser" in r.error()["message"]

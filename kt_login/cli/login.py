@@ -59,6 +59,13 @@ if TYPE_CHECKING:
     help="Seconds to wait for the browser sign-in.",
 )
 @click.option("--scope", metavar="SCOPES", help="Scopes to ask for (space-separated).")
+@click.option(
+    "--device",
+    is_flag=True,
+    help="Sign in from another device (phone, laptop) with a short code: for SSH sessions, "
+    "containers and machines without a browser.",
+)
+@click.option("--no-qr", is_flag=True, help="With --device: do not draw the QR code.")
 @common_options
 def login(
     inv: Invocation,
@@ -73,20 +80,44 @@ def login(
     port: int,
     timeout: int,
     scope: str | None,
+    device: bool,
+    no_qr: bool,
 ) -> None:
     """Sign in; the session is kept for later commands.
 
-    With --email (or no method flag), email and password: on a terminal you are prompted for what
+    With --email, email and password: on a terminal you are prompted for what
     is missing, including an MFA code if your account has MFA; elsewhere pass --password-stdin,
     and an MFA account exits 4 with the `kt auth mfa challenge` command to run.
 
     With --browser, your browser opens the sign-in page (password, MFA or your company's
-    single sign-on) and sends the result back to kt on 127.0.0.1.
+    single sign-on) and sends the result back to kt on 127.0.0.1. With --device, kt shows a
+    short code and a QR code to approve on another device.
+
+    Without a method: password when --email is given, the browser when one can be opened, the
+    device flow when none can (SSH without a display, no DISPLAY/WAYLAND_DISPLAY, a container).
     """
-    if browser or no_browser or issuer or client_id:
-        if email or password is not None or password_stdin:
-            raise UsageError("--browser signs in on the web page: drop --email/--password")
-        from .login_browser import browser_login
+    method = _choose_method(
+        inv,
+        email=email,
+        password_given=password is not None or password_stdin,
+        browser=browser or no_browser,
+        device=device,
+        oauth_flags=bool(issuer or client_id),
+    )
+    if method == "device":
+        from .login_oauth import device_login
+
+        device_login(
+            inv,
+            insecure_storage=insecure_storage,
+            issuer=issuer,
+            client_id=client_id,
+            scope=scope,
+            show_qr=not no_qr,
+        )
+        return
+    if method == "browser":
+        from .login_oauth import browser_login
 
         browser_login(
             inv,
@@ -156,3 +187,42 @@ def _announce(inv: Invocation, session: Session, storage: str) -> None:
         {"logged_in": True, **session_document(session, profile=inv.profile, storage=storage)},
         [logged_in_line(session, storage)],
     )
+
+
+def _choose_method(
+    inv: Invocation,
+    *,
+    email: str | None,
+    password_given: bool,
+    browser: bool,
+    device: bool,
+    oauth_flags: bool,
+) -> str:
+    """password with --email; else the browser when one can be opened; else the device flow.
+    Without a terminal and nothing to go on, stop with guidance instead of waiting (EH-06)."""
+    from ..browser import no_browser_reason
+
+    if browser and device:
+        raise UsageError("use either --browser or --device")
+    if (browser or device) and (email or password_given):
+        raise UsageError("--browser and --device sign in on a web page: drop --email/--password")
+    if browser:
+        return "browser"
+    if device:
+        inv.console.info("Using device sign-in (--device).")
+        return "device"
+    if email or password_given:
+        return "password"
+    if not inv.interactive and not oauth_flags:
+        raise UsageError(
+            "nothing to sign in with: pass --email with --password-stdin, or --browser, "
+            "or --device (or set KEEPTRUSTS_API_TOKEN)"
+        )
+    why_not = None if inv.app.opener is not None else no_browser_reason(inv.app.env)
+    if why_not is None:
+        inv.console.info(
+            "Signing in with your browser (use --device to sign in from another device)."
+        )
+        return "browser"
+    inv.console.info(f"Using device sign-in: {why_not}.")
+    return "device"

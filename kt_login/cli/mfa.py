@@ -68,7 +68,7 @@ def challenge(
     if browser:
         if mfa_token:
             raise UsageError("use either --token or --browser")
-        from .login_browser import browser_step_up
+        from .login_oauth import browser_step_up
 
         browser_step_up(inv, acr_values=acr_values, insecure_storage=insecure_storage)
         return

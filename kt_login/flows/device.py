@@ -1,0 +1,146 @@
+"""Device Authorization Grant (RFC 8628) for machines without a usable browser.
+
+`request_device_code` is a flow like the others; `poll` is the one loop that waits, with the
+clock, the sleep and the sender injected so tests take no real time. Polling follows §3.4/§3.5
+exactly (SECURITY.md DV-01, DV-02): wait `interval` (5 s when absent or nonsense) before every
+poll, +5 s for this and every later poll on `slow_down`, keep going on `authorization_pending`,
+stop on anything else, double the wait after a connection failure, and stop at `expires_in` by a
+monotonic clock without ever starting a second authorization.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx2
+
+from ..errors import NetworkError, OAuthError, ServerError, ValidationFailed
+from ..output import clean
+from . import Flow
+from .authcode import safe_browser_url
+from .tokens import FORM, TokenResponse, parse_token_response
+
+GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
+DEFAULT_INTERVAL = 5.0
+SLOW_DOWN_STEP = 5.0
+MAX_BACKOFF = 60.0
+MAX_USER_CODE = 32
+
+
+@dataclass(frozen=True)
+class DeviceAuthorization:
+    device_code: str = field(repr=False)  # a secret: never printed, logged or stored (DV-04)
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None
+    expires_in: float
+    interval: float
+
+
+def request_device_code(
+    endpoint: str, *, client_id: str, scope: str, issuer: str
+) -> Flow[DeviceAuthorization]:
+    response = yield httpx2.Request(
+        "POST", endpoint, headers=FORM, data={"client_id": client_id, "scope": scope}
+    )
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if response.status_code != 200:
+        if isinstance(body, dict) and isinstance(body.get("error"), str):
+            raise OAuthError(body["error"])
+        raise ServerError(f"the device authorization endpoint failed (HTTP {response.status_code})")
+    if not isinstance(body, dict):
+        raise ServerError("the device authorization reply is not a JSON object")
+    return parse_device_authorization(body, issuer)
+
+
+def parse_device_authorization(body: dict[str, object], issuer: str) -> DeviceAuthorization:
+    device_code, user_code = body.get("device_code"), body.get("user_code")
+    uri, complete = body.get("verification_uri"), body.get("verification_uri_complete")
+    if not isinstance(device_code, str) or not device_code:
+        raise ServerError("the device authorization reply has no device_code")
+    if not isinstance(user_code, str) or not user_code or len(user_code) > MAX_USER_CODE:
+        raise ValidationFailed("the device authorization reply has no usable user_code")
+    if clean(user_code) != user_code or not user_code.isprintable():
+        raise ValidationFailed("the user code contains control characters; refusing to show it")
+    if not isinstance(uri, str):
+        raise ServerError("the device authorization reply has no verification_uri")
+    # Shown to a person and encoded in a QR code: the same rules as a URL we open (DV-03, AZ-08).
+    verification_uri = safe_browser_url(uri, issuer)
+    verification_complete = (
+        safe_browser_url(complete, issuer) if isinstance(complete, str) and complete else None
+    )
+    expires = body.get("expires_in")
+    if isinstance(expires, bool) or not isinstance(expires, int | float) or expires <= 0:
+        raise ServerError("the device authorization reply has no valid expires_in")
+    return DeviceAuthorization(
+        device_code=device_code,
+        user_code=user_code,
+        verification_uri=verification_uri,
+        verification_uri_complete=verification_complete,
+        expires_in=float(expires),
+        interval=_interval(body.get("interval")),
+    )
+
+
+def _interval(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        return DEFAULT_INTERVAL
+    return float(min(value, MAX_BACKOFF))
+
+
+def poll(
+    auth: DeviceAuthorization,
+    *,
+    token_endpoint: str,
+    client_id: str,
+    send: Callable[[httpx2.Request], httpx2.Response],
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+    on_wait: Callable[[float], None] | None = None,
+) -> TokenResponse:
+    """Poll until the person approves (tokens), denies, or the code expires (OAuthError)."""
+    deadline = monotonic() + auth.expires_in
+    interval = auth.interval
+    wait = interval
+    while True:
+        remaining = deadline - monotonic()
+        if on_wait is not None:
+            on_wait(max(remaining, 0.0))
+        if remaining <= 0 or wait > remaining:
+            raise OAuthError("expired_token", hint="run kt auth login --device again")
+        sleep(wait)
+        request = httpx2.Request(
+            "POST",
+            token_endpoint,
+            headers=FORM,
+            data={
+                "grant_type": GRANT_TYPE,
+                "device_code": auth.device_code,
+                "client_id": client_id,
+            },
+        )
+        try:
+            response = send(request)
+        except NetworkError:
+            wait = min(wait * 2, MAX_BACKOFF)  # RFC 8628 §3.5: back off on connection timeouts
+            continue
+        if response.status_code == 200:
+            return parse_token_response(response)
+        try:
+            error = json.loads(response.content).get("error")
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            error = None
+        if error == "authorization_pending":
+            wait = interval
+        elif error == "slow_down":
+            interval += SLOW_DOWN_STEP
+            wait = interval
+        else:
+            parse_token_response(response)  # raises the OAuthError or ServerError
+            raise ServerError("the token endpoint answered the device poll unexpectedly")
