@@ -246,3 +246,50 @@ def _refresh_grant(provider: OidcProvider, refresh_token: str) -> httpx2.Respons
             "client_id": CLIENT_ID,
         },
     )
+
+
+def test_device_sign_in_with_the_provider(provider, env, page):
+    """RFC 8628 against an independent provider: kt polls while the 'phone' approves."""
+    import json
+    import sys
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kt_login",
+            "auth",
+            "login",
+            "--device",
+            "--issuer",
+            provider.issuer,
+            "--client-id",
+            CLIENT_ID,
+            "--insecure-storage",
+            "--json",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    info = None
+    for line in proc.stderr:
+        if line.startswith("{"):
+            info = json.loads(line)
+            break
+    assert info is not None, proc.communicate()[1]
+    page.goto(info["verification_uri_complete"])
+    page.click("button[type=submit]")  # confirm the code shown
+    page.fill("input[name=login]", "dave")
+    page.fill("input[name=password]", "any password")
+    page.click("button[type=submit]")
+    page.wait_for_selector("input[name=login]", state="detached")
+    page.click("button[type=submit]")  # consent
+    page.wait_for_selector("text=Sign-in Success")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    doc = json.loads(out)
+    assert doc["method"] == "device" and doc["identity"]["subject"] == "dave"
+    assert doc["identity"]["issuer"] == provider.issuer
