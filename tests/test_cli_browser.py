@@ -106,7 +106,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def run(tmp_path, issuer: Issuer, capsys, *extra: str) -> tuple[int, str, str]:
+def run(tmp_path, issuer: Issuer, capsys, *extra: str, flags=None) -> tuple[int, str, str]:
     app = App(
         env={
             "KEEPTRUSTS_CONFIG_DIR": str(tmp_path / "cfg"),
@@ -231,3 +231,12 @@ def test_headless_prints_url_and_ctrl_c_closes_everything(tmp_path, devserver):
     assert not (Path(env["KEEPTRUSTS_CONFIG_DIR"]) / "credentials").exists() or not any(
         (Path(env["KEEPTRUSTS_CONFIG_DIR"]) / "credentials").iterdir()
     )
+
+
+def test_the_profile_remembers_its_issuer_and_client(tmp_path, capsys):
+    assert run(tmp_path, Issuer(), capsys)[0] == 0
+    again = Issuer()
+    code, out, err = run(tmp_path, again, capsys, flags=[])  # no --issuer / --client-id
+    assert code == 0, err
+    assert "GET /.well-known/openid-configuration" in again.calls
+    assert json.loads(out)["identity"]["issuer"] == ISSUER

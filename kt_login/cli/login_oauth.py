@@ -38,11 +38,11 @@ def browser_login(
     from ..flows.authcode import DEFAULT_SCOPE
     from ..oidc_login import BrowserLogin, sign_in
 
-    api_url = inv.base_settings.api_url.value
     store = _store(inv, insecure_storage)
+    issuer, client_id = oauth_client(inv, issuer, client_id)
     login = BrowserLogin(
-        issuer=issuer or api_url,
-        client_id=client_id or DEFAULT_CLIENT_ID,
+        issuer=issuer,
+        client_id=client_id,
         scope=scope or DEFAULT_SCOPE,
         port=port,
         timeout=float(timeout),
@@ -100,9 +100,10 @@ def device_login(
     from ..oidc_login import BrowserLogin, device_sign_in
 
     store = _store(inv, insecure_storage)
+    issuer, client_id = oauth_client(inv, issuer, client_id)
     login = BrowserLogin(
-        issuer=issuer or inv.base_settings.api_url.value,
-        client_id=client_id or DEFAULT_CLIENT_ID,
+        issuer=issuer,
+        client_id=client_id,
         scope=scope or DEFAULT_SCOPE,
     )
     countdown = Countdown(inv) if inv.interactive else None
@@ -168,6 +169,25 @@ class Countdown:
     def done(self) -> None:
         self._err.write("\r\x1b[K")
         self._err.flush()
+
+
+def oauth_client(inv: Invocation, issuer: str | None, client_id: str | None) -> tuple[str, str]:
+    """Issuer and client: the flags, else the profile's config (`issuer`, `client_id`), else the
+    ones the profile last signed in with, else the API URL and `kt-cli`."""
+    from ..config import load_config_file
+
+    section = load_config_file(inv.base_settings.dir).get("profiles", {}).get(inv.profile, {})
+    try:
+        current = inv.find_session()[0]
+    except KtError:
+        current = None
+    remembered = (current.issuer, current.client_id) if current is not None else (None, None)
+    if issuer is None and isinstance(section.get("issuer"), str):
+        issuer = section["issuer"]
+        client_id = client_id or section.get("client_id")
+    elif issuer is None and remembered[0]:
+        issuer, client_id = remembered[0], client_id or remembered[1]
+    return issuer or inv.base_settings.api_url.value, str(client_id or DEFAULT_CLIENT_ID)
 
 
 def _store(inv: Invocation, insecure_storage: bool) -> CredentialStore:
