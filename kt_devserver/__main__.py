@@ -16,6 +16,8 @@ from kt_devserver.app import create_app
 from kt_devserver.db import Database
 from kt_devserver.state import (
     DEFAULT_ACCESS_TOKEN_TTL,
+    DEFAULT_DEVICE_CODE_TTL,
+    DEFAULT_DEVICE_INTERVAL,
     DEFAULT_MFA_TOKEN_TTL,
     DEFAULT_REFRESH_TOKEN_TTL,
     Settings,
@@ -98,6 +100,23 @@ _TTL = click.IntRange(min=0)
     help="[testing] Make MFA-gated operations (token rotate) answer a step-up challenge "
     "when the session's MFA is older than this. Default: no limit.",
 )
+@click.option(
+    "--device-code-ttl",
+    default=DEFAULT_DEVICE_CODE_TTL,
+    show_default=True,
+    type=_TTL,
+    metavar="SECONDS",
+    help="[testing] Lifetime of a device flow's device code and user code (expires_in).",
+)
+@click.option(
+    "--device-interval",
+    default=DEFAULT_DEVICE_INTERVAL,
+    show_default=True,
+    type=_TTL,
+    metavar="SECONDS",
+    help="[testing] Device flow polling interval; polling sooner answers slow_down "
+    "and adds 5 s to it.",
+)
 @click.pass_context
 def main(
     ctx: click.Context,
@@ -109,6 +128,8 @@ def main(
     refresh_token_ttl: int,
     mfa_token_ttl: int,
     mfa_max_age: int | None,
+    device_code_ttl: int,
+    device_interval: int,
 ) -> None:
     """Serve the local Keeptrusts-compatible API (docs/api-contract.md).
 
@@ -139,6 +160,8 @@ def main(
         refresh_token_ttl=refresh_token_ttl,
         mfa_token_ttl=mfa_token_ttl,
         mfa_max_age=mfa_max_age,
+        device_code_ttl=device_code_ttl,
+        device_interval=device_interval,
     )
     database = _open_db(db_path)
     try:

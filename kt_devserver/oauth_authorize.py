@@ -12,6 +12,10 @@ to the browser's sign-in session and shows the first page it needs:
 Each page posts back with the CSRF token and the transaction id. Five wrong passwords or codes end
 the transaction with `error=access_denied`. Requests whose client or redirect URI cannot be
 trusted get an error page, never a redirect; every redirect carries `state` and `iss`.
+
+The device flow's verification pages (oauth_device.py) reuse the sign-in and MFA steps: their
+transactions carry a `kt_device` parameter (the device authorization's id, never the user code),
+for which the consent step is the device consent page and a denial ends on a page, not a redirect.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ TRANSACTION_TTL = 600
 MAX_FAILURES = MAX_MFA_ATTEMPTS
 
 LOGIN, MFA, CONSENT = "login", "mfa", "consent"
+# The transaction parameter that marks a device-flow transaction (value: the device code's id).
+DEVICE_PARAM = "kt_device"
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ class Browser:
     set_cookie: bool
 
 
-def _browser(ctx: OAuthContext, request: web.Request, *, create: bool) -> Browser | None:
+def browser_of(ctx: OAuthContext, request: web.Request, *, create: bool) -> Browser | None:
     now = ctx.state.clock()
     secret = cookie_secret(request)
     if secret is not None:
@@ -102,7 +108,7 @@ def _sign_in(ctx: OAuthContext, browser: Browser, user: User, *, mfa: bool) -> B
     return Browser(secret, session, set_cookie=True)
 
 
-def _page(
+def page(
     template: str, browser: Browser, txn_id: str, redirect_uri: str | None, **context: Any
 ) -> web.Response:
     response = render(
@@ -117,23 +123,23 @@ def _page(
     return response
 
 
-def _show(
+def show(
     step: str, browser: Browser, txn: str, params: dict[str, str], user: User | None
 ) -> web.Response:
     client = oauth_clients.find(params.get("client_id"))
     assert client is not None
     redirect_uri = params.get("redirect_uri")
     if step == LOGIN:
-        return _page(
+        return page(
             "as_login.html", browser, txn, redirect_uri, client_name=client.client_name, error=None
         )
     assert user is not None
     if step == MFA:
-        return _page("as_mfa.html", browser, txn, redirect_uri, email=user.email, error=None)
+        return page("as_mfa.html", browser, txn, redirect_uri, email=user.email, error=None)
     scope = client.get_allowed_scope(params.get("scope"))
     scopes = [(name, DESCRIPTIONS.get(name, name)) for name in scope.split()]
-    return _page(
-        "as_consent.html",
+    return page(
+        "as_device_consent.html" if DEVICE_PARAM in params else "as_consent.html",
         browser,
         txn,
         redirect_uri,
@@ -210,7 +216,7 @@ def _first_step(
     return CONSENT
 
 
-def _user(ctx: OAuthContext, user_id: str | None) -> User | None:
+def user_of(ctx: OAuthContext, user_id: str | None) -> User | None:
     return None if user_id is None else ctx.state.db.get_user(user_id)
 
 
@@ -222,9 +228,9 @@ async def authorize(request: web.Request) -> web.Response:
         oauth = oauth_request(request, pairs)
     except OAuth2Error as error:
         return _refusal(error, issuer)
-    browser = _browser(ctx, request, create=True)
+    browser = browser_of(ctx, request, create=True)
     assert browser is not None
-    user = _user(ctx, browser.session.user_id)
+    user = user_of(ctx, browser.session.user_id)
     try:
         _precheck(oauth)
         grant = ctx.server.get_consent_grant(oauth, end_user=user)
@@ -240,7 +246,7 @@ async def authorize(request: web.Request) -> web.Response:
         user_id=None if step == LOGIN or user is None else user.id,
         expires_at=ctx.state.clock() + TRANSACTION_TTL,
     )
-    return _show(step, browser, txn, dict(pairs), user)
+    return show(step, browser, txn, dict(pairs), user)
 
 
 # --- form posts ----------------------------------------------------------------------------
@@ -254,13 +260,13 @@ class Posted:
     form: dict[str, str]
 
 
-async def _posted(request: web.Request, step: str) -> Posted | web.Response:
+async def posted_form(request: web.Request, step: str) -> Posted | web.Response:
     ctx = oauth_of(request)
     pairs = await form_pairs(request)
     if pairs is None:
         return error_page(400, "invalid_request", "Expected a form submission.")
     form = dict(pairs)
-    browser = _browser(ctx, request, create=False)
+    browser = browser_of(ctx, request, create=False)
     if browser is None or not csrf_ok(browser.secret, form.get("csrf_token")):
         return error_page(
             400,
@@ -280,9 +286,19 @@ async def _posted(request: web.Request, step: str) -> Posted | web.Response:
     return Posted(ctx, browser, txn, form)
 
 
+def device_outcome(approved: bool) -> web.Response:
+    """The device flow's last page: signed in, or denied."""
+    return render("as_device_done.html", approved=approved)
+
+
 def _deny(posted: Posted, issuer: str, description: str) -> web.Response:
     params = dict(posted.txn.params)
-    posted.ctx.store.finish_transaction(posted.txn.id, now=posted.ctx.state.clock())
+    now = posted.ctx.state.clock()
+    posted.ctx.store.finish_transaction(posted.txn.id, now=now)
+    device_id = params.get(DEVICE_PARAM)
+    if device_id is not None:
+        posted.ctx.store.decide_device_code(device_id, approved=False, now=now)
+        return device_outcome(approved=False)
     error = AccessDeniedError(
         description=description, redirect_uri=params["redirect_uri"], state=params.get("state")
     )
@@ -294,8 +310,8 @@ def _failed(posted: Posted, request: web.Request, template: str, message: str) -
     if failures >= MAX_FAILURES:
         return _deny(posted, issuer_of(request), "Too many failed sign-in attempts.")
     left = MAX_FAILURES - failures
-    user = _user(posted.ctx, posted.txn.user_id)
-    return _page(
+    user = user_of(posted.ctx, posted.txn.user_id)
+    return page(
         template,
         posted.browser,
         posted.txn.id,
@@ -312,7 +328,7 @@ def _client_name(txn: Transaction) -> str:
 
 
 async def login(request: web.Request) -> web.Response:
-    posted = await _posted(request, LOGIN)
+    posted = await posted_form(request, LOGIN)
     if isinstance(posted, web.Response):
         return posted
     ctx = posted.ctx
@@ -329,18 +345,18 @@ async def login(request: web.Request) -> web.Response:
     if user.totp_secret is not None:
         now = ctx.state.clock()
         ctx.store.advance_transaction(posted.txn.id, step=MFA, user_id=user.id, password_at=now)
-        return _show(MFA, posted.browser, posted.txn.id, params, user)
+        return show(MFA, posted.browser, posted.txn.id, params, user)
     browser = _sign_in(ctx, posted.browser, user, mfa=False)
     ctx.store.advance_transaction(posted.txn.id, step=CONSENT, user_id=user.id)
-    return _show(CONSENT, browser, posted.txn.id, params, user)
+    return show(CONSENT, browser, posted.txn.id, params, user)
 
 
 async def mfa(request: web.Request) -> web.Response:
-    posted = await _posted(request, MFA)
+    posted = await posted_form(request, MFA)
     if isinstance(posted, web.Response):
         return posted
     ctx = posted.ctx
-    user = _user(ctx, posted.txn.user_id)
+    user = user_of(ctx, posted.txn.user_id)
     assert user is not None
     code = posted.form.get("code", "")[:32]
     if user.totp_secret is None or not totp.matches(user.totp_secret, code, ctx.state.clock()):
@@ -351,20 +367,22 @@ async def mfa(request: web.Request) -> web.Response:
     elif browser.session.user_id != user.id:
         return error_page(400, "invalid_request", "You signed in as someone else meanwhile.")
     ctx.store.advance_transaction(posted.txn.id, step=CONSENT, user_id=user.id)
-    return _show(CONSENT, browser, posted.txn.id, dict(posted.txn.params), user)
+    return show(CONSENT, browser, posted.txn.id, dict(posted.txn.params), user)
 
 
 async def consent(request: web.Request) -> web.Response:
-    posted = await _posted(request, CONSENT)
+    posted = await posted_form(request, CONSENT)
     if isinstance(posted, web.Response):
         return posted
     ctx = posted.ctx
     issuer = issuer_of(request)
+    if DEVICE_PARAM in dict(posted.txn.params):
+        return error_page(400, "invalid_request", "This form belongs to a device sign-in.")
     decision = posted.form.get("decision")
     if decision not in ("approve", "deny"):
         return error_page(400, "invalid_request", "Choose Approve or Deny.")
     session = posted.browser.session
-    user = _user(ctx, posted.txn.user_id)
+    user = user_of(ctx, posted.txn.user_id)
     if user is None or session.user_id != user.id or session.auth_time is None:
         return error_page(400, "invalid_request", "You signed in as someone else meanwhile.")
     if not ctx.store.finish_transaction(posted.txn.id, now=ctx.state.clock()):

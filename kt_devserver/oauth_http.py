@@ -25,6 +25,10 @@ _DEFAULT_DESCRIPTIONS = {
     "invalid_scope": "The requested scope is invalid or exceeds what was granted.",
     "unsupported_token_type": "This token type cannot be revoked here.",
     "insecure_transport": "OAuth needs https or a loopback address.",
+    "authorization_pending": "The user has not approved the sign-in yet.",
+    "slow_down": "Polled too fast; wait 5 seconds longer between polls.",
+    "expired_token": "The device code expired; start a new sign-in.",
+    "access_denied": "The user denied the sign-in.",
 }
 
 

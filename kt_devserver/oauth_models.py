@@ -9,6 +9,9 @@
 - `oauth_transactions`: one pending authorization request, from `GET /oauth/authorize` to the
   consent decision, bound to a browser session.
 - `oauth_signing_keys`: the ID-token signing key (see oauth_keys.py).
+- `oauth_device_codes`: RFC 8628 device authorizations: the device code and the user code are
+  stored as hashes only; `status` goes pending → approved/denied in the browser, `used_at` and
+  `session_id` are set when the device exchanges an approved code (single use).
 """
 
 from __future__ import annotations
@@ -69,7 +72,29 @@ CREATE TABLE IF NOT EXISTS oauth_transactions (
     expires_at REAL NOT NULL,
     finished_at REAL
 );
+CREATE TABLE IF NOT EXISTS oauth_device_codes (
+    id TEXT PRIMARY KEY,
+    device_code_hash TEXT NOT NULL UNIQUE,
+    user_code_hash TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    poll_interval REAL NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    last_poll_at REAL,
+    status TEXT NOT NULL,
+    user_id TEXT REFERENCES users(id),
+    auth_time REAL,
+    mfa INTEGER NOT NULL DEFAULT 0,
+    decided_at REAL,
+    used_at REAL,
+    session_id TEXT REFERENCES sessions(id)
+);
+CREATE INDEX IF NOT EXISTS oauth_device_codes_user_code
+    ON oauth_device_codes(user_code_hash, expires_at);
 """
+
+DEVICE_PENDING, DEVICE_APPROVED, DEVICE_DENIED = "pending", "approved", "denied"
 
 
 @dataclass(frozen=True)
@@ -127,6 +152,35 @@ class Transaction:
     failures: int
     expires_at: float
     finished_at: float | None
+
+
+@dataclass(frozen=True)
+class DeviceCode:
+    """One device authorization (RFC 8628); secrets are held as hashes only."""
+
+    id: str
+    device_code_hash: str
+    user_code_hash: str
+    client_id: str
+    scope: str
+    poll_interval: float
+    created_at: float
+    expires_at: float
+    last_poll_at: float | None
+    status: str
+    user_id: str | None
+    auth_time: float | None
+    mfa: bool
+    decided_at: float | None
+    used_at: float | None
+    session_id: str | None
+
+    # authlib's DeviceCredentialMixin
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
 
 
 class OAuthStore:
@@ -208,31 +262,196 @@ class OAuthStore:
             )
             if cursor.rowcount != 1:
                 return None
-            # created_at is when the user signed in (the age of its MFA proof, for mfa_max_age);
-            # the family's absolute expiry counts from the exchange.
-            self._conn.execute(
-                "INSERT INTO sessions (id, user_id, mfa_authenticated, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (session_id, code.user_id, int(code.mfa), code.auth_time, session_expires_at),
-            )
-            self._conn.execute(
-                "INSERT INTO access_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
-                (access_hash, session_id, access_expires_at),
-            )
-            if refresh_hash is not None:
-                self._conn.execute(
-                    "INSERT INTO refresh_tokens (token_hash, session_id, expires_at)"
-                    " VALUES (?, ?, ?)",
-                    (refresh_hash, session_id, session_expires_at),
-                )
-            self._conn.execute(
-                "INSERT INTO oauth_grants (session_id, client_id, scope, auth_time, mfa)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (session_id, code.client_id, code.scope, code.auth_time, int(code.mfa)),
+            self._insert_family(
+                session_id,
+                user_id=code.user_id,
+                client_id=code.client_id,
+                scope=code.scope,
+                auth_time=code.auth_time,
+                mfa=code.mfa,
+                session_expires_at=session_expires_at,
+                access_hash=access_hash,
+                access_expires_at=access_expires_at,
+                refresh_hash=refresh_hash,
             )
             self._conn.execute(
                 "UPDATE oauth_codes SET session_id = ? WHERE code_hash = ?",
                 (session_id, code.code_hash),
+            )
+        return session_id
+
+    def _insert_family(
+        self,
+        session_id: str,
+        *,
+        user_id: str,
+        client_id: str,
+        scope: str,
+        auth_time: float,
+        mfa: bool,
+        session_expires_at: float,
+        access_hash: str,
+        access_expires_at: float,
+        refresh_hash: str | None,
+    ) -> None:
+        """Insert a token family and its first tokens; the caller holds the transaction."""
+        # created_at is when the user signed in (the age of its MFA proof, for mfa_max_age);
+        # the family's absolute expiry counts from the exchange.
+        self._conn.execute(
+            "INSERT INTO sessions (id, user_id, mfa_authenticated, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (session_id, user_id, int(mfa), auth_time, session_expires_at),
+        )
+        self._conn.execute(
+            "INSERT INTO access_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
+            (access_hash, session_id, access_expires_at),
+        )
+        if refresh_hash is not None:
+            self._conn.execute(
+                "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
+                (refresh_hash, session_id, session_expires_at),
+            )
+        self._conn.execute(
+            "INSERT INTO oauth_grants (session_id, client_id, scope, auth_time, mfa)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (session_id, client_id, scope, auth_time, int(mfa)),
+        )
+
+    # --- device authorizations (RFC 8628) -----------------------------------------------------
+
+    def create_device_code(
+        self,
+        *,
+        device_code_hash: str,
+        user_code_hash: str,
+        client_id: str,
+        scope: str,
+        poll_interval: float,
+        now: float,
+        expires_at: float,
+    ) -> str:
+        device_id = new_id("dev_")
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO oauth_device_codes (id, device_code_hash, user_code_hash, client_id,"
+                " scope, poll_interval, created_at, expires_at, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    device_id,
+                    device_code_hash,
+                    user_code_hash,
+                    client_id,
+                    scope,
+                    poll_interval,
+                    now,
+                    expires_at,
+                    DEVICE_PENDING,
+                ),
+            )
+        return device_id
+
+    def user_code_in_use(self, user_code_hash: str, *, now: float) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM oauth_device_codes WHERE user_code_hash = ? AND expires_at > ?",
+            (user_code_hash, now),
+        ).fetchone()
+        return row is not None
+
+    def pending_device_code(self, user_code_hash: str, *, now: float) -> DeviceCode | None:
+        """The live, undecided device authorization with this user code, if any."""
+        row = self._conn.execute(
+            "SELECT * FROM oauth_device_codes WHERE user_code_hash = ? AND expires_at > ?"
+            " AND status = ?",
+            (user_code_hash, now, DEVICE_PENDING),
+        ).fetchone()
+        return None if row is None else _device(row)
+
+    def device_code(self, device_id: str) -> DeviceCode | None:
+        row = self._conn.execute(
+            "SELECT * FROM oauth_device_codes WHERE id = ?", (device_id,)
+        ).fetchone()
+        return None if row is None else _device(row)
+
+    def find_device_code(self, device_code_hash: str) -> DeviceCode | None:
+        row = self._conn.execute(
+            "SELECT * FROM oauth_device_codes WHERE device_code_hash = ?", (device_code_hash,)
+        ).fetchone()
+        return None if row is None else _device(row)
+
+    def record_poll(self, device_id: str, *, now: float, poll_interval: float) -> None:
+        with self._conn:
+            self._conn.execute(
+                "UPDATE oauth_device_codes SET last_poll_at = ?, poll_interval = ? WHERE id = ?",
+                (now, poll_interval, device_id),
+            )
+
+    def decide_device_code(
+        self,
+        device_id: str,
+        *,
+        approved: bool,
+        now: float,
+        user_id: str | None = None,
+        auth_time: float | None = None,
+        mfa: bool = False,
+    ) -> bool:
+        """Approve or deny a pending, unexpired device code; False if it no longer is one."""
+        with self._conn:
+            cursor = self._conn.execute(
+                "UPDATE oauth_device_codes SET status = ?, user_id = ?, auth_time = ?, mfa = ?,"
+                " decided_at = ? WHERE id = ? AND status = ? AND expires_at > ?",
+                (
+                    DEVICE_APPROVED if approved else DEVICE_DENIED,
+                    user_id,
+                    auth_time,
+                    int(mfa),
+                    now,
+                    device_id,
+                    DEVICE_PENDING,
+                    now,
+                ),
+            )
+        return cursor.rowcount == 1
+
+    def exchange_device_code(
+        self,
+        device: DeviceCode,
+        *,
+        now: float,
+        session_expires_at: float,
+        access_hash: str,
+        access_expires_at: float,
+        refresh_hash: str | None,
+    ) -> str | None:
+        """Spend an approved device code and store the token family it buys, in one transaction.
+
+        Returns the new family's session id, or None if the code was already spent.
+        """
+        assert device.user_id is not None and device.auth_time is not None
+        session_id = new_id("ses_")
+        with self._conn:
+            cursor = self._conn.execute(
+                "UPDATE oauth_device_codes SET used_at = ? WHERE id = ? AND status = ?"
+                " AND used_at IS NULL",
+                (now, device.id, DEVICE_APPROVED),
+            )
+            if cursor.rowcount != 1:
+                return None
+            self._insert_family(
+                session_id,
+                user_id=device.user_id,
+                client_id=device.client_id,
+                scope=device.scope,
+                auth_time=device.auth_time,
+                mfa=device.mfa,
+                session_expires_at=session_expires_at,
+                access_hash=access_hash,
+                access_expires_at=access_expires_at,
+                refresh_hash=refresh_hash,
+            )
+            self._conn.execute(
+                "UPDATE oauth_device_codes SET session_id = ? WHERE id = ?",
+                (session_id, device.id),
             )
         return session_id
 
@@ -336,7 +555,7 @@ class OAuthStore:
         )
 
     def advance_transaction(
-        self, txn_id: str, *, step: str, user_id: str, password_at: float | None = None
+        self, txn_id: str, *, step: str, user_id: str | None, password_at: float | None = None
     ) -> None:
         with self._conn:
             self._conn.execute(
@@ -380,6 +599,27 @@ def _code(row: sqlite3.Row) -> AuthCode:
         code_challenge=row["code_challenge"],
         code_challenge_method=row["code_challenge_method"],
         expires_at=row["expires_at"],
+        used_at=row["used_at"],
+        session_id=row["session_id"],
+    )
+
+
+def _device(row: sqlite3.Row) -> DeviceCode:
+    return DeviceCode(
+        id=row["id"],
+        device_code_hash=row["device_code_hash"],
+        user_code_hash=row["user_code_hash"],
+        client_id=row["client_id"],
+        scope=row["scope"],
+        poll_interval=row["poll_interval"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        last_poll_at=row["last_poll_at"],
+        status=row["status"],
+        user_id=row["user_id"],
+        auth_time=row["auth_time"],
+        mfa=bool(row["mfa"]),
+        decided_at=row["decided_at"],
         used_at=row["used_at"],
         session_id=row["session_id"],
     )

@@ -7,7 +7,10 @@ Paths (relative to the issuer, which is the server's base URL):
     GET  /oauth/jwks                               ID-token verification keys
     GET  /oauth/authorize                          authorization endpoint (HTML pages)
     POST /oauth/authorize/login | /mfa | /consent  the pages' forms
-    POST /oauth/token                              authorization_code, refresh_token
+    POST /oauth/token                              authorization_code, refresh_token, device_code
+    POST /oauth/device_authorization               RFC 8628 device authorization endpoint
+    GET  /device, /oauth/device (POST too), POST /oauth/device/confirm | /consent
+                                                   RFC 8628 verification pages (oauth_device.py)
     POST /oauth/revoke                             RFC 7009
     GET  /oauth/userinfo  (POST too)               OIDC UserInfo
 """
@@ -20,9 +23,10 @@ from typing import Any
 from aiohttp import web
 from authlib.oauth2.rfc6749 import OAuth2Error  # type: ignore[import-untyped]
 
-from kt_devserver import oauth_authorize, oauth_keys
+from kt_devserver import oauth_authorize, oauth_device, oauth_keys
 from kt_devserver.auth import bearer_token
 from kt_devserver.credentials import hash_secret
+from kt_devserver.oauth_clients import DEVICE_CODE_GRANT
 from kt_devserver.oauth_http import (
     OAUTH,
     OAuthContext,
@@ -43,6 +47,7 @@ TOKEN_PATH = "/oauth/token"  # noqa: S105 - a path, not a secret
 REVOKE_PATH = "/oauth/revoke"
 JWKS_PATH = "/oauth/jwks"
 USERINFO_PATH = "/oauth/userinfo"
+DEVICE_AUTHORIZATION_PATH = "/oauth/device_authorization"
 
 
 def metadata(issuer: str) -> dict[str, Any]:
@@ -53,10 +58,11 @@ def metadata(issuer: str) -> dict[str, Any]:
         "jwks_uri": issuer + JWKS_PATH,
         "userinfo_endpoint": issuer + USERINFO_PATH,
         "revocation_endpoint": issuer + REVOKE_PATH,
+        "device_authorization_endpoint": issuer + DEVICE_AUTHORIZATION_PATH,
         "scopes_supported": list(OIDC_SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_CODE_GRANT],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
@@ -127,6 +133,15 @@ async def revoke(request: web.Request) -> web.Response:
     return json_reply(reply)
 
 
+async def device_authorization(request: web.Request) -> web.Response:
+    built = await _form_request(request)
+    if isinstance(built, web.Response):
+        return built
+    server = oauth_of(request).server
+    reply: Reply = server.create_endpoint_response("device_authorization", built)
+    return json_reply(reply)
+
+
 def _bearer_error(status: int, error: str, description: str) -> web.Response:
     response = oauth_error(status, error, description)
     response.headers["WWW-Authenticate"] = (
@@ -171,5 +186,7 @@ def register(app: web.Application) -> None:
     app.router.add_post(AUTHORIZE_PATH + "/consent", oauth_authorize.consent)
     app.router.add_post(TOKEN_PATH, token)
     app.router.add_post(REVOKE_PATH, revoke)
+    app.router.add_post(DEVICE_AUTHORIZATION_PATH, device_authorization)
+    oauth_device.register(app)
     app.router.add_get(USERINFO_PATH, userinfo)
     app.router.add_post(USERINFO_PATH, userinfo)

@@ -7,9 +7,11 @@ here awaits.
 
 Pieces used: `AuthorizationCodeGrant` + `CodeChallenge(required=True)` restricted to S256,
 `OpenIDCode` (nonce, ID token on the code exchange), `RefreshTokenGrant` + `OpenIDToken` (rotation,
-ID token on refresh) and `RevocationEndpoint`. ID tokens are signed with joserfc by
-`oauth_keys.SigningKey` (our `encode_id_token`), not authlib's legacy `get_jwt_config` path.
-authlib ships no type information, hence the `type: ignore` on its imports and base classes.
+ID token on refresh), `RevocationEndpoint`, and for RFC 8628 `DeviceAuthorizationEndpoint` +
+`DeviceCodeGrant` + `OpenIDToken` (ID token without nonce; the browser side is oauth_device.py).
+ID tokens are signed with joserfc by `oauth_keys.SigningKey` (our `encode_id_token`), not
+authlib's legacy `get_jwt_config` path. authlib ships no type information, hence the
+`type: ignore` on its imports and base classes.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped]
+    AccessDeniedError,
     AuthorizationServer,
     InvalidGrantError,
     InvalidRequestError,
     OAuth2Payload,
     OAuth2Request,
+    UnauthorizedClientError,
 )
 from authlib.oauth2.rfc6749.grants import (  # type: ignore[import-untyped]
     AuthorizationCodeGrant,
@@ -37,6 +41,13 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint  # type: ignore[import-unt
 from authlib.oauth2.rfc7636 import CodeChallenge  # type: ignore[import-untyped]
 from authlib.oauth2.rfc7636.challenge import (  # type: ignore[import-untyped]
     compare_s256_code_challenge,
+)
+from authlib.oauth2.rfc8628 import (  # type: ignore[import-untyped]
+    AuthorizationPendingError,
+    DeviceAuthorizationEndpoint,
+    DeviceCodeGrant,
+    ExpiredTokenError,
+    SlowDownError,
 )
 from authlib.oidc.core.grants import OpenIDCode, OpenIDToken  # type: ignore[import-untyped]
 
@@ -48,8 +59,24 @@ from kt_devserver.credentials import (
     new_secret,
 )
 from kt_devserver.db import IssuedPair, Session, User
+from kt_devserver.oauth_clients import DEVICE_CODE_GRANT
+from kt_devserver.oauth_device_codes import (
+    SLOW_DOWN_STEP,
+    VERIFICATION_PATH,
+    display_user_code,
+    new_device_code,
+    new_user_code,
+    user_code_hash,
+)
 from kt_devserver.oauth_keys import SigningKey
-from kt_devserver.oauth_models import AuthCode, Grant, OAuthStore
+from kt_devserver.oauth_models import (
+    DEVICE_APPROVED,
+    DEVICE_DENIED,
+    AuthCode,
+    DeviceCode,
+    Grant,
+    OAuthStore,
+)
 from kt_devserver.oauth_scopes import (
     EMAIL,
     OFFLINE_ACCESS,
@@ -299,6 +326,122 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
         pass  # spent in save_token, atomically with storing its successor
 
 
+# --- device authorization grant (RFC 8628) -------------------------------------------------
+
+
+class DeviceAuthorization(DeviceAuthorizationEndpoint):  # type: ignore[misc]
+    """`POST /oauth/device_authorization`: a device code, a user code and where to enter it."""
+
+    CLIENT_AUTH_METHODS = ["none"]
+
+    @property
+    def kt(self) -> KtAuthorizationServer:
+        server: KtAuthorizationServer = self.server
+        return server
+
+    def create_endpoint_response(self, request: KtRequest) -> tuple[int, dict[str, Any], Any]:
+        # authlib's version builds the verification URI without the request (our issuer is
+        # the URL the request reached) and saves the user code in clear; the rest is the same.
+        client = self.authenticate_client(request)
+        if not client.check_grant_type(DEVICE_CODE_GRANT):
+            raise UnauthorizedClientError("This client may not use the device authorization grant.")
+        self.server.validate_requested_scope(request.payload.scope)
+        kt = self.kt
+        now = kt.clock()
+        settings = kt.state.settings
+        device_code = new_device_code()
+        user_code = self._unused_user_code(now)
+        kt.store.create_device_code(
+            device_code_hash=hash_secret(device_code),
+            user_code_hash=user_code_hash(user_code),
+            client_id=client.get_client_id(),
+            scope=client.get_allowed_scope(request.payload.scope),
+            poll_interval=settings.device_interval,
+            now=now,
+            expires_at=now + settings.device_code_ttl,
+        )
+        shown = display_user_code(user_code)
+        verification_uri = request.issuer + VERIFICATION_PATH
+        body = {
+            "device_code": device_code,
+            "user_code": shown,
+            "verification_uri": verification_uri,
+            "verification_uri_complete": f"{verification_uri}?user_code={shown}",
+            "expires_in": settings.device_code_ttl,
+            "interval": settings.device_interval,
+        }
+        return 200, body, [("Cache-Control", "no-store"), ("Pragma", "no-cache")]
+
+    def _unused_user_code(self, now: float) -> str:
+        for _ in range(8):
+            code = new_user_code()
+            if not self.kt.store.user_code_in_use(user_code_hash(code), now=now):
+                return code
+        raise RuntimeError("no unused user code after 8 draws")  # 20^8 codes: not in practice
+
+
+class DeviceGrant(DeviceCodeGrant):  # type: ignore[misc]
+    """`grant_type=urn:ietf:params:oauth:grant-type:device_code` at the token endpoint."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
+
+    @property
+    def kt(self) -> KtAuthorizationServer:
+        server: KtAuthorizationServer = self.server
+        return server
+
+    def query_device_credential(self, device_code: str) -> DeviceCode:
+        found = self.kt.store.find_device_code(hash_secret(device_code))
+        if found is None:
+            raise InvalidGrantError("Unknown device_code.")
+        return found
+
+    def validate_device_credential(self, credential: DeviceCode) -> User:
+        kt = self.kt
+        now = kt.clock()
+        if credential.used_at is not None:
+            # Like a replayed authorization code: deny it and revoke what it bought.
+            if credential.session_id is not None:
+                kt.state.db.revoke_session(credential.session_id, now=now)
+            logger.warning("device code replayed; grant %s revoked", credential.session_id)
+            raise InvalidGrantError("The device code was already used.")
+        if now >= credential.expires_at:
+            raise ExpiredTokenError("The device code expired; start a new sign-in.")
+        if credential.status == DEVICE_DENIED:
+            raise AccessDeniedError("The user denied the sign-in.")
+        if credential.status == DEVICE_APPROVED:
+            assert credential.user_id is not None
+            return kt.state.db.get_user(credential.user_id)
+        interval = credential.poll_interval
+        too_fast = credential.last_poll_at is not None and now - credential.last_poll_at < interval
+        if too_fast:
+            interval += SLOW_DOWN_STEP  # RFC 8628 §3.5: for this and every later poll
+        kt.store.record_poll(credential.id, now=now, poll_interval=interval)
+        if too_fast:
+            raise SlowDownError(f"Polled too fast; wait {int(interval)} seconds between polls.")
+        raise AuthorizationPendingError("The user has not approved the sign-in yet.")
+
+    def save_token(self, token: dict[str, Any]) -> None:
+        device: DeviceCode = self.request.credential
+        kt = self.kt
+        now = kt.clock()
+        session_expires_at = now + kt.state.settings.refresh_token_ttl
+        access_expires_at = min(now + kt.state.settings.access_token_ttl, session_expires_at)
+        refresh = token.get("refresh_token")
+        session_id = kt.store.exchange_device_code(
+            device,
+            now=now,
+            session_expires_at=session_expires_at,
+            access_hash=hash_secret(token["access_token"]),
+            access_expires_at=access_expires_at,
+            refresh_hash=None if refresh is None else hash_secret(refresh),
+        )
+        if session_id is None:
+            raise InvalidGrantError("The device code was already used.")
+        token["expires_in"] = max(0, int(access_expires_at - now))
+        self.request.kt_grant = kt.store.grant(session_id)
+
+
 # --- OpenID Connect: ID tokens signed by our key -------------------------------------------
 
 
@@ -411,7 +554,9 @@ class KtAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.register_token_generator("default", self._generate_token)
         self.register_grant(CodeGrant, [S256CodeChallenge(required=True), KtOpenIDCode(self)])
         self.register_grant(RefreshGrant, [KtOpenIDToken(self)])
+        self.register_grant(DeviceGrant, [KtOpenIDToken(self)])
         self.register_endpoint(Revocation(self))
+        self.register_endpoint(DeviceAuthorization(self))
 
     def query_client(self, client_id: str | None) -> oauth_clients.Client | None:
         return oauth_clients.find(client_id)

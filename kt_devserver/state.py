@@ -17,6 +17,8 @@ DEFAULT_MFA_TOKEN_TTL = 300
 DEFAULT_API_TOKEN_DAYS = 90
 MAX_API_TOKEN_DAYS = 365
 MAX_MFA_ATTEMPTS = 5
+DEFAULT_DEVICE_CODE_TTL = 600
+DEFAULT_DEVICE_INTERVAL = 5
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class Settings:
     mfa_token_ttl: int = DEFAULT_MFA_TOKEN_TTL
     # How recent a session's MFA must be for MFA-gated operations; None means any age.
     mfa_max_age: int | None = None
+    # RFC 8628: lifetime of a device code / user code pair, and the initial polling interval.
+    device_code_ttl: int = DEFAULT_DEVICE_CODE_TTL
+    device_interval: int = DEFAULT_DEVICE_INTERVAL
 
 
 @dataclass(frozen=True)
