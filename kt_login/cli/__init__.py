@@ -10,6 +10,7 @@ import click
 from .. import __version__
 from ..errors import EXIT_INTERRUPTED, EXIT_USAGE, KtError
 from ..output import Console, clean
+from .completion import completion
 from .config_show import config_group
 from .login import login
 from .logout import logout
@@ -38,6 +39,7 @@ def auth() -> None:
 for command in (login, logout, whoami, status, token, mfa):
     auth.add_command(command)
 cli.add_command(config_group)
+cli.add_command(completion)
 
 
 def main(argv: list[str] | None = None, *, obj: object = None) -> int:
