@@ -1,0 +1,108 @@
+"""Fixtures for the adversarial suite: one hostile AS per session, a seeded good session, and a
+runner for the real `kt` process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.kt_process import Result, base_env, kt
+
+from .hostile_as import HostileAS
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def hostile_as() -> Iterator[HostileAS]:
+    server = HostileAS().start()
+    yield server
+    server.stop()
+
+
+class Box:
+    """One user's machine: a home with a config dir, and the kt process run in it."""
+
+    def __init__(self, home: Path, server: HostileAS) -> None:
+        self.home = home
+        self.server = server
+        self.config = home / "config"
+        self.opener_log = home / "opener.log"
+        self.env = base_env(
+            home,
+            KEEPTRUSTS_API_URL="https://api.invalid",  # generic mode: the issuer is not the API
+            BROWSER=f"{sys.executable} {HERE / 'browser.py'} %s",
+            KT_ADV_OPENER_LOG=str(self.opener_log),
+            PYTHONDONTWRITEBYTECODE="1",
+        )
+
+    def kt(self, *args: str, timeout: float = 60) -> Result:
+        return kt(*args, env=self.env, timeout=timeout)
+
+    def login(self, *extra: str) -> Result:
+        return self.kt(
+            "auth",
+            "login",
+            "--browser",
+            "--issuer",
+            self.server.issuer,
+            "--client-id",
+            "kt-cli",
+            "--insecure-storage",
+            "--timeout",
+            "20",
+            "--json",
+            *extra,
+        )
+
+    @property
+    def opener_calls(self) -> list[str]:
+        if not self.opener_log.exists():
+            return []
+        return self.opener_log.read_text().splitlines()
+
+    @property
+    def credentials(self) -> Path:
+        return self.config / "credentials" / "default.json"
+
+    def snapshot(self) -> dict[str, tuple[int, bytes | str]]:
+        """Every file under the config dir with its mode (bytes; a symlink's target). The empty
+        refresh-lock files (taken before a refresh, LC-02) hold no state and are left out."""
+        out: dict[str, tuple[int, bytes | str]] = {}
+        for path in sorted(self.config.rglob("*")):
+            if path.parent.name == "locks" and path.suffix == ".lock":
+                assert path.stat().st_size == 0
+                continue
+            st = os.lstat(path)
+            if path.is_symlink():
+                out[str(path)] = (st.st_mode, os.readlink(path))
+            elif path.is_file():
+                out[str(path)] = (st.st_mode, path.read_bytes())
+        return out
+
+
+@pytest.fixture(scope="session")
+def seeded_config(hostile_as: HostileAS, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config dir holding an earlier good browser session with the hostile AS (file store)."""
+    home = tmp_path_factory.mktemp("seed")
+    box = Box(home, hostile_as)
+    hostile_as.reset()
+    result = box.login()
+    assert result.code == 0, result.stderr
+    assert box.credentials.is_file()
+    return box.config
+
+
+@pytest.fixture
+def box(hostile_as: HostileAS, seeded_config: Path, tmp_path: Path) -> Box:
+    """A machine already signed in (the seeded session), and a provider reset to honest."""
+    machine = Box(tmp_path, hostile_as)
+    shutil.copytree(seeded_config, machine.config, symlinks=True)
+    os.chmod(machine.config, 0o700)
+    hostile_as.reset()
+    return machine

@@ -1,0 +1,370 @@
+"""A hostile OpenID provider for the real `kt` process to sign in against.
+
+An aiohttp server on 127.0.0.1:0, run on its own event loop in a thread (readiness through an
+event, no sleeps). Issuer: ``http://127.0.0.1:<port>`` (plain http is allowed on loopback, NT-01).
+Its behaviour is set per case through `Behaviour` (metadata overrides, ID-token claim/header
+mutations and forgeries, JWKS contents, token-endpoint replies and redirects, huge documents, a
+revocation endpoint answering 503, a refresh request held until the test has killed kt); every
+request it receives is recorded.
+
+`/authorize` answers at once with a 302 to the `redirect_uri` carrying code/state/iss (per case),
+so a "browser" only has to follow redirects (see browser.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+from joserfc import jwt
+from joserfc.jwk import ECKey, RSAKey
+
+CLIENT_ID = "kt-cli"
+SUBJECT = "user-1"
+EMAIL = "u@as.test"
+
+# Real keys, made once per test session.
+RSA_K1 = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+RSA_K2 = RSAKey.generate_key(2048, parameters={"kid": "k2"})
+RSA_EVIL = RSAKey.generate_key(2048, parameters={"kid": "k1"})  # same kid, other key
+RSA_ATTACKER = RSAKey.generate_key(2048, parameters={"kid": "attacker"})
+EC_E1 = ECKey.generate_key("P-256", parameters={"kid": "e1"})
+EC_EVIL = ECKey.generate_key("P-256", parameters={"kid": "e1"})
+
+DELETE = object()  # an override value that removes the member
+
+
+def public(key: Any) -> dict[str, Any]:
+    return dict(key.as_dict(private=False))
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _apply(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for name, value in overrides.items():
+        if value is DELETE:
+            out.pop(name, None)
+        else:
+            out[name] = value
+    return out
+
+
+def sign(header: dict[str, Any], claims: dict[str, Any], how: str) -> str:
+    """An ID token: `how` names the key or forgery."""
+    if how == "none":
+        return f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}."
+    if how == "hs256-public-key":
+        # The classic key confusion: HMAC keyed with the provider's RSA public key (PEM).
+        signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        secret = RSA_K1.as_pem(private=False)
+        mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+        return f"{signing_input}.{b64(mac)}"
+    key = {
+        "rsa-k1": RSA_K1,
+        "rsa-k2": RSA_K2,
+        "rsa-evil": RSA_EVIL,
+        "rsa-attacker": RSA_ATTACKER,
+        "ec-e1": EC_E1,
+        "ec-evil": EC_EVIL,
+    }[how]
+    return jwt.encode(header, claims, key)
+
+
+@dataclass
+class Behaviour:
+    """What the provider does in one case. Defaults: an honest provider."""
+
+    metadata: dict[str, Any] = field(default_factory=dict)  # overrides (DELETE removes)
+    metadata_body: bytes | None = None  # replaces the whole document
+    metadata_content_type: str = "application/json"
+    metadata_huge: int | None = None  # stream a document of this many bytes
+    callback: dict[str, Any] = field(default_factory=dict)  # code/state/iss overrides
+    id_header: dict[str, Any] = field(default_factory=dict)
+    id_claims: dict[str, Any] = field(default_factory=dict)
+    id_sign: str = "rsa-k1"
+    jwks: list[Any] | None = None  # default: the public k1 and e1
+    jwks_sequence: list[list[Any]] | None = None  # one document per fetch (rotation)
+    token_reply: dict[str, Any] = field(default_factory=dict)
+    token_status: int = 200
+    token_redirect: str | None = None  # a 307 Location for the token endpoint
+    refresh_claims: dict[str, Any] = field(default_factory=dict)
+    refresh_id_token: bool = True
+    refresh_arrived: threading.Event = field(default_factory=threading.Event)
+    refresh_hold: threading.Event | None = None  # answer the refresh only once set
+    reuse_detection: bool = True
+    whoami_arrived: threading.Event = field(default_factory=threading.Event)
+    whoami_hold: threading.Event | None = None
+    userinfo_sub: str = SUBJECT
+    revocation_status: int = 200
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, str]
+    form: dict[str, str]
+    headers: dict[str, str]
+
+
+class HostileAS:
+    def __init__(self) -> None:
+        self.behaviour = Behaviour()
+        self.requests: list[Seen] = []
+        self._codes: dict[str, str | None] = {}  # code -> nonce
+        self._spent_refresh: set[str] = set()
+        self._counter = 0
+        self._jwks_fetches = 0
+        # One sign-in time for every token, as a real provider keeps the original auth_time
+        # in refreshed ID tokens (OIDC Core §12.2).
+        self.auth_time = int(time.time())
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> HostileAS:
+        thread = threading.Thread(target=self._serve, name="hostile-as", daemon=True)
+        thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the hostile AS did not start")
+        self._thread = thread
+        return self
+
+    def _serve(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+
+        async def up() -> None:
+            app = web.Application(client_max_size=1 << 20)
+            app.router.add_route("*", "/{tail:.*}", self._dispatch)
+            self._runner = web.AppRunner(app, access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0, reuse_address=False)
+            await site.start()
+            self.port = self._runner.addresses[0][1]
+            self._ready.set()
+
+        loop.run_until_complete(up())
+        loop.run_forever()
+        assert self._runner is not None
+        loop.run_until_complete(self._runner.cleanup())
+        loop.close()
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def reset(self) -> Behaviour:
+        self.behaviour = Behaviour()
+        self.requests.clear()
+        self._spent_refresh.clear()
+        self._jwks_fetches = 0
+        return self.behaviour
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # ---------------------------------------------------------------- what it saw
+
+    def calls(self, method: str, path: str) -> list[Seen]:
+        return [r for r in self.requests if r.method == method and r.path == path]
+
+    def token_calls(self, grant: str | None = None) -> list[Seen]:
+        return [
+            r
+            for r in self.calls("POST", "/token")
+            if grant is None or r.form.get("grant_type") == grant
+        ]
+
+    # ---------------------------------------------------------------- handlers
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        form: dict[str, str] = {}
+        if request.method == "POST":
+            form = {k: str(v) for k, v in (await request.post()).items()}
+        self.requests.append(
+            Seen(request.method, request.path, dict(request.query), form, dict(request.headers))
+        )
+        handler = {
+            "/.well-known/openid-configuration": self._metadata,
+            "/authorize": self._authorize,
+            "/token": self._token,
+            "/jwks": self._jwks,
+            "/attacker-jwks": self._attacker_jwks,
+            "/userinfo": self._userinfo,
+            "/revoke": self._revoke,
+            "/v1/auth/whoami": self._whoami,
+        }.get(request.path)
+        if handler is None:
+            return web.Response(status=404)
+        return await handler(request, form)
+
+    def metadata_document(self) -> dict[str, Any]:
+        iss = self.issuer
+        doc = {
+            "issuer": iss,
+            "authorization_endpoint": iss + "/authorize",
+            "token_endpoint": iss + "/token",
+            "jwks_uri": iss + "/jwks",
+            "userinfo_endpoint": iss + "/userinfo",
+            "revocation_endpoint": iss + "/revoke",
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": True,
+            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        }
+        return _apply(doc, self.behaviour.metadata)
+
+    async def _metadata(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
+        b = self.behaviour
+        if b.metadata_huge is not None:
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await response.prepare(request)
+            chunk = b" " * (1 << 20)
+            await response.write(b'{"issuer": "' + self.issuer.encode() + b'", "pad": "')
+            sent = 0
+            try:
+                while sent < b.metadata_huge:
+                    await response.write(chunk)
+                    sent += len(chunk)
+                await response.write(b'"}')
+                await response.write_eof()
+            except (ConnectionResetError, RuntimeError):
+                pass  # kt hung up early: good
+            return response
+        body = b.metadata_body
+        if body is None:
+            body = json.dumps(self.metadata_document()).encode()
+        return web.Response(body=body, headers={"Content-Type": b.metadata_content_type})
+
+    async def _authorize(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
+        q = request.query
+        code = "code-" + secrets.token_urlsafe(12)
+        self._codes[code] = q.get("nonce")
+        params = _apply(
+            {"code": code, "state": q.get("state", ""), "iss": self.issuer},
+            self.behaviour.callback,
+        )
+        raise web.HTTPFound(q["redirect_uri"] + "?" + urlencode(params))
+
+    def _next(self, prefix: str) -> str:
+        self._counter += 1
+        return f"{prefix}-{self._counter}-{secrets.token_hex(4)}"
+
+    def id_token(self, claims: dict[str, Any], *, refresh: bool = False) -> str:
+        b = self.behaviour
+        now = int(time.time())
+        base = {
+            "iss": self.issuer,
+            "sub": SUBJECT,
+            "aud": CLIENT_ID,
+            "iat": now,
+            "exp": now + 300,
+            "auth_time": self.auth_time,
+            "email": EMAIL,
+            **claims,
+        }
+        payload = _apply(base, b.refresh_claims if refresh else b.id_claims)
+        alg = {"none": "none", "hs256-public-key": "HS256"}.get(
+            b.id_sign, "ES256" if b.id_sign.startswith("ec-") else "RS256"
+        )
+        kid = {"rsa-k2": "k2", "rsa-attacker": "attacker", "ec-e1": "e1", "ec-evil": "e1"}.get(
+            b.id_sign, "k1"
+        )
+        header = _apply({"alg": alg, "kid": kid, "typ": "JWT"}, b.id_header)
+        return sign(header, payload, "rsa-k1" if refresh else b.id_sign)
+
+    async def _token(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
+        b = self.behaviour
+        if b.token_redirect is not None:
+            return web.Response(status=307, headers={"Location": b.token_redirect})
+        grant = form.get("grant_type")
+        if grant == "authorization_code":
+            code = form.get("code", "")
+            if code not in self._codes:
+                return web.json_response({"error": "invalid_grant"}, status=400)
+            nonce = self._codes.pop(code)  # single use
+            claims = {"nonce": nonce} if nonce is not None else {}
+            id_token = self.id_token(claims)
+        elif grant == "refresh_token":
+            b.refresh_arrived.set()
+            rt = form.get("refresh_token", "")
+            if b.refresh_hold is not None:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, b.refresh_hold.wait, 60)
+            if not rt.startswith("rt-") or (b.reuse_detection and rt in self._spent_refresh):
+                return web.json_response({"error": "invalid_grant"}, status=400)
+            self._spent_refresh.add(rt)
+            id_token = self.id_token({}, refresh=True) if b.refresh_id_token else None
+        else:
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        reply: dict[str, Any] = {
+            "access_token": self._next("at"),
+            "token_type": "Bearer",
+            "expires_in": 600,
+            "refresh_token": self._next("rt"),
+            "scope": "openid profile email offline_access",
+        }
+        if id_token is not None:
+            reply["id_token"] = id_token
+        reply = _apply(reply, b.token_reply)
+        return web.json_response(reply, status=b.token_status)
+
+    async def _jwks(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
+        b = self.behaviour
+        self._jwks_fetches += 1
+        if b.jwks_sequence is not None:
+            keys = b.jwks_sequence[min(self._jwks_fetches, len(b.jwks_sequence)) - 1]
+        elif b.jwks is not None:
+            keys = b.jwks
+        else:
+            keys = [public(RSA_K1), public(EC_E1)]
+        return web.json_response({"keys": keys})
+
+    async def _attacker_jwks(
+        self, request: web.Request, form: dict[str, str]
+    ) -> web.StreamResponse:
+        return web.json_response({"keys": [public(RSA_ATTACKER)]})
+
+    async def _userinfo(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
+        return web.json_response({"sub": self.behaviour.userinfo_sub, "email": EMAIL})
+
+    async def _revoke(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
+        return web.Response(status=self.behaviour.revocation_status)
+
+    async def _whoami(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
+        b = self.behaviour
+        b.whoami_arrived.set()
+        if b.whoami_hold is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, b.whoami_hold.wait, 60)
+        if not request.headers.get("Authorization", "").startswith("Bearer at-"):
+            return web.json_response({"error": {"code": "auth.unauthorized"}}, status=401)
+        return web.json_response(
+            {
+                "user": {"id": SUBJECT, "email": EMAIL},
+                "organization": {"name": "Hostile"},
+                "role": "member",
+                "scopes": [],
+                "auth_method": "oidc",
+            }
+        )
