@@ -21,6 +21,7 @@ from kt_devserver.state import (
     DEFAULT_MFA_TOKEN_TTL,
     DEFAULT_REFRESH_TOKEN_TTL,
     Settings,
+    SsoConfig,
 )
 
 EXIT_USAGE = 2
@@ -117,6 +118,28 @@ _TTL = click.IntRange(min=0)
     help="[testing] Device flow polling interval; polling sooner answers slow_down "
     "and adds 5 s to it.",
 )
+@click.option(
+    "--sso-issuer",
+    metavar="URL",
+    help="Federate: offer 'Sign in with SSO' through this OpenID Connect provider "
+    "(its issuer, byte for byte as its discovery document states it).",
+)
+@click.option("--sso-client-id", metavar="ID", help="This server's client_id at the SSO provider.")
+@click.option(
+    "--sso-client-secret",
+    envvar="KT_DEVSERVER_SSO_CLIENT_SECRET",
+    metavar="SECRET",
+    help="Client secret at the SSO provider (prefer env KT_DEVSERVER_SSO_CLIENT_SECRET, which "
+    "keeps it out of argv). Omit it for a public client.",
+)
+@click.option(
+    "--sso-domain",
+    "sso_domains",
+    multiple=True,
+    metavar="DOMAIN",
+    help="Email domain whose SSO users belong to organization Acme (repeatable); users from "
+    "other domains are refused.",
+)
 @click.pass_context
 def main(
     ctx: click.Context,
@@ -130,6 +153,10 @@ def main(
     mfa_max_age: int | None,
     device_code_ttl: int,
     device_interval: int,
+    sso_issuer: str | None,
+    sso_client_id: str | None,
+    sso_client_secret: str | None,
+    sso_domains: tuple[str, ...],
 ) -> None:
     """Serve the local Keeptrusts-compatible API (docs/api-contract.md).
 
@@ -150,6 +177,7 @@ def main(
         _fail("--host must not be empty", EXIT_USAGE)
     if not serve.is_loopback(host) and not public:
         _fail(f"refusing to bind non-loopback host {host!r}; pass --public to allow it", EXIT_USAGE)
+    sso = _sso_config(sso_issuer, sso_client_id, sso_client_secret, sso_domains)
     logs.configure()
     if public and not serve.is_loopback(host):
         logging.getLogger("kt_devserver").warning(
@@ -162,6 +190,7 @@ def main(
         mfa_max_age=mfa_max_age,
         device_code_ttl=device_code_ttl,
         device_interval=device_interval,
+        sso=sso,
     )
     database = _open_db(db_path)
     try:
@@ -170,6 +199,22 @@ def main(
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
     finally:
         database.close()
+
+
+def _sso_config(
+    issuer: str | None, client_id: str | None, secret: str | None, domains: tuple[str, ...]
+) -> SsoConfig | None:
+    if issuer is None:
+        if client_id is not None or domains:
+            _fail("--sso-client-id and --sso-domain need --sso-issuer", EXIT_USAGE)
+        return None
+    if not client_id:
+        _fail("--sso-issuer needs --sso-client-id", EXIT_USAGE)
+    if not issuer.startswith(("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")):
+        _fail("--sso-issuer must be an https URL (or http on loopback)", EXIT_USAGE)
+    cleaned = tuple(sorted({d.strip().lstrip("@").lower() for d in domains if d.strip()}))
+    return SsoConfig(issuer=issuer, client_id=client_id, client_secret=secret or None,
+                     domains=cleaned)  # fmt: skip
 
 
 @main.command("totp")

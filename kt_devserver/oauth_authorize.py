@@ -124,14 +124,26 @@ def page(
 
 
 def show(
-    step: str, browser: Browser, txn: str, params: dict[str, str], user: User | None
+    step: str,
+    browser: Browser,
+    txn: str,
+    params: dict[str, str],
+    user: User | None,
+    *,
+    sso: bool = False,
 ) -> web.Response:
     client = oauth_clients.find(params.get("client_id"))
     assert client is not None
     redirect_uri = params.get("redirect_uri")
     if step == LOGIN:
         return page(
-            "as_login.html", browser, txn, redirect_uri, client_name=client.client_name, error=None
+            "as_login.html",
+            browser,
+            txn,
+            redirect_uri,
+            client_name=client.client_name,
+            error=None,
+            sso=sso,
         )
     assert user is not None
     if step == MFA:
@@ -246,7 +258,12 @@ async def authorize(request: web.Request) -> web.Response:
         user_id=None if step == LOGIN or user is None else user.id,
         expires_at=ctx.state.clock() + TRANSACTION_TTL,
     )
-    return show(step, browser, txn, dict(pairs), user)
+    return show(step, browser, txn, dict(pairs), user, sso=sso_enabled(ctx))
+
+
+def sso_enabled(ctx: OAuthContext) -> bool:
+    """Whether the sign-in page offers "Sign in with SSO" (oauth_sso.py)."""
+    return ctx.state.settings.sso is not None
 
 
 # --- form posts ----------------------------------------------------------------------------
@@ -319,6 +336,7 @@ def _failed(posted: Posted, request: web.Request, template: str, message: str) -
         client_name=_client_name(posted.txn),
         email=user.email if user else "",
         error=f"{message} {left} attempt(s) left.",
+        sso=sso_enabled(posted.ctx),
     )
 
 

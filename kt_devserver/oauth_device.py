@@ -56,6 +56,7 @@ from kt_devserver.oauth_authorize import (
     page,
     posted_form,
     show,
+    sso_enabled,
     user_of,
 )
 from kt_devserver.oauth_device_codes import (
@@ -248,7 +249,9 @@ async def confirm(request: web.Request) -> web.Response:
     step = LOGIN if user is None else CONSENT
     user_id = None if user is None else user.id
     ctx.store.advance_transaction(posted.txn.id, step=step, user_id=user_id)
-    return show(step, posted.browser, posted.txn.id, dict(posted.txn.params), user)
+    return show(
+        step, posted.browser, posted.txn.id, dict(posted.txn.params), user, sso=sso_enabled(ctx)
+    )
 
 
 async def consent(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ Paths (relative to the issuer, which is the server's base URL):
     POST /oauth/device_authorization               RFC 8628 device authorization endpoint
     GET  /device, /oauth/device (POST too), POST /oauth/device/confirm | /consent
                                                    RFC 8628 verification pages (oauth_device.py)
+    GET  /oauth/sso/start, /oauth/sso/callback     federated sign-in (oauth_sso.py, --sso-issuer)
     POST /oauth/revoke                             RFC 7009
     GET  /oauth/userinfo  (POST too)               OIDC UserInfo
 """
@@ -23,7 +24,7 @@ from typing import Any
 from aiohttp import web
 from authlib.oauth2.rfc6749 import OAuth2Error  # type: ignore[import-untyped]
 
-from kt_devserver import oauth_authorize, oauth_device, oauth_keys
+from kt_devserver import oauth_authorize, oauth_device, oauth_keys, oauth_sso
 from kt_devserver.auth import bearer_token
 from kt_devserver.credentials import hash_secret
 from kt_devserver.oauth_clients import DEVICE_CODE_GRANT
@@ -188,5 +189,6 @@ def register(app: web.Application) -> None:
     app.router.add_post(REVOKE_PATH, revoke)
     app.router.add_post(DEVICE_AUTHORIZATION_PATH, device_authorization)
     oauth_device.register(app)
+    oauth_sso.register(app, app[OAUTH])
     app.router.add_get(USERINFO_PATH, userinfo)
     app.router.add_post(USERINFO_PATH, userinfo)

@@ -22,6 +22,17 @@ DEFAULT_DEVICE_INTERVAL = 5
 
 
 @dataclass(frozen=True)
+class SsoConfig:
+    """An upstream OpenID Connect provider the sign-in page federates to (oauth_sso.py)."""
+
+    issuer: str
+    client_id: str
+    client_secret: str | None = None
+    # Email domains (lower case) whose users belong to the demo organization.
+    domains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL
     refresh_token_ttl: int = DEFAULT_REFRESH_TOKEN_TTL
@@ -31,6 +42,8 @@ class Settings:
     # RFC 8628: lifetime of a device code / user code pair, and the initial polling interval.
     device_code_ttl: int = DEFAULT_DEVICE_CODE_TTL
     device_interval: int = DEFAULT_DEVICE_INTERVAL
+    # Federation to a company's OpenID Connect provider; None: password sign-in only.
+    sso: SsoConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,299 @@
+"""In-process tests of kt-devserver's SSO federation (kt_devserver/oauth_sso.py) against a tiny
+upstream OpenID Connect provider written here with aiohttp and joserfc: first sign-in creates the
+user, the same (iss, sub) maps to the same user, other domains are refused, a bad ID token (wrong
+nonce, wrong audience, unlisted alg) is refused, and an unreachable provider ends the pending
+authorization with temporarily_unavailable."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from joserfc import jwt
+from joserfc.jwk import KeySet, OctKey, RSAKey
+
+from kt_devserver import demo
+from kt_devserver.app import create_app
+from kt_devserver.oauth_scopes import ACR_MFA, ACR_PASSWORD
+from kt_devserver.state import Settings, SsoConfig
+from tests.test_devserver_oauth import CLIENT_ID, authorization
+from tests.test_devserver_oauth_app import Page, _page, exchange, id_claims, submit
+
+UPSTREAM_CLIENT = "devserver"
+UPSTREAM_SECRET = "upstream-secret"  # noqa: S105 - test value
+
+
+class Upstream:
+    """A minimal OpenID Connect provider: /authorize signs `next_user` in at once."""
+
+    def __init__(self) -> None:
+        self.key = RSAKey.generate_key(2048, parameters={"kid": "k1", "alg": "RS256"})
+        self.issuer = ""
+        self.next_user: dict[str, Any] = {}
+        self.id_token_overrides: dict[str, Any] = {}
+        self.alg = "RS256"
+        self.codes: dict[str, dict[str, str]] = {}
+        self.app = web.Application()
+        self.app.router.add_get("/.well-known/openid-configuration", self.discovery)
+        self.app.router.add_get("/authorize", self.authorize)
+        self.app.router.add_post("/token", self.token)
+        self.app.router.add_get("/jwks", self.jwks)
+
+    async def discovery(self, request: web.Request) -> web.Response:
+        i = self.issuer
+        return web.json_response(
+            {
+                "issuer": i,
+                "authorization_endpoint": i + "/authorize",
+                "token_endpoint": i + "/token",
+                "jwks_uri": i + "/jwks",
+                "authorization_response_iss_parameter_supported": True,
+            }
+        )
+
+    async def jwks(self, request: web.Request) -> web.Response:
+        return web.json_response(KeySet([self.key]).as_dict(private=False))
+
+    async def authorize(self, request: web.Request) -> web.Response:
+        q = request.query
+        assert q["response_type"] == "code" and q["client_id"] == UPSTREAM_CLIENT
+        assert q["code_challenge_method"] == "S256" and "openid" in q["scope"].split()
+        assert q["state"] and q["nonce"]
+        code = secrets.token_urlsafe(16)
+        self.codes[code] = dict(q)
+        location = aiohttp.helpers.URL(q["redirect_uri"]).with_query(
+            code=code, state=q["state"], iss=self.issuer
+        )
+        return web.Response(status=302, headers={"Location": str(location)})
+
+    async def token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        raw = base64.b64encode(f"{UPSTREAM_CLIENT}:{UPSTREAM_SECRET}".encode()).decode()
+        if request.headers.get("Authorization") != "Basic " + raw:
+            return web.json_response({"error": "invalid_client"}, status=401)
+        req = self.codes.pop(str(form["code"]), None)
+        if req is None:
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        digest = hashlib.sha256(str(form["code_verifier"]).encode()).digest()
+        if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != req["code_challenge"]:
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        assert form["redirect_uri"] == req["redirect_uri"]
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "aud": UPSTREAM_CLIENT,
+            "iat": now,
+            "exp": now + 300,
+            "nonce": req["nonce"],
+            **self.next_user,
+            **self.id_token_overrides,
+        }
+        key: Any = self.key if self.alg == "RS256" else OctKey.import_key(b"x" * 32)
+        id_token = jwt.encode({"alg": self.alg, "kid": "k1"}, claims, key)
+        return web.json_response(
+            {"access_token": "at", "token_type": "Bearer", "id_token": id_token}
+        )
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[tuple[Upstream, TestServer]]:
+    stub = Upstream()
+    server = TestServer(stub.app)
+    await server.start_server()
+    stub.issuer = str(server.make_url("")).rstrip("/")
+    yield stub, server
+    await server.close()
+
+
+def _app(issuer: str, domains: tuple[str, ...] = ("example.org",)) -> web.Application:
+    sso = SsoConfig(
+        issuer=issuer, client_id=UPSTREAM_CLIENT, client_secret=UPSTREAM_SECRET, domains=domains
+    )
+    return create_app(settings=Settings(sso=sso))
+
+
+@pytest.fixture
+async def client(upstream) -> AsyncIterator[TestClient[Any, Any]]:
+    stub, _ = upstream
+    async with TestClient(TestServer(_app(stub.issuer))) as test_client:
+        yield test_client
+
+
+def sso_link(page: Page) -> str:
+    match = re.search(r'<a id="sso"[^>]*href="([^"]+)"', page.text)
+    assert match, page.text
+    return html.unescape(match.group(1))
+
+
+async def through_upstream(client: TestClient[Any, Any], start: str) -> Page:
+    """Follow the SSO link to the upstream, let it sign in, come back to the callback."""
+    response = await client.get(start, allow_redirects=False)
+    if response.status != 302:
+        return await _page(response)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(response.headers["Location"], allow_redirects=False) as up:
+            assert up.status == 302, await up.text()
+            back = urlsplit(up.headers["Location"])
+    assert back.path == "/oauth/sso/callback"
+    return await _page(await client.get(back.path + "?" + back.query, allow_redirects=False))
+
+
+async def sso_sign_in(client: TestClient[Any, Any], **auth_overrides: str) -> tuple[Any, Page]:
+    auth = authorization(**auth_overrides)
+    page = await _page(await client.get("/oauth/authorize", params=auth.params))
+    assert page.kind == "login"
+    return auth, await through_upstream(client, sso_link(page))
+
+
+def error_code(page: Page) -> str:
+    match = re.search(r'class="error" data-error="([^"]+)"', page.text)
+    assert match, page.text
+    return match.group(1)
+
+
+def return_query(page: Page) -> dict[str, str]:
+    match = re.search(r'<a id="return" href="([^"]+)"', page.text)
+    assert match, page.text
+    location = html.unescape(match.group(1))
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+async def test_first_sign_in_creates_the_user_and_completes_the_authorization(upstream, client):
+    stub, _ = upstream
+    stub.next_user = {"sub": "u-1", "email": "carol@example.org", "name": "Carol"}
+    auth, page = await sso_sign_in(client)
+    assert page.kind == "consent", page.text
+    callback = await submit(client, page, decision="approve")
+    assert callback.query()["state"] == auth.params["state"]
+    status, body = await exchange(client, auth, callback.query()["code"])
+    assert status == 200, body
+    claims = await id_claims(client, body["id_token"])
+    assert claims["email"] == "carol@example.org" and claims["acr"] == ACR_PASSWORD
+    who = await client.get(
+        "/v1/auth/whoami", headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
+    doc = await who.json()
+    assert who.status == 200, doc
+    assert doc["user"]["email"] == "carol@example.org"
+    assert doc["organization"]["name"] == demo.ORGANIZATION_NAME and doc["role"] == "member"
+
+
+async def test_same_iss_sub_maps_to_the_same_user_even_if_the_email_changes(upstream, client):
+    stub, _ = upstream
+    stub.next_user = {"sub": "u-2", "email": "dave@example.org"}
+    auth, page = await sso_sign_in(client)
+    first = await id_claims(client, (await _code_tokens(client, auth, page))["id_token"])
+    stub.next_user = {"sub": "u-2", "email": "dave.renamed@example.org", "amr": ["pwd", "mfa"]}
+    auth, page = await sso_sign_in(client, prompt="login")
+    second = await id_claims(client, (await _code_tokens(client, auth, page))["id_token"])
+    assert second["sub"] == first["sub"] and second["email"] == "dave@example.org"
+    assert second["acr"] == ACR_MFA  # the upstream's MFA counts
+
+
+async def _code_tokens(client: TestClient[Any, Any], auth: Any, page: Page) -> Any:
+    assert page.kind == "consent", page.text
+    callback = await submit(client, page, decision="approve")
+    status, body = await exchange(client, auth, callback.query()["code"])
+    assert status == 200, body
+    return body
+
+
+async def test_user_from_another_domain_is_refused(upstream, client):
+    stub, _ = upstream
+    stub.next_user = {"sub": "u-3", "email": "mallory@elsewhere.test"}
+    auth, page = await sso_sign_in(client)
+    assert page.status == 403
+    assert error_code(page) == "sso_domain_not_allowed"
+    q = return_query(page)
+    assert q["error"] == "access_denied" and q["state"] == auth.params["state"]
+    # the pending authorization is over
+    assert (await through_upstream(client, "/oauth/sso/start?txn=x&csrf_token=y")).status == 400
+
+
+@pytest.mark.parametrize(
+    "override",
+    [{"nonce": "not-the-nonce"}, {"aud": "someone-else"}, {"iss": "http://evil.test"}, "HS256"],
+)
+async def test_bad_upstream_id_token_is_refused(upstream, client, override):
+    stub, _ = upstream
+    stub.next_user = {"sub": "u-4", "email": "erin@example.org"}
+    if override == "HS256":
+        stub.alg = "HS256"
+    else:
+        stub.id_token_overrides = override
+    _, page = await sso_sign_in(client)
+    assert error_code(page) == "sso_invalid_id_token"
+    assert return_query(page)["error"] == "access_denied"
+
+
+async def test_state_is_single_use_and_bound_to_the_browser(upstream, client):
+    stub, _ = upstream
+    stub.next_user = {"sub": "u-5", "email": "frank@example.org"}
+    auth = authorization()
+    page = await _page(await client.get("/oauth/authorize", params=auth.params))
+    response = await client.get(sso_link(page), allow_redirects=False)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(response.headers["Location"], allow_redirects=False) as up:
+            back = urlsplit(up.headers["Location"])
+    # another browser (no cookie) cannot use it
+    async with aiohttp.ClientSession() as other:
+        url = client.make_url(back.path + "?" + back.query)
+        async with other.get(url, allow_redirects=False) as stolen:
+            assert stolen.status == 400
+    # and it was burnt
+    again = await client.get(back.path + "?" + back.query, allow_redirects=False)
+    assert again.status == 400
+
+
+async def test_upstream_down_gives_a_clear_page_and_temporarily_unavailable(upstream):
+    stub, server = upstream
+    issuer = stub.issuer
+    await server.close()
+    async with TestClient(TestServer(_app(issuer))) as client:
+        auth = authorization()
+        page = await _page(await client.get("/oauth/authorize", params=auth.params))
+        done = await through_upstream(client, sso_link(page))
+        assert done.status == 503
+        assert error_code(done) == "temporarily_unavailable"
+        assert "sign-in service is unavailable" in done.text
+        q = return_query(done)
+        assert q["error"] == "temporarily_unavailable" and q["state"] == auth.params["state"]
+
+
+async def test_several_domains_ask_for_the_domain_first(upstream):
+    stub, _ = upstream
+    stub.next_user = {"sub": "u-6", "email": "gina@example.net"}
+    async with TestClient(TestServer(_app(stub.issuer, ("example.org", "example.net")))) as client:
+        auth = authorization()
+        page = await _page(await client.get("/oauth/authorize", params=auth.params))
+        ask = await _page(await client.get(sso_link(page)))
+        assert ask.status == 200 and 'name="domain"' in ask.text
+        assert urlsplit(stub.issuer).netloc in ask.headers["Content-Security-Policy"]
+        link = sso_link(page) + "&domain=nowhere.test"
+        again = await _page(await client.get(link))
+        assert 'data-error="sso_domain_unknown"' in again.text
+        done = await through_upstream(client, sso_link(page) + "&domain=gina@example.net")
+        assert done.kind == "consent", done.text
+
+
+async def test_without_sso_there_is_no_link_and_no_route():
+    async with TestClient(TestServer(create_app())) as client:
+        auth = authorization()
+        page = await _page(await client.get("/oauth/authorize", params=auth.params))
+        assert 'id="sso"' not in page.text
+        assert (await client.get("/oauth/sso/callback")).status == 404
+
+
+def test_client_id_constant_is_the_cli():
+    assert CLIENT_ID == "kt-cli"
