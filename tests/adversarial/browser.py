@@ -12,6 +12,9 @@ import urllib.request
 url = sys.argv[1]
 with open(os.environ["KT_ADV_OPENER_LOG"], "a", encoding="utf-8") as log:
     log.write(url + "\n")
+if "KEEPTRUSTS_API_TOKEN" in os.environ:  # HY-07: the launcher must not inherit it
+    with open(os.environ["KT_ADV_OPENER_LOG"] + ".env-token", "a", encoding="utf-8") as log:
+        log.write(url + "\n")
 if os.fork() == 0:  # the child plays the browser; the parent returns to kt at once
     os.setsid()
     null = os.open(os.devnull, os.O_RDWR)
