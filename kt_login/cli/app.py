@@ -177,6 +177,16 @@ class Invocation:
             return FileStore(directory)
         return keyring_store
 
+    def store_for_login(self, *, insecure_storage: bool) -> CredentialStore:
+        """store_for_new_session, with the plaintext warning said before anything is written."""
+        store = self.store_for_new_session(insecure_storage=insecure_storage)
+        if store.kind != "keyring":
+            self.console.warn(
+                f"the session will be stored in a plaintext file (mode 0600) under "
+                f"{self.base_settings.dir}; anyone who can read your files can use it"
+            )
+        return store
+
     def replace_session(self, store: CredentialStore, session: Session) -> None:
         """Save `session` for this profile; end the one it replaces on the server (best effort)."""
         try:

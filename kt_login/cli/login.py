@@ -142,12 +142,7 @@ def login(
             "KEEPTRUSTS_API_TOKEN is set: other commands will keep using it instead of this session"
         )
     api_url = inv.base_settings.api_url.value
-    store = inv.store_for_new_session(insecure_storage=insecure_storage)
-    if store.kind != "keyring":
-        inv.console.warn(
-            f"the session will be stored in a plaintext file (mode 0600) under "
-            f"{inv.base_settings.dir}; anyone who can read your files can use it"
-        )
+    store = inv.store_for_login(insecure_storage=insecure_storage)
 
     if not email:
         if not inv.interactive:

@@ -38,7 +38,7 @@ def browser_login(
     from ..flows.authcode import DEFAULT_SCOPE
     from ..oidc_login import BrowserLogin, sign_in
 
-    store = _store(inv, insecure_storage)
+    store = inv.store_for_login(insecure_storage=insecure_storage)
     issuer, client_id = oauth_client(inv, issuer, client_id)
     login = BrowserLogin(
         issuer=issuer,
@@ -99,7 +99,7 @@ def device_login(
     from ..flows.authcode import DEFAULT_SCOPE
     from ..oidc_login import BrowserLogin, device_sign_in
 
-    store = _store(inv, insecure_storage)
+    store = inv.store_for_login(insecure_storage=insecure_storage)
     issuer, client_id = oauth_client(inv, issuer, client_id)
     login = BrowserLogin(
         issuer=issuer,
@@ -188,16 +188,6 @@ def oauth_client(inv: Invocation, issuer: str | None, client_id: str | None) -> 
     elif issuer is None and remembered[0]:
         issuer, client_id = remembered[0], client_id or remembered[1]
     return issuer or inv.base_settings.api_url.value, str(client_id or DEFAULT_CLIENT_ID)
-
-
-def _store(inv: Invocation, insecure_storage: bool) -> CredentialStore:
-    store = inv.store_for_new_session(insecure_storage=insecure_storage)
-    if store.kind != "keyring":
-        inv.console.warn(
-            f"the session will be stored in a plaintext file (mode 0600) under "
-            f"{inv.base_settings.dir}; anyone who can read your files can use it"
-        )
-    return store
 
 
 def browser_step_up(inv: Invocation, *, acr_values: str, insecure_storage: bool) -> None:

@@ -21,7 +21,7 @@ from ..errors import NetworkError, OAuthError, ServerError, ValidationFailed
 from ..output import clean
 from . import Flow
 from .authcode import safe_browser_url
-from .tokens import FORM, TokenResponse, parse_token_response
+from .tokens import FORM, TokenResponse, json_reply, parse_token_response
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 DEFAULT_INTERVAL = 5.0
@@ -46,17 +46,7 @@ def request_device_code(
     response = yield httpx2.Request(
         "POST", endpoint, headers=FORM, data={"client_id": client_id, "scope": scope}
     )
-    try:
-        body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        body = None
-    if response.status_code != 200:
-        if isinstance(body, dict) and isinstance(body.get("error"), str):
-            raise OAuthError(body["error"])
-        raise ServerError(f"the device authorization endpoint failed (HTTP {response.status_code})")
-    if not isinstance(body, dict):
-        raise ServerError("the device authorization reply is not a JSON object")
-    return parse_device_authorization(body, issuer)
+    return parse_device_authorization(json_reply(response, "device authorization endpoint"), issuer)
 
 
 def parse_device_authorization(body: dict[str, object], issuer: str) -> DeviceAuthorization:

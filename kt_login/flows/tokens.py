@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx2
 
@@ -27,9 +28,11 @@ class TokenResponse:
     scope: str | None
 
 
-def parse_token_response(response: httpx2.Response) -> TokenResponse:
+def json_reply(response: httpx2.Response, what: str) -> dict[str, Any]:
+    """A 200 reply's JSON object; an RFC 6749 §5.2 error as OAuthError; anything else ServerError
+    (the body is never echoed, EH-03)."""
     if len(response.content) > MAX_REPLY:
-        raise ServerError("the token endpoint's reply is too large")
+        raise ServerError(f"the {what}'s reply is too large")
     try:
         body = json.loads(response.content)
     except (ValueError, UnicodeDecodeError):
@@ -37,9 +40,14 @@ def parse_token_response(response: httpx2.Response) -> TokenResponse:
     if response.status_code != 200:
         if isinstance(body, dict) and isinstance(body.get("error"), str):
             raise OAuthError(body["error"])
-        raise ServerError(f"the token endpoint failed (HTTP {response.status_code})")
+        raise ServerError(f"the {what} failed (HTTP {response.status_code})")
     if not isinstance(body, dict):
-        raise ServerError("the token endpoint's reply is not a JSON object")
+        raise ServerError(f"the {what}'s reply is not a JSON object")
+    return body
+
+
+def parse_token_response(response: httpx2.Response) -> TokenResponse:
+    body = json_reply(response, "token endpoint")
     access = body.get("access_token")
     token_type = body.get("token_type")
     if not isinstance(access, str) or not access:
