@@ -9,7 +9,11 @@
 //
 // Client `kt-cli`: a native public client (RFC 8252) with PKCE required; its loopback redirect
 // http://127.0.0.1/callback accepts any port. Any login name signs in (devInteractions, with any
-// password); its claims are sub = name = the login name, email = <login>@example.org.
+// password); its claims are sub = name = the login name, email = <login>@example.org (a login
+// name that contains '@' is its own email, for users of another domain).
+//
+// Env EXTRA_CLIENT_JSON (optional): one more client's metadata as JSON, e.g. kt-devserver as a
+// confidential web client whose redirect URI (its port) is only known when the test starts it.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -32,8 +36,11 @@ const issuer = `http://127.0.0.1:${port}`;
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'e2e-rs256', alg: 'RS256', use: 'sig' };
 
+const extraClients = process.env.EXTRA_CLIENT_JSON ? [JSON.parse(process.env.EXTRA_CLIENT_JSON)] : [];
+
 const provider = new Provider(issuer, {
   clients: [
+    ...extraClients,
     {
       client_id: 'kt-cli',
       token_endpoint_auth_method: 'none',
@@ -67,7 +74,8 @@ const provider = new Provider(issuer, {
     return {
       accountId: id,
       async claims() {
-        return { sub: id, email: `${id}@example.org`, email_verified: true, name: id };
+        const email = id.includes('@') ? id : `${id}@example.org`;
+        return { sub: id, email, email_verified: true, name: id };
       },
     };
   },
