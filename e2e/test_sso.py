@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from e2e.test_device_login import start as start_device_login
 from e2e.test_generic_oidc import OidcProvider, _start_provider, _stop
 from tests.fixtures.devserver import DevServer, start_devserver
 from tests.kt_process import base_env, kt
@@ -158,3 +159,20 @@ def test_provider_down_gives_a_clear_page_and_cli_error(tmp_path, kt_login, page
         assert error["code"] == "oauth.temporarily_unavailable", error
     finally:
         server.stop()
+
+
+def test_device_login_works_for_an_sso_user(env, page):
+    proc, info = start_device_login(env)
+    page.goto(info["verification_uri_complete"])
+    page.click("button[name=decision][value=continue]")
+    page.click("a#sso")
+    upstream_sign_in(page, "dana")
+    page.click("button[name=decision][value=approve]")  # the device consent page
+    page.wait_for_selector("text=You can return to your device")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    doc = json.loads(out)
+    assert doc["method"] == "device" and doc["user"]["email"] == "dana@example.org"
+    who = kt("auth", "whoami", "--json", env=env)
+    assert who.code == 0, who.stderr
+    assert who.json()["organization"]["name"] == "Acme"
