@@ -213,6 +213,7 @@ class HostileAS:
             "/userinfo": self._userinfo,
             "/revoke": self._revoke,
             "/v1/auth/whoami": self._whoami,
+            "/device_authorization": self._device_authorization,
         }.get(request.path)
         if handler is None:
             return web.Response(status=404)
@@ -227,6 +228,7 @@ class HostileAS:
             "jwks_uri": iss + "/jwks",
             "userinfo_endpoint": iss + "/userinfo",
             "revocation_endpoint": iss + "/revoke",
+            "device_authorization_endpoint": iss + "/device_authorization",
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": True,
@@ -305,6 +307,11 @@ class HostileAS:
             nonce = self._codes.pop(code)  # single use
             claims = {"nonce": nonce} if nonce is not None else {}
             id_token = self.id_token(claims)
+        elif grant == "urn:ietf:params:oauth:grant-type:device_code":
+            if form.get("device_code") not in self._codes:
+                return web.json_response({"error": "invalid_grant"}, status=400)
+            self._codes.pop(form["device_code"])
+            id_token = self.id_token({})  # RFC 8628 has no nonce
         elif grant == "refresh_token":
             b.refresh_arrived.set()
             rt = form.get("refresh_token", "")
@@ -328,6 +335,21 @@ class HostileAS:
             reply["id_token"] = id_token
         reply = _apply(reply, b.token_reply)
         return web.json_response(reply, status=b.token_status)
+
+    async def _device_authorization(
+        self, request: web.Request, form: dict[str, str]
+    ) -> web.StreamResponse:
+        device_code = "dc-" + secrets.token_urlsafe(16)
+        self._codes[device_code] = None
+        return web.json_response(
+            {
+                "device_code": device_code,
+                "user_code": "BCDF-GHJK",
+                "verification_uri": self.issuer + "/device",
+                "expires_in": 60,
+                "interval": 1,
+            }
+        )
 
     async def _jwks(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
         b = self.behaviour
