@@ -353,7 +353,8 @@ async def login(request: web.Request) -> web.Response:
     email = posted.form.get("email", "")[:320]
     password = posted.form.get("password", "")[:1024]
     user = ctx.state.db.find_user_by_email(email) if email else None
-    if user is None:
+    if user is None or not user.password_hash.startswith("scrypt$"):
+        # unknown, or an SSO user (no password): the same work, so timing tells nothing
         ok = await asyncio.to_thread(passwords.verify_unknown_user, password)
     else:
         ok = await asyncio.to_thread(passwords.verify_password, password, user.password_hash)

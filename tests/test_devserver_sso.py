@@ -297,3 +297,33 @@ async def test_without_sso_there_is_no_link_and_no_route():
 
 def test_client_id_constant_is_the_cli():
     assert CLIENT_ID == "kt-cli"
+
+
+async def test_sso_user_cannot_sign_in_with_a_password(upstream, client):
+    stub, _ = upstream
+    stub.next_user = {"sub": "u-7", "email": "hana@example.org"}
+    auth, page = await sso_sign_in(client)
+    await _code_tokens(client, auth, page)
+    login = await _page(
+        await client.get("/oauth/authorize", params=authorization(prompt="login").params)
+    )
+    again = await submit(client, login, email="hana@example.org", password="!sso")
+    assert again.kind == "login" and "Wrong email or password" in again.text
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--sso-client-id", "x"],
+        ["--sso-domain", "example.org"],
+        ["--sso-issuer", "https://idp.example.org"],
+        ["--sso-issuer", "http://idp.example.org", "--sso-client-id", "x"],
+    ],
+)
+def test_sso_options_are_checked(args):
+    from click.testing import CliRunner
+
+    from kt_devserver.__main__ import main
+
+    result = CliRunner().invoke(main, ["--db", ":memory:", *args])
+    assert result.exit_code == 2, result.output
