@@ -128,6 +128,7 @@ class HostileAS:
         self._spent_refresh: set[str] = set()
         self._counter = 0
         self._jwks_fetches = 0
+        self.metadata_sent = 0  # bytes of a huge metadata document written before kt hung up
         # One sign-in time for every token, as a real provider keeps the original auth_time
         # in refreshed ID tokens (OIDC Core §12.2).
         self.auth_time = int(time.time())
@@ -243,14 +244,14 @@ class HostileAS:
             await response.prepare(request)
             chunk = b" " * (1 << 20)
             await response.write(b'{"issuer": "' + self.issuer.encode() + b'", "pad": "')
-            sent = 0
+            self.metadata_sent = 0
             try:
-                while sent < b.metadata_huge:
+                while self.metadata_sent < b.metadata_huge:
                     await response.write(chunk)
-                    sent += len(chunk)
+                    self.metadata_sent += len(chunk)
                 await response.write(b'"}')
                 await response.write_eof()
-            except (ConnectionResetError, RuntimeError):
+            except (ConnectionError, RuntimeError):
                 pass  # kt hung up early: good
             return response
         body = b.metadata_body

@@ -596,3 +596,12 @@ def test_AZ_05_redirect_uri_and_pkce_sent_back(box: Box) -> None:
     assert "grant_type=password" not in json.dumps([r.form for r in box.server.requests])
     opened = parse_qs(urlsplit(box.opener_calls[0]).query)
     assert opened["state"] == [authorize.query["state"]]
+
+
+def test_NT_05_huge_metadata_is_abandoned_not_read_whole(box: Box) -> None:
+    """kt stops reading a provider reply past its size cap (4 MiB) instead of holding 50 MB."""
+    box.server.behaviour.metadata_huge = 50 * 1024 * 1024
+    result = box.login()
+    assert result.code == 6, result.stderr
+    assert "too large" in result.error()["message"]
+    assert box.server.metadata_sent < 20 * 1024 * 1024, box.server.metadata_sent
