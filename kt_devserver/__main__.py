@@ -213,8 +213,9 @@ def _sso_config(
     if not issuer.startswith(("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")):
         _fail("--sso-issuer must be an https URL (or http on loopback)", EXIT_USAGE)
     cleaned = tuple(sorted({d.strip().lstrip("@").lower() for d in domains if d.strip()}))
-    return SsoConfig(issuer=issuer, client_id=client_id, client_secret=secret or None,
-                     domains=cleaned)  # fmt: skip
+    return SsoConfig(
+        issuer=issuer, client_id=client_id, client_secret=secret or None, domains=cleaned
+    )
 
 
 @main.command("totp")

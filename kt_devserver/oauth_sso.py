@@ -130,8 +130,9 @@ class SsoStore:
         with self._conn:
             self._conn.executescript(_SCHEMA)
 
-    def save_attempt(self, state: str, txn_id: str, session_id: str, nonce: str, verifier: str,
-                     expires_at: float) -> None:  # fmt: skip
+    def save_attempt(
+        self, state: str, txn_id: str, session_id: str, nonce: str, verifier: str, expires_at: float
+    ) -> None:
         with self._conn:
             self._conn.execute(
                 "INSERT INTO sso_attempts (state_hash, txn_id, browser_session_id, nonce,"
