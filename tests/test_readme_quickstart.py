@@ -77,7 +77,7 @@ def copy_repo(dest: Path) -> None:
     ).stdout.decode()
     for rel in filter(None, listed.split("\0")):
         src = REPO / rel
-        if not src.is_file():  # deleted in the working tree
+        if not src.is_file() or rel.startswith(".hypothesis/"):  # deleted; a local cache
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dest / rel)
