@@ -31,7 +31,7 @@ DEFAULT_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
-class BrowserLogin:
+class SignInRequest:
     issuer: str
     client_id: str
     scope: str = DEFAULT_SCOPE
@@ -51,7 +51,7 @@ class SignedIn:
 
 
 def sign_in(
-    login: BrowserLogin,
+    login: SignInRequest,
     *,
     http: httpx2.Client,
     console: Console,
@@ -192,7 +192,7 @@ def fetch_userinfo(
 
 
 def session_from_sign_in(
-    signed: SignedIn, *, login: BrowserLogin, api_url: str, now: float, method: str = "browser"
+    signed: SignedIn, *, login: SignInRequest, api_url: str, now: float, method: str = "browser"
 ) -> Session:
     from .session import Session
 
@@ -224,7 +224,7 @@ def session_from_sign_in(
 
 
 def device_sign_in(
-    login: BrowserLogin,
+    login: SignInRequest,
     *,
     http: httpx2.Client,
     show: Callable[[DeviceAuthorization], None],

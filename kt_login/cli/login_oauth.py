@@ -3,7 +3,7 @@ password login."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from ..config import origin
 from ..errors import KtError
@@ -13,7 +13,7 @@ from .views import logged_in_line, session_document
 
 if TYPE_CHECKING:
     from ..flows.device import DeviceAuthorization
-    from ..oidc_login import BrowserLogin, SignedIn
+    from ..oidc_login import SignedIn, SignInRequest
     from ..session import Session
     from ..store import CredentialStore
 
@@ -35,15 +35,14 @@ def browser_login(
     acr_values: str | None = None,
 ) -> None:
     from ..browser import no_browser_reason, system_opener
-    from ..flows.authcode import DEFAULT_SCOPE
-    from ..oidc_login import BrowserLogin, sign_in
+    from ..oidc_login import sign_in
 
-    store = inv.store_for_login(insecure_storage=insecure_storage)
-    issuer, client_id = oauth_client(inv, issuer, client_id)
-    login = BrowserLogin(
+    store, login = _prepare(
+        inv,
+        insecure_storage=insecure_storage,
         issuer=issuer,
         client_id=client_id,
-        scope=scope or DEFAULT_SCOPE,
+        scope=scope,
         port=port,
         timeout=float(timeout),
         prompt=prompt,
@@ -64,7 +63,7 @@ def browser_login(
 
 
 def _keep(
-    inv: Invocation, signed: SignedIn, login: BrowserLogin, store: CredentialStore, *, method: str
+    inv: Invocation, signed: SignedIn, login: SignInRequest, store: CredentialStore, *, method: str
 ) -> None:
     from ..oidc_login import session_from_sign_in
 
@@ -96,15 +95,10 @@ def device_login(
     scope: str | None,
     show_qr: bool,
 ) -> None:
-    from ..flows.authcode import DEFAULT_SCOPE
-    from ..oidc_login import BrowserLogin, device_sign_in
+    from ..oidc_login import device_sign_in
 
-    store = inv.store_for_login(insecure_storage=insecure_storage)
-    issuer, client_id = oauth_client(inv, issuer, client_id)
-    login = BrowserLogin(
-        issuer=issuer,
-        client_id=client_id,
-        scope=scope or DEFAULT_SCOPE,
+    store, login = _prepare(
+        inv, insecure_storage=insecure_storage, issuer=issuer, client_id=client_id, scope=scope
     )
     countdown = Countdown(inv) if inv.interactive else None
     signed = device_sign_in(
@@ -169,6 +163,26 @@ class Countdown:
     def done(self) -> None:
         self._err.write("\r\x1b[K")
         self._err.flush()
+
+
+def _prepare(
+    inv: Invocation,
+    *,
+    insecure_storage: bool,
+    issuer: str | None,
+    client_id: str | None,
+    scope: str | None,
+    **options: Any,
+) -> tuple[CredentialStore, SignInRequest]:
+    """The store (probed, fails closed now) and what to ask which issuer for."""
+    from ..flows.authcode import DEFAULT_SCOPE
+    from ..oidc_login import SignInRequest
+
+    store = inv.store_for_login(insecure_storage=insecure_storage)
+    issuer, client_id = oauth_client(inv, issuer, client_id)
+    return store, SignInRequest(
+        issuer=issuer, client_id=client_id, scope=scope or DEFAULT_SCOPE, **options
+    )
 
 
 def oauth_client(inv: Invocation, issuer: str | None, client_id: str | None) -> tuple[str, str]:
