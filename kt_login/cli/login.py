@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 @click.option(
     "--issuer",
     metavar="URL",
-    help="OpenID Connect issuer to sign in with (default: the API URL). Implies --browser.",
+    help="OpenID Connect issuer for --browser/--device (default: the profile's, else the API URL).",
 )
 @click.option("--client-id", metavar="ID", help="OAuth client id at the issuer (default: kt-cli).")
 @click.option(
