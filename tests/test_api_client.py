@@ -166,3 +166,21 @@ def test_cli_prints_hostile_server_text_inert(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 3
     assert "\x1b" not in err and "\x07" not in err and "pwned" in err
+
+
+@pytest.mark.parametrize(
+    ("line", "secret"),
+    [
+        ("Authorization: Bearer kta_secret-1", "kta_secret-1"),
+        ("POST /token code=c0de&code_verifier=v3r&state=st4te", "c0de"),
+        ("POST /token code=c0de&code_verifier=v3r&state=st4te", "v3r"),
+        ('{"refresh_token": "r3fresh", "id_token": "eyJh.eyJi.sig"}', "r3fresh"),
+        ('{"refresh_token": "r3fresh", "id_token": "eyJh.eyJi.sig"}', "eyJh.eyJi.sig"),
+        ("[(b'Set-Cookie', b'sid=c00kie; HttpOnly')]", "c00kie"),
+        ("token kt_live_Abc123 in a message", "kt_live_Abc123"),
+    ],
+)
+def test_debug_log_redaction(line, secret):
+    from kt_login.debuglog import redact
+
+    assert secret not in redact(line)

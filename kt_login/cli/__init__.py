@@ -48,6 +48,11 @@ def main(argv: list[str] | None = None, *, obj: object = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     json_mode = "--json" in args
     console = Console(json_mode=json_mode)
+    debug = "--debug" in args or _debug()
+    if debug:
+        from ..debuglog import enable
+
+        enable()
     try:
         cli.main(args, prog_name="kt", standalone_mode=False, obj=obj)
     except KtError as exc:
@@ -83,9 +88,9 @@ def main(argv: list[str] | None = None, *, obj: object = None) -> int:
     except Exception as exc:  # noqa: BLE001 - last line of defence: one line, no traceback
         console.error(
             {"error": {"code": "kt.internal", "message": type(exc).__name__, "exit_code": 1}},
-            f"unexpected {type(exc).__name__}; please report it (set KT_DEBUG=1 for details)",
+            f"unexpected {type(exc).__name__}; please report it (run with --debug for details)",
         )
-        if _debug():
+        if debug:
             raise
         return 1
     return 0

@@ -57,6 +57,11 @@ def common_options(fn: F) -> F:
         "--json", "json_mode", is_flag=True, help="Print one JSON document on stdout."
     )(fn)
     fn = click.option(
+        "--debug",
+        is_flag=True,
+        help="Log HTTP and kt internals to stderr (secrets redacted); same as KT_DEBUG=1.",
+    )(fn)
+    fn = click.option(
         "--api-url",
         metavar="URL",
         help="Keeptrusts API base URL (default: $KEEPTRUSTS_API_URL, the profile's, or the "
@@ -70,8 +75,14 @@ def common_options(fn: F) -> F:
 
     @wraps(fn)
     def wrapper(
-        *args: Any, profile: str | None, api_url: str | None, json_mode: bool, **kw: Any
+        *args: Any,
+        profile: str | None,
+        api_url: str | None,
+        json_mode: bool,
+        debug: bool,
+        **kw: Any,
     ) -> Any:
+        del debug  # main() set up the logging before the command line was parsed
         ctx = click.get_current_context()
         app = ctx.find_object(App) or App()
         inv = Invocation(app, profile_flag=profile, api_url_flag=api_url, json_mode=json_mode)
