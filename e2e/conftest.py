@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,23 @@ import pytest
 from tests.kt_process import REPO, base_env
 
 URL_TIMEOUT = 30.0
+
+# The Node.js that scripts/setup installs for the e2e OpenID provider: .venv/bin/node, next to the
+# interpreter running the tests (a node found elsewhere on PATH, such as Debian 12's 18, may be
+# too old for it). Its own directory holds only node, npm, npx and corepack.
+VENV_NODE = Path(sys.executable).parent / "node"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def project_node() -> Iterator[Path | None]:
+    """Put the project's node first on PATH for the e2e tests (shutil.which("node") finds it)."""
+    if not VENV_NODE.exists():
+        yield None
+        return
+    node = VENV_NODE.resolve()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", f"{node.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        yield node
 
 
 class KtRun:
