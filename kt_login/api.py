@@ -25,7 +25,7 @@ from .errors import (
     ServerError,
     ValidationFailed,
 )
-from .output import clean
+from .text import clean
 
 if TYPE_CHECKING:
     from .session import Session

@@ -17,7 +17,7 @@ from .flows.discovery import ProviderMetadata, discover
 from .flows.pkce import new_state
 from .flows.tokens import TokenResponse, exchange_code
 from .idtoken import IdClaims, KeyCache, check_claims, fetch_jwks, verify_signature
-from .output import clean
+from .text import clean
 
 if TYPE_CHECKING:
     import httpx2

@@ -2,36 +2,19 @@
 
 stdout carries the result (the JSON document under --json, the human answer otherwise, and for
 `token create`/`rotate` only the secret); progress, warnings and errors go to stderr. Text that
-came from a server is passed through `clean()` first, so a hostile server cannot drive the
+came from a server is passed through `text.clean()` first, so a hostile server cannot drive the
 terminal (SECURITY.md HY-04).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-# C0/C1 controls and DEL (tab and newline aside): without ESC, CSI and BEL no escape sequence
-# can start, so showing each as `\xNN` makes the whole text inert. Bidi overrides go too: they
-# can make a terminal show text in an order other than the bytes'.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def _escaped(match: re.Match[str]) -> str:
-    n = ord(match.group(0))
-    return f"\\x{n:02x}" if n <= 0xFF else f"\\u{n:04x}"
-
-
-def clean(text: object, *, keep_newlines: bool = False) -> str:
-    """Server-supplied text made inert for a terminal: control characters shown as `\\xNN`."""
-    s = _CONTROL.sub(_escaped, str(text))
-    if not keep_newlines:
-        s = s.replace("\n", "\\x0a")
-    return s
+from .text import clean
 
 
 @dataclass

@@ -10,8 +10,8 @@ from kt_login.cli import main
 from kt_login.cli.app import App
 from kt_login.config import normalize_api_url
 from kt_login.errors import NetworkError, ServerError, ValidationFailed
-from kt_login.output import clean
 from kt_login.refresh import needs_refresh
+from kt_login.text import clean
 
 API = "https://api.example"
 

@@ -9,7 +9,8 @@ import click
 
 from .. import __version__
 from ..errors import EXIT_INTERRUPTED, EXIT_USAGE, KtError
-from ..output import Console, clean
+from ..output import Console
+from ..text import clean
 from .completion import completion
 from .config_show import config_group
 from .login import login

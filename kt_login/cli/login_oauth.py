@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from ..config import origin
 from ..errors import KtError
-from ..output import clean
+from ..text import clean
 from .app import Invocation
 from .views import logged_in_line, session_document
 

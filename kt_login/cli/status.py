@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ..errors import NotLoggedIn
-from ..output import clean
+from ..text import clean
 from .app import Invocation, common_options
 from .views import session_document, timestamp
 

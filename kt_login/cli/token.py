@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ..errors import UsageError
-from ..output import clean
+from ..text import clean
 from .app import Invocation, common_options, with_step_up
 from .views import public_token, token_table
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..output import clean, table
+from ..output import table
+from ..text import clean
 
 if TYPE_CHECKING:
     from ..session import Session

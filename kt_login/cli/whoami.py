@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..output import clean
+from ..text import clean
 from .app import Invocation, common_options, with_step_up
 
 

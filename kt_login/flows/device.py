@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import httpx2
 
 from ..errors import NetworkError, OAuthError, ServerError, ValidationFailed
-from ..output import clean
+from ..text import clean
 from . import Flow
 from .authcode import safe_browser_url
 from .tokens import FORM, TokenResponse, json_reply, parse_token_response
