@@ -2,15 +2,18 @@
 
 `scripts/demo` runs literally in a copy of the repository (tracked and not-ignored files, as in the
 working tree) with its own HOME, no KEEPTRUSTS_* settings, no D-Bus (so no real keyring is touched)
-and its own `.venv`; the kt-devserver it leaves running is stopped afterwards. It needs the fixed
-port 8765: a kt-devserver already there (the README's first command, run earlier) is reused as
-scripts/demo itself does; anything else on the port fails the test with a message.
-`scripts/test` is this suite itself, so it is checked, not run.
+and its own `.venv` (installed once for the module; reruns find it current); the kt-devserver it
+leaves running is stopped afterwards. Its port is 8765 unless KT_DEMO_PORT says otherwise: a
+kt-devserver already there (the README's first command, run earlier) is reused; anything else
+there is left alone and the demo's server takes a free port, which a look-alike server that
+answers /healthz like kt-devserver checks. `scripts/test` is this suite itself, so it is checked,
+not run (scripts/setup, which it runs first, has tests/test_setup_script.py).
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import shlex
@@ -18,7 +21,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -85,9 +92,10 @@ def copy_repo(dest: Path) -> None:
 
 
 def port_state(port: int) -> str:
-    """ "free", "demo" (a kt-devserver already answers there, which scripts/demo reuses, as after
-    following the README's first command), or a failure for anything else holding the port."""
+    """ "free", "kt-devserver" (one already answers there, which scripts/demo reuses, as after
+    following the README's first command), or "other" (scripts/demo takes a free port)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
             return "free"
@@ -97,14 +105,14 @@ def port_state(port: int) -> str:
     try:
         import httpx2
 
-        if httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json() == {"status": "ok"}:
-            return "demo"
-    except Exception:  # noqa: BLE001 - anything else on the port is the failure below
+        base = f"http://127.0.0.1:{port}"
+        meta = httpx2.get(f"{base}/.well-known/oauth-authorization-server", timeout=5).json()
+        if httpx2.get(f"{base}/healthz", timeout=5).json() == {"status": "ok"}:
+            if meta.get("issuer") == base:
+                return "kt-devserver"
+    except Exception:  # noqa: BLE001 - anything else on the port
         pass
-    pytest.fail(
-        f"port {port} on 127.0.0.1 is in use by something other than kt-devserver, and the "
-        "README's scripts/demo needs it; free the port and run this test again"
-    )
+    return "other"
 
 
 def stop_demo_server(copy: Path) -> None:
@@ -126,14 +134,32 @@ def stop_demo_server(copy: Path) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
-@pytest.mark.timeout(DEMO_TIMEOUT + 60)
-def test_demo_runs_as_written(commands, tmp_path):
-    line = commands[0]
-    assert program(line) == "scripts/demo"
-    state = port_state(DEMO_PORT)
-    copy = tmp_path / "kt-login"
+@dataclass
+class Demo:
+    copy: Path
+    home: Path
+    env: dict[str, str]
+
+    def run(self, line: str, **extra_env: str) -> tuple[subprocess.CompletedProcess[str], str]:
+        proc = subprocess.run(
+            ["bash", "-c", line],
+            cwd=self.copy,
+            env={**self.env, **extra_env},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=DEMO_TIMEOUT,
+        )
+        return proc, f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Iterator[Demo]:
+    """A copy of the repository to run scripts/demo in, with its own HOME and environment."""
+    root = tmp_path_factory.mktemp("quickstart")
+    copy = root / "kt-login"
     copy_repo(copy)
-    home = tmp_path / "home"
+    home = root / "home"
     home.mkdir()
     env = {
         k: v
@@ -148,25 +174,113 @@ def test_demo_runs_as_written(commands, tmp_path):
         # no session bus: the demo must not write to the developer's keyring
         DBUS_SESSION_BUS_ADDRESS=f"unix:path={home}/no-bus",
     )
+    yield Demo(copy, home, env)
+    stop_demo_server(copy)
+
+
+STOP_HINT = "stop it with: kill $(cat .demo/devserver.pid)"
+
+
+def logged_in_url(stdout: str) -> str:
+    found = re.search(
+        r"^Logged in to (http://127\.0\.0\.1:(\d+)) as alice@example\.com", stdout, re.M
+    )
+    assert found, stdout
+    return found.group(1)
+
+
+@pytest.mark.timeout(2 * DEMO_TIMEOUT + 60)
+def test_demo_runs_as_written_and_a_rerun_reuses_its_server(commands, demo):
+    line = commands[0]
+    assert program(line) == "scripts/demo"
+    state = port_state(DEMO_PORT)
     try:
-        proc = subprocess.run(
-            ["bash", "-c", line],
-            cwd=copy,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=DEMO_TIMEOUT,
-        )
+        proc, output = demo.run(line)
+        assert proc.returncode == 0, output
+        url = logged_in_url(proc.stdout)
+        everything = proc.stdout + proc.stderr
+        if state == "kt-devserver":  # the README's first command, run earlier: reused
+            assert url == f"http://127.0.0.1:{DEMO_PORT}", output
+            assert f"Reusing the kt-devserver already running on {url}" in everything, output
+        else:
+            if state == "free":
+                assert url == f"http://127.0.0.1:{DEMO_PORT}", output
+            else:  # something else holds 8765: the demo says so and takes another port
+                assert url != f"http://127.0.0.1:{DEMO_PORT}", output
+                assert f"Port {DEMO_PORT} on 127.0.0.1 is held by something" in everything
+            assert f"kt-devserver listening on {url}  (pid " in everything, output
+            assert STOP_HINT in everything, output
+        assert "installing kt-login into .venv" in proc.stderr, output
+        # everything the demo keeps is inside the copy, under .demo/
+        assert (demo.copy / ".demo" / "config").is_dir(), output
+        assert not (demo.home / ".config" / "keeptrusts").exists()
+
+        # bob's MFA code: the printed command reads the demo's own database
+        db = demo.copy / ".demo" / "devserver.db"
+        totp_line = f'.venv/bin/kt-devserver totp bob@example.com --db "{db}"'
+        assert totp_line in proc.stderr, output
+        code = demo.run(totp_line)[0]
+        assert re.fullmatch(r"\d{6}\n", code.stdout), code.stdout + code.stderr
+
+        # the rerun: no pip, the same server, and it says so and how to stop it
+        again, output = demo.run(line)
+        assert again.returncode == 0, output
+        assert logged_in_url(again.stdout) == url, output
+        assert "installing kt-login" not in again.stderr, output
+        if state != "kt-devserver":
+            assert f"Reusing the demo's kt-devserver on {url}" in again.stdout, output
+            assert STOP_HINT in again.stdout, output
+            assert "kt-devserver listening" not in again.stdout + again.stderr, output
     finally:
-        stop_demo_server(copy)
-    output = f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+        stop_demo_server(demo.copy)
+
+
+class LookAlike(BaseHTTPRequestHandler):
+    """Not a kt-devserver, though its /healthz answers the same; records what it was asked."""
+
+    requests: list[tuple[str, str]] = []
+
+    def _answer(self) -> None:
+        self.requests.append((self.command, self.path))
+        body = json.dumps({"status": "ok"} if self.path == "/healthz" else {}).encode()
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.timeout(DEMO_TIMEOUT + 60)
+def test_demo_leaves_another_server_on_its_port_alone_and_takes_a_free_one(commands, demo):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), LookAlike)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    held = server.server_address[1]
+    LookAlike.requests = []
+    stop_demo_server(demo.copy)  # the previous test's, if any: a fresh start
+    try:
+        proc, output = demo.run(commands[0], KT_DEMO_PORT=str(held))
+    finally:
+        server.shutdown()
+        server.server_close()
+        stop_demo_server(demo.copy)
     assert proc.returncode == 0, output
-    assert "Logged in to http://127.0.0.1:8765 as alice@example.com" in proc.stdout, output
-    if state == "free":  # otherwise the demo reused the running server, as documented
-        assert "kt-devserver listening on http://127.0.0.1:8765" in proc.stdout + proc.stderr, (
-            output
-        )
-    # everything the demo keeps is inside the copy, under .demo/
-    assert (copy / ".demo" / "config").is_dir(), output
-    assert not (home / ".config" / "keeptrusts").exists()
+    assert (
+        f"Port {held} on 127.0.0.1 is held by something that is not a kt-devserver" in proc.stdout
+    ), output
+    url = logged_in_url(proc.stdout)
+    assert url != f"http://127.0.0.1:{held}", output
+    assert f"kt-devserver listening on {url}  (pid " in proc.stdout, output
+    assert f'KEEPTRUSTS_API_URL="{url}"' in proc.stderr, output
+    # the look-alike was only looked at, never signed in to
+    assert all(method == "GET" for method, _ in LookAlike.requests), LookAlike.requests
+
+
+def test_demo_refuses_a_port_that_is_not_a_number(demo):
+    proc, output = demo.run("scripts/demo", KT_DEMO_PORT="http")
+    assert proc.returncode == 2, output
+    assert "KT_DEMO_PORT must be a port number (1-65535), not 'http'" in proc.stderr, output
