@@ -8,7 +8,9 @@ credential to any request whose origin differs from the one it belongs to.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx2
@@ -23,6 +25,7 @@ from .errors import (
     NetworkError,
     NotLoggedIn,
     ServerError,
+    UsageError,
     ValidationFailed,
 )
 from .text import clean
@@ -125,11 +128,45 @@ def _error_code(response: httpx2.Response) -> str | None:
 
 
 class ApiClient:
-    """Calls the first-party API under `api_url` and returns decoded JSON objects."""
+    """The first-party API under `api_url`: typed calls, each the one place its path is written.
 
-    def __init__(self, api_url: str, http: httpx2.Client) -> None:
+    `request` is the generic call under them: it returns a decoded JSON object or raises the
+    matching KtError.
+    """
+
+    def __init__(
+        self, api_url: str, http: httpx2.Client, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.api_url = api_url
         self.http = http
+        self.clock = clock
+        self.tokens = TokensApi(self)
+
+    def login(self, email: str, password: str) -> Session:
+        """A password sign-in; MfaRequired (with its mfa_token) when the account has MFA."""
+        reply = self.request("POST", "/v1/auth/login", body={"email": email, "password": password})
+        return self._session(reply, method="password")
+
+    def mfa_challenge(self, mfa_token: str, code: str) -> Session:
+        reply = self.request(
+            "POST", "/v1/auth/mfa/challenge", body={"mfa_token": mfa_token, "code": code}
+        )
+        return self._session(reply, method="mfa")
+
+    def refresh(self, refresh_token: str, *, method: str) -> Session:
+        """The session a refresh token is traded for; `method` is how the session began."""
+        reply = self.request("POST", "/v1/auth/refresh", body={"refresh_token": refresh_token})
+        return self._session(reply, method=method)
+
+    def logout(self, auth: httpx2.Auth, refresh_token: str | None) -> None:
+        body = {"refresh_token": refresh_token} if refresh_token else {}
+        self.request("POST", "/v1/auth/logout", body=body, auth=auth)
+
+    def whoami(self, auth: httpx2.Auth) -> Account:
+        return Account.from_reply(self.request("GET", "/v1/auth/whoami", auth=auth))
+
+    def _session(self, reply: dict[str, Any], *, method: str) -> Session:
+        return session_from_reply(reply, api_url=self.api_url, method=method, now=self.clock())
 
     def request(
         self,
@@ -157,6 +194,108 @@ class ApiClient:
                 hint="is the server running? check KEEPTRUSTS_API_URL / --api-url",
             ) from None
         return decode_reply(response, self.api_url)
+
+
+# A token as the API describes it (id, name, scopes, state, times, prefix); never its secret.
+TokenInfo = dict[str, Any]
+
+
+@dataclass(frozen=True, repr=False)
+class IssuedToken:
+    """A token just created or rotated: its secret, shown once; `revoked` is the one it replaced."""
+
+    secret: str
+    token: TokenInfo
+    revoked: TokenInfo | None = None
+
+    def __repr__(self) -> str:
+        return f"IssuedToken(token={self.token!r}, secret=<redacted>)"
+
+
+class TokensApi:
+    """Scoped API tokens (`/v1/auth/tokens`)."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self._api = api
+
+    def create(
+        self, auth: httpx2.Auth, *, name: str, scopes: list[str], expires_in_days: int
+    ) -> IssuedToken:
+        body = {"name": name, "scopes": scopes, "expires_in_days": expires_in_days}
+        return _issued(self._api.request("POST", "/v1/auth/tokens", body=body, auth=auth))
+
+    def list(self, auth: httpx2.Auth) -> list[TokenInfo]:
+        tokens = self._api.request("GET", "/v1/auth/tokens", auth=auth).get("tokens")
+        if not isinstance(tokens, list):
+            raise ServerError("the API reply has no token list")
+        return [t for t in tokens if isinstance(t, dict)]
+
+    def revoke(self, auth: httpx2.Auth, token_id: str) -> TokenInfo:
+        path = f"/v1/auth/tokens/{token_path_segment(token_id)}"
+        return _dict(self._api.request("DELETE", path, auth=auth).get("token"))
+
+    def rotate(self, auth: httpx2.Auth, token_id: str) -> IssuedToken:
+        path = f"/v1/auth/tokens/{token_path_segment(token_id)}/rotate"
+        return _issued(self._api.request("POST", path, auth=auth))
+
+
+def token_path_segment(token_id: str) -> str:
+    if not token_id or any(c in token_id for c in "/?#%") or token_id in (".", ".."):
+        raise UsageError(f"invalid token id {clean(token_id)!r}")
+    return token_id
+
+
+def _issued(reply: dict[str, Any]) -> IssuedToken:
+    secret = reply.get("secret")
+    if not isinstance(secret, str) or not secret:
+        raise ServerError("the API did not return the new token's secret")
+    revoked = reply.get("revoked")
+    return IssuedToken(
+        secret=secret,
+        token=_dict(reply.get("token")),
+        revoked=revoked if isinstance(revoked, dict) else None,
+    )
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who a credential belongs to, as whoami answers; None where the reply says nothing."""
+
+    user_id: str | None
+    email: str | None
+    name: str | None
+    organization: str | None
+    role: str | None
+    scopes: tuple[str, ...]
+    mfa_authenticated: bool
+    auth_method: str | None
+    # The reply as the server sent it, for `whoami --json`.
+    reply: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_reply(cls, reply: dict[str, Any]) -> Account:
+        user = _dict(reply.get("user"))
+        org = _dict(reply.get("organization"))
+        scopes = reply.get("scopes")
+        return cls(
+            user_id=_text(user.get("id")),
+            email=_text(user.get("email")),
+            name=_text(user.get("name")),
+            organization=_text(org.get("name")),
+            role=_text(reply.get("role")),
+            scopes=tuple(str(s) for s in scopes) if isinstance(scopes, list) else (),
+            mfa_authenticated=reply.get("mfa_authenticated") is True,
+            auth_method=_text(reply.get("auth_method")),
+            reply=reply,
+        )
 
 
 def _transport_reason(exc: httpx2.TransportError) -> str:
@@ -203,15 +342,6 @@ def decode_reply(response: httpx2.Response, api_url: str) -> dict[str, Any]:
     if code == "auth.invalid_mfa_code":
         error.exit_code = EXIT_MFA_REQUIRED  # still waiting for a good code: same token, try again
     raise error
-
-
-def iter_tokens(reply: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    tokens = reply.get("tokens")
-    if not isinstance(tokens, list):
-        raise ServerError("the API reply has no token list")
-    for t in tokens:
-        if isinstance(t, dict):
-            yield t
 
 
 def session_from_reply(reply: dict[str, Any], *, api_url: str, method: str, now: float) -> Session:

@@ -82,8 +82,7 @@ class SessionKeeper:
             if latest.token_endpoint:
                 fresh = self._oauth_refresh(latest, latest.token_endpoint, latest.refresh_token)
             else:
-                reply = self._post_refresh(latest.refresh_token)
-                fresh = _replace_tokens(latest, reply, self._clock())
+                fresh = self._api_refresh(latest)
             try:
                 self._store.save(self._profile, fresh)
             except KtError as exc:
@@ -95,14 +94,14 @@ class SessionKeeper:
             self.session = fresh
             return fresh
 
-    def _post_refresh(self, refresh_token: str) -> dict[str, object]:
-        body = {"refresh_token": refresh_token}
+    def _api_refresh(self, latest: Session) -> Session:
+        assert latest.refresh_token is not None
         try:
             try:
-                return self._api.request("POST", "/v1/auth/refresh", body=body)
+                return self._api.refresh(latest.refresh_token, method=latest.method)
             except NetworkError:
                 # No reply arrived, so the token may not have been spent: one retry (LC-03).
-                return self._api.request("POST", "/v1/auth/refresh", body=body)
+                return self._api.refresh(latest.refresh_token, method=latest.method)
         except NotLoggedIn as exc:
             self._store.delete(self._profile)
             raise NotLoggedIn(
@@ -178,9 +177,3 @@ def _check_refreshed_id_token(session: Session, id_token: str, http: object, now
         auth_time=session.auth_time,
     )
     check_refreshed(original, new)
-
-
-def _replace_tokens(old: Session, reply: dict[str, object], now: float) -> Session:
-    from .api import session_from_reply
-
-    return session_from_reply(dict(reply), api_url=old.api_url, method=old.method, now=now)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx2
 import pytest
 
-from kt_login.api import ApiClient, BearerAuth, decode_reply, make_http_client, session_from_reply
+from kt_login.api import (
+    Account,
+    ApiClient,
+    BearerAuth,
+    decode_reply,
+    make_http_client,
+    session_from_reply,
+)
 from kt_login.cli import main
 from kt_login.cli.app import App
 from kt_login.config import normalize_api_url
-from kt_login.errors import NetworkError, ServerError, ValidationFailed
+from kt_login.errors import MfaRequired, NetworkError, ServerError, UsageError, ValidationFailed
 from kt_login.refresh import needs_refresh
 from kt_login.text import clean
 
@@ -184,3 +193,147 @@ def test_debug_log_redaction(line, secret):
     from kt_login.debuglog import redact
 
     assert secret not in redact(line)
+
+
+# --------------------------------------------------------------------------- the typed calls
+
+SESSION_REPLY = {
+    "access_token": "kta_new",
+    "refresh_token": "ktr_new",
+    "token_type": "Bearer",
+    "expires_in": 900,
+    "user": {"id": "usr_a", "email": "alice@example.com"},
+    "organization": {"name": "Acme"},
+    "role": "admin",
+    "scopes": ["tokens:read"],
+    "mfa_authenticated": True,
+}
+
+
+def typed_client(reply) -> tuple[ApiClient, Recorder]:
+    rec = Recorder(reply)
+    return ApiClient(API, make_http_client(httpx2.MockTransport(rec)), clock=lambda: 1000.0), rec
+
+
+def sent(request: httpx2.Request) -> tuple[str, str, object]:
+    body = json.loads(request.content) if request.content else None
+    return request.method, request.url.path, body
+
+
+def test_login_mfa_and_refresh_return_sessions_from_their_paths():
+    api, rec = typed_client(lambda r: httpx2.Response(200, json=SESSION_REPLY))
+    s = api.login("alice@example.com", "pw")
+    assert (s.method, s.api_url, s.expires_at, s.organization) == ("password", API, 1900.0, "Acme")
+    assert api.mfa_challenge("mfa_tok", "123456").method == "mfa"
+    assert api.refresh("ktr_old", method="browser").method == "browser"
+    assert [sent(r) for r in rec.requests] == [
+        ("POST", "/v1/auth/login", {"email": "alice@example.com", "password": "pw"}),
+        ("POST", "/v1/auth/mfa/challenge", {"mfa_token": "mfa_tok", "code": "123456"}),
+        ("POST", "/v1/auth/refresh", {"refresh_token": "ktr_old"}),
+    ]
+
+
+def test_login_of_an_mfa_account_raises_with_the_mfa_token():
+    body = {"error": {"code": "auth.mfa_required", "message": "MFA", "mfa_token": "mfa_x"}}
+    api, _ = typed_client(lambda r: httpx2.Response(401, json=body))
+    with pytest.raises(MfaRequired) as info:
+        api.login("a@b", "pw")
+    assert info.value.mfa_token == "mfa_x"
+
+
+def test_logout_sends_the_refresh_token_only_when_there_is_one():
+    api, rec = typed_client(lambda r: httpx2.Response(200, json={}))
+    auth = BearerAuth("kta_x", API)
+    api.logout(auth, "ktr_x")
+    api.logout(auth, None)
+    assert [sent(r) for r in rec.requests] == [
+        ("POST", "/v1/auth/logout", {"refresh_token": "ktr_x"}),
+        ("POST", "/v1/auth/logout", {}),
+    ]
+    assert rec.requests[0].headers["Authorization"] == "Bearer kta_x"
+
+
+def test_whoami_is_parsed_into_an_account():
+    reply = {
+        "user": {"id": "usr_a", "email": "alice@example.com", "name": "Alice"},
+        "organization": {"id": "org_a", "name": "Acme"},
+        "role": "admin",
+        "scopes": ["tokens:read", "tokens:write"],
+        "mfa_authenticated": True,
+        "auth_method": "session",
+        "expires_at": None,
+    }
+    api, rec = typed_client(lambda r: httpx2.Response(200, json=reply))
+    account = api.whoami(BearerAuth("kta_x", API))
+    assert sent(rec.requests[0]) == ("GET", "/v1/auth/whoami", None)
+    assert account == Account(
+        user_id="usr_a",
+        email="alice@example.com",
+        name="Alice",
+        organization="Acme",
+        role="admin",
+        scopes=("tokens:read", "tokens:write"),
+        mfa_authenticated=True,
+        auth_method="session",
+    )
+    assert account.reply == reply  # kept whole for --json
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        {},
+        {"user": "alice", "organization": ["Acme"], "scopes": "tokens:read"},
+        {"user": None, "organization": None, "scopes": None, "mfa_authenticated": "yes"},
+    ],
+)
+def test_whoami_with_missing_or_misshapen_fields_says_unknown(reply):
+    account = Account.from_reply(reply)
+    assert (account.email, account.user_id, account.organization, account.role) == (None,) * 4
+    assert account.scopes == () and account.mfa_authenticated is False
+
+
+def test_tokens_calls_and_their_paths():
+    token = {"id": "tok_1", "name": "ci", "scopes": ["a"]}
+
+    def reply(request: httpx2.Request) -> httpx2.Response:
+        if request.method == "GET":
+            return httpx2.Response(200, json={"tokens": [token, "junk"]})
+        if request.method == "DELETE":
+            return httpx2.Response(200, json={"token": token})
+        if request.url.path.endswith("/rotate"):
+            return httpx2.Response(200, json={"token": token, "secret": "s2", "revoked": token})
+        return httpx2.Response(201, json={"token": token, "secret": "s1"})
+
+    api, rec = typed_client(reply)
+    auth = BearerAuth("kta_x", API)
+    created = api.tokens.create(auth, name="ci", scopes=["a"], expires_in_days=7)
+    assert (created.secret, created.token, created.revoked) == ("s1", token, None)
+    assert "s1" not in repr(created)
+    assert api.tokens.list(auth) == [token]
+    assert api.tokens.revoke(auth, "tok_1") == token
+    rotated = api.tokens.rotate(auth, "tok_1")
+    assert (rotated.secret, rotated.revoked) == ("s2", token)
+    assert [sent(r) for r in rec.requests] == [
+        ("POST", "/v1/auth/tokens", {"name": "ci", "scopes": ["a"], "expires_in_days": 7}),
+        ("GET", "/v1/auth/tokens", None),
+        ("DELETE", "/v1/auth/tokens/tok_1", None),
+        ("POST", "/v1/auth/tokens/tok_1/rotate", None),
+    ]
+
+
+def test_tokens_replies_that_break_the_contract():
+    api, _ = typed_client(lambda r: httpx2.Response(200, json={"token": {"id": "tok_1"}}))
+    auth = BearerAuth("kta_x", API)
+    with pytest.raises(ServerError):
+        api.tokens.create(auth, name="ci", scopes=["a"], expires_in_days=7)  # no secret
+    with pytest.raises(ServerError):
+        api.tokens.list(auth)  # no token list
+
+
+@pytest.mark.parametrize("token_id", ["", ".", "..", "a/b", "a?b", "a#b", "a%2f"])
+def test_token_ids_that_would_change_the_path_are_refused_before_sending(token_id):
+    api, rec = typed_client(lambda r: httpx2.Response(200, json={}))
+    with pytest.raises(UsageError):
+        api.tokens.revoke(BearerAuth("kta_x", API), token_id)
+    assert rec.requests == []

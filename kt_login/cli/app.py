@@ -148,7 +148,7 @@ class Invocation:
     def api(self, api_url: str) -> ApiClient:
         from ..api import ApiClient
 
-        return ApiClient(api_url, self.http())
+        return ApiClient(api_url, self.http(), clock=self.app.clock)
 
     def find_session(self) -> tuple[Session | None, CredentialStore | None]:
         from ..store import find_session
@@ -218,10 +218,9 @@ class Invocation:
 
         if old.token_endpoint:  # an OAuth sign-in: RFC 7009 at the issuer
             return self._revoke_oauth(old)
-        body = {"refresh_token": old.refresh_token} if old.refresh_token else {}
         try:
-            self.api(old.api_url).request(
-                "POST", "/v1/auth/logout", body=body, auth=BearerAuth(old.access_token, old.api_url)
+            self.api(old.api_url).logout(
+                BearerAuth(old.access_token, old.api_url), old.refresh_token
             )
         except NotLoggedIn:
             return None  # already ended
@@ -336,9 +335,10 @@ class Authenticated:
     keeper: Any = None
     store: CredentialStore | None = None
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def call(self, use: Callable[[ApiClient, httpx2.Auth], T]) -> T:
+        """`use(api, auth)`, saying which credential was refused if the server refuses it."""
         try:
-            return self.api.request(method, path, body=body, auth=self.auth)
+            return use(self.api, self.auth)
         except NotLoggedIn as exc:
             if self.source == "environment":
                 exc.message = f"the API token in KEEPTRUSTS_API_TOKEN was refused ({exc.message})"

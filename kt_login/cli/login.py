@@ -157,7 +157,7 @@ def login(
 
     api = inv.api(api_url)
     try:
-        reply = api.request("POST", "/v1/auth/login", body={"email": email, "password": password})
+        session = api.login(email, password)
     except MfaRequired as exc:
         if not (inv.interactive and exc.mfa_token):
             exc.message = f"{email} uses multi-factor authentication: a one-time code is needed"
@@ -170,9 +170,6 @@ def login(
         _announce(inv, session, store.kind)
         return
     del password
-    from ..api import session_from_reply
-
-    session = session_from_reply(reply, api_url=api_url, method="password", now=inv.now())
     inv.replace_session(store, session)
     _announce(inv, session, store.kind)
 

@@ -235,27 +235,16 @@ def _with_account(inv: Invocation, session: Session) -> Session:
     from ..api import BearerAuth
 
     try:
-        who = inv.api(session.api_url).request(
-            "GET", "/v1/auth/whoami", auth=BearerAuth(session.access_token, session.api_url)
-        )
+        account = inv.api(session.api_url).whoami(BearerAuth(session.access_token, session.api_url))
     except KtError:
         inv.revoke_quietly(session)
         raise
-    user = _dict(who.get("user"))
-    org = _dict(who.get("organization"))
-    scopes = who.get("scopes")
-    if not isinstance(scopes, list):
-        scopes = []
     return dataclasses.replace(
         session,
-        user_email=str(user.get("email", session.user_email)),
-        user_id=str(user.get("id", session.user_id)),
-        organization=str(org.get("name", "")),
-        role=str(who.get("role", "")),
-        scopes=tuple(str(s) for s in scopes),
-        mfa_authenticated=who.get("mfa_authenticated") is True,
+        user_email=session.user_email if account.email is None else account.email,
+        user_id=session.user_id if account.user_id is None else account.user_id,
+        organization=account.organization or "",
+        role=account.role or "",
+        scopes=account.scopes,
+        mfa_authenticated=account.mfa_authenticated,
     )
-
-
-def _dict(value: object) -> dict[str, object]:
-    return value if isinstance(value, dict) else {}

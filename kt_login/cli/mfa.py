@@ -103,17 +103,12 @@ def complete_challenge(
             raise UsageError("no MFA code: pipe it on stdin or run on a terminal")
         this_code = code if code is not None else _prompt_code()
         try:
-            reply = api.request(
-                "POST", "/v1/auth/mfa/challenge", body={"mfa_token": mfa_token, "code": this_code}
-            )
+            session = api.mfa_challenge(mfa_token, this_code)
             break
         except ApiError as exc:
             if exc.code != "auth.invalid_mfa_code" or attempt == attempts - 1:
                 raise
             inv.console.warn("that code was not accepted; try again")
-    from ..api import session_from_reply
-
-    session = session_from_reply(reply, api_url=api.api_url, method="mfa", now=inv.now())
     inv.replace_session(store, session)
     if announce:
         inv.console.result(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -10,6 +10,9 @@ from ..errors import UsageError
 from ..text import clean
 from .app import Invocation, common_options, with_step_up
 from .views import public_token, token_table
+
+if TYPE_CHECKING:
+    from ..api import IssuedToken
 
 DEFAULT_EXPIRY_DAYS = 90
 
@@ -56,19 +59,26 @@ def _scopes(values: tuple[str, ...]) -> list[str]:
 @common_options
 def create(inv: Invocation, name: str, scope: tuple[str, ...], expires_in_days: int) -> None:
     """Create a token. Its secret is printed once, alone on stdout: store it now."""
-    body = {"name": name, "scopes": _scopes(scope), "expires_in_days": expires_in_days}
-    reply = with_step_up(inv, lambda: inv.authenticated().call("POST", "/v1/auth/tokens", body))
-    _print_secret(inv, reply, "Created API token")
+    scopes = _scopes(scope)
+    issued = with_step_up(
+        inv,
+        lambda: inv.authenticated().call(
+            lambda api, auth: api.tokens.create(
+                auth, name=name, scopes=scopes, expires_in_days=expires_in_days
+            )
+        ),
+    )
+    _print_secret(inv, issued, "Created API token")
 
 
 @token.command("list")
 @common_options
 def list_tokens(inv: Invocation) -> None:
     """List tokens with their state (active, revoked, expired), never their secrets."""
-    reply = with_step_up(inv, lambda: inv.authenticated().call("GET", "/v1/auth/tokens"))
-    from ..api import iter_tokens
-
-    tokens = [public_token(t) for t in iter_tokens(reply)]
+    listed = with_step_up(
+        inv, lambda: inv.authenticated().call(lambda api, auth: api.tokens.list(auth))
+    )
+    tokens = [public_token(t) for t in listed]
     inv.console.result({"tokens": tokens}, token_table(tokens))
 
 
@@ -80,10 +90,12 @@ def revoke(inv: Invocation, token_id: str, yes: bool) -> None:
     """Revoke a token: every request made with it fails from now on."""
     if inv.interactive and not yes:
         click.confirm(f"Revoke API token {token_id}? This cannot be undone", abort=True, err=True)
-    path = f"/v1/auth/tokens/{_path_segment(token_id)}"
-    reply = with_step_up(inv, lambda: inv.authenticated().call("DELETE", path))
-    info = reply.get("token") if isinstance(reply.get("token"), dict) else {}
-    assert isinstance(info, dict)
+    from ..api import token_path_segment
+
+    token_path_segment(token_id)  # a bad id is refused before anything is sent
+    info = with_step_up(
+        inv, lambda: inv.authenticated().call(lambda api, auth: api.tokens.revoke(auth, token_id))
+    )
     inv.console.result(
         {"revoked": public_token(info)},
         [f"Revoked API token {clean(info.get('id', token_id))} ({clean(info.get('name', ''))})."],
@@ -96,25 +108,22 @@ def revoke(inv: Invocation, token_id: str, yes: bool) -> None:
 def rotate(inv: Invocation, token_id: str) -> None:
     """Replace a token in one step: the old one is revoked and a new one with the same name
     and scopes is issued. Needs an MFA-authenticated session."""
-    path = f"/v1/auth/tokens/{_path_segment(token_id)}/rotate"
-    reply = with_step_up(inv, lambda: inv.authenticated().call("POST", path))
-    old = reply.get("revoked") if isinstance(reply.get("revoked"), dict) else {}
-    assert isinstance(old, dict)
-    _print_secret(inv, reply, f"Revoked {clean(old.get('id', token_id))}; issued API token")
+    from ..api import token_path_segment
+
+    token_path_segment(token_id)
+    issued = with_step_up(
+        inv, lambda: inv.authenticated().call(lambda api, auth: api.tokens.rotate(auth, token_id))
+    )
+    old = issued.revoked or {}
+    _print_secret(inv, issued, f"Revoked {clean(old.get('id', token_id))}; issued API token")
 
 
-def _print_secret(inv: Invocation, reply: dict[str, Any], what: str) -> None:
-    secret = reply.get("secret")
-    info = reply.get("token") if isinstance(reply.get("token"), dict) else {}
-    assert isinstance(info, dict)
-    if not isinstance(secret, str) or not secret:
-        from ..errors import ServerError
-
-        raise ServerError("the API did not return the new token's secret")
+def _print_secret(inv: Invocation, issued: IssuedToken, what: str) -> None:
+    info = issued.token
     if inv.json_mode:
-        doc = {"token": public_token(info), "secret": secret}
-        if isinstance(reply.get("revoked"), dict):
-            doc["revoked"] = public_token(reply["revoked"])
+        doc = {"token": public_token(info), "secret": issued.secret}
+        if issued.revoked is not None:
+            doc["revoked"] = public_token(issued.revoked)
         inv.console.result(doc)
         return
     scopes = ",".join(str(s) for s in info.get("scopes", []) if isinstance(s, str))
@@ -123,10 +132,4 @@ def _print_secret(inv: Invocation, reply: dict[str, Any], what: str) -> None:
         f"(scopes: {clean(scopes)}; expires {clean(info.get('expires_at') or 'never')})."
     )
     inv.console.info("Copy the secret below now; it will not be shown again:")
-    inv.console.secret(secret)
-
-
-def _path_segment(token_id: str) -> str:
-    if not token_id or any(c in token_id for c in "/?#%") or token_id in (".", ".."):
-        raise UsageError(f"invalid token id {clean(token_id)!r}")
-    return token_id
+    inv.console.secret(issued.secret)

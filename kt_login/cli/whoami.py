@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from ..text import clean
 from .app import Invocation, common_options, with_step_up
+
+if TYPE_CHECKING:
+    from ..api import Account
 
 
 @click.command()
@@ -13,24 +18,25 @@ from .app import Invocation, common_options, with_step_up
 def whoami(inv: Invocation) -> None:
     """Show the current user, organization, role and scopes, as the server sees them."""
 
-    def run() -> tuple[dict[str, object], str, str]:
+    def run() -> tuple[Account, str, str]:
         who = inv.authenticated()
-        return who.call("GET", "/v1/auth/whoami"), who.source, who.api.api_url
+        return who.call(lambda api, auth: api.whoami(auth)), who.source, who.api.api_url
 
-    reply, source, api_url = with_step_up(inv, run)
-    user = reply.get("user") if isinstance(reply.get("user"), dict) else {}
-    org = reply.get("organization") if isinstance(reply.get("organization"), dict) else {}
-    scopes = reply.get("scopes") if isinstance(reply.get("scopes"), list) else []
-    assert isinstance(user, dict) and isinstance(org, dict) and isinstance(scopes, list)
-    name = f" ({clean(user['name'])})" if user.get("name") else ""
+    account, source, api_url = with_step_up(inv, run)
+    name = f" ({clean(account.name)})" if account.name else ""
     lines = [
-        f"Logged in to {api_url} as {clean(user.get('email', '?'))}{name}",
-        f"Organization: {clean(org.get('name', '?'))}",
-        f"Role: {clean(reply.get('role', '?'))}",
-        f"Scopes: {clean(', '.join(str(s) for s in scopes)) or '(none)'}",
-        f"MFA: {'yes' if reply.get('mfa_authenticated') is True else 'no'}",
-        f"Credential: {clean(reply.get('auth_method', '?'))} from {source}",
+        f"Logged in to {api_url} as {clean(_known(account.email))}{name}",
+        f"Organization: {clean(_known(account.organization))}",
+        f"Role: {clean(_known(account.role))}",
+        f"Scopes: {clean(', '.join(account.scopes)) or '(none)'}",
+        f"MFA: {'yes' if account.mfa_authenticated else 'no'}",
+        f"Credential: {clean(_known(account.auth_method))} from {source}",
     ]
     inv.console.result(
-        {**reply, "profile": inv.profile, "api_url": api_url, "credential_source": source}, lines
+        {**account.reply, "profile": inv.profile, "api_url": api_url, "credential_source": source},
+        lines,
     )
+
+
+def _known(value: str | None) -> str:
+    return "?" if value is None else value
