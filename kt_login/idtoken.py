@@ -21,6 +21,7 @@ import httpx2
 
 from .errors import ServerError, ValidationFailed
 from .flows import Flow
+from .flows.transport import check_size
 
 ASYMMETRIC_ALGS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
@@ -29,7 +30,6 @@ _KTY_FOR_ALG = {"R": "RSA", "P": "RSA", "E": "EC"}
 LEEWAY = 120.0
 MAX_IAT_AGE = 600.0
 REFETCH_INTERVAL = 60.0
-MAX_JWKS = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,7 @@ def parse_jwks(body: bytes) -> list[Any]:
     from joserfc.errors import JoseError
     from joserfc.jwk import JWKRegistry
 
-    if len(body) > MAX_JWKS:
-        raise ServerError("the provider's key set is too large")
+    check_size(body, "jwks", "provider's key set")
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):

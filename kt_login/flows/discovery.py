@@ -16,10 +16,10 @@ import httpx2
 from ..config import is_loopback_host, origin
 from ..errors import ServerError, UsageError, ValidationFailed
 from . import Flow
+from .transport import check_size
 
 OIDC_PATH = "/.well-known/openid-configuration"
 OAUTH_PATH = "/.well-known/oauth-authorization-server"
-MAX_DOCUMENT = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,7 @@ def _strings(doc: dict[str, Any], name: str) -> tuple[str, ...] | None:
 
 
 def parse_metadata(body: bytes, issuer: str) -> ProviderMetadata:
-    if len(body) > MAX_DOCUMENT:
-        raise ServerError("the provider metadata document is too large")
+    check_size(body, "metadata", "provider metadata document")
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):

@@ -14,9 +14,9 @@ import httpx2
 
 from ..errors import NetworkError, OAuthError, ServerError
 from . import Flow
+from .transport import check_size
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
-MAX_REPLY = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,7 @@ class TokenResponse:
 def json_reply(response: httpx2.Response, what: str) -> dict[str, Any]:
     """A 200 reply's JSON object; an RFC 6749 §5.2 error as OAuthError; anything else ServerError
     (the body is never echoed, EH-03)."""
-    if len(response.content) > MAX_REPLY:
-        raise ServerError(f"the {what}'s reply is too large")
+    check_size(response.content, "token", f"{what}'s reply")
     try:
         body = json.loads(response.content)
     except (ValueError, UnicodeDecodeError):

@@ -599,7 +599,7 @@ def test_AZ_05_redirect_uri_and_pkce_sent_back(box: Box) -> None:
 
 
 def test_NT_05_huge_metadata_is_abandoned_not_read_whole(box: Box) -> None:
-    """kt stops reading a provider reply past its size cap (4 MiB) instead of holding 50 MB."""
+    """kt stops reading a provider reply past its size cap (1 MiB) instead of holding 50 MB."""
     box.server.behaviour.metadata_huge = 50 * 1024 * 1024
     result = box.login()
     assert result.code == 6, result.stderr
