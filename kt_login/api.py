@@ -22,19 +22,18 @@ from .errors import (
     ApiError,
     KtError,
     MfaRequired,
-    NetworkError,
     NotLoggedIn,
     ServerError,
     UsageError,
     ValidationFailed,
 )
+from .flows.transport import check_size, network_error
 from .text import clean
 
 if TYPE_CHECKING:
     from .session import Session
 
 TIMEOUT = httpx2.Timeout(15.0, connect=5.0)
-MAX_REPLY_BYTES = 1 << 20
 
 # Codes after which the stored session is of no further use.
 SESSION_ENDED_CODES = frozenset(
@@ -183,14 +182,10 @@ class ApiClient:
             )
         except KtError:
             raise
-        except httpx2.TimeoutException:
-            raise NetworkError(
-                f"the Keeptrusts API at {self.api_url} did not answer in time",
-                hint="check your network, or the server's status, and try again",
-            ) from None
         except httpx2.TransportError as exc:
-            raise NetworkError(
-                f"cannot reach the Keeptrusts API at {self.api_url} ({_transport_reason(exc)})",
+            raise network_error(
+                exc,
+                f"the Keeptrusts API at {self.api_url}",
                 hint="is the server running? check KEEPTRUSTS_API_URL / --api-url",
             ) from None
         return decode_reply(response, self.api_url)
@@ -298,26 +293,12 @@ class Account:
         )
 
 
-def _transport_reason(exc: httpx2.TransportError) -> str:
-    if isinstance(exc, httpx2.ConnectError):
-        text = str(exc).lower()
-        if "refused" in text:
-            return "connection refused"
-        if "name or service" in text or "nodename" in text or "getaddrinfo" in text:
-            return "host not found"
-        if "certificate" in text or "ssl" in text:
-            return "TLS verification failed"
-        return "cannot connect"
-    return type(exc).__name__
-
-
 def decode_reply(response: httpx2.Response, api_url: str) -> dict[str, Any]:
     """A 2xx JSON object, or the matching KtError for anything else."""
     status = response.status_code
     if 300 <= status < 400:
         raise ServerError(f"the API answered with a redirect ({status}); kt does not follow them")
-    if len(response.content) > MAX_REPLY_BYTES:
-        raise ServerError(f"the API reply is too large ({len(response.content)} bytes)")
+    check_size(response.content, "api", f"API reply ({len(response.content)} bytes)")
     try:
         body = response.json()
     except ValueError:
