@@ -27,7 +27,9 @@ What it guarantees:
   `state` matches (constant-time) and `code`, `state`, `iss`, `error` each appear at most once,
   with exactly one of `code`/`error`. Anything else gets a static page and the wait goes on, so a
   stale tab cannot end the sign-in. The first valid response wins; there is never a second result.
-- Pages are static (no query value is echoed, no scripts or links) and every response carries
+- Pages are static: the built-in ones echo no query value and have no scripts or links (pages of
+  your own, `Pages(success=..., error=..., invalid=...)` passed as `pages=`, must not either).
+  Every response carries
   `Content-Security-Policy: default-src 'none'`, `Referrer-Policy: no-referrer`,
   `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
 - Nothing about requests is logged: no access log, and aiohttp's parse errors lose their details.
@@ -39,9 +41,10 @@ What it guarantees:
 `parse_redirect()` applies the same checks to a redirect URL a person pasted (for flows where the
 browser runs on another machine).
 
-Importing this package is cheap: aiohttp and jinja2 are loaded when a server starts.
+It needs aiohttp and nothing else; importing it is cheap: aiohttp is loaded when a server starts.
 """
 
+from ._pages import Pages
 from ._result import CallbackError, CallbackResult, CallbackTimeout, parse_redirect
 from ._server import CallbackServer, receive
 
@@ -50,6 +53,7 @@ __all__ = [
     "CallbackResult",
     "CallbackServer",
     "CallbackTimeout",
+    "Pages",
     "parse_redirect",
     "receive",
 ]

@@ -1,4 +1,4 @@
-"""The loopback listener (RFC 8252 §7.3, §8.3); aiohttp and jinja2 are imported when it starts."""
+"""The loopback listener (RFC 8252 §7.3, §8.3); aiohttp is imported when it starts."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._pages import DEFAULT_PAGES, Pages
 from ._result import CallbackError, CallbackResult, CallbackTimeout, judge
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ SECURITY_HEADERS = {
 _MAX_LINE = 8190  # request line and each header; authorization codes fit easily
 _MAX_HEADERS = 64
 _SHUTDOWN_TIMEOUT = 2.0
-_PAGES = ("success", "error", "invalid")
 
 
 class _WithholdRequestBytes(logging.Filter):
@@ -53,10 +53,17 @@ class CallbackServer:
     """Listens on 127.0.0.1 (or ::1) for one authorization response carrying `state`.
 
     `timeout` bounds `wait()`. To abort a wait, cancel the task running it; the listener closes.
+    `pages` are the HTML answers to the browser (see `Pages`).
     """
 
     def __init__(
-        self, *, state: str, path: str = "/callback", port: int = 0, timeout: float = 300.0
+        self,
+        *,
+        state: str,
+        path: str = "/callback",
+        port: int = 0,
+        timeout: float = 300.0,
+        pages: Pages = DEFAULT_PAGES,
     ) -> None:
         if not state:
             raise ValueError("state must not be empty")
@@ -70,7 +77,11 @@ class CallbackServer:
         self._runner: web.BaseRunner | None = None
         self._redirect_uri: str | None = None
         self._host_header = ""
-        self._pages: dict[str, bytes] = {}
+        self._pages = {
+            "success": pages.success.encode(),
+            "error": pages.error.encode(),
+            "invalid": pages.invalid.encode(),
+        }
         self._done: asyncio.Future[CallbackResult] | None = None
         self._claimed = False
 
@@ -86,7 +97,6 @@ class CallbackServer:
             raise RuntimeError("a CallbackServer can be started only once")
         from aiohttp import web
 
-        self._pages = _render_pages()
         sock, host = _listen(self._port)
         try:
             port = sock.getsockname()[1]
@@ -199,11 +209,13 @@ def receive(
     port: int = 0,
     path: str = "/callback",
     timeout: float = 300.0,
+    pages: Pages = DEFAULT_PAGES,
 ) -> CallbackResult:
     """Receive one callback in a fresh event loop; see the package docstring."""
 
     async def run() -> CallbackResult:
-        async with CallbackServer(state=state, path=path, port=port, timeout=timeout) as server:
+        server = CallbackServer(state=state, path=path, port=port, timeout=timeout, pages=pages)
+        async with server:
             on_ready(server.redirect_uri)
             return await server.wait()
 
@@ -214,19 +226,6 @@ def _plain(status: int, text: str) -> web.Response:
     from aiohttp import web
 
     return web.Response(status=status, text=text + "\n", headers=SECURITY_HEADERS)
-
-
-def _render_pages() -> dict[str, bytes]:
-    import jinja2
-
-    from kt_login.resources import templates_dir
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir()),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    return {name: env.get_template(f"callback_{name}.html").render().encode() for name in _PAGES}
 
 
 def _listen(port: int) -> tuple[socket.socket, str]:

@@ -1,7 +1,7 @@
 """The authorization server's HTML pages, its browser sign-in cookie, and CSRF tokens.
 
-Pages are Jinja2 templates from `templates/as_*.html` (autoescaped), plain HTML forms with no
-script and no third-party resources. Stable selectors for browser tests (keep them):
+Pages are Jinja2 templates (autoescaped) in `kt_devserver/templates/as_*.html`: plain HTML forms
+with no script and no third-party resources. Stable selectors for browser tests (keep them):
 
 - sign-in page (`as_login.html`, form `#login-form`): `input[name=email]`,
   `input[name=password]`, `button[type=submit]`; a wrong password shows `.error`.
@@ -30,8 +30,6 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from kt_login.resources import templates_dir
-
 COOKIE_NAME = "kt_as_session"
 COOKIE_PATH = "/oauth"
 
@@ -53,7 +51,7 @@ PAGE_HEADERS = {
 @functools.cache
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir()),
+        loader=jinja2.PackageLoader("kt_devserver", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )

@@ -24,6 +24,7 @@ from callback_server import (
     CallbackResult,
     CallbackServer,
     CallbackTimeout,
+    Pages,
     _server,
     parse_redirect,
     receive,
@@ -151,6 +152,7 @@ def test_exported_names():
         "CallbackResult",
         "CallbackServer",
         "CallbackTimeout",
+        "Pages",
         "parse_redirect",
         "receive",
     ]
@@ -166,6 +168,28 @@ def test_import_does_not_load_aiohttp_or_jinja2():
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout
     assert "'aiohttp'" not in out and "'jinja2'" not in out
+
+
+def test_serving_loads_neither_kt_login_nor_jinja2():
+    """Usable alone: a whole sign-in through the package brings in nothing of kt_login."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, threading, urllib.request
+from callback_server import receive
+
+def on_ready(uri):
+    hit = lambda: urllib.request.urlopen(uri + "?code=c&state=s").read()
+    threading.Thread(target=hit).start()
+
+assert receive("s", on_ready=on_ready, timeout=10).code == "c"
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("kt_login", "jinja2")))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
 
 
 def test_result_repr_masks_code_and_state():
@@ -556,9 +580,25 @@ async def test_cb08_security_headers_on_every_response(srv, lines):
     assert b"c0de-canary" not in reply.body
 
 
-def test_cb08_templates_are_static_and_self_contained():
+async def test_pages_of_ones_own_are_served_with_the_same_headers():
+    pages = Pages(success="<p>ok</p>", error="<p>no</p>", invalid="<p>what</p>")
+    async with CallbackServer(state=STATE, pages=pages) as server:
+        invalid = await request(server, callback("c0de", state="wrong"))
+        assert (invalid.status, invalid.text) == (400, "<p>what</p>")
+        success = await request(server, callback("c0de"))
+        assert (success.status, success.text) == (200, "<p>ok</p>")
+        assert SECURITY_HEADERS.items() <= success.headers.items()
+        assert (await server.wait()).code == "c0de"
+    async with CallbackServer(state=STATE, pages=pages) as server:
+        denied = "/callback?" + urlencode({"state": STATE, "error": "access_denied"})
+        error = await request(server, denied)
+        assert (error.status, error.text) == (200, "<p>no</p>")
+        await server.wait()
+
+
+def test_cb08_built_in_pages_are_static_and_self_contained():
     for name in ("success", "error", "invalid"):
-        page = (REPO / "templates" / f"callback_{name}.html").read_text().lower()
+        page = getattr(Pages(), name).lower()
         for banned in ("<script", "<link", "<style", "style=", "href", "src=", "http", "{{", "{%"):
             assert banned not in page, (name, banned)
         assert "<title>" in page and "terminal" in page

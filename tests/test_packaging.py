@@ -1,4 +1,4 @@
-"""What ships: the wheel carries every module and data file (templates as kt_login/templates), the
+"""What ships: the wheel carries every module and data file (kt_devserver's templates included), the
 sdist carries the sources without local caches, and CI checks the installed wheel for real
 (scripts/check-wheel, run by .ci/run: clean venv, commands, browser e2e against the install)."""
 
@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 import kt_login
-from kt_login.resources import templates_dir
 from tests.kt_process import REPO
 
 PACKAGES = ("kt_login", "kt_devserver", "callback_server")
@@ -58,10 +57,7 @@ def sdist_names(dist: Path) -> set[str]:
 def test_wheel_has_every_module_and_data_file(wheel_names):
     missing = [p for p in tracked(*PACKAGES) if p not in wheel_names]
     assert not missing, missing
-    templates = tracked("templates")
-    assert any(p.endswith(".html") for p in templates)
-    missing = [p for p in templates if "kt_login/" + p not in wheel_names]
-    assert not missing, missing
+    assert any(p.startswith("kt_devserver/templates/") for p in wheel_names)
 
 
 def test_wheel_has_only_the_packages(wheel_names):
@@ -80,7 +76,7 @@ def test_wheel_entry_points(dist, wheel_names):
 
 
 def test_sdist_has_sources_not_caches(sdist_names):
-    wanted = tracked(*PACKAGES, "templates", "tests", "e2e", "docs", "scripts", "README.md")
+    wanted = tracked(*PACKAGES, "tests", "e2e", "docs", "scripts", "README.md")
     missing = [p for p in wanted if p not in sdist_names]
     assert not missing, missing
     assert "pyproject.toml" in sdist_names
@@ -88,8 +84,10 @@ def test_sdist_has_sources_not_caches(sdist_names):
     assert not junk, junk
 
 
-def test_source_tree_finds_the_templates():
-    assert templates_dir() == (REPO / "templates").resolve()
+def test_templates_live_with_the_package_that_renders_them():
+    assert not tracked("templates")
+    templates = tracked("kt_devserver/templates")
+    assert templates and all(p.endswith(".html") for p in templates)
 
 
 def test_ci_checks_the_installed_wheel():

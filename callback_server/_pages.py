@@ -1,0 +1,43 @@
+"""The three pages the listener answers a browser with, and the built-in ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def _page(title: str, *paragraphs: str) -> str:
+    body = "".join(f"<p>{p}</p>\n" for p in paragraphs)
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{title}</title>\n</head>\n<body>\n<h1>{title}</h1>\n{body}</body>\n</html>\n"
+    )
+
+
+@dataclass(frozen=True)
+class Pages:
+    """The HTML sent for a valid response (`success` or `error`) and for anything else (`invalid`).
+
+    Sent as they are, with `Content-Security-Policy: default-src 'none'`: keep them static, with no
+    script, style sheet, image or link, and never put a query value into one.
+    """
+
+    success: str = _page(
+        "Sign-in received",
+        "You can close this tab and return to the terminal, which is finishing the sign-in.",
+    )
+    error: str = _page(
+        "Sign-in not completed",
+        "The sign-in service did not sign you in. Return to the terminal to see why and what to do"
+        " next.",
+        "You can close this tab.",
+    )
+    invalid: str = _page(
+        "Not a valid sign-in response",
+        "This page does not belong to the sign-in in progress: the link is out of date, was already"
+        " used, or was not meant for this terminal.",
+        "If you are signing in, return to the terminal and use the link it shows there.",
+    )
+
+
+DEFAULT_PAGES = Pages()
