@@ -1,5 +1,8 @@
 """ID token validation (OpenID Connect Core §3.1.3.7, §12.2) with joserfc; the clock is injected.
 
+`validate_id_token` is the one entry point, for a sign-in (browser or device), a refresh and
+kt-devserver's SSO alike: one leeway (LEEWAY), one algorithm allow-list (ALLOWED_ALGS).
+
 Signature: only keys from the validated `jwks_uri`, never from token headers (jku/x5u/jwk/x5c);
 an explicit asymmetric algorithm allow-list, so no `none` and no HS* for a public client (ID-03).
 Claims: iss exact, aud/azp, exp/iat with a bounded leeway, sub, nonce, auth_time/acr when asked
@@ -13,21 +16,22 @@ import base64
 import hmac
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
 
 from .errors import ServerError, ValidationFailed
-from .flows import Flow
+from .flows import Flow, drive
 from .flows.transport import check_size
 
-ASYMMETRIC_ALGS = frozenset(
+# The one algorithm allow-list: asymmetric only, so no `none` and no HS* keyed with a public key.
+ALLOWED_ALGS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 _KTY_FOR_ALG = {"R": "RSA", "P": "RSA", "E": "EC"}
-LEEWAY = 120.0
+LEEWAY = 120.0  # the one clock-skew allowance, for every time claim
 MAX_IAT_AGE = 600.0
 REFETCH_INTERVAL = 60.0
 
@@ -112,6 +116,12 @@ class KeyCache:
         return self._keys
 
 
+def provider_keys(jwks_uri: str, http: httpx2.Client) -> KeyCache:
+    """The provider's keys from `jwks_uri`, fetched over `http` when first needed. (Async callers
+    fetch a key set with `await adrive(fetch_jwks(jwks_uri), client)` and pass it as it is.)"""
+    return KeyCache(lambda: drive(fetch_jwks(jwks_uri), http))
+
+
 def _b64_json(segment: str) -> Any:
     padded = segment + "=" * (-len(segment) % 4)
     return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
@@ -130,6 +140,17 @@ def _header(token: str) -> dict[str, Any]:
     return header
 
 
+# Where a signature's keys come from: a KeyCache (refetched on an unknown kid), or a key set the
+# caller has just fetched (with `adrive`, say), used as it is.
+Keys = KeyCache | Sequence[Any]
+
+
+def _key_list(keys: Keys, *, refetch: bool = False) -> list[Any]:
+    if isinstance(keys, KeyCache):
+        return keys.keys(refetch=refetch)
+    return list(keys)
+
+
 def _candidates(keys: list[Any], kid: object, alg: str) -> list[Any]:
     kty = "OKP" if alg == "EdDSA" else _KTY_FOR_ALG[alg[0]]
     matching = [k for k in keys if k.key_type == kty]
@@ -138,20 +159,20 @@ def _candidates(keys: list[Any], kid: object, alg: str) -> list[Any]:
     return matching
 
 
-def verify_signature(token: str, keys: KeyCache, allowed_algs: Sequence[str]) -> dict[str, Any]:
+def verify_signature(token: str, keys: Keys, allowed_algs: Iterable[str]) -> dict[str, Any]:
     """The verified payload. Only `kid` and `alg` are read from the header."""
     from joserfc import jws
     from joserfc.errors import JoseError
 
     header = _header(token)
     alg = header.get("alg")
-    allowed = ASYMMETRIC_ALGS.intersection(allowed_algs)
+    allowed = ALLOWED_ALGS.intersection(allowed_algs)
     if not isinstance(alg, str) or alg not in allowed:
         raise _invalid(f"algorithm {str(alg)[:16]!r} is not allowed")
     kid = header.get("kid")
-    candidates = _candidates(keys.keys(), kid, alg)
-    if not candidates:
-        candidates = _candidates(keys.keys(refetch=True), kid, alg)
+    candidates = _candidates(_key_list(keys), kid, alg)
+    if not candidates and isinstance(keys, KeyCache):
+        candidates = _candidates(_key_list(keys, refetch=True), kid, alg)
     if not candidates:
         raise _invalid("no key of the provider matches it")
     for key in candidates:
@@ -246,11 +267,50 @@ def check_claims(
     )
 
 
-def check_refreshed(original: IdClaims, new: IdClaims) -> None:
-    """OIDC Core §12.2: a refreshed ID token names the same sign-in as the original."""
-    for name in ("iss", "sub", "aud", "azp"):
-        if getattr(original, name) != getattr(new, name):
-            raise _invalid(f"the refreshed token's {name} differs from the original sign-in")
+@dataclass(frozen=True)
+class SignIn:
+    """Whom an earlier ID token named: what a refreshed one must repeat (OIDC Core §12.2)."""
+
+    sub: str
+    auth_time: float | None = None
+
+
+def check_refreshed(original: SignIn, new: IdClaims) -> None:
+    """OIDC Core §12.2: a refreshed ID token names the same sign-in as the original. Its iss and
+    aud (and azp) are already held to the issuer and client the original was validated for."""
+    if new.sub != original.sub:
+        raise _invalid("the refreshed token's sub differs from the original sign-in")
     if new.auth_time is not None and original.auth_time is not None:
         if new.auth_time != original.auth_time:
             raise _invalid("the refreshed token's auth_time differs from the original sign-in")
+
+
+def validate_id_token(
+    token: str,
+    *,
+    keys: Keys,
+    issuer: str,
+    client_id: str,
+    now: float,
+    nonce: str | None,
+    max_age: int | None = None,
+    acr_values: Sequence[str] = (),
+    algs: Iterable[str] = ALLOWED_ALGS,
+    refreshing: SignIn | None = None,
+) -> IdClaims:
+    """The one ID-token validation: signature (an algorithm in both `algs` — what the provider
+    advertises — and ALLOWED_ALGS), then the claims. `nonce` None only where the grant has none
+    (device, refresh), when iat freshness stands in for it (DV-06). With `refreshing`, the token
+    came from a refresh and must name the same sign-in (§12.2)."""
+    claims = check_claims(
+        verify_signature(token, keys, algs),
+        issuer=issuer,
+        client_id=client_id,
+        now=now,
+        nonce=nonce,
+        max_age=max_age,
+        acr_values=acr_values,
+    )
+    if refreshing is not None:
+        check_refreshed(refreshing, claims)
+    return claims

@@ -147,33 +147,17 @@ def _check_refreshed_id_token(session: Session, id_token: str, http: object, now
     import httpx2
 
     from .errors import ValidationFailed
-    from .flows import drive
-    from .idtoken import (
-        ASYMMETRIC_ALGS,
-        IdClaims,
-        KeyCache,
-        check_claims,
-        check_refreshed,
-        fetch_jwks,
-        verify_signature,
-    )
+    from .idtoken import SignIn, provider_keys, validate_id_token
 
     if not (session.jwks_uri and session.issuer and session.client_id and session.subject):
         raise ValidationFailed("the stored session lacks what is needed to check a new ID token")
     assert isinstance(http, httpx2.Client)
-    jwks_uri = session.jwks_uri
-    keys = KeyCache(lambda: drive(fetch_jwks(jwks_uri), http))
-    payload = verify_signature(id_token, keys, tuple(ASYMMETRIC_ALGS))
-    new = check_claims(
-        payload, issuer=session.issuer, client_id=session.client_id, now=now, nonce=None
+    validate_id_token(
+        id_token,
+        keys=provider_keys(session.jwks_uri, http),
+        issuer=session.issuer,
+        client_id=session.client_id,
+        now=now,
+        nonce=None,
+        refreshing=SignIn(sub=session.subject, auth_time=session.auth_time),
     )
-    original = IdClaims(
-        iss=session.issuer,
-        sub=session.subject,
-        aud=(session.client_id,),
-        exp=new.exp,
-        iat=new.iat,
-        azp=new.azp,  # check_claims already holds azp to the client id
-        auth_time=session.auth_time,
-    )
-    check_refreshed(original, new)

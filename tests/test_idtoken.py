@@ -11,7 +11,16 @@ from joserfc.jwk import ECKey, RSAKey
 from joserfc.jws import JWSRegistry
 
 from kt_login.errors import ValidationFailed
-from kt_login.idtoken import KeyCache, check_claims, check_refreshed, parse_jwks, verify_signature
+from kt_login.idtoken import (
+    ALLOWED_ALGS,
+    LEEWAY,
+    KeyCache,
+    SignIn,
+    check_claims,
+    parse_jwks,
+    validate_id_token,
+    verify_signature,
+)
 
 ISSUER = "https://as.example"
 CLIENT = "kt-cli"
@@ -230,22 +239,52 @@ def test_max_age_and_acr():
         check_claims(old, issuer=ISSUER, client_id=CLIENT, now=NOW, nonce="n-123", max_age=60)
 
 
+def validate(token, **kw):
+    """Through the one entry point, as sign-in, refresh and kt-devserver's SSO call it."""
+    options = {"issuer": ISSUER, "client_id": CLIENT, "now": NOW, "nonce": "n-123"}
+    options.update(kw)
+    return validate_id_token(token, keys=parse_jwks(jwks(RSA, EC)), **options)
+
+
 @pytest.mark.parametrize(
     ("case", "change"),
     [
         ("oidcc-client-test-refresh-token-invalid-issuer", {"iss": "https://other.example"}),
         ("oidcc-client-test-refresh-token-invalid-sub", {"sub": "usr_2"}),
-        ("oidcc-client-test-refresh-token-invalid-aud", {"aud": ("x",)}),
+        ("oidcc-client-test-refresh-token-invalid-aud", {"aud": "x"}),
         ("oidcc-client-test-refresh-token-invalid-azp", {"azp": "x"}),
         ("auth_time-changed", {"auth_time": NOW + 1}),
     ],
 )
 def test_refreshed_id_token_must_match_original(case, change):
-    import dataclasses
-
-    original = verify(sign(claims()))
+    original = SignIn(sub="usr_1", auth_time=NOW - 5)
+    assert validate(sign(claims(nonce=None)), nonce=None, refreshing=original).sub == "usr_1"
     with pytest.raises(ValidationFailed):
-        check_refreshed(original, dataclasses.replace(original, **change))
+        validate(sign(claims(nonce=None, **change)), nonce=None, refreshing=original)
+
+
+def test_entry_point_accepts_a_key_cache_or_a_fetched_key_set():
+    token = sign(claims())
+    cache = KeyCache(Fetches(jwks(RSA)), monotonic=lambda: 0.0)
+    assert validate_id_token(
+        token, keys=cache, issuer=ISSUER, client_id=CLIENT, now=NOW, nonce="n-123"
+    ) == validate(token)
+
+
+def test_entry_point_narrows_to_the_providers_algorithms_never_beyond_the_allow_list():
+    token = sign(claims(), key=EC, alg="ES256")
+    with pytest.raises(ValidationFailed, match="not allowed"):
+        validate(token, algs=("RS256",))
+    assert "none" not in ALLOWED_ALGS and not any(a.startswith("HS") for a in ALLOWED_ALGS)
+
+
+def test_entry_point_has_one_leeway_for_exp_and_iat():
+    assert validate(sign(claims(exp=NOW - LEEWAY + 1))).sub == "usr_1"
+    assert validate(sign(claims(iat=NOW + LEEWAY - 1))).sub == "usr_1"
+    with pytest.raises(ValidationFailed, match="expired"):
+        validate(sign(claims(exp=NOW - LEEWAY - 1)))
+    with pytest.raises(ValidationFailed, match="future"):
+        validate(sign(claims(iat=NOW + LEEWAY + 1)))
 
 
 def test_error_messages_carry_no_token():
