@@ -10,13 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import KtError, NetworkError, ServerError, ValidationFailed
+from .errors import KtError, NetworkError, ValidationFailed
 from .flows import drive
 from .flows.authcode import DEFAULT_SCOPE, AuthorizationRequest, begin, check_response
 from .flows.discovery import ProviderMetadata, discover
 from .flows.pkce import new_state
 from .flows.tokens import TokenResponse, exchange_code
-from .idtoken import IdClaims, KeyCache, check_claims, fetch_jwks, verify_signature
+from .flows.userinfo import get_userinfo
+from .idtoken import IdClaims, provider_keys, validate_id_token
 from .text import clean
 
 if TYPE_CHECKING:
@@ -106,7 +107,17 @@ def sign_in(
         raise NetworkError(
             exc.message, hint="the sign-in was not completed; run kt auth login again"
         ) from None
-    claims = validate_id_token(tokens, meta, request, http=http, now=clock())
+    claims = id_claims(
+        tokens,
+        meta,
+        scope=request.scope,
+        client_id=request.client_id,
+        http=http,
+        now=clock(),
+        nonce=request.nonce,
+        max_age=request.max_age,
+        acr_values=request.acr_values,
+    )
     userinfo = fetch_userinfo(meta, tokens, claims, http=http)
     return SignedIn(tokens=tokens, claims=claims, meta=meta, userinfo=userinfo)
 
@@ -125,31 +136,35 @@ def _show(url: str, *, console: Console, opener: Opener | None, why_no_browser: 
     console.info(f"  {url}")
 
 
-def validate_id_token(
+def id_claims(
     tokens: TokenResponse,
     meta: ProviderMetadata,
-    request: AuthorizationRequest,
     *,
+    scope: str,
+    client_id: str,
     http: httpx2.Client,
     now: float,
+    nonce: str | None = None,
+    max_age: int | None = None,
+    acr_values: str | None = None,
 ) -> IdClaims | None:
-    if "openid" not in request.scope.split():
+    """The ID token's claims, validated, when the sign-in asked for `openid`; None otherwise."""
+    if "openid" not in scope.split():
         return None
     if tokens.id_token is None:
         raise ValidationFailed("the provider returned no ID token for an OpenID sign-in")
     if meta.jwks_uri is None:
         raise ValidationFailed("the provider publishes no jwks_uri to verify its ID tokens")
-    jwks_uri = meta.jwks_uri
-    keys = KeyCache(lambda: drive(fetch_jwks(jwks_uri), http))
-    payload = verify_signature(tokens.id_token, keys, meta.id_token_algs)
-    return check_claims(
-        payload,
+    return validate_id_token(
+        tokens.id_token,
+        keys=provider_keys(meta.jwks_uri, http),
         issuer=meta.issuer,
-        client_id=request.client_id,
+        client_id=client_id,
         now=now,
-        nonce=request.nonce,
-        max_age=request.max_age,
-        acr_values=tuple(request.acr_values.split()) if request.acr_values else (),
+        nonce=nonce,
+        max_age=max_age,
+        acr_values=tuple(acr_values.split()) if acr_values else (),
+        algs=meta.id_token_algs,
     )
 
 
@@ -163,32 +178,10 @@ def fetch_userinfo(
     """UserInfo when the provider has it; its `sub` must be the ID token's (ID-07)."""
     if meta.userinfo_endpoint is None or claims is None:
         return None
-    import httpx2 as _httpx2
-
-    from .flows import _send
-
-    response = _send(
+    return drive(
+        get_userinfo(meta.userinfo_endpoint, access_token=tokens.access_token, subject=claims.sub),
         http,
-        _httpx2.Request(
-            "GET",
-            meta.userinfo_endpoint,
-            headers={
-                "Authorization": f"Bearer {tokens.access_token}",
-                "Accept": "application/json",
-            },
-        ),
     )
-    if response.status_code != 200:
-        return None  # optional: the ID token already says who signed in
-    try:
-        body = response.json()
-    except ValueError:
-        raise ServerError("the provider's userinfo reply is not JSON") from None
-    if not isinstance(body, dict):
-        raise ServerError("the provider's userinfo reply is not a JSON object")
-    if body.get("sub") != claims.sub:
-        raise ValidationFailed("the provider's userinfo describes another user than the ID token")
-    return body
 
 
 def session_from_sign_in(
@@ -235,7 +228,6 @@ def device_sign_in(
 ) -> SignedIn:
     """RFC 8628 sign-in: show the code, poll, then the same ID-token checks as the browser flow
     (DV-06); with no nonce in this grant, the ID token's iat must be fresh instead."""
-    from .flows import _send
     from .flows.device import poll, request_device_code
 
     meta = drive(discover(login.issuer), http)
@@ -254,24 +246,15 @@ def device_sign_in(
         http,
     )
     show(authorization)
-    tokens = poll(
-        authorization,
-        token_endpoint=meta.token_endpoint,
-        client_id=login.client_id,
-        send=lambda request: _send(http, request),
+    tokens = drive(
+        poll(authorization, token_endpoint=meta.token_endpoint, client_id=login.client_id),
+        http,
         sleep=sleep,
         monotonic=monotonic,
-        on_wait=on_wait,
+        on_wait=(lambda wait: on_wait(wait.remaining or 0.0)) if on_wait is not None else None,
     )
-    claims = None
-    if "openid" in login.scope.split():
-        if tokens.id_token is None or meta.jwks_uri is None:
-            raise ValidationFailed("the provider returned no verifiable ID token")
-        jwks_uri = meta.jwks_uri
-        keys = KeyCache(lambda: drive(fetch_jwks(jwks_uri), http))
-        payload = verify_signature(tokens.id_token, keys, meta.id_token_algs)
-        claims = check_claims(
-            payload, issuer=meta.issuer, client_id=login.client_id, now=clock(), nonce=None
-        )
+    claims = id_claims(
+        tokens, meta, scope=login.scope, client_id=login.client_id, http=http, now=clock()
+    )
     userinfo = fetch_userinfo(meta, tokens, claims, http=http)
     return SignedIn(tokens=tokens, claims=claims, meta=meta, userinfo=userinfo)

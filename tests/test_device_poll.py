@@ -1,13 +1,18 @@
-"""RFC 8628 polling with a fake clock: no real time passes (SECURITY.md DV-01…DV-04)."""
+"""RFC 8628 polling, the flow stepped by hand with a fake clock: no real time passes
+(SECURITY.md DV-01…DV-04). The last tests run it through `drive` with a MockTransport."""
 
 from __future__ import annotations
+
+from typing import TypeVar
 
 import httpx2
 import pytest
 
 from kt_login.errors import NetworkError, OAuthError, ServerError, ValidationFailed
+from kt_login.flows import Wait, WaitingFlow, drive
 from kt_login.flows.device import DeviceAuthorization, parse_device_authorization, poll
 
+T = TypeVar("T")
 ISSUER = "https://as.example"
 TOKENS = {"access_token": "at", "token_type": "Bearer", "expires_in": 600}
 
@@ -51,14 +56,32 @@ def auth(interval=5.0, expires_in=600.0) -> DeviceAuthorization:
     )
 
 
+def step(flow: WaitingFlow[T], send, clock: Clock, waits: list[Wait] | None = None) -> T:
+    """What a driver does, by hand: a Wait advances the fake clock and is answered with the
+    elapsed time; a request goes to `send`, whose NetworkError is thrown into the flow."""
+    started = clock.monotonic()
+    try:
+        effect = next(flow)
+        while True:
+            if isinstance(effect, Wait):
+                if waits is not None:
+                    waits.append(effect)
+                clock.sleep(effect.seconds)
+                effect = flow.send(clock.monotonic() - started)
+                continue
+            try:
+                response = send(effect)
+            except NetworkError as exc:
+                effect = flow.throw(exc)
+            else:
+                effect = flow.send(response)
+    except StopIteration as done:
+        return done.value
+
+
 def run(server, clock, **kw):
-    return poll(
-        auth(**kw),
-        token_endpoint=ISSUER + "/token",
-        client_id="kt-cli",
-        send=server.send,
-        sleep=clock.sleep,
-        monotonic=clock.monotonic,
+    return step(
+        poll(auth(**kw), token_endpoint=ISSUER + "/token", client_id="kt-cli"), server.send, clock
     )
 
 
@@ -120,14 +143,7 @@ def test_server_error_is_not_retried():
         return httpx2.Response(502, content=b"<html>secret-body")
 
     with pytest.raises(ServerError) as info:
-        poll(
-            auth(),
-            token_endpoint=ISSUER + "/token",
-            client_id="kt-cli",
-            send=send,
-            sleep=clock.sleep,
-            monotonic=clock.monotonic,
-        )
+        step(poll(auth(), token_endpoint=ISSUER + "/token", client_id="kt-cli"), send, clock)
     assert "secret-body" not in str(info.value)
 
 
@@ -156,3 +172,66 @@ def test_dv03_unsafe_values_refused(field, value):
 
 def test_dv04_device_code_not_in_repr():
     assert "dc-CANARY" not in repr(auth())
+
+
+def test_each_wait_says_how_long_is_left_for_the_countdown():
+    clock, server, waits = Clock(), Server("authorization_pending", "ok"), []
+    flow = poll(auth(expires_in=60.0), token_endpoint=ISSUER + "/token", client_id="kt-cli")
+    step(flow, server.send, clock, waits)
+    assert waits == [Wait(5.0, remaining=60.0), Wait(5.0, remaining=55.0)]
+
+
+def test_a_poll_that_would_start_after_expiry_is_not_sent():
+    """Slow answers count too: the flow never polls once the driver's clock is past expires_in."""
+    clock, posts = Clock(), []
+
+    def slow(request):
+        posts.append(request)
+        clock.now += 12  # each answer takes 12 s
+        return httpx2.Response(400, json={"error": "authorization_pending"})
+
+    flow = poll(auth(expires_in=30.0), token_endpoint=ISSUER + "/token", client_id="kt-cli")
+    with pytest.raises(OAuthError) as info:
+        step(flow, slow, clock)
+    assert info.value.error == "expired_token"
+    assert len(posts) == 2  # at 5 s and 22 s; the next would be at 39 s, past 30 s
+    assert clock.now - 1000.0 <= 30.0 + 12 + 5
+
+
+def test_drive_performs_the_waits_and_reports_a_refused_connection_to_the_flow():
+    clock, answers, waits = Clock(), ["pending", "refused", "ok"], []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        answer = answers.pop(0)
+        if answer == "refused":
+            raise httpx2.ConnectError("[Errno 111] Connection refused", request=request)
+        if answer == "ok":
+            return httpx2.Response(200, json=TOKENS)
+        return httpx2.Response(400, json={"error": "authorization_pending"})
+
+    with httpx2.Client(transport=httpx2.MockTransport(handler)) as http:
+        tokens = drive(
+            poll(auth(), token_endpoint=ISSUER + "/token", client_id="kt-cli"),
+            http,
+            sleep=clock.sleep,
+            monotonic=clock.monotonic,
+            on_wait=waits.append,
+        )
+    assert tokens.access_token == "at"
+    assert clock.sleeps == [5, 5, 10]
+    assert [w.remaining for w in waits] == [600, 595, 590]
+
+
+def test_the_flow_by_hand_waits_polls_slows_down_and_backs_off():
+    flow = poll(auth(), token_endpoint=ISSUER + "/token", client_id="kt-cli")
+    assert next(flow) == Wait(5.0, remaining=600.0)
+    request = flow.send(5.0)
+    assert isinstance(request, httpx2.Request) and request.url == ISSUER + "/token"
+    slow_down = httpx2.Response(400, json={"error": "slow_down"})
+    assert flow.send(slow_down) == Wait(10.0, remaining=595.0)
+    assert isinstance(flow.send(15.0), httpx2.Request)
+    assert flow.throw(NetworkError("down")) == Wait(20.0, remaining=585.0)
+    assert isinstance(flow.send(35.0), httpx2.Request)
+    with pytest.raises(StopIteration) as done:
+        flow.send(httpx2.Response(200, json=TOKENS))
+    assert done.value.value.access_token == "at"

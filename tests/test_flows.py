@@ -241,3 +241,35 @@ def test_refresh_request():
         "refresh_token": ["r1"],
         "client_id": ["kt-cli"],
     }
+
+
+def run_userinfo(response: httpx2.Response):
+    from kt_login.flows.userinfo import get_userinfo
+
+    flow = get_userinfo("https://as.example/userinfo", access_token="at-1", subject="usr_1")
+    request = next(flow)
+    assert request.method == "GET" and request.headers["Authorization"] == "Bearer at-1"
+    with pytest.raises(StopIteration) as done:
+        flow.send(response)
+    return done.value.value
+
+
+def test_userinfo_flow_returns_the_claims_of_the_same_subject():
+    info = run_userinfo(httpx2.Response(200, json={"sub": "usr_1", "email": "a@example.com"}))
+    assert info == {"sub": "usr_1", "email": "a@example.com"}
+
+
+def test_id07_userinfo_for_another_subject_is_refused():
+    with pytest.raises(ValidationFailed, match="another user"):
+        run_userinfo(httpx2.Response(200, json={"sub": "usr_2"}))
+
+
+@pytest.mark.parametrize("status", [401, 404, 500])
+def test_userinfo_is_optional_when_not_200(status):
+    assert run_userinfo(httpx2.Response(status, json={"sub": "usr_2"})) is None
+
+
+@pytest.mark.parametrize("body", [b"<html>", b"eyJhbGciOi.x.y", b"[1]", b"x" * (2 << 20)])
+def test_userinfo_that_is_not_a_json_object_is_a_server_error(body):
+    with pytest.raises(ServerError):
+        run_userinfo(httpx2.Response(200, content=body))

@@ -1,25 +1,24 @@
 """Device Authorization Grant (RFC 8628) for machines without a usable browser.
 
-`request_device_code` is a flow like the others; `poll` is the one loop that waits, with the
-clock, the sleep and the sender injected so tests take no real time. Polling follows §3.4/§3.5
-exactly (SECURITY.md DV-01, DV-02): wait `interval` (5 s when absent or nonsense) before every
-poll, +5 s for this and every later poll on `slow_down`, keep going on `authorization_pending`,
-stop on anything else, double the wait after a connection failure, and stop at `expires_in` by a
-monotonic clock without ever starting a second authorization.
+`request_device_code` is a flow like the others; `poll` is one that also yields `Wait`s, so the
+driver does the sleeping and tests step it without real time. Polling follows §3.4/§3.5 exactly
+(SECURITY.md DV-01, DV-02): wait `interval` (5 s when absent or nonsense) before every poll, +5 s
+for this and every later poll on `slow_down`, keep going on `authorization_pending`, stop on
+anything else, double the wait after a connection failure (the driver throws the NetworkError
+in), and stop at `expires_in` by the driver's monotonic clock without ever starting a second
+authorization.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx2
 
 from ..errors import NetworkError, OAuthError, ServerError, ValidationFailed
 from ..text import clean
-from . import Flow
+from . import Flow, Wait, WaitingFlow
 from .authcode import safe_browser_url
 from .tokens import FORM, TokenResponse, json_reply, parse_token_response
 
@@ -85,41 +84,36 @@ def _interval(value: object) -> float:
 
 
 def poll(
-    auth: DeviceAuthorization,
-    *,
-    token_endpoint: str,
-    client_id: str,
-    send: Callable[[httpx2.Request], httpx2.Response],
-    sleep: Callable[[float], None] = time.sleep,
-    monotonic: Callable[[], float] = time.monotonic,
-    on_wait: Callable[[float], None] | None = None,
-) -> TokenResponse:
+    auth: DeviceAuthorization, *, token_endpoint: str, client_id: str
+) -> WaitingFlow[TokenResponse]:
     """Poll until the person approves (tokens), denies, or the code expires (OAuthError)."""
-    deadline = monotonic() + auth.expires_in
     interval = auth.interval
     wait = interval
+    elapsed = 0.0
     while True:
-        remaining = deadline - monotonic()
-        if on_wait is not None:
-            on_wait(max(remaining, 0.0))
+        remaining = auth.expires_in - elapsed
         if remaining <= 0 or wait > remaining:
-            raise OAuthError("expired_token", hint="run kt auth login --device again")
-        sleep(wait)
-        request = httpx2.Request(
-            "POST",
-            token_endpoint,
-            headers=FORM,
-            data={
-                "grant_type": GRANT_TYPE,
-                "device_code": auth.device_code,
-                "client_id": client_id,
-            },
-        )
+            raise _expired()
+        waited = yield Wait(wait, remaining=remaining)
+        assert isinstance(waited, float | int)
+        elapsed = float(waited)
+        if elapsed > auth.expires_in:
+            raise _expired()
         try:
-            response = send(request)
+            response = yield httpx2.Request(
+                "POST",
+                token_endpoint,
+                headers=FORM,
+                data={
+                    "grant_type": GRANT_TYPE,
+                    "device_code": auth.device_code,
+                    "client_id": client_id,
+                },
+            )
         except NetworkError:
             wait = min(wait * 2, MAX_BACKOFF)  # RFC 8628 §3.5: back off on connection timeouts
             continue
+        assert isinstance(response, httpx2.Response)
         if response.status_code == 200:
             return parse_token_response(response)
         try:
@@ -134,3 +128,7 @@ def poll(
         else:
             parse_token_response(response)  # raises the OAuthError or ServerError
             raise ServerError("the token endpoint answered the device poll unexpectedly")
+
+
+def _expired() -> OAuthError:
+    return OAuthError("expired_token", hint="run kt auth login --device again")

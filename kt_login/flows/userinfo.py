@@ -1,0 +1,38 @@
+"""The UserInfo request (OpenID Connect Core §5.3), optional: the ID token already says who
+signed in. Its `sub` must be the ID token's (SECURITY.md ID-07)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx2
+
+from ..errors import ServerError, ValidationFailed
+from . import Flow
+from .transport import check_size
+
+
+def get_userinfo(endpoint: str, *, access_token: str, subject: str) -> Flow[dict[str, Any] | None]:
+    """The provider's claims about `subject`; None when it does not answer 200."""
+    response = yield httpx2.Request(
+        "GET",
+        endpoint,
+        headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+    )
+    if response.status_code != 200:
+        return None
+    return parse_userinfo(response.content, subject)
+
+
+def parse_userinfo(body: bytes, subject: str) -> dict[str, Any]:
+    check_size(body, "userinfo", "provider's userinfo reply")
+    try:
+        claims = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ServerError("the provider's userinfo reply is not JSON") from None
+    if not isinstance(claims, dict):
+        raise ServerError("the provider's userinfo reply is not a JSON object")
+    if claims.get("sub") != subject:
+        raise ValidationFailed("the provider's userinfo describes another user than the ID token")
+    return claims
