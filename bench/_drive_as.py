@@ -6,7 +6,7 @@ final redirect's `Location` (the client's loopback callback URL). `pkce_request(
 builds an authorization request with a fresh PKCE verifier, for exchanging a code ourselves.
 
 Pages are read with the stdlib's html.parser, by the stable selectors listed at the top of
-kt_devserver/oauth_pages.py (`#login-form`, `#consent-form`, hidden `csrf_token`/`txn`,
+kt_devserver/oauth/pages.py (`#login-form`, `#consent-form`, hidden `csrf_token`/`txn`,
 `p.error[data-error]`).
 """
 

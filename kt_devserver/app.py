@@ -15,10 +15,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from kt_devserver import auth_routes, demo, oauth_routes, token_routes
+from kt_devserver import auth_routes, demo, token_routes
 from kt_devserver.bodies import MAX_BODY_BYTES
 from kt_devserver.db import MEMORY, Database
 from kt_devserver.errors import ApiError, from_http_exception, internal
+from kt_devserver.oauth import routes as oauth_routes
 from kt_devserver.state import BASE_URL, STATE, BaseUrl, Clock, Settings, State
 
 logger = logging.getLogger("kt_devserver")

@@ -23,7 +23,7 @@ DEFAULT_DEVICE_INTERVAL = 5
 
 @dataclass(frozen=True)
 class SsoConfig:
-    """An upstream OpenID Connect provider the sign-in page federates to (oauth_sso.py)."""
+    """An upstream OpenID Connect provider the sign-in page federates to (oauth/sso.py)."""
 
     issuer: str
     client_id: str

@@ -20,8 +20,9 @@ import httpx2
 import pytest
 from click.testing import CliRunner
 
-from kt_devserver import demo, oauth_pages, totp
+from kt_devserver import demo, totp
 from kt_devserver.__main__ import main
+from kt_devserver.oauth import pages as oauth_pages
 from tests.fixtures.devserver import DevServer, start_devserver
 from tests.test_devserver_oauth import (
     ALL_SCOPES,

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from kt_devserver import demo, totp
 from kt_devserver.app import create_app
-from kt_devserver.oauth_device import (
+from kt_devserver.oauth.device_pages import (
     MAX_WRONG_CODES_OVERALL,
     MAX_WRONG_CODES_PER_SESSION,
     WRONG_CODE_WINDOW,

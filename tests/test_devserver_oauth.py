@@ -20,7 +20,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from kt_devserver import demo, oauth_pages, totp
+from kt_devserver import demo, totp
+from kt_devserver.oauth import pages as oauth_pages
 from tests.fixtures.devserver import DevServer, start_devserver
 
 CLIENT_ID = "kt-cli"
@@ -28,7 +29,7 @@ ALL_SCOPES = "openid profile email offline_access"
 CALLBACK_PORT = 53682
 REDIRECT_URI = f"http://127.0.0.1:{CALLBACK_PORT}/callback"
 CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http://127.0.0.1:*"
-# CSP cannot name [::1]: a request redirecting there gets the scheme-source (see oauth_pages.py).
+# CSP cannot name [::1]: a request redirecting there gets the scheme-source (see oauth/pages.py).
 CSP_IPV6 = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http:"
 
 # --- a tiny browser ----------------------------------------------------------------------------

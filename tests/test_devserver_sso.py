@@ -1,4 +1,4 @@
-"""In-process tests of kt-devserver's SSO federation (kt_devserver/oauth_sso.py) against a tiny
+"""In-process tests of kt-devserver's SSO federation (kt_devserver/oauth/sso.py) against a tiny
 upstream OpenID Connect provider written here with aiohttp and joserfc: first sign-in creates the
 user, the same (iss, sub) maps to the same user, other domains are refused, a bad ID token (wrong
 nonce, wrong audience, unlisted alg) is refused, and an unreachable provider ends the pending
@@ -25,7 +25,7 @@ from joserfc.jwk import KeySet, OctKey, RSAKey
 
 from kt_devserver import demo
 from kt_devserver.app import create_app
-from kt_devserver.oauth_scopes import ACR_MFA, ACR_PASSWORD
+from kt_devserver.oauth.scopes import ACR_MFA, ACR_PASSWORD
 from kt_devserver.state import Settings, SsoConfig
 from tests.test_devserver_oauth import CLIENT_ID, authorization
 from tests.test_devserver_oauth_app import Page, _page, exchange, id_claims, submit

@@ -10,8 +10,8 @@ Paths (relative to the issuer, which is the server's base URL):
     POST /oauth/token                              authorization_code, refresh_token, device_code
     POST /oauth/device_authorization               RFC 8628 device authorization endpoint
     GET  /device, /oauth/device (POST too), POST /oauth/device/confirm | /consent
-                                                   RFC 8628 verification pages (oauth_device.py)
-    GET  /oauth/sso/start, /oauth/sso/callback     federated sign-in (oauth_sso.py, --sso-issuer)
+                                                   RFC 8628 verification pages (device_pages.py)
+    GET  /oauth/sso/start, /oauth/sso/callback     federated sign-in (sso.py, --sso-issuer)
     POST /oauth/revoke                             RFC 7009
     GET  /oauth/userinfo  (POST too)               OIDC UserInfo
 """
@@ -24,11 +24,11 @@ from typing import Any
 from aiohttp import web
 from authlib.oauth2.rfc6749 import OAuth2Error  # type: ignore[import-untyped]
 
-from kt_devserver import oauth_authorize, oauth_device, oauth_keys, oauth_sso
 from kt_devserver.auth import bearer_token
 from kt_devserver.credentials import hash_secret
-from kt_devserver.oauth_clients import DEVICE_CODE_GRANT
-from kt_devserver.oauth_http import (
+from kt_devserver.oauth import authorize, device_pages, keys, sso
+from kt_devserver.oauth.clients import DEVICE_CODE_GRANT
+from kt_devserver.oauth.http import (
     OAUTH,
     OAuthContext,
     form_pairs,
@@ -38,9 +38,9 @@ from kt_devserver.oauth_http import (
     oauth_of,
     oauth_request,
 )
-from kt_devserver.oauth_models import OAuthStore
-from kt_devserver.oauth_scopes import ACR_VALUES, OIDC_SCOPES, OPENID, as_list
-from kt_devserver.oauth_server import KtAuthorizationServer, Reply, user_claims
+from kt_devserver.oauth.scopes import ACR_VALUES, OIDC_SCOPES, OPENID, as_list
+from kt_devserver.oauth.server import KtAuthorizationServer, Reply, user_claims
+from kt_devserver.oauth.storage import OAuthStore
 from kt_devserver.state import STATE
 
 AUTHORIZE_PATH = "/oauth/authorize"
@@ -68,7 +68,7 @@ def metadata(issuer: str) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [oauth_keys.ALGORITHM],
+        "id_token_signing_alg_values_supported": [keys.ALGORITHM],
         "acr_values_supported": list(ACR_VALUES),
         "prompt_values_supported": ["none", "login", "consent"],
         "claims_supported": [
@@ -174,21 +174,21 @@ async def userinfo(request: web.Request) -> web.Response:
 def register(app: web.Application) -> None:
     state = app[STATE]
     store = OAuthStore(state.db)
-    key = oauth_keys.load_or_create(store, now=state.clock())
+    key = keys.load_or_create(store, now=state.clock())
     app[OAUTH] = OAuthContext(
         state=state, store=store, key=key, server=KtAuthorizationServer(state, store, key)
     )
     app.router.add_get("/.well-known/oauth-authorization-server", discovery)
     app.router.add_get("/.well-known/openid-configuration", discovery)
     app.router.add_get(JWKS_PATH, jwks)
-    app.router.add_get(AUTHORIZE_PATH, oauth_authorize.authorize)
-    app.router.add_post(AUTHORIZE_PATH + "/login", oauth_authorize.login)
-    app.router.add_post(AUTHORIZE_PATH + "/mfa", oauth_authorize.mfa)
-    app.router.add_post(AUTHORIZE_PATH + "/consent", oauth_authorize.consent)
+    app.router.add_get(AUTHORIZE_PATH, authorize.authorize)
+    app.router.add_post(AUTHORIZE_PATH + "/login", authorize.login)
+    app.router.add_post(AUTHORIZE_PATH + "/mfa", authorize.mfa)
+    app.router.add_post(AUTHORIZE_PATH + "/consent", authorize.consent)
     app.router.add_post(TOKEN_PATH, token)
     app.router.add_post(REVOKE_PATH, revoke)
     app.router.add_post(DEVICE_AUTHORIZATION_PATH, device_authorization)
-    oauth_device.register(app)
-    oauth_sso.register(app, app[OAUTH])
+    device_pages.register(app)
+    sso.register(app, app[OAUTH])
     app.router.add_get(USERINFO_PATH, userinfo)
     app.router.add_post(USERINFO_PATH, userinfo)

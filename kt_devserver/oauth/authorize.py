@@ -13,7 +13,7 @@ Each page posts back with the CSRF token and the transaction id. Five wrong pass
 the transaction with `error=access_denied`. Requests whose client or redirect URI cannot be
 trusted get an error page, never a redirect; every redirect carries `state` and `iss`.
 
-The device flow's verification pages (oauth_device.py) reuse the sign-in and MFA steps: their
+The device flow's verification pages (device_pages.py) reuse the sign-in and MFA steps: their
 transactions carry a `kt_device` parameter (the device authorization's id, never the user code),
 for which the consent step is the device consent page and a denial ends on a page, not a redirect.
 """
@@ -36,10 +36,11 @@ from authlib.oidc.core.errors import (  # type: ignore[import-untyped]
     LoginRequiredError,
 )
 
-from kt_devserver import oauth_clients, passwords, totp
+from kt_devserver import passwords, totp
 from kt_devserver.credentials import hash_secret
 from kt_devserver.db import User
-from kt_devserver.oauth_http import (
+from kt_devserver.oauth import clients
+from kt_devserver.oauth.http import (
     OAuthContext,
     authorization_redirect,
     form_pairs,
@@ -47,8 +48,7 @@ from kt_devserver.oauth_http import (
     oauth_of,
     oauth_request,
 )
-from kt_devserver.oauth_models import BrowserSession, Transaction
-from kt_devserver.oauth_pages import (
+from kt_devserver.oauth.pages import (
     cookie_secret,
     csrf_ok,
     csrf_token,
@@ -57,8 +57,9 @@ from kt_devserver.oauth_pages import (
     render,
     set_cookie,
 )
-from kt_devserver.oauth_scopes import ACR_MFA, DESCRIPTIONS
-from kt_devserver.oauth_server import AuthContext, KtRequest, Reply
+from kt_devserver.oauth.scopes import ACR_MFA, DESCRIPTIONS
+from kt_devserver.oauth.server import AuthContext, KtRequest, Reply
+from kt_devserver.oauth.storage import BrowserSession, Transaction
 from kt_devserver.state import MAX_MFA_ATTEMPTS
 
 BROWSER_SESSION_TTL = 12 * 3600
@@ -132,7 +133,7 @@ def show(
     *,
     sso: bool = False,
 ) -> web.Response:
-    client = oauth_clients.find(params.get("client_id"))
+    client = clients.find(params.get("client_id"))
     assert client is not None
     redirect_uri = params.get("redirect_uri")
     if step == LOGIN:
@@ -179,7 +180,7 @@ def _precheck(request: KtRequest) -> None:
     when they hold characters RFC 6749 forbids there (`"`, `\\`, non-ASCII).
     """
     data = request.payload.data
-    client = oauth_clients.find(data.get("client_id"))
+    client = clients.find(data.get("client_id"))
     redirect_uri = data.get("redirect_uri")
     if client is None or redirect_uri is None:
         return  # authlib's own refusals (unknown client, missing redirect_uri) quote nothing
@@ -262,7 +263,7 @@ async def authorize(request: web.Request) -> web.Response:
 
 
 def sso_enabled(ctx: OAuthContext) -> bool:
-    """Whether the sign-in page offers "Sign in with SSO" (oauth_sso.py)."""
+    """Whether the sign-in page offers "Sign in with SSO" (sso.py)."""
     return ctx.state.settings.sso is not None
 
 
@@ -341,7 +342,7 @@ def _failed(posted: Posted, request: web.Request, template: str, message: str) -
 
 
 def _client_name(txn: Transaction) -> str:
-    client = oauth_clients.find(dict(txn.params).get("client_id"))
+    client = clients.find(dict(txn.params).get("client_id"))
     return client.client_name if client else ""
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from kt_devserver.oauth_models import OAuthStore
+from kt_devserver.oauth.storage import OAuthStore
 
 ALGORITHM = "RS256"
 

@@ -1,5 +1,5 @@
 """The device flow's verification pages (RFC 8628 §3.3): enter or confirm the user code, sign in,
-approve or deny. The token side (device authorization endpoint, polling) is in oauth_server.py.
+approve or deny. The token side (device authorization endpoint, polling) is in server.py.
 
     GET  /device[?user_code=…]          verification_uri(_complete): 302 to /oauth/device[?…]
     GET  /oauth/device                  code entry page
@@ -43,8 +43,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from kt_devserver import oauth_clients
-from kt_devserver.oauth_authorize import (
+from kt_devserver.oauth import clients
+from kt_devserver.oauth.authorize import (
     CONSENT,
     DEVICE_PARAM,
     LOGIN,
@@ -59,17 +59,17 @@ from kt_devserver.oauth_authorize import (
     sso_enabled,
     user_of,
 )
-from kt_devserver.oauth_device_codes import (
+from kt_devserver.oauth.device_codes import (
     MAX_USER_CODE_INPUT,
     VERIFICATION_PATH,
     display_user_code,
     normalise_user_code,
     user_code_hash,
 )
-from kt_devserver.oauth_http import OAuthContext, form_pairs, oauth_of
-from kt_devserver.oauth_models import DEVICE_PENDING, DeviceCode
-from kt_devserver.oauth_pages import csrf_ok, csrf_token, error_page, render, set_cookie
-from kt_devserver.oauth_scopes import DESCRIPTIONS
+from kt_devserver.oauth.http import OAuthContext, form_pairs, oauth_of
+from kt_devserver.oauth.pages import csrf_ok, csrf_token, error_page, render, set_cookie
+from kt_devserver.oauth.scopes import DESCRIPTIONS
+from kt_devserver.oauth.storage import DEVICE_PENDING, DeviceCode
 
 ENTRY_PATH = "/oauth/device"
 CONFIRM_PATH = ENTRY_PATH + "/confirm"
@@ -161,7 +161,7 @@ def _confirm_page(
         user_id=None,
         expires_at=min(now + TRANSACTION_TTL, device.expires_at),
     )
-    client = oauth_clients.find(device.client_id)
+    client = clients.find(device.client_id)
     return page(
         "as_device_confirm.html",
         browser,

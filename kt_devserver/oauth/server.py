@@ -1,15 +1,15 @@
 """authlib glue: the authorization server, its grants and the revocation endpoint.
 
 authlib is synchronous and framework-agnostic: a handler reads the aiohttp body first, builds a
-`KtRequest` from it (`oauth_http.build_request`), calls the server, and turns the `Reply`
+`KtRequest` from it (`http.oauth_request`), calls the server, and turns the `Reply`
 (status, body, headers) back into an aiohttp response. SQLite is synchronous too, so nothing
 here awaits.
 
 Pieces used: `AuthorizationCodeGrant` + `CodeChallenge(required=True)` restricted to S256,
 `OpenIDCode` (nonce, ID token on the code exchange), `RefreshTokenGrant` + `OpenIDToken` (rotation,
 ID token on refresh), `RevocationEndpoint`, and for RFC 8628 `DeviceAuthorizationEndpoint` +
-`DeviceCodeGrant` + `OpenIDToken` (ID token without nonce; the browser side is oauth_device.py).
-ID tokens are signed with joserfc by `oauth_keys.SigningKey` (our `encode_id_token`), not
+`DeviceCodeGrant` + `OpenIDToken` (ID token without nonce; the browser side is device_pages.py).
+ID tokens are signed with joserfc by `keys.SigningKey` (our `encode_id_token`), not
 authlib's legacy `get_jwt_config` path. authlib ships no type information, hence the
 `type: ignore` on its imports and base classes.
 """
@@ -51,7 +51,6 @@ from authlib.oauth2.rfc8628 import (  # type: ignore[import-untyped]
 )
 from authlib.oidc.core.grants import OpenIDCode, OpenIDToken  # type: ignore[import-untyped]
 
-from kt_devserver import oauth_clients
 from kt_devserver.credentials import (
     ACCESS_TOKEN_PREFIX,
     REFRESH_TOKEN_PREFIX,
@@ -59,8 +58,9 @@ from kt_devserver.credentials import (
     new_secret,
 )
 from kt_devserver.db import IssuedPair, Session, User
-from kt_devserver.oauth_clients import DEVICE_CODE_GRANT
-from kt_devserver.oauth_device_codes import (
+from kt_devserver.oauth import clients
+from kt_devserver.oauth.clients import DEVICE_CODE_GRANT
+from kt_devserver.oauth.device_codes import (
     SLOW_DOWN_STEP,
     VERIFICATION_PATH,
     display_user_code,
@@ -68,16 +68,8 @@ from kt_devserver.oauth_device_codes import (
     new_user_code,
     user_code_hash,
 )
-from kt_devserver.oauth_keys import SigningKey
-from kt_devserver.oauth_models import (
-    DEVICE_APPROVED,
-    DEVICE_DENIED,
-    AuthCode,
-    DeviceCode,
-    Grant,
-    OAuthStore,
-)
-from kt_devserver.oauth_scopes import (
+from kt_devserver.oauth.keys import SigningKey
+from kt_devserver.oauth.scopes import (
     EMAIL,
     OFFLINE_ACCESS,
     OIDC_SCOPES,
@@ -85,6 +77,14 @@ from kt_devserver.oauth_scopes import (
     acr,
     amr,
     as_list,
+)
+from kt_devserver.oauth.storage import (
+    DEVICE_APPROVED,
+    DEVICE_DENIED,
+    AuthCode,
+    DeviceCode,
+    Grant,
+    OAuthStore,
 )
 from kt_devserver.state import State
 
@@ -558,8 +558,8 @@ class KtAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.register_endpoint(Revocation(self))
         self.register_endpoint(DeviceAuthorization(self))
 
-    def query_client(self, client_id: str | None) -> oauth_clients.Client | None:
-        return oauth_clients.find(client_id)
+    def query_client(self, client_id: str | None) -> clients.Client | None:
+        return clients.find(client_id)
 
     def save_token(self, token: dict[str, Any], request: KtRequest) -> None:
         raise NotImplementedError("each grant stores its own tokens")

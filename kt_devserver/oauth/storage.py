@@ -8,7 +8,7 @@
 - `oauth_browser_sessions`: the AS's browser sign-in sessions (cookie secret stored as a hash).
 - `oauth_transactions`: one pending authorization request, from `GET /oauth/authorize` to the
   consent decision, bound to a browser session.
-- `oauth_signing_keys`: the ID-token signing key (see oauth_keys.py).
+- `oauth_signing_keys`: the ID-token signing key (see keys.py).
 - `oauth_device_codes`: RFC 8628 device authorizations: the device code and the user code are
   stored as hashes only; `status` goes pending → approved/denied in the browser, `used_at` and
   `session_id` are set when the device exchanges an approved code (single use).

@@ -11,7 +11,7 @@ with no script and no third-party resources. Stable selectors for browser tests 
 - error page (`as_error.html`): `h1`, `p.error[data-error=CODE]`.
 - every form carries hidden `input[name=csrf_token]` (bound to the sign-in cookie) and
   `input[name=txn]` (the pending authorization request).
-- the device flow's pages (`as_device_*.html`): see oauth_device.py.
+- the device flow's pages (`as_device_*.html`): see device_pages.py.
 
 The sign-in cookie `kt_as_session` holds a random secret (only its hash is stored server-side);
 it is HttpOnly, SameSite=Lax and scoped to `Path=/oauth`, so the loopback redirect target (any

@@ -8,9 +8,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from kt_devserver.oauth_keys import SigningKey
-from kt_devserver.oauth_models import OAuthStore
-from kt_devserver.oauth_server import KtAuthorizationServer, KtRequest, Reply
+from kt_devserver.oauth.keys import SigningKey
+from kt_devserver.oauth.server import KtAuthorizationServer, KtRequest, Reply
+from kt_devserver.oauth.storage import OAuthStore
 from kt_devserver.state import BASE_URL, State
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"

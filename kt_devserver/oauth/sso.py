@@ -47,7 +47,7 @@ from joserfc.jwt import JWTClaimsRegistry
 from kt_devserver import demo
 from kt_devserver.credentials import hash_secret
 from kt_devserver.db import User
-from kt_devserver.oauth_authorize import (
+from kt_devserver.oauth.authorize import (
     CONSENT,
     DEVICE_PARAM,
     LOGIN,
@@ -56,9 +56,9 @@ from kt_devserver.oauth_authorize import (
     browser_of,
     show,
 )
-from kt_devserver.oauth_http import OAuthContext, issuer_of, oauth_of, with_iss
-from kt_devserver.oauth_models import Transaction
-from kt_devserver.oauth_pages import csrf_ok, csrf_token, error_page, render
+from kt_devserver.oauth.http import OAuthContext, issuer_of, oauth_of, with_iss
+from kt_devserver.oauth.pages import csrf_ok, csrf_token, error_page, render
+from kt_devserver.oauth.storage import Transaction
 from kt_devserver.state import SsoConfig
 
 logger = logging.getLogger("kt_devserver")
