@@ -66,7 +66,7 @@ class Seen:
 class _Relay(BaseHTTPRequestHandler):
     server: CountingProxy
     protocol_version = "HTTP/1.0"  # one request per connection: nothing to keep track of
-    _HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
+    _HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "host"})
 
     def _relay(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
