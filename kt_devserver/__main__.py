@@ -11,7 +11,7 @@ from typing import NoReturn
 import click
 import platformdirs
 
-from kt_devserver import demo, logs, serve, totp
+from kt_devserver import demo, hosts, logs, serve, totp
 from kt_devserver.app import create_app
 from kt_devserver.db import Database
 from kt_devserver.state import (
@@ -68,6 +68,13 @@ _TTL = click.IntRange(min=0)
     is_flag=True,
     help="Allow binding a non-loopback address. The demo credentials are public: "
     "anyone who can reach the port can sign in.",
+)
+@click.option(
+    "--public-url",
+    metavar="URL",
+    help="The URL clients reach this server at besides the bound address (a name, a port "
+    "forward, a proxy): http(s)://HOST[:PORT]. Its host is accepted in the Host header and it "
+    "becomes the OAuth issuer. Requests naming any other host get 421 (DNS-rebinding defence).",
 )
 @click.option(
     "--access-token-ttl",
@@ -147,6 +154,7 @@ def main(
     port: int,
     db_path: str | None,
     public: bool,
+    public_url: str | None,
     access_token_ttl: int,
     refresh_token_ttl: int,
     mfa_token_ttl: int,
@@ -178,6 +186,11 @@ def main(
     if not serve.is_loopback(host) and not public:
         _fail(f"refusing to bind non-loopback host {host!r}; pass --public to allow it", EXIT_USAGE)
     sso = _sso_config(sso_issuer, sso_client_id, sso_client_secret, sso_domains)
+    if public_url is not None:
+        try:
+            public_url = hosts.parse_public_url(public_url)
+        except ValueError as exc:
+            _fail(f"--public-url {exc}", EXIT_USAGE)
     logs.configure()
     if public and not serve.is_loopback(host):
         logging.getLogger("kt_devserver").warning(
@@ -191,6 +204,7 @@ def main(
         device_code_ttl=device_code_ttl,
         device_interval=device_interval,
         sso=sso,
+        public_url=public_url,
     )
     database = _open_db(db_path)
     try:

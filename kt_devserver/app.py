@@ -19,6 +19,7 @@ from kt_devserver import auth_routes, demo, token_routes
 from kt_devserver.bodies import MAX_BODY_BYTES
 from kt_devserver.db import MEMORY, Database
 from kt_devserver.errors import ApiError, from_http_exception, internal
+from kt_devserver.hosts import check_host
 from kt_devserver.oauth import routes as oauth_routes
 from kt_devserver.state import BASE_URL, STATE, BaseUrl, Clock, Settings, State
 
@@ -78,7 +79,8 @@ def create_app(
     """Build the app over `db` (a path, `:memory:` or an open Database), seeding the demo data."""
     database = db if isinstance(db, Database) else Database(db)
     demo.seed(database)
-    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
+    # check_host runs inside json_errors, so its refusal is a JSON error with the usual headers.
+    app = web.Application(middlewares=[json_errors, check_host], client_max_size=MAX_BODY_BYTES)
     app[STATE] = State(db=database, settings=settings or Settings(), clock=clock)
     app[BASE_URL] = BaseUrl()
     app.router.add_get("/healthz", healthz)

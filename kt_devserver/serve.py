@@ -8,7 +8,7 @@ import sys
 
 from aiohttp import web
 
-from kt_devserver.state import BASE_URL
+from kt_devserver.state import BASE_URL, STATE
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
@@ -37,7 +37,8 @@ async def serve(app: web.Application, *, host: str, port: int) -> None:
         await site.start()
         url = url_for(host, runner.addresses[0][1])
         if BASE_URL in app:
-            app[BASE_URL].value = url  # the OAuth issuer: byte for byte the readiness URL
+            # The OAuth issuer: --public-url when given, else byte for byte the readiness URL.
+            app[BASE_URL].value = app[STATE].settings.public_url or url
         print(f"kt-devserver listening on {url}", flush=True)
         await stop.wait()
     finally:

@@ -44,6 +44,9 @@ class Settings:
     device_interval: int = DEFAULT_DEVICE_INTERVAL
     # Federation to a company's OpenID Connect provider; None: password sign-in only.
     sso: SsoConfig | None = None
+    # The URL clients reach the server at besides the bound address (`--public-url`): its host is
+    # an accepted `Host` (hosts.py) and it is the OAuth issuer. None: only the bound address.
+    public_url: str | None = None
 
 
 @dataclass(frozen=True)

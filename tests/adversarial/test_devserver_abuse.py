@@ -1,0 +1,140 @@
+"""Abuse of a real `kt-devserver` process (issue 11, cases 10–14, 17, 19): each test performs the
+attack over HTTP (httpx2), or through the real `kt` where the client is involved, and asserts the
+defence: the status and error code, that nothing leaked, and — read from the server's SQLite file —
+that nothing was created or changed. docs/security.md maps them to the SV-* requirements.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from kt_devserver import demo
+from tests.fixtures.devserver import DevServer
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def count(server: DevServer, table: str) -> int:
+    with sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True) as db:
+        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
+
+
+def error_of(response: httpx2.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert list(body) == ["error"] and body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    return dict(body["error"])
+
+
+@pytest.fixture
+def http(devserver: DevServer) -> Iterator[httpx2.Client]:
+    with httpx2.Client(base_url=devserver.url, timeout=10) as client:
+        yield client
+
+
+def port_of(server: DevServer) -> int:
+    return int(server.url.rsplit(":", 1)[1])
+
+
+# --- 13. DNS rebinding: only the hosts the server is reachable as ----------------------------
+
+# Every kind of route: API, discovery, keys, the browser pages, the token and device endpoints.
+ROUTES = [
+    ("POST", "/v1/auth/login"),
+    ("GET", "/v1/auth/whoami"),
+    ("GET", "/healthz"),
+    ("GET", "/.well-known/openid-configuration"),
+    ("GET", "/.well-known/oauth-authorization-server"),
+    ("GET", "/oauth/jwks"),
+    ("GET", "/oauth/authorize"),
+    ("POST", "/oauth/token"),
+    ("POST", "/oauth/device_authorization"),
+    ("GET", "/device"),
+    ("GET", "/no/such/route"),
+]
+
+
+def rebound_hosts(port: int) -> list[str]:
+    return [
+        f"attacker.example:{port}",
+        "attacker.example",
+        f"127.0.0.1:{port + 1 if port < 65535 else port - 1}",
+        "127.0.0.1",
+        f"localhost.:{port}",
+        f"127.0.0.1.attacker.example:{port}",
+        f"0.0.0.0:{port}",
+    ]
+
+
+def test_rebound_host_names_are_refused_on_every_route(devserver: DevServer, http):
+    sessions = count(devserver, "sessions")
+    for host in rebound_hosts(port_of(devserver)):
+        # The right password through a rebound name: refused before the handler runs.
+        login = http.post(
+            "/v1/auth/login",
+            json={"email": demo.ALICE_EMAIL, "password": demo.ALICE_PASSWORD},
+            headers={"Host": host},
+        )
+        error_of(login, 421, "auth.misdirected_request")
+        assert "access_token" not in login.text
+        for method, path in ROUTES:
+            response = http.request(method, path, headers={"Host": host})
+            error_of(response, 421, "auth.misdirected_request")
+            assert "issuer" not in response.text and "keys" not in response.text
+            assert response.headers["Cache-Control"] == "no-store"
+    assert count(devserver, "sessions") == sessions == 0
+
+
+def test_the_bound_address_and_localhost_are_served(devserver: DevServer, http):
+    port = port_of(devserver)
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
+        response = http.get("/.well-known/openid-configuration", headers={"Host": host})
+        assert response.status_code == 200, (host, response.text)
+        assert response.json()["issuer"] == devserver.url
+    with httpx2.Client(base_url=f"http://localhost:{port}", timeout=10) as by_name:
+        login = by_name.post(
+            "/v1/auth/login", json={"email": demo.ALICE_EMAIL, "password": demo.ALICE_PASSWORD}
+        )
+    assert login.status_code == 200, login.text
+
+
+def test_public_url_adds_exactly_its_host_and_is_the_issuer(
+    devserver_factory: Callable[..., DevServer],
+):
+    server = devserver_factory("--public-url", "https://kt.example.test/")
+    port = port_of(server)
+    with httpx2.Client(base_url=server.url, timeout=10) as http:
+        for host in ("kt.example.test", "kt.example.test:443", f"127.0.0.1:{port}"):
+            response = http.get("/.well-known/openid-configuration", headers={"Host": host})
+            assert response.status_code == 200, (host, response.text)
+            assert response.json()["issuer"] == "https://kt.example.test"
+        for host in ("kt.example.test:8443", "evil.kt.example.test", f"attacker.example:{port}"):
+            response = http.get("/.well-known/openid-configuration", headers={"Host": host})
+            error_of(response, 421, "auth.misdirected_request")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://kt.example.test", "https://kt.example.test/api", "https://u@kt.example.test", "x"],
+)
+def test_public_url_must_be_scheme_host_port(tmp_path: Path, url: str):
+    result = subprocess.run(
+        [sys.executable, "-m", "kt_devserver", "--port", "0", "--db", ":memory:"]
+        + ["--public-url", url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("kt-devserver: error: --public-url ")
+    assert "listening" not in result.stdout
