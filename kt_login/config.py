@@ -21,9 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
-from .errors import ConfigError, UsageError
+from .errors import ConfigError, KtError, UsageError
 
 DEFAULT_API_URL = "https://api.keeptrusts.com"
 DEFAULT_PROFILE = "default"
@@ -37,6 +37,8 @@ ENV_CONFIG_DIR = "KEEPTRUSTS_CONFIG_DIR"
 
 _PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _LOOPBACK_NAMES = {"localhost"}
+# Whitespace, controls and backslashes: parsers disagree on them, so no URL kt uses has one.
+_UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f\\]")
 
 FLAG, ENVIRONMENT, CONFIG, SESSION, DEFAULT = (
     "flag",
@@ -122,29 +124,40 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def normalize_api_url(url: str) -> str:
-    """Validate an API base URL against the transport rule and return it without a trailing slash.
-
-    https everywhere; plain http only for loopback hosts (ARCHITECTURE.md, SECURITY.md NT-01).
-    """
+def check_transport(url: str, what: str, *, error: type[KtError] = UsageError) -> SplitResult:
+    """`url` parsed, once it satisfies the transport rule — the one place it is checked
+    (ARCHITECTURE.md "Transport rule", SECURITY.md NT-01): an http(s) URL with an ASCII host and
+    no credentials, https unless the host is loopback. `error` is what to raise otherwise:
+    UsageError for a URL the user gave, ValidationFailed for one a server sent."""
+    rule = f"{what} must be an https URL (http only on loopback hosts such as 127.0.0.1)"
     try:
-        parts = urlsplit(url.strip())
-        port = parts.port
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number in range raises here
     except ValueError:
-        raise UsageError(f"invalid API URL {url!r}") from None
+        raise error(rule) from None
     host = parts.hostname or ""
-    if parts.scheme not in ("https", "http") or not host:
-        raise UsageError(f"invalid API URL {url!r}: expected https://host[:port]")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise UsageError("invalid API URL: no credentials, query or fragment allowed")
+    if (
+        _UNSAFE_IN_URL.search(url)
+        or parts.scheme not in ("https", "http")
+        or not host
+        or not host.isascii()
+        or "@" in parts.netloc
+    ):
+        raise error(rule)
     if parts.scheme == "http" and not is_loopback_host(host):
-        raise UsageError(
-            f"refusing plain http for {host}: the API URL must use https "
-            "(http is allowed only for loopback hosts such as 127.0.0.1)"
-        )
+        raise error(f"{rule}; refusing plain http for {host}")
+    return parts
+
+
+def normalize_api_url(url: str) -> str:
+    """An API base URL that satisfies the transport rule, without a trailing slash."""
+    parts = check_transport(url.strip(), "the API URL")
+    if parts.query or parts.fragment:
+        raise UsageError("invalid API URL: no query or fragment allowed")
+    host = parts.hostname or ""
     netloc = f"[{host}]" if ":" in host else host
-    if port is not None and port != (443 if parts.scheme == "https" else 80):
-        netloc += f":{port}"
+    if parts.port is not None and parts.port != (443 if parts.scheme == "https" else 80):
+        netloc += f":{parts.port}"
     return f"{parts.scheme}://{netloc.lower()}{parts.path.rstrip('/')}"
 
 

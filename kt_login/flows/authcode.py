@@ -13,8 +13,9 @@ from urllib.parse import urlencode
 
 import httpx2
 
+from ..config import check_transport, origin
 from ..errors import OAuthError, ValidationFailed
-from .discovery import ProviderMetadata, same_host
+from .discovery import ProviderMetadata
 from .pkce import new_nonce, new_state, new_verifier, s256
 
 if TYPE_CHECKING:
@@ -89,29 +90,23 @@ def begin(
 
 
 def safe_browser_url(url: str, issuer: str) -> str:
-    """The URL re-serialised, or ValidationFailed: https (http only on loopback), the issuer's own
-    host, no userinfo, no leading '-', no whitespace or control characters (AZ-08)."""
-    if not url or url[0] in "-/" or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+    """The URL re-serialised, or ValidationFailed: the transport rule, on the issuer's host (and
+    port, for loopback http), no leading '-' or '/' (AZ-08)."""
+    if not url or url[0] in "-/":
         raise ValidationFailed("refusing to open an unsafe authorization URL")
+    parts = check_transport(url, "an authorization URL to open", error=ValidationFailed)
+    if origin(url)[1] != origin(issuer)[1] or (
+        parts.scheme == "http" and origin(url) != origin(issuer)
+    ):
+        raise ValidationFailed(
+            "refusing to open an authorization URL on another host than the issuer"
+        )
     try:
-        parsed = httpx2.URL(url)
+        return str(httpx2.URL(url))  # percent-encoded, as the browser will get it
     except httpx2.InvalidURL:
         raise ValidationFailed(
             "refusing to open an authorization URL that does not parse"
         ) from None
-    issuer_url = httpx2.URL(issuer)
-    loopback_http = parsed.scheme == "http" and issuer_url.scheme == "http"
-    if parsed.scheme != "https" and not loopback_http:
-        raise ValidationFailed("refusing to open a non-https authorization URL")
-    if parsed.userinfo or not parsed.host or not same_host(str(parsed), issuer):
-        raise ValidationFailed(
-            "refusing to open an authorization URL on another host than the issuer"
-        )
-    if loopback_http and (parsed.host, parsed.port) != (issuer_url.host, issuer_url.port):
-        raise ValidationFailed(
-            "refusing to open an authorization URL on another host than the issuer"
-        )
-    return str(parsed)
 
 
 def check_response(
