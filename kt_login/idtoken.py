@@ -49,6 +49,7 @@ class IdClaims:
     acr: str | None = None
     amr: tuple[str, ...] = ()
     email: str | None = None
+    email_verified: bool | None = None
     name: str | None = None
 
 
@@ -250,7 +251,7 @@ def check_claims(
     acr = _text(claims, "acr")
     if acr_values and acr not in acr_values:
         raise _invalid("the sign-in does not meet the requested authentication level (acr)")
-    amr = claims.get("amr")
+    amr, verified = claims.get("amr"), claims.get("email_verified")
     return IdClaims(
         iss=issuer,
         sub=sub,
@@ -263,6 +264,9 @@ def check_claims(
         acr=acr,
         amr=tuple(a for a in amr if isinstance(a, str)) if isinstance(amr, list) else (),
         email=_text(claims, "email"),
+        email_verified=verified
+        if isinstance(verified := claims.get("email_verified"), bool)
+        else None,
         name=_text(claims, "name"),
     )
 
