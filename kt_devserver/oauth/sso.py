@@ -11,13 +11,15 @@ Started with `--sso-issuer URL --sso-client-id ID [--sso-domain D ...]` (secret 
 
 The callback checks `state` (single use, bound to this browser's sign-in cookie) and `iss` (RFC
 9207, required when the provider advertises it), exchanges the code (HTTP Basic with the client
-secret, or as a public client), validates the ID token with joserfc (signature with the
-provider's JWKS, algorithm allow-list, iss byte for byte as discovery pinned it, aud, exp, iat,
-nonce, azp) and maps the upstream (iss, sub) to a local user in `sso_identities` (never by email).
-The first sign-in creates the user (role member, organization Acme) when the email's domain is one
-of --sso-domain; otherwise a page refuses (`p.error[data-error=sso_domain_not_allowed]`). Then the
-pending authorization continues exactly as after a password (consent page; device consent for
-the device flow). Upstream `amr` containing mfa/otp/hwk counts as local MFA (acr mfa).
+secret, or as a public client), validates the ID token with kt_login's one ID-token validation
+(`kt_login.idtoken.validate_id_token`: signature with the provider's JWKS, fetched with
+`kt_login.flows.adrive`; algorithm allow-list; iss byte for byte as discovery pinned it; aud, azp,
+exp, iat, nonce) and maps the upstream (iss, sub) to a local user in `sso_identities` (never by
+email). The first sign-in creates the user (role member, organization Acme) when the email's
+domain is one of --sso-domain; otherwise a page refuses
+(`p.error[data-error=sso_domain_not_allowed]`). Then the pending authorization continues exactly
+as after a password (consent page; device consent for the device flow). Upstream `amr`
+containing mfa/otp/hwk counts as local MFA (acr mfa).
 
 Every failure shows `as_sso_error.html` (`h1`, `p.error[data-error=CODE]`) and ends the pending
 authorization: the application gets `error=access_denied` (refused user, bad ID token, upstream
@@ -31,18 +33,16 @@ import base64
 import json
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+import httpx2
 from aiohttp import web
 from authlib.common.urls import add_params_to_uri  # type: ignore[import-untyped]
 from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
-from joserfc.jwt import JWTClaimsRegistry
 
 from kt_devserver import demo
 from kt_devserver.credentials import hash_secret
@@ -60,6 +60,10 @@ from kt_devserver.oauth.http import OAuthContext, issuer_of, oauth_of, with_iss
 from kt_devserver.oauth.pages import csrf_ok, csrf_token, error_page, render
 from kt_devserver.oauth.storage import Transaction
 from kt_devserver.state import SsoConfig
+from kt_login import idtoken
+from kt_login.errors import KtError, NetworkError, ValidationFailed
+from kt_login.flows import adrive
+from kt_login.idtoken import IdClaims
 
 logger = logging.getLogger("kt_devserver")
 
@@ -67,7 +71,6 @@ START_PATH = "/oauth/sso/start"
 CALLBACK_PATH = "/oauth/sso/callback"
 ATTEMPT_TTL = 600
 HTTP_TIMEOUT = 10.0
-ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
 MFA_AMR = frozenset({"mfa", "otp", "hwk"})
 SSO_PASSWORD_HASH = "!sso"  # noqa: S105 - not a hash: password sign-in can never match it
 RETURN_DELAY = 8
@@ -347,33 +350,29 @@ def basic_auth(client_id: str, secret: str) -> str:
 
 
 def validate_id_token(
-    id_token: str, keys: KeySet, *, issuer: str, client_id: str, nonce: str, now: float
-) -> dict[str, Any]:
-    """The ID token's claims after joserfc checks signature, alg, iss, aud, exp, iat and nonce."""
+    id_token: str, keys: Sequence[Any], *, issuer: str, client_id: str, nonce: str, now: float
+) -> IdClaims:
+    """The upstream ID token's claims, checked by kt_login's one ID-token validation."""
     try:
-        token = jwt.decode(id_token, keys, algorithms=list(ALGORITHMS))
-        JWTClaimsRegistry(
-            now=int(now),
-            leeway=60,
-            iss={"essential": True, "value": issuer},
-            aud={"essential": True, "value": client_id},
-            sub={"essential": True},
-            exp={"essential": True},
-            iat={"essential": True},
-            nonce={"essential": True, "value": nonce},
-        ).validate(token.claims)
-    except (JoseError, ValueError) as exc:
+        return idtoken.validate_id_token(
+            id_token, keys=keys, issuer=issuer, client_id=client_id, now=now, nonce=nonce
+        )
+    except ValidationFailed as exc:
         raise SsoError(
             "sso_invalid_id_token",
             "The sign-in service's answer could not be verified (invalid ID token).",
         ) from exc
-    claims = dict(token.claims)
-    aud = claims.get("aud")
-    if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != client_id:
-        raise SsoError("sso_invalid_id_token", "The ID token was issued to another client.")
-    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-        raise SsoError("sso_invalid_id_token", "The ID token names no subject.")
-    return claims
+
+
+async def upstream_keys(jwks_uri: str) -> list[Any]:
+    """The provider's signing keys, fetched with kt_login's flow over `adrive`."""
+    try:
+        async with httpx2.AsyncClient(timeout=HTTP_TIMEOUT) as http:
+            return await adrive(idtoken.fetch_jwks(jwks_uri), http)
+    except NetworkError as exc:
+        raise _unavailable(f"jwks: {exc.message}") from exc
+    except KtError as exc:
+        raise SsoError("sso_failed", "The sign-in service's keys are unusable.") from exc
 
 
 async def _identity(
@@ -407,37 +406,30 @@ async def _identity(
     if status != 200 or not isinstance(body, dict) or not isinstance(body.get("id_token"), str):
         logger.warning("SSO code exchange refused: %s", status)
         raise SsoError("sso_failed", "The sign-in service refused to complete the sign-in.")
-    jwks = await _get_json(http, doc["jwks_uri"])
-    try:
-        keys = KeySet.import_key_set(jwks)
-    except (JoseError, ValueError, TypeError, KeyError) as exc:
-        raise SsoError("sso_failed", "The sign-in service's keys are unusable.") from exc
     claims = validate_id_token(
         body["id_token"],
-        keys,
+        await upstream_keys(doc["jwks_uri"]),
         issuer=cfg.issuer,
         client_id=cfg.client_id,
         nonce=attempt.nonce,
         now=now,
     )
-    email, verified, name = claims.get("email"), claims.get("email_verified"), claims.get("name")
+    email, verified, name = claims.email, claims.email_verified, claims.name
     access_token = body.get("access_token")
     userinfo_url = doc.get("userinfo_endpoint")
     if email is None and isinstance(access_token, str) and isinstance(userinfo_url, str):
         info = await _get_json(
             http, userinfo_url, headers={"Authorization": f"Bearer {access_token}"}
         )
-        if isinstance(info, dict) and info.get("sub") == claims["sub"]:
+        if isinstance(info, dict) and info.get("sub") == claims.sub:
             email, verified = info.get("email"), info.get("email_verified")
             name = name or info.get("name")
-    amr = claims.get("amr")
-    mfa = isinstance(amr, list) and any(isinstance(m, str) and m in MFA_AMR for m in amr)
     return Identity(
-        sub=claims["sub"],
+        sub=claims.sub,
         email=email if isinstance(email, str) else None,
         email_verified=verified if isinstance(verified, bool) else None,
         name=name if isinstance(name, str) else None,
-        mfa=mfa,
+        mfa=not MFA_AMR.isdisjoint(claims.amr),
     )
 
 
