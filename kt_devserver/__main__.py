@@ -11,7 +11,7 @@ from typing import NoReturn
 import click
 import platformdirs
 
-from kt_devserver import demo, hosts, logs, serve, totp
+from kt_devserver import demo, hosts, logs, scopes, serve, totp
 from kt_devserver.app import create_app
 from kt_devserver.db import Database
 from kt_devserver.state import (
@@ -254,6 +254,31 @@ def totp_command(ctx: click.Context, email: str, db_path: str | None) -> None:
     if user.totp_secret is None:
         _fail(f"{email} has no MFA enrolled")
     click.echo(totp.code(user.totp_secret))
+
+
+@main.command("role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(sorted(scopes.ROLE_SCOPES)))
+@click.option(
+    "--db",
+    "db_path",
+    metavar="PATH",
+    help="SQLite database file (default: the group's --db, else the default file).",
+)
+@click.pass_context
+def role_command(ctx: click.Context, email: str, role: str, db_path: str | None) -> None:
+    """Give EMAIL the role ROLE. A running server applies it at the user's next request: its
+    sessions and API tokens then carry only the new role's scopes."""
+    database = _open_db(db_path or ctx.obj.get("db_path"))
+    try:
+        demo.seed(database)
+        user = database.find_user_by_email(email)
+        if user is None:
+            _fail(f"no user {email!r} in this database")
+        database.set_user_role(user.id, role)
+    finally:
+        database.close()
+    click.echo(f"{user.email}: {user.role} -> {role}")
 
 
 if __name__ == "__main__":

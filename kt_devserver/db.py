@@ -221,6 +221,10 @@ class Database:
     def get_user(self, user_id: str) -> User:
         return _user(self._conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone())
 
+    def set_user_role(self, user_id: str, role: str) -> None:
+        with self._conn:
+            self._conn.execute("UPDATE users SET role = ? WHERE id = ?", (role, user_id))
+
     # --- sessions (login families) -----------------------------------------------------------
 
     def create_session(

@@ -16,8 +16,9 @@ from typing import Any
 import httpx2
 import pytest
 
-from kt_devserver import demo
+from kt_devserver import demo, totp
 from tests.fixtures.devserver import DevServer
+from tests.kt_process import base_env, kt
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -138,3 +139,120 @@ def test_public_url_must_be_scheme_host_port(tmp_path: Path, url: str):
     assert result.returncode == 2
     assert result.stderr.startswith("kt-devserver: error: --public-url ")
     assert "listening" not in result.stdout
+
+
+# --- sessions and tokens of two users ---------------------------------------------------------
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def alice(http: httpx2.Client) -> dict[str, Any]:
+    response = http.post(
+        "/v1/auth/login", json={"email": demo.ALICE_EMAIL, "password": demo.ALICE_PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def bob(http: httpx2.Client) -> dict[str, Any]:
+    """Bob's MFA sign-in (the test's one use of the current TOTP code on this server)."""
+    response = http.post(
+        "/v1/auth/login", json={"email": demo.BOB_EMAIL, "password": demo.BOB_PASSWORD}
+    )
+    mfa_token = error_of(response, 401, "auth.mfa_required")["mfa_token"]
+    response = http.post(
+        "/v1/auth/mfa/challenge",
+        json={"mfa_token": mfa_token, "code": totp.code(demo.BOB_TOTP_SECRET)},
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def revoked_at(server: DevServer, session_id: str) -> float | None:
+    with sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True) as db:
+        row = db.execute("SELECT revoked_at FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    return None if row[0] is None else float(row[0])
+
+
+# --- 17. logout with one user's bearer and another user's refresh token ----------------------
+
+
+def test_logout_cannot_revoke_another_users_session(devserver: DevServer, http):
+    mallory, victim = alice(http), bob(http)
+    response = http.post(
+        "/v1/auth/logout",
+        json={"refresh_token": victim["refresh_token"]},
+        headers=bearer(mallory["access_token"]),
+    )
+    assert response.status_code == 200 and response.json() == {"revoked": True}
+    # The caller's own session ends; the other user's is untouched and keeps working.
+    assert revoked_at(devserver, mallory["session_id"]) is not None
+    assert revoked_at(devserver, victim["session_id"]) is None
+    me = http.get("/v1/auth/whoami", headers=bearer(victim["access_token"]))
+    assert me.status_code == 200 and me.json()["user"]["email"] == demo.BOB_EMAIL
+    refreshed = http.post("/v1/auth/refresh", json={"refresh_token": victim["refresh_token"]})
+    assert refreshed.status_code == 200, refreshed.text
+    assert refreshed.json()["session_id"] == victim["session_id"]
+    # And the other way round: bob's bearer with alice's (still unspent) refresh token.
+    other = alice(http)
+    response = http.post(
+        "/v1/auth/logout",
+        json={"refresh_token": other["refresh_token"]},
+        headers=bearer(refreshed.json()["access_token"]),
+    )
+    assert response.status_code == 200
+    assert revoked_at(devserver, other["session_id"]) is None
+    assert revoked_at(devserver, victim["session_id"]) is not None
+
+
+# --- 19. a token whose creator was demoted ----------------------------------------------------
+
+
+def set_role(server: DevServer, email: str, role: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kt_devserver", "--db", str(server.db_path), "role", email, role],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_demoted_creator_s_token_loses_the_scopes_the_role_lost(
+    devserver: DevServer, http, tmp_path: Path
+):
+    session = alice(http)
+    created = http.post(
+        "/v1/auth/tokens",
+        json={"name": "deploy", "scopes": ["gateways:read", "gateways:write", "tokens:write"]},
+        headers=bearer(session["access_token"]),
+    )
+    assert created.status_code == 201, created.text
+    secret = created.json()["secret"]
+    env = base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url, KEEPTRUSTS_API_TOKEN=secret)
+    before = kt("auth", "whoami", "--json", env=env)
+    assert before.code == 0, before.stderr
+    assert "gateways:write" in before.json()["scopes"]
+
+    set_role(devserver, demo.ALICE_EMAIL, "member")
+
+    after = kt("auth", "whoami", "--json", env=env)
+    assert after.code == 0, after.stderr
+    assert after.json()["role"] == "member"
+    assert after.json()["scopes"] == ["gateways:read", "tokens:write"]
+    # The lost scope cannot be passed on either, by the token or by the session.
+    for credential in (secret, session["access_token"]):
+        refused = http.post(
+            "/v1/auth/tokens",
+            json={"name": "escalate", "scopes": ["gateways:write"]},
+            headers=bearer(credential),
+        )
+        error_of(refused, 403, "auth.scope_not_allowed")
+    me = http.get("/v1/auth/whoami", headers=bearer(session["access_token"]))
+    assert "gateways:write" not in me.json()["scopes"]
+    assert count(devserver, "api_tokens") == 1
+    # The stored grant is unchanged: promoting her back restores it, decided per request.
+    set_role(devserver, demo.ALICE_EMAIL, "admin")
+    assert "gateways:write" in kt("auth", "whoami", "--json", env=env).json()["scopes"]
