@@ -68,10 +68,13 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     created_at REAL NOT NULL,
     expires_at REAL NOT NULL,
     last_used_at REAL,
-    revoked_at REAL
+    revoked_at REAL,
+    -- The token this one was created with (None: created by a session); revoked with it.
+    parent_id TEXT REFERENCES api_tokens(id)
 );
 CREATE INDEX IF NOT EXISTS api_tokens_user ON api_tokens(user_id, created_at);
 """
+ADDED_COLUMNS = (("api_tokens", "parent_id", "TEXT REFERENCES api_tokens(id)"),)
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,7 @@ class NewApiToken:
     secret_hash: str
     prefix: str
     expires_at: float
+    parent_id: str | None = None
 
 
 def _create_private_file(path: Path) -> None:
@@ -169,6 +173,15 @@ class Database:
         self._conn.execute("PRAGMA foreign_keys = ON")
         with self._conn:
             self._conn.executescript(_SCHEMA)
+            self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since a database file may have been created (CREATE IF NOT EXISTS
+        keeps an existing table as it was)."""
+        for table, column, declaration in ADDED_COLUMNS:
+            present = {row["name"] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         self._conn.close()
@@ -368,7 +381,7 @@ class Database:
         )
         self._conn.execute(
             "INSERT INTO api_tokens (id, user_id, name, scopes, secret_hash, prefix, created_at,"
-            " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " expires_at, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row.id,
                 user_id,
@@ -378,6 +391,7 @@ class Database:
                 token.prefix,
                 now,
                 token.expires_at,
+                token.parent_id,
             ),
         )
         return row
@@ -411,9 +425,12 @@ class Database:
             self._revoke_api_token(token_id, now)
 
     def _revoke_api_token(self, token_id: str, now: float) -> None:
+        """Revoke the token and every token created with it, and with those, and so on."""
         self._conn.execute(
-            "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-            (now, token_id),
+            "WITH RECURSIVE family(id) AS (SELECT ? UNION"
+            " SELECT t.id FROM api_tokens t JOIN family f ON t.parent_id = f.id)"
+            " UPDATE api_tokens SET revoked_at = ? WHERE id IN family AND revoked_at IS NULL",
+            (token_id, now),
         )
 
     def rotate_api_token(
@@ -428,6 +445,7 @@ class Database:
             )
             if cursor.rowcount != 1:
                 return None
+            self._revoke_api_token(old_id, now)
             return self._insert_api_token(user_id, now, token)
 
 

@@ -22,15 +22,23 @@ _DAY = 24 * 3600
 
 
 def _new_token(
-    state: State, *, name: str, token_scopes: tuple[str, ...], days: int
+    state: State,
+    *,
+    name: str,
+    token_scopes: tuple[str, ...],
+    days: int,
+    parent: ApiToken | None = None,
 ) -> tuple[str, NewApiToken]:
+    """A new token; one made with a `parent` token ends no later than it, and is revoked with it."""
     secret = new_secret(API_TOKEN_PREFIX)
+    expires_at = state.clock() + days * _DAY
     return secret, NewApiToken(
         name=name,
         scopes=token_scopes,
         secret_hash=hash_secret(secret),
         prefix=secret[:API_TOKEN_DISPLAY_LENGTH],
-        expires_at=state.clock() + days * _DAY,
+        expires_at=expires_at if parent is None else min(expires_at, parent.expires_at),
+        parent_id=None if parent is None else parent.id,
     )
 
 
@@ -67,7 +75,10 @@ async def create_token(request: web.Request) -> web.Response:
     days = bodies.optional_int(
         body, "expires_in_days", default=DEFAULT_API_TOKEN_DAYS, low=1, high=MAX_API_TOKEN_DAYS
     )
-    secret, new = _new_token(state, name=name, token_scopes=token_scopes, days=days)
+    # _requested_scopes already kept a token-made token within the parent's (current) scopes.
+    secret, new = _new_token(
+        state, name=name, token_scopes=token_scopes, days=days, parent=principal.api_token
+    )
     row = state.db.create_api_token(user_id=principal.user.id, now=state.clock(), token=new)
     return web.json_response(
         {"token": token_info(row, state.clock()), "secret": secret}, status=201

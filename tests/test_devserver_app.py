@@ -4,6 +4,7 @@ rules and request validation, without starting a process or sleeping."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from kt_devserver import demo, totp
 from kt_devserver.app import create_app
+from kt_devserver.db import ADDED_COLUMNS, Database
 from kt_devserver.state import Settings
 
 T0 = 1_800_000_000.0
@@ -341,3 +343,35 @@ async def test_responses_are_not_cacheable(client):
     response = await client.get("/nope")
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Content-Type"].startswith("application/json")
+
+
+async def test_token_made_with_a_token_ends_with_its_parent(client, clock):
+    session = (await alice(client))["access_token"]
+    body = {"name": "parent", "scopes": ["tokens:write", "gateways:read"], "expires_in_days": 1}
+    parent = await (await post(client, "/v1/auth/tokens", body, session)).json()
+    clock.advance(23 * 3600)
+    body = {"name": "child", "scopes": ["gateways:read"], "expires_in_days": 30}
+    response = await post(client, "/v1/auth/tokens", body, parent["secret"])
+    assert response.status == 201
+    child = await response.json()
+    assert child["token"]["expires_at"] == parent["token"]["expires_at"]
+    clock.advance(3600 - 1)
+    assert (await whoami(client, child["secret"])).status == 200
+    clock.advance(1)
+    error = await error_of(await whoami(client, child["secret"]), 401)
+    assert error["code"] == "auth.token_expired"
+
+
+def test_a_database_from_before_the_added_columns_is_upgraded(tmp_path):
+    path = tmp_path / "old.db"
+    Database(path).close()
+    with sqlite3.connect(path) as old:
+        for table, column, _ in ADDED_COLUMNS:
+            old.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    database = Database(path)
+    try:
+        for table, column, _ in ADDED_COLUMNS:
+            names = {row[1] for row in database.connection.execute(f"PRAGMA table_info({table})")}
+            assert column in names
+    finally:
+        database.close()

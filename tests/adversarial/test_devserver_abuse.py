@@ -256,3 +256,88 @@ def test_demoted_creator_s_token_loses_the_scopes_the_role_lost(
     # The stored grant is unchanged: promoting her back restores it, decided per request.
     set_role(devserver, demo.ALICE_EMAIL, "admin")
     assert "gateways:write" in kt("auth", "whoami", "--json", env=env).json()["scopes"]
+
+
+# --- 14. a token created with a token ---------------------------------------------------------
+
+
+def create_token(
+    http: httpx2.Client, credential: str, scopes: list[str], days: int, name: str = "t"
+) -> httpx2.Response:
+    return http.post(
+        "/v1/auth/tokens",
+        json={"name": name, "scopes": scopes, "expires_in_days": days},
+        headers=bearer(credential),
+    )
+
+
+def token_row(server: DevServer, token_id: str) -> dict[str, Any]:
+    with sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True) as db:
+        db.row_factory = sqlite3.Row
+        row = db.execute("SELECT * FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
+    return dict(row)
+
+
+def test_token_made_with_a_token_is_bounded_by_it_and_revoked_with_it(
+    devserver: DevServer, http, tmp_path: Path
+):
+    session = alice(http)["access_token"]
+    parent = create_token(http, session, ["tokens:write", "tokens:read", "gateways:read"], 1)
+    assert parent.status_code == 201, parent.text
+    parent_secret, parent_row = (
+        parent.json()["secret"],
+        token_row(devserver, parent.json()["token"]["id"]),
+    )
+
+    # Scopes the parent lacks are refused, even though its creator (an admin) holds them.
+    refused = create_token(http, parent_secret, ["gateways:read", "configurations:write"], 30)
+    error_of(refused, 403, "auth.scope_not_allowed")
+    assert count(devserver, "api_tokens") == 1
+
+    # The real kt, holding only the parent: asks for 365 days, gets the parent's remaining day.
+    env = base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url, KEEPTRUSTS_API_TOKEN=parent_secret)
+    made = kt(
+        "auth", "token", "create", "--name", "child", "--scope", "tokens:write,gateways:read",
+        "--expires-in-days", "365", "--json", env=env,
+    )  # fmt: skip
+    assert made.code == 0, made.stderr
+    child = made.json()
+    child_row = token_row(devserver, child["token"]["id"])
+    assert child_row["expires_at"] <= parent_row["expires_at"]
+    assert child_row["parent_id"] == parent_row["id"]
+    # ... and so on down: a token made by the child is bounded by it too.
+    grandchild = create_token(http, child["secret"], ["gateways:read"], 365, name="grandchild")
+    assert grandchild.status_code == 201, grandchild.text
+    assert (
+        token_row(devserver, grandchild.json()["token"]["id"])["expires_at"]
+        <= parent_row["expires_at"]
+    )
+    # A session-made token is unaffected: it keeps the 365 days it asked for.
+    own = create_token(http, session, ["gateways:read"], 365, name="own")
+    own_row = token_row(devserver, own.json()["token"]["id"])
+    assert own_row["expires_at"] - own_row["created_at"] == pytest.approx(365 * 24 * 3600, abs=5)
+
+    revoke = http.delete(f"/v1/auth/tokens/{parent_row['id']}", headers=bearer(session))
+    assert revoke.status_code == 200
+    for secret in (child["secret"], grandchild.json()["secret"]):
+        error_of(http.get("/v1/auth/whoami", headers=bearer(secret)), 401, "auth.token_revoked")
+    whoami = kt("auth", "whoami", "--json", env={**env, "KEEPTRUSTS_API_TOKEN": child["secret"]})
+    assert whoami.code != 0 and child["secret"] not in whoami.stdout + whoami.stderr
+    tokens = http.get("/v1/auth/tokens", headers=bearer(session)).json()["tokens"]
+    states = {t["name"]: t["state"] for t in tokens}
+    assert states == {"t": "revoked", "child": "revoked", "grandchild": "revoked", "own": "active"}
+    assert http.get("/v1/auth/whoami", headers=bearer(own.json()["secret"])).status_code == 200
+
+
+def test_rotating_the_parent_revokes_what_it_made(devserver: DevServer, http):
+    session = bob(http)["access_token"]  # rotation needs an MFA session
+    parent = create_token(http, session, ["tokens:write", "gateways:read"], 30).json()
+    child = create_token(http, parent["secret"], ["gateways:read"], 30).json()
+    rotated = http.post(f"/v1/auth/tokens/{parent['token']['id']}/rotate", headers=bearer(session))
+    assert rotated.status_code == 200, rotated.text
+    error_of(
+        http.get("/v1/auth/whoami", headers=bearer(child["secret"])), 401, "auth.token_revoked"
+    )
+    assert token_row(devserver, child["token"]["id"])["revoked_at"] is not None
+    fresh = http.get("/v1/auth/whoami", headers=bearer(rotated.json()["secret"]))
+    assert fresh.status_code == 200
