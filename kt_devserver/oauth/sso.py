@@ -60,10 +60,9 @@ from kt_devserver.oauth.http import OAuthContext, issuer_of, oauth_of, with_iss
 from kt_devserver.oauth.pages import csrf_ok, csrf_token, error_page, render
 from kt_devserver.oauth.storage import Transaction
 from kt_devserver.state import SsoConfig
-from kt_login import idtoken
 from kt_login.errors import KtError, NetworkError, ValidationFailed
 from kt_login.flows import adrive
-from kt_login.idtoken import IdClaims
+from kt_login.idtoken import IdClaims, fetch_jwks, validate_id_token
 
 logger = logging.getLogger("kt_devserver")
 
@@ -349,12 +348,12 @@ def basic_auth(client_id: str, secret: str) -> str:
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
-def validate_id_token(
+def upstream_claims(
     id_token: str, keys: Sequence[Any], *, issuer: str, client_id: str, nonce: str, now: float
 ) -> IdClaims:
     """The upstream ID token's claims, checked by kt_login's one ID-token validation."""
     try:
-        return idtoken.validate_id_token(
+        return validate_id_token(
             id_token, keys=keys, issuer=issuer, client_id=client_id, now=now, nonce=nonce
         )
     except ValidationFailed as exc:
@@ -368,7 +367,7 @@ async def upstream_keys(jwks_uri: str) -> list[Any]:
     """The provider's signing keys, fetched with kt_login's flow over `adrive`."""
     try:
         async with httpx2.AsyncClient(timeout=HTTP_TIMEOUT) as http:
-            return await adrive(idtoken.fetch_jwks(jwks_uri), http)
+            return await adrive(fetch_jwks(jwks_uri), http)
     except NetworkError as exc:
         raise _unavailable(f"jwks: {exc.message}") from exc
     except KtError as exc:
@@ -406,7 +405,7 @@ async def _identity(
     if status != 200 or not isinstance(body, dict) or not isinstance(body.get("id_token"), str):
         logger.warning("SSO code exchange refused: %s", status)
         raise SsoError("sso_failed", "The sign-in service refused to complete the sign-in.")
-    claims = validate_id_token(
+    claims = upstream_claims(
         body["id_token"],
         await upstream_keys(doc["jwks_uri"]),
         issuer=cfg.issuer,
