@@ -35,7 +35,8 @@ ENV_API_TOKEN = "KEEPTRUSTS_API_TOKEN"  # noqa: S105 - the variable's name, not 
 ENV_PROFILE = "KEEPTRUSTS_PROFILE"
 ENV_CONFIG_DIR = "KEEPTRUSTS_CONFIG_DIR"
 
-_PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# A profile name becomes a file name and a keyring username, so it is kept strict.
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _LOOPBACK_NAMES = {"localhost"}
 # Whitespace, controls and backslashes: parsers disagree on them, so no URL kt uses has one.
 _UNSAFE_IN_URL = re.compile(r"[\x00-\x20\x7f\\]")
@@ -107,10 +108,17 @@ def load_config_file(directory: Path) -> dict[str, Any]:
     return parsed
 
 
+def is_profile_name(name: object) -> bool:
+    return isinstance(name, str) and _PROFILE_NAME.fullmatch(name) is not None
+
+
 def check_profile_name(name: str) -> str:
-    if not _PROFILE_NAME.match(name):
+    """Return `name` if it is a valid profile name, else UsageError (exit 2)."""
+    if not is_profile_name(name):
+        shown = repr(name[:70]) if isinstance(name, str) else type(name).__name__
         raise UsageError(
-            f"invalid profile name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)"
+            f"invalid profile name {shown}: use 1-64 letters, digits, '-', '_' or '.', "
+            "starting with a letter or digit"
         )
     return name
 
