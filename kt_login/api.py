@@ -327,7 +327,7 @@ def decode_reply(response: httpx2.Response, api_url: str) -> dict[str, Any]:
 
 def session_from_reply(reply: dict[str, Any], *, api_url: str, method: str, now: float) -> Session:
     """The Session a login, MFA challenge or refresh reply describes (SECURITY.md ID-08 rules)."""
-    from .session import Session
+    from .session import KEEPTRUSTS, Session
 
     access = reply.get("access_token")
     token_type = reply.get("token_type", "Bearer")
@@ -347,6 +347,7 @@ def session_from_reply(reply: dict[str, Any], *, api_url: str, method: str, now:
         expires_at=_absolute(reply.get("expires_in"), now),
         refresh_expires_at=_absolute(reply.get("refresh_expires_in"), now),
         method=method,
+        kind=KEEPTRUSTS,
         user_email=str(user.get("email", "")),
         user_id=str(user.get("id", "")),
         organization=str(org.get("name", "")),

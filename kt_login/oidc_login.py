@@ -187,7 +187,7 @@ def fetch_userinfo(
 def session_from_sign_in(
     signed: SignedIn, *, login: SignInRequest, api_url: str, now: float, method: str = "browser"
 ) -> Session:
-    from .session import Session
+    from .session import OAUTH, Session
 
     claims, info = signed.claims, signed.userinfo or {}
     email = (claims.email if claims else None) or info.get("email")
@@ -198,6 +198,7 @@ def session_from_sign_in(
         refresh_token=tokens.refresh_token,
         expires_at=now + tokens.expires_in if tokens.expires_in else None,
         method=method,
+        kind=OAUTH,
         user_email=clean(email) if isinstance(email, str) else "",
         user_id=claims.sub if claims else "",
         organization="",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import KtError, NetworkError, NotLoggedIn, StoreError
+from .session import OAUTH
 
 if TYPE_CHECKING:
     from .api import ApiClient
@@ -79,7 +80,8 @@ class SessionKeeper:
             ):
                 self._store.delete(self._profile)
                 raise NotLoggedIn("your session has expired", hint="run: kt auth login")
-            if latest.token_endpoint:
+            if latest.kind == OAUTH:
+                assert latest.token_endpoint  # an OAuth session always names it (session.py)
                 fresh = self._oauth_refresh(latest, latest.token_endpoint, latest.refresh_token)
             else:
                 fresh = self._api_refresh(latest)

@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Final, Literal
 
 from .errors import StoreError
 
 _CORRUPT_HINT = "run: kt auth login"
+
+# Who issued the tokens, so who refreshes and revokes them:
+KEEPTRUSTS: Final = "keeptrusts"  # the Keeptrusts API's own password/MFA sign-in (/v1/auth/...)
+OAUTH: Final = "oauth"  # an OAuth/OIDC issuer's token endpoint (browser and device sign-ins)
+SessionKind = Literal["keeptrusts", "oauth"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -24,6 +29,7 @@ class Session:
     refresh_token: str | None
     expires_at: float | None  # absolute epoch seconds; None = unknown
     method: str  # "password" | "mfa" | "browser" | "device"
+    kind: SessionKind  # KEEPTRUSTS or OAUTH; an OAUTH session has a token_endpoint
     user_email: str
     user_id: str
     organization: str
@@ -43,6 +49,10 @@ class Session:
     subject: str | None = None
     auth_time: float | None = None
     acr: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == OAUTH and not self.token_endpoint:
+            raise ValueError("an OAuth session without token_endpoint")
 
     def to_json(self) -> str:
         """Compact JSON with sorted keys; a non-finite time is written as unknown (null)."""
@@ -67,6 +77,9 @@ class Session:
             ) from None
         if not isinstance(data, dict):
             raise StoreError("stored session is corrupt (not a JSON object)", hint=_CORRUPT_HINT)
+        if "kind" not in data:
+            # Written before sessions named their kind; OAuth sign-ins always had an endpoint.
+            data["kind"] = OAUTH if data.get("token_endpoint") else KEEPTRUSTS
         values: dict[str, Any] = {}
         for f in fields(cls):
             checker = _CHECKS[f.name]
@@ -79,7 +92,10 @@ class Session:
                 raise StoreError(f"stored session is corrupt (bad {f.name})", hint=_CORRUPT_HINT)
             values[f.name] = value
         # Unknown keys (from a newer kt) are dropped rather than rejected.
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ValueError as exc:
+            raise StoreError(f"stored session is corrupt ({exc})", hint=_CORRUPT_HINT) from None
 
     def __repr__(self) -> str:
         parts = []
@@ -131,6 +147,10 @@ def _opt_time(value: object) -> Any:
     return number if math.isfinite(number) else _BAD
 
 
+def _kind(value: object) -> Any:
+    return value if value in (KEEPTRUSTS, OAUTH) else _BAD
+
+
 def _bool(value: object) -> Any:
     return value if isinstance(value, bool) else _BAD
 
@@ -147,6 +167,7 @@ _CHECKS = {
     "refresh_token": _opt_str,
     "expires_at": _opt_time,
     "method": _str,
+    "kind": _kind,
     "user_email": _str,
     "user_id": _str,
     "organization": _str,

@@ -37,6 +37,7 @@ SESSION_KEYS = {
     "refresh_expires_at",
     "obtained_at",
     "method",
+    "kind",  # who refreshes and revokes: "keeptrusts" or "oauth"
     "user_email",
     "user_id",
     "organization",

@@ -35,6 +35,7 @@ ALLOWED_KEYS = {
     "refresh_token",
     "expires_at",
     "method",
+    "kind",  # who refreshes and revokes it
     "user_email",
     "user_id",
     "organization",
@@ -63,6 +64,7 @@ def make_session(**changes: object) -> Session:
         refresh_token=REFRESH,
         expires_at=1_900_000_000.5,
         method="password",
+        kind="keeptrusts",
         user_email="ada@example.com",
         user_id="usr_1",
         organization="Example",
@@ -175,6 +177,9 @@ def _corrupt(**changes: object) -> str:
         _corrupt(mfa_authenticated="yes"),
         _corrupt(method=KeyError),
         _corrupt(session_id=5),
+        _corrupt(kind="password"),
+        _corrupt(kind=None),
+        _corrupt(kind="oauth"),  # an OAuth session must name its token endpoint
         '{"expires_at": NaN}',
         _corrupt().replace("1900000000.5", "1e400"),
         _corrupt().replace("1900000000.5", "Infinity"),
@@ -186,6 +191,38 @@ def test_session_from_corrupt_data_raises_store_error(text: str | bytes) -> None
         Session.from_json(text)
     assert "corrupt" in info.value.message
     assert "CANARY" not in info.value.message
+
+
+TOKEN_ENDPOINT = "https://as.example/token"
+
+
+def test_session_kind_is_stored_and_read_back() -> None:
+    first_party = make_session()
+    assert json.loads(first_party.to_json())["kind"] == "keeptrusts"
+    oauth = make_session(kind="oauth", method="browser", token_endpoint=TOKEN_ENDPOINT)
+    assert json.loads(oauth.to_json())["kind"] == "oauth"
+    assert Session.from_json(oauth.to_json()) == oauth
+
+
+@pytest.mark.parametrize(
+    ("token_endpoint", "kind"), [(None, "keeptrusts"), (TOKEN_ENDPOINT, "oauth")]
+)
+def test_session_stored_before_kinds_existed_still_loads(
+    token_endpoint: str | None, kind: str
+) -> None:
+    data = json.loads(make_session(token_endpoint=token_endpoint).to_json())
+    del data["kind"]
+    loaded = Session.from_json(json.dumps(data))
+    assert loaded.kind == kind
+    assert loaded == make_session(kind=kind, token_endpoint=token_endpoint)
+
+
+def test_an_oauth_session_needs_its_token_endpoint() -> None:
+    with pytest.raises(ValueError, match="token_endpoint"):
+        make_session(kind="oauth")
+    with pytest.raises(StoreError, match="corrupt") as info:
+        Session.from_json(_corrupt(kind="oauth"))
+    assert "token_endpoint" in info.value.message
 
 
 def test_session_repr_masks_tokens() -> None:

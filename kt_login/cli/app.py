@@ -20,6 +20,7 @@ import click
 from .. import config
 from ..errors import KtError, MfaRequired, NotLoggedIn, StoreUnavailable, UsageError
 from ..output import Console
+from ..session import OAUTH
 
 if TYPE_CHECKING:
     import httpx2
@@ -216,7 +217,7 @@ class Invocation:
         """End `old` on the server it came from; the error when that could not be confirmed."""
         from ..api import BearerAuth
 
-        if old.token_endpoint:  # an OAuth sign-in: RFC 7009 at the issuer
+        if old.kind == OAUTH:  # RFC 7009 at the issuer
             return self._revoke_oauth(old)
         try:
             self.api(old.api_url).logout(
