@@ -365,3 +365,48 @@ def test_corrupt_keyring_item_does_not_lock_the_user_out(keyring_env):
     assert r.code == 0, r.stderr
     assert json.loads(keyring_item(env, profile) or "{}")["user_email"] == ALICE[0]
     assert kt("auth", "logout", env=env).code == 0
+
+
+# --------------------------------------------------------------------------- the store handed in
+
+
+def test_commands_use_the_store_handed_in_through_app(tmp_path: Path, capsys) -> None:
+    """App(store=...) is the seam: no D-Bus and no patching; status and logout both go through
+    the SessionStore handed in, one per command."""
+    from kt_login.cli import main
+    from kt_login.cli.app import App
+    from kt_login.store import SessionStore
+    from tests.fake_keyrings import MemoryKeyring
+    from tests.test_store import make_session
+
+    memory = MemoryKeyring()
+    built: list[Path] = []
+
+    def store(config_dir: Path) -> SessionStore:
+        built.append(config_dir)
+        return SessionStore(config_dir, keyring_backend=memory)
+
+    logouts: list[str] = []
+
+    def server(request: httpx2.Request) -> httpx2.Response:
+        logouts.append(request.url.path)
+        return httpx2.Response(200, json={})
+
+    sessions = store(tmp_path)
+    sessions.save("default", make_session(api_url="https://api.example"), into=sessions.in_keyring)
+    app = App(
+        env={"KEEPTRUSTS_CONFIG_DIR": str(tmp_path)},
+        transport=httpx2.MockTransport(server),
+        interactive=lambda: False,
+        store=store,
+    )
+    assert main(["auth", "status", "--json"], obj=app) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["logged_in"] is True and doc["credential_source"] == "keyring"
+
+    assert main(["auth", "logout", "--json"], obj=app) == 0
+    capsys.readouterr()
+    assert logouts == ["/v1/auth/logout"]
+    assert memory.items == {}
+    assert built == [tmp_path] * 3
+    assert not (tmp_path / "credentials").exists()

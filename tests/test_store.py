@@ -1,4 +1,5 @@
-"""Session serialisation, the plaintext file store, the session index and the refresh lock."""
+"""Session serialisation, the plaintext file backend, the SessionStore facade (lookup, index,
+one copy per profile), profile names and the refresh lock."""
 
 from __future__ import annotations
 
@@ -16,14 +17,7 @@ import pytest
 
 from kt_login.errors import KtError, StoreError, UsageError
 from kt_login.session import Session
-from kt_login.store import (
-    FileStore,
-    find_session,
-    forget_session,
-    keyring_timeout,
-    known_profiles,
-    refresh_lock,
-)
+from kt_login.store import FileStore, SessionStore, keyring_timeout, refresh_lock
 
 REPO = Path(__file__).resolve().parent.parent
 ACCESS = "kta_CANARY-access-7f3a9c"
@@ -257,7 +251,8 @@ def test_file_store_permissions_under_umask_000(tmp_path: Path) -> None:
     config = tmp_path / "kt"
     old = os.umask(0)
     try:
-        FileStore(config).save("default", make_session())
+        sessions = SessionStore(config)
+        sessions.save("default", make_session(), into=sessions.in_file)
     finally:
         os.umask(old)
     assert mode_of(config) == 0o700
@@ -285,7 +280,7 @@ def test_file_store_refuses_group_or_world_accessible_file(tmp_path: Path, mode:
     assert f"has mode {mode:04o}" in info.value.message
     assert info.value.hint is not None and f"chmod 600 {path}" in info.value.hint
     with pytest.raises(StoreError):
-        find_session(tmp_path, "default")
+        SessionStore(tmp_path).find("default")
     files.save("default", make_session())  # logging in again repairs it
     assert mode_of(path) == 0o600
     assert files.load("default") == make_session()
@@ -313,7 +308,7 @@ def test_file_store_refuses_a_symlink(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="symbolic link"):
         files.load("default")
     with pytest.raises(StoreError, match="symbolic link"):
-        find_session(tmp_path, "default")
+        SessionStore(tmp_path).find("default")
     # Saving replaces the link itself; the file it pointed to is left alone.
     before = target.read_bytes()
     files.save("default", make_session(access_token="kta_new"))
@@ -395,16 +390,24 @@ BAD_NAMES = [
 def test_profile_names_cannot_escape_the_directory(tmp_path: Path, name: str) -> None:
     config = tmp_path / "kt"
     files = FileStore(config)
+    sessions = SessionStore(config)
     for call in (
         lambda: files.save(name, make_session()),
         lambda: files.load(name),
         lambda: files.delete(name),
-        lambda: find_session(config, name),
-        lambda: forget_session(config, name),
+        lambda: sessions.find(name),
+        lambda: sessions.forget(name),
+        lambda: sessions.save(name, make_session(), into=sessions.in_file),
+        lambda: sessions.in_file.delete(name),
+        lambda: sessions.choose_for_login(
+            name, insecure_storage=True, credential_store_setting="file"
+        ),
     ):
         with pytest.raises(UsageError, match="invalid profile name"):
             call()
     with pytest.raises(UsageError), refresh_lock(config, name):
+        pass
+    with pytest.raises(UsageError), sessions.lock(name):
         pass
     assert list(tmp_path.iterdir()) == []
 
@@ -422,47 +425,56 @@ def test_valid_profile_names(tmp_path: Path, name: str) -> None:
 
 def test_find_session_headless_with_nothing_stored_is_not_logged_in(tmp_path: Path) -> None:
     # The fail backend is active (autouse fixture): `whoami` must say "not logged in".
-    assert find_session(tmp_path, "default") == (None, None)
+    assert SessionStore(tmp_path).find("default") == (None, None)
     assert not tmp_path.joinpath("credentials").exists()
 
 
 def test_find_session_prefers_the_file(tmp_path: Path) -> None:
     FileStore(tmp_path).save("default", make_session())
-    session, where = find_session(tmp_path, "default")
+    sessions = SessionStore(tmp_path)
+    session, where = sessions.find("default")
     assert session == make_session()
-    assert isinstance(where, FileStore)
+    assert where is sessions.in_file and isinstance(where.backend, FileStore)
+    assert where.kind == "file (plaintext)"
 
 
 def test_known_profiles_index(tmp_path: Path) -> None:
-    assert known_profiles(tmp_path) == []
-    files = FileStore(tmp_path)
-    files.save("b", make_session())
-    files.save("a", make_session())
-    files.save("a", make_session())
-    assert known_profiles(tmp_path) == ["a", "b"]
+    sessions = SessionStore(tmp_path)
+    assert sessions.known_profiles() == []
+    sessions.save("b", make_session(), into=sessions.in_file)
+    sessions.save("a", make_session(), into=sessions.in_file)
+    sessions.save("a", make_session(), into=sessions.in_file)
+    assert sessions.known_profiles() == ["a", "b"]
     index = json.loads((tmp_path / "sessions.json").read_text())
     assert index == {"profiles": {"a": "file", "b": "file"}}
     assert "CANARY" not in (tmp_path / "sessions.json").read_text()
-    files.delete("a")
-    assert known_profiles(tmp_path) == ["b"]
-    assert forget_session(tmp_path, "b") is True
-    assert forget_session(tmp_path, "b") is False
-    assert known_profiles(tmp_path) == []
+    sessions.in_file.delete("a")
+    assert sessions.known_profiles() == ["b"]
+    assert json.loads((tmp_path / "sessions.json").read_text()) == {"profiles": {"b": "file"}}
+    assert sessions.forget("b") is True
+    assert sessions.forget("b") is False
+    assert sessions.known_profiles() == []
 
 
 def test_known_profiles_survives_a_damaged_index(tmp_path: Path) -> None:
-    files = FileStore(tmp_path)
-    files.save("kept", make_session())
+    sessions = SessionStore(tmp_path)
+    sessions.save("kept", make_session(), into=sessions.in_file)
     (tmp_path / "sessions.json").write_text("{garbage")
     (tmp_path / "credentials" / "not a profile.json").write_text("{}")
-    assert known_profiles(tmp_path) == ["kept"]
-    files.save("other", make_session())
-    assert known_profiles(tmp_path) == ["kept", "other"]
+    assert sessions.known_profiles() == ["kept"]
+    sessions.save("other", make_session(), into=sessions.in_file)
+    assert sessions.known_profiles() == ["kept", "other"]
+
+
+def test_known_profiles_lists_files_saved_without_the_facade(tmp_path: Path) -> None:
+    FileStore(tmp_path).save("restored", make_session())  # e.g. copied from a backup
+    assert not (tmp_path / "sessions.json").exists()
+    assert SessionStore(tmp_path).known_profiles() == ["restored"]
 
 
 def test_forget_session_on_a_fresh_machine_creates_nothing(tmp_path: Path) -> None:
     config = tmp_path / "kt"
-    assert forget_session(config, "default") is False
+    assert SessionStore(config).forget("default") is False
     assert not config.exists()
 
 
@@ -518,6 +530,16 @@ def test_refresh_lock_is_reentrant_in_one_thread(tmp_path: Path) -> None:
         refresh_lock(tmp_path, "default", timeout=0.2),
     ):
         FileStore(tmp_path).save("default", make_session())
+
+
+def test_the_facade_lock_is_the_refresh_lock(tmp_path: Path) -> None:
+    with (
+        SessionStore(tmp_path).lock("default", timeout=0.2),
+        refresh_lock(tmp_path, "default", timeout=0.2),  # re-entrant: the same lock
+    ):
+        pass
+    assert [p.name for p in (tmp_path / "locks").iterdir()] == ["default.lock"]
+    assert mode_of(tmp_path / "locks" / "default.lock") == 0o600
 
 
 # --------------------------------------------------------------------------- misc

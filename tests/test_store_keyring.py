@@ -1,4 +1,5 @@
-"""The keyring store against a real GNOME Keyring (Secret Service) and against bad backends."""
+"""The keyring backend, and the SessionStore facade over it, against a real GNOME Keyring (Secret
+Service) and against bad backends."""
 
 from __future__ import annotations
 
@@ -23,10 +24,7 @@ from kt_login.store import (
     UNAVAILABLE_HINT,
     FileStore,
     KeyringStore,
-    find_session,
-    forget_session,
-    known_profiles,
-    open_store,
+    SessionStore,
 )
 from tests.fake_keyrings import (
     HangingKeyring,
@@ -128,11 +126,12 @@ config = Path(sys.argv[1])
 def test_keyring_round_trip_in_the_real_secret_service(
     real_keyring: SecretService.Keyring, tmp_path: Path, profile: str
 ) -> None:
-    keyring_store = KeyringStore(tmp_path)
+    sessions = SessionStore(tmp_path)
+    keyring_store = sessions.in_keyring
     assert keyring_store.kind == "keyring"
-    keyring_store.check()
+    sessions.keyring.check()
     assert keyring_store.load(profile) is None
-    keyring_store.save(profile, make_session())
+    sessions.save(profile, make_session(), into=keyring_store)
     assert keyring_store.load(profile) == make_session()
 
     [(attributes, secret)] = keyring_items(profile)
@@ -148,15 +147,16 @@ def test_keyring_round_trip_in_the_real_secret_service(
     }
     assert not (tmp_path / "credentials").exists()
 
-    session, where = find_session(tmp_path, profile)
-    assert session == make_session() and isinstance(where, KeyringStore)
-    assert known_profiles(tmp_path) == [profile]
+    session, where = sessions.find(profile)
+    assert session == make_session() and where is keyring_store
+    assert isinstance(where.backend, KeyringStore)
+    assert sessions.known_profiles() == [profile]
 
     assert keyring_store.delete(profile) is True
     assert keyring_store.delete(profile) is False
     assert keyring_store.load(profile) is None
     assert keyring_items(profile) == []
-    assert known_profiles(tmp_path) == []
+    assert sessions.known_profiles() == []
 
 
 def test_keyring_is_chosen_by_default_in_a_fresh_process(
@@ -166,9 +166,12 @@ def test_keyring_is_chosen_by_default_in_a_fresh_process(
     out, _ = run_store_script(
         f"""
 import keyring
-target = store.open_store(config, prefer_file=False)
-target.save({profile!r}, make_session())
-session, where = store.find_session(config, {profile!r})
+sessions = store.SessionStore(config)
+target = sessions.choose_for_login(
+    {profile!r}, insecure_storage=False, credential_store_setting="keyring"
+)
+sessions.save({profile!r}, make_session(), into=target)
+session, where = sessions.find({profile!r})
 print(json.dumps({{
     "backend": type(keyring.get_keyring()).__module__,
     "kind": where.kind,
@@ -182,7 +185,7 @@ print(json.dumps({{
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", secret_service["DBUS_SESSION_BUS_ADDRESS"])
     assert len(keyring_items(profile)) == 1
     use_backend(monkeypatch, SecretService.Keyring())
-    assert forget_session(tmp_path / "kt", profile) is True
+    assert SessionStore(tmp_path / "kt").forget(profile) is True
     assert keyring_items(profile) == []
 
 
@@ -191,53 +194,59 @@ def test_corrupt_keyring_item_is_a_store_error(
 ) -> None:
     real_keyring.set_password(KEYRING_SERVICE, f"profile:{profile}", "{not json")
     with pytest.raises(StoreError, match="corrupt"):
-        KeyringStore(tmp_path).load(profile)
-    assert KeyringStore(tmp_path).delete(profile) is True
+        KeyringStore().load(profile)
+    with pytest.raises(StoreError, match="corrupt"):
+        SessionStore(tmp_path).find(profile)
+    assert KeyringStore().delete(profile) is True
 
 
 def test_keyring_save_removes_the_plaintext_copy_and_vice_versa(
     real_keyring: SecretService.Keyring, tmp_path: Path, profile: str
 ) -> None:
-    files = FileStore(tmp_path)
-    files.save(profile, make_session(access_token="kta_in_file"))
-    KeyringStore(tmp_path).save(profile, make_session())
+    sessions = SessionStore(tmp_path)
+    files = sessions.files
+    sessions.save(profile, make_session(access_token="kta_in_file"), into=sessions.in_file)
+    sessions.save(profile, make_session(), into=sessions.in_keyring)
     assert not files.path(profile).exists()
-    session, where = find_session(tmp_path, profile)
-    assert session == make_session() and isinstance(where, KeyringStore)
+    session, where = sessions.find(profile)
+    assert session == make_session() and where is sessions.in_keyring
 
-    files.save(profile, make_session(access_token="kta_back_to_file"))
+    sessions.save(profile, make_session(access_token="kta_back_to_file"), into=sessions.in_file)
     assert keyring_items(profile) == []
-    session, where = find_session(tmp_path, profile)
+    session, where = sessions.find(profile)
     assert session == make_session(access_token="kta_back_to_file")
-    assert isinstance(where, FileStore)
+    assert where is sessions.in_file
     assert json.loads((tmp_path / "sessions.json").read_text()) == {"profiles": {profile: "file"}}
 
 
 def test_forget_session_clears_every_store(
     real_keyring: SecretService.Keyring, tmp_path: Path, profile: str
 ) -> None:
-    KeyringStore(tmp_path).save(profile, make_session())
+    sessions = SessionStore(tmp_path)
+    sessions.save(profile, make_session(), into=sessions.in_keyring)
     # A stale plaintext copy that bypassed the store (e.g. restored from a backup).
     FileStore(tmp_path / "other").save(profile, make_session(access_token="kta_stale"))
     (tmp_path / "credentials").mkdir(mode=0o700)
     (tmp_path / "other" / "credentials" / f"{profile}.json").rename(
         FileStore(tmp_path).path(profile)
     )
-    assert forget_session(tmp_path, profile) is True
+    assert sessions.forget(profile) is True
     assert keyring_items(profile) == []
     assert FileStore(tmp_path).load(profile) is None
-    assert forget_session(tmp_path, profile) is False
-    assert find_session(tmp_path, profile) == (None, None)
+    assert sessions.forget(profile) is False
+    assert sessions.find(profile) == (None, None)
+    assert not (tmp_path / "sessions.json").read_text().count(profile)
 
 
 def test_known_profiles_lists_keyring_and_file_sessions(
     real_keyring: SecretService.Keyring, tmp_path: Path, profile: str
 ) -> None:
-    KeyringStore(tmp_path).save(f"{profile}-k", make_session())
-    FileStore(tmp_path).save(f"{profile}-f", make_session())
-    assert known_profiles(tmp_path) == [f"{profile}-f", f"{profile}-k"]
-    KeyringStore(tmp_path).delete(f"{profile}-k")
-    assert known_profiles(tmp_path) == [f"{profile}-f"]
+    sessions = SessionStore(tmp_path)
+    sessions.save(f"{profile}-k", make_session(), into=sessions.in_keyring)
+    sessions.save(f"{profile}-f", make_session(), into=sessions.in_file)
+    assert sessions.known_profiles() == [f"{profile}-f", f"{profile}-k"]
+    sessions.in_keyring.delete(f"{profile}-k")
+    assert sessions.known_profiles() == [f"{profile}-f"]
 
 
 # --------------------------------------------------------------------------- unavailable keyrings
@@ -259,28 +268,35 @@ def test_locked_keyring_is_unavailable_and_nothing_is_written(
         "DBUS_SESSION_BUS_ADDRESS", locked_secret_service["DBUS_SESSION_BUS_ADDRESS"]
     )
     use_backend(monkeypatch, SecretService.Keyring())
-    keyring_store = KeyringStore(tmp_path)
+    sessions = SessionStore(tmp_path)
+    keyring_store = sessions.keyring
     with pytest.raises(StoreUnavailable, match="locked"):
         keyring_store.check()
     with pytest.raises(StoreUnavailable) as info:
-        keyring_store.save("default", make_session())
+        sessions.save("default", make_session(), into=sessions.in_keyring)
     assert_unavailable(info.value, "locked")
     with pytest.raises(StoreUnavailable, match="locked"):
         keyring_store.load("default")
+    with pytest.raises(StoreUnavailable, match="locked"):
+        sessions.choose_for_login(
+            "default", insecure_storage=False, credential_store_setting="keyring"
+        )
     assert list(tmp_path.iterdir()) == []
     # Nothing recorded in the keyring: "not logged in", not an error.
-    assert find_session(tmp_path, "default") == (None, None)
+    assert sessions.find("default") == (None, None)
 
 
 def test_session_recorded_in_an_unusable_keyring_is_an_error_not_logged_out(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "sessions.json").write_text('{"profiles": {"default": "keyring"}}')
+    sessions = SessionStore(tmp_path)
     with pytest.raises(StoreUnavailable) as info:
-        find_session(tmp_path, "default")
+        sessions.find("default")
     assert_unavailable(info.value, "no OS keyring was found")
     with pytest.raises(StoreUnavailable):
-        forget_session(tmp_path, "default")
+        sessions.forget("default")
+    assert sessions.known_profiles() == ["default"]  # still recorded: it may be intact there
 
 
 def test_headless_machine_fails_closed_in_a_fresh_process(
@@ -292,12 +308,13 @@ def test_headless_machine_fails_closed_in_a_fresh_process(
         """
 import keyring
 result = {"backend": type(keyring.get_keyring()).__module__}
+sessions = store.SessionStore(config)
 try:
-    store.open_store(config, prefer_file=False).save("default", make_session())
+    sessions.save("default", make_session(), into=sessions.in_keyring)
 except KtError as exc:
     result.update(error=type(exc).__name__, message=exc.message, hint=exc.hint)
-result["found"] = repr(store.find_session(config, "default"))
-result["forgot"] = store.forget_session(config, "default")
+result["found"] = repr(sessions.find("default"))
+result["forgot"] = sessions.forget("default")
 print(json.dumps(result))
 """,
         env,
@@ -326,12 +343,16 @@ def test_insecure_backends_count_as_no_keyring(
     backend: KeyringBackend, words: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use_backend(monkeypatch, backend)
-    keyring_store = open_store(tmp_path, prefer_file=False)
-    assert isinstance(keyring_store, KeyringStore)
+    sessions = SessionStore(tmp_path)
+    keyring_store = sessions.keyring
     for call in (
         keyring_store.check,
         lambda: keyring_store.save("default", make_session()),
         lambda: keyring_store.load("default"),
+        lambda: sessions.save("default", make_session(), into=sessions.in_keyring),
+        lambda: sessions.choose_for_login(
+            "default", insecure_storage=False, credential_store_setting="keyring"
+        ),
     ):
         with pytest.raises(StoreUnavailable) as info:
             call()
@@ -347,7 +368,7 @@ def test_chainer_uses_only_its_secure_members(
     MixedChainer.plaintext.items.clear()
     MixedChainer.secure.items.clear()
     use_backend(monkeypatch, MixedChainer())
-    keyring_store = KeyringStore(tmp_path)
+    keyring_store = KeyringStore()
     keyring_store.save("default", make_session())
     assert MixedChainer.plaintext.items == {}
     assert list(MixedChainer.secure.items) == [(KEYRING_SERVICE, "profile:default")]
@@ -362,7 +383,7 @@ def test_hanging_keyring_times_out(
     backend = HangingKeyring()
     request.addfinalizer(backend.release.set)
     monkeypatch.setenv("KEEPTRUSTS_KEYRING_TIMEOUT", "0.5")
-    keyring_store = KeyringStore(tmp_path, backend=backend)
+    keyring_store = KeyringStore(backend=backend)
     assert keyring_store.timeout == 0.5
     started = time.monotonic()
     with pytest.raises(StoreUnavailable) as info:
@@ -391,8 +412,9 @@ def test_hanging_keyring_selected_by_environment_does_not_hang_the_process(
         """
 import keyring
 started = time.monotonic()
+sessions = store.SessionStore(config)
 try:
-    store.open_store(config, prefer_file=False).save("default", make_session())
+    sessions.save("default", make_session(), into=sessions.in_keyring)
 except KtError as exc:
     message = exc.message
 print(json.dumps({
@@ -418,8 +440,9 @@ def test_a_file_session_is_found_without_asking_the_keyring(
     request.addfinalizer(backend.release.set)
     use_backend(monkeypatch, backend)
     FileStore(tmp_path).save("default", make_session())
-    session, where = find_session(tmp_path, "default")
-    assert session == make_session() and isinstance(where, FileStore)
+    sessions = SessionStore(tmp_path)
+    session, where = sessions.find("default")
+    assert session == make_session() and where is sessions.in_file
     assert backend.calls == 0
 
 
@@ -427,16 +450,20 @@ def test_file_save_survives_a_hung_keyring_holding_the_old_copy(
     tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     memory = use_backend(monkeypatch, MemoryKeyring())
-    KeyringStore(tmp_path).save("default", make_session(access_token="kta_old"))
+    first = SessionStore(tmp_path)
+    first.save("default", make_session(access_token="kta_old"), into=first.in_keyring)
     assert isinstance(memory, MemoryKeyring) and len(memory.items) == 1
     hanging = HangingKeyring()
     request.addfinalizer(hanging.release.set)
     use_backend(monkeypatch, hanging)
     monkeypatch.setenv("KEEPTRUSTS_KEYRING_TIMEOUT", "0.2")
-    FileStore(tmp_path).save("default", make_session())
+    sessions = SessionStore(tmp_path)
+    started = time.monotonic()
+    sessions.save("default", make_session(), into=sessions.in_file)
+    assert time.monotonic() - started < 0.2 + 1
     assert hanging.calls == 1
-    session, where = find_session(tmp_path, "default")
-    assert session == make_session() and isinstance(where, FileStore)
+    session, where = sessions.find("default")
+    assert session == make_session() and where is sessions.in_file
 
 
 class LeakyKeyring(MemoryKeyring):
@@ -449,7 +476,7 @@ class LeakyKeyring(MemoryKeyring):
 
 def test_backend_errors_are_reported_without_the_secret(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable) as info:
-        KeyringStore(tmp_path, backend=LeakyKeyring()).save("default", make_session())
+        KeyringStore(backend=LeakyKeyring()).save("default", make_session())
     assert_unavailable(info.value, "the OS keyring failed (RuntimeError)")
     assert list(tmp_path.iterdir()) == []
 
@@ -461,9 +488,12 @@ def test_keyring_store_rejects_bad_profile_names_before_any_keyring_call(
 
     backend = HangingKeyring()
     request.addfinalizer(backend.release.set)
-    keyring_store = KeyringStore(tmp_path, backend=backend, timeout=0.2)
+    keyring_store = KeyringStore(backend=backend, timeout=0.2)
     with pytest.raises(UsageError):
         keyring_store.save("../x", make_session())
+    sessions = SessionStore(tmp_path, keyring_backend=backend, keyring_timeout=0.2)
+    with pytest.raises(UsageError):
+        sessions.save("../x", make_session(), into=sessions.in_keyring)
     assert backend.calls == 0
 
 
@@ -475,3 +505,118 @@ def test_fixture_env_is_only_the_bus_address(
     assert os.environ.get("PYTHON_KEYRING_BACKEND") is None or "PYTHON_KEYRING_BACKEND" not in (
         subprocess_env(secret_service)
     )
+
+
+# --------------------------------------------------------------------------- one copy per profile
+
+
+def test_each_backend_alone_never_touches_the_other(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file backend makes no keyring call at all: the default keyring hangs.
+    hanging = use_backend(monkeypatch, HangingKeyring())
+    assert isinstance(hanging, HangingKeyring)
+    request.addfinalizer(hanging.release.set)
+    memory = MemoryKeyring()
+    files, keyring_store = FileStore(tmp_path / "kt"), KeyringStore(backend=memory)
+
+    files.save("default", make_session(access_token="kta_file"))
+    keyring_store.save("default", make_session(access_token="kta_keyring"))
+    assert files.load("default") == make_session(access_token="kta_file")
+    assert keyring_store.load("default") == make_session(access_token="kta_keyring")
+
+    assert files.delete("default") is True
+    assert keyring_store.load("default") == make_session(access_token="kta_keyring")
+    files.save("default", make_session(access_token="kta_file"))
+    assert keyring_store.delete("default") is True
+    assert files.load("default") == make_session(access_token="kta_file")
+
+    assert hanging.calls == 0
+    # Neither writes the index, and the keyring backend writes nothing under the config dir.
+    assert sorted(p.name for p in files_under(tmp_path)) == ["default.json"]
+
+
+def test_the_facade_moves_a_session_between_backends_leaving_one_copy(tmp_path: Path) -> None:
+    memory = MemoryKeyring()
+    sessions = SessionStore(tmp_path, keyring_backend=memory)
+    files = sessions.files
+
+    def choose(*, insecure_storage: bool, setting: str = "keyring") -> object:
+        return sessions.choose_for_login(
+            "default", insecure_storage=insecure_storage, credential_store_setting=setting
+        )
+
+    def index() -> object:
+        return json.loads((tmp_path / "sessions.json").read_text())["profiles"]
+
+    assert choose(insecure_storage=True) is sessions.in_file
+    assert choose(insecure_storage=False, setting="file") is sessions.in_file
+    sessions.save("default", make_session(access_token="kta_first"), into=sessions.in_file)
+    assert memory.items == {} and index() == {"default": "file"}
+
+    # file -> keyring: the plaintext copy goes
+    where = choose(insecure_storage=False)
+    assert where is sessions.in_keyring
+    sessions.save("default", make_session(access_token="kta_second"), into=sessions.in_keyring)
+    assert not files.path("default").exists()
+    assert list(memory.items) == [(KEYRING_SERVICE, "profile:default")]
+    assert index() == {"default": "keyring"}
+    assert sessions.find("default") == (make_session(access_token="kta_second"), where)
+
+    # keyring -> file with --insecure-storage: the keyring copy goes
+    where = choose(insecure_storage=True)
+    sessions.save("default", make_session(access_token="kta_third"), into=sessions.in_file)
+    assert memory.items == {}
+    assert files.load("default") == make_session(access_token="kta_third")
+    assert index() == {"default": "file"}
+    assert sessions.find("default") == (make_session(access_token="kta_third"), where)
+
+    # Saving through a Location (as the refresh code does) follows the same rule.
+    sessions.in_keyring.save("default", make_session(access_token="kta_fourth"))
+    assert not files.path("default").exists() and len(memory.items) == 1
+    sessions.in_file.save("default", make_session(access_token="kta_fifth"))
+    assert memory.items == {} and files.load("default") == make_session(access_token="kta_fifth")
+
+    assert sessions.forget("default") is True
+    assert memory.items == {} and not files.path("default").exists()
+    assert index() == {}
+
+
+def test_choose_for_login_keeps_an_earlier_file_when_the_keyring_is_unusable(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    hanging = HangingKeyring()
+    request.addfinalizer(hanging.release.set)
+    sessions = SessionStore(tmp_path, keyring_backend=hanging, keyring_timeout=0.3)
+    with pytest.raises(StoreUnavailable) as info:
+        sessions.choose_for_login(
+            "default", insecure_storage=False, credential_store_setting="keyring"
+        )
+    assert_unavailable(info.value, "did not answer within 0.3 s")
+    assert list(tmp_path.iterdir()) == []
+
+    FileStore(tmp_path).save("default", make_session())  # an earlier --insecure-storage login
+    started = time.monotonic()
+    where = sessions.choose_for_login(
+        "default", insecure_storage=False, credential_store_setting="keyring"
+    )
+    assert where is sessions.in_file
+    sessions.save("default", make_session(access_token="kta_new"), into=where)
+    assert time.monotonic() - started < 0.3  # the keyring already timed out once: no new wait
+    assert hanging.calls == 1
+    assert sessions.find("default") == (make_session(access_token="kta_new"), where)
+
+
+def test_choose_for_login_refuses_an_unsafe_file_before_the_login(tmp_path: Path) -> None:
+    sessions = SessionStore(tmp_path, keyring_backend=MemoryKeyring())
+    sessions.save("default", make_session(), into=sessions.in_file)
+    os.chmod(sessions.files.path("default"), 0o644)
+    with pytest.raises(StoreError, match="has mode 0644"):
+        sessions.choose_for_login("default", insecure_storage=True, credential_store_setting="")
+    # The keyring takes the new session; saving there removes the unsafe file.
+    where = sessions.choose_for_login(
+        "default", insecure_storage=False, credential_store_setting="keyring"
+    )
+    assert where is sessions.in_keyring
+    sessions.save("default", make_session(), into=where)
+    assert not sessions.files.path("default").exists()

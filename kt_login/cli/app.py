@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, wraps
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from .. import config
-from ..errors import KtError, MfaRequired, NotLoggedIn, StoreUnavailable, UsageError
+from ..errors import KtError, MfaRequired, NotLoggedIn, UsageError
 from ..output import Console
 from ..session import OAUTH
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
     from ..api import ApiClient
     from ..session import Session
-    from ..store import CredentialStore
+    from ..store import CredentialStore, Location, SessionStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -50,6 +51,8 @@ class App:
     )
     # Opens a (validated) sign-in URL; None means the system browser (`webbrowser`, $BROWSER).
     opener: Callable[[str], bool] | None = None
+    # Builds the session store for a config dir; None means the OS keyring and the file backend.
+    store: Callable[[Path], SessionStore] | None = None
 
 
 def common_options(fn: F) -> F:
@@ -151,45 +154,27 @@ class Invocation:
 
         return ApiClient(api_url, self.http(), clock=self.app.clock)
 
-    def find_session(self) -> tuple[Session | None, CredentialStore | None]:
-        from ..store import find_session
+    @cached_property
+    def session_store(self) -> SessionStore:
+        """One store per command, so a keyring that timed out once is not waited for again."""
+        if self.app.store is not None:
+            return self.app.store(self.base_settings.dir)
+        from ..store import SessionStore, keyring_timeout
 
-        return find_session(self.base_settings.dir, self.profile)
+        return SessionStore(self.base_settings.dir, keyring_timeout=keyring_timeout(self.app.env))
 
-    def open_store(self, *, insecure_storage: bool) -> CredentialStore:
-        from ..store import open_store
+    def find_session(self) -> tuple[Session | None, Location | None]:
+        return self.session_store.find(self.profile)
 
-        prefer_file = insecure_storage or self.base_settings.credential_store.value == "file"
-        return open_store(self.base_settings.dir, prefer_file=prefer_file)
+    def store_for_new_session(self, *, insecure_storage: bool) -> Location:
+        """Where a new session goes (SessionStore.choose_for_login)."""
+        return self.session_store.choose_for_login(
+            self.profile,
+            insecure_storage=insecure_storage,
+            credential_store_setting=self.base_settings.credential_store.value,
+        )
 
-    def store_for_new_session(self, *, insecure_storage: bool) -> CredentialStore:
-        """Where a new session goes: the opted-in file; else the keyring (saving there removes
-        a plaintext copy); else, when the keyring is unusable but this profile's session is
-        already in a file (an earlier opt-in), that file. Raises StoreUnavailable before
-        anything is sent or written, after at most one keyring timeout."""
-        from ..store import FileStore, KeyringStore
-
-        directory = self.base_settings.dir
-        if insecure_storage or self.base_settings.credential_store.value == "file":
-            files = FileStore(directory)
-            files.load(self.profile)  # an unsafe file fails now, not after the login
-            return files
-        keyring_store = KeyringStore(directory)
-        try:
-            # A probe read, not this profile's item: a corrupt item must not block the login
-            # that replaces it.
-            keyring_store.check()
-        except StoreUnavailable:
-            try:
-                in_file = FileStore(directory).load(self.profile) is not None
-            except KtError:
-                in_file = False
-            if not in_file:
-                raise
-            return FileStore(directory)
-        return keyring_store
-
-    def store_for_login(self, *, insecure_storage: bool) -> CredentialStore:
+    def store_for_login(self, *, insecure_storage: bool) -> Location:
         """store_for_new_session, with the plaintext warning said before anything is written."""
         store = self.store_for_new_session(insecure_storage=insecure_storage)
         if store.kind != "keyring":

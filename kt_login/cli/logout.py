@@ -20,13 +20,11 @@ def logout(inv: Invocation, all_profiles: bool) -> None:
     If the server cannot be reached the local session is removed anyway, and kt says that the
     server-side session may stay valid until it expires (exit 5).
     """
-    from ..store import find_session, forget_session, known_profiles
-
-    directory = inv.base_settings.dir
+    sessions = inv.session_store
     if all_profiles:
         from ..config import configured_profiles
 
-        names = sorted(set(known_profiles(directory)) | set(configured_profiles(inv.app.env)))
+        names = sorted(set(sessions.known_profiles()) | set(configured_profiles(inv.app.env)))
     else:
         names = [inv.profile]
 
@@ -36,12 +34,12 @@ def logout(inv: Invocation, all_profiles: bool) -> None:
     failure: KtError | None = None
     for name in names:
         try:
-            session, store = find_session(directory, name)
+            session, store = sessions.find(name)
         except StoreError as exc:
             # Unreadable (e.g. corrupt): nothing to revoke it with, but it must not block logout
             # or the next login. StoreUnavailable is no StoreError: a keyring that cannot be
             # reached still fails the command, as the session may be intact in it.
-            forget_session(directory, name)
+            sessions.forget(name)
             results.append({"profile": name, "was_logged_in": True, "server_revoked": False})
             lines.append(f"Removed the unreadable local session of profile {name!r}.")
             inv.console.warn(
@@ -57,7 +55,7 @@ def logout(inv: Invocation, all_profiles: bool) -> None:
         problem = inv.revoke_quietly(session)
         revoked = problem is None
         failure = failure or problem
-        forget_session(directory, name)
+        sessions.forget(name)
         results.append(
             {
                 "profile": name,

@@ -1,0 +1,61 @@
+"""<config_dir>/sessions.json: which backend holds each profile's session.
+
+It holds no secret. It lets `logout --all` find keyring sessions (a keyring cannot be listed
+cheaply), and it tells "not logged in" from "cannot tell" when the keyring is unusable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from ..config import is_profile_name
+from ..errors import KtError
+from .locks import INDEX_LOCK, file_lock
+from .private_files import atomic_write
+
+INDEX_FILE = "sessions.json"
+
+Where = Literal["keyring", "file"]
+
+
+def read_index(config_dir: Path) -> dict[str, Where]:
+    try:
+        data = json.loads((Path(config_dir) / INDEX_FILE).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    profiles = data.get("profiles") if isinstance(data, dict) else None
+    if not isinstance(profiles, dict):
+        return {}
+    return {
+        name: where
+        for name, where in profiles.items()
+        if is_profile_name(name) and where in ("keyring", "file")
+    }
+
+
+def update_index(
+    config_dir: Path, profile: str, where: Where | None, *, only_if: Where | None = None
+) -> None:
+    """Record where `profile`'s session is (None: nowhere). Best effort: the session itself is
+    already saved or deleted, and a missing index entry only hides it from `logout --all`."""
+
+    def apply(index: dict[str, Where]) -> bool:
+        if where is not None:
+            changed = index.get(profile) != where
+            index[profile] = where
+            return changed
+        if profile in index and (only_if is None or index[profile] == only_if):
+            del index[profile]
+            return True
+        return False
+
+    if not apply(read_index(config_dir)):
+        return  # e.g. logout on a fresh machine: do not create any directory
+    with contextlib.suppress(KtError), file_lock(Path(config_dir), INDEX_LOCK, 10.0):
+        index = read_index(config_dir)
+        if apply(index):
+            body = json.dumps({"profiles": dict(sorted(index.items()))}, indent=1)
+            atomic_write(Path(config_dir) / INDEX_FILE, body.encode() + b"\n")

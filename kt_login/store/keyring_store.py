@@ -1,0 +1,214 @@
+"""The default backend: the OS keyring, under one service name with a timeout on every call.
+
+SECURITY.md E: insecure backends (fail, null, keyrings.alt, a chainer without a secure member)
+count as no keyring, and nothing falls back to plaintext on its own. `keyring` is imported only
+when a call is made, so importing this module stays light.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from ..config import check_profile_name
+from ..errors import KtError, StoreUnavailable
+from ..session import Session
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
+
+KEYRING_SERVICE = "keeptrusts-cli"
+KEYRING_TIMEOUT_ENV = "KEEPTRUSTS_KEYRING_TIMEOUT"
+DEFAULT_KEYRING_TIMEOUT = 5.0
+MAX_KEYRING_TIMEOUT = 300.0
+UNAVAILABLE_HINT = (
+    "unlock your keyring, or re-run with --insecure-storage "
+    "to keep the session in a plaintext file (0600)"
+)
+
+T = TypeVar("T")
+
+
+def keyring_timeout(env: Mapping[str, str] | None = None) -> float:
+    """Seconds allowed per keyring call: KEEPTRUSTS_KEYRING_TIMEOUT if it is sane, else 5."""
+    raw = (os.environ if env is None else env).get(KEYRING_TIMEOUT_ENV, "").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        return DEFAULT_KEYRING_TIMEOUT
+    if not math.isfinite(value) or value <= 0:
+        return DEFAULT_KEYRING_TIMEOUT
+    return min(value, MAX_KEYRING_TIMEOUT)
+
+
+class _KeyringTimeout(Exception):
+    pass
+
+
+def _bounded(call: Callable[[], T], timeout: float) -> T:
+    """Run `call` in a daemon thread; a hung D-Bus call must neither block us nor the exit."""
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="kt-keyring", daemon=True).start()
+    if not done.wait(timeout):
+        raise _KeyringTimeout
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+def _insecure_reason(backend: object) -> str | None:
+    modules = {cls.__module__ for cls in type(backend).__mro__}
+    name = f"{type(backend).__module__}.{type(backend).__qualname__}"
+    if "keyring.backends.fail" in modules:
+        return "no OS keyring was found"
+    if "keyring.backends.null" in modules:
+        return "keyring storage is disabled (null backend)"
+    if any(m == "keyrings.alt" or m.startswith("keyrings.alt.") for m in modules):
+        return f"{name} is not a secure store"
+    return None
+
+
+def _secure_backend(backend: KeyringBackend) -> KeyringBackend | str:
+    """The backend to use, or why there is none (ST-03). Runs in the worker thread."""
+    from keyring.backends.chainer import ChainerBackend
+
+    if isinstance(backend, ChainerBackend):
+        # Writes go to the first member that accepts them; use only secure members, so a
+        # plaintext member can neither receive the session nor answer a read.
+        members: list[KeyringBackend] = list(backend.backends)
+        usable = [b for b in members if _insecure_reason(b) is None]
+        if not usable:
+            return "no secure keyring among the chained backends"
+        return usable[0]
+    return _insecure_reason(backend) or backend
+
+
+def _delete_password(backend: KeyringBackend, username: str) -> bool:
+    from keyring.errors import PasswordDeleteError
+
+    try:
+        backend.delete_password(KEYRING_SERVICE, username)
+    except PasswordDeleteError:
+        return False
+    return True
+
+
+def _username(profile: str) -> str:
+    return f"profile:{profile}"
+
+
+class KeyringStore:
+    """Sessions in the OS keyring: service KEYRING_SERVICE, username "profile:<name>".
+
+    Knows nothing of the file backend or the index. Once a call has timed out, every later call
+    fails at once: the hung thread may still hold a D-Bus connection."""
+
+    kind = "keyring"
+
+    def __init__(
+        self,
+        config_dir: Path | None = None,  # ignored; scripts/demo still passes it
+        *,
+        timeout: float | None = None,
+        backend: KeyringBackend | None = None,
+    ) -> None:
+        del config_dir
+        self.timeout = keyring_timeout() if timeout is None else timeout
+        self._requested = backend
+        self._backend: KeyringBackend | None = None
+        self._broken: StoreUnavailable | None = None
+
+    def check(self) -> None:
+        """Raise StoreUnavailable unless a secure keyring answers a read; use it before asking
+        for a password, so a login never happens only to find nowhere to keep its session."""
+        backend = self._resolve()
+        self._call(lambda: backend.get_password(KEYRING_SERVICE, "kt:probe"))
+
+    def load(self, profile: str) -> Session | None:
+        user = _username(check_profile_name(profile))
+        backend = self._resolve()
+        text = self._call(lambda: backend.get_password(KEYRING_SERVICE, user))
+        return None if text is None else Session.from_json(text)
+
+    def save(self, profile: str, session: Session) -> None:
+        user = _username(check_profile_name(profile))
+        blob = session.to_json()
+        backend = self._resolve()
+        self._call(lambda: backend.set_password(KEYRING_SERVICE, user, blob), writing=True)
+
+    def delete(self, profile: str) -> bool:
+        """Delete the profile's item; True if there was one."""
+        user = _username(check_profile_name(profile))
+        backend = self._resolve()
+        return self._call(lambda: _delete_password(backend, user))
+
+    def _resolve(self) -> KeyringBackend:
+        if self._backend is not None:
+            return self._backend
+        requested = self._requested
+
+        def pick() -> KeyringBackend | str:
+            if requested is not None:
+                return _secure_backend(requested)
+            import keyring
+
+            return _secure_backend(keyring.get_keyring())
+
+        chosen = self._call(pick)
+        if isinstance(chosen, str):
+            raise StoreUnavailable(
+                f"the OS keyring is unavailable: {chosen}", hint=UNAVAILABLE_HINT
+            )
+        self._backend = chosen
+        return chosen
+
+    def _call(self, call: Callable[[], T], *, writing: bool = False) -> T:
+        if self._broken is not None:
+            raise self._broken
+        try:
+            return _bounded(call, self.timeout)
+        except _KeyringTimeout:
+            # The hung thread may still hold a D-Bus connection: never queue more behind it.
+            self._broken = StoreUnavailable(
+                f"the OS keyring did not answer within {self.timeout:g} s", hint=UNAVAILABLE_HINT
+            )
+            raise self._broken from None
+        except KtError:
+            raise
+        except Exception as exc:
+            raise StoreUnavailable(_describe(exc, writing=writing), hint=UNAVAILABLE_HINT) from None
+
+
+def _describe(exc: Exception, *, writing: bool) -> str:
+    try:
+        from keyring import errors
+    except ImportError:
+        return "the OS keyring is unavailable: the keyring package cannot be imported"
+    if isinstance(exc, errors.KeyringLocked):
+        return "the OS keyring is locked"
+    if isinstance(exc, errors.NoKeyringError):
+        return "the OS keyring is unavailable: no OS keyring was found"
+    text = str(exc)
+    # A backend error raised while it held the session may quote any part of it: when writing,
+    # report only the error type.
+    detail = "" if writing or not text.strip() else text.splitlines()[0][:160]
+    detail = "".join(c if c.isprintable() else "?" for c in detail)
+    if isinstance(exc, errors.InitError):
+        return f"the OS keyring could not be opened ({detail or type(exc).__name__})"
+    name = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return f"the OS keyring failed ({name})"
