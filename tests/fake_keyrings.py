@@ -3,7 +3,7 @@
 Every class here has `viable = False`, which keeps it out of keyring's automatic backend
 selection: importing this module never changes the backend another test (or process) gets.
 Select one explicitly, e.g. `PYTHON_KEYRING_BACKEND=tests.fake_keyrings.HangingKeyring`, or pass
-an instance to `KeyringStore(..., backend=...)`.
+an instance to `KeyringStore(backend=...)` or `SessionStore(..., keyring_backend=...)`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ import math
 import os
 import threading
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from ..config import check_profile_name
@@ -121,13 +120,8 @@ class KeyringStore:
     kind = "keyring"
 
     def __init__(
-        self,
-        config_dir: Path | None = None,  # ignored; scripts/demo still passes it
-        *,
-        timeout: float | None = None,
-        backend: KeyringBackend | None = None,
+        self, *, timeout: float | None = None, backend: KeyringBackend | None = None
     ) -> None:
-        del config_dir
         self.timeout = keyring_timeout() if timeout is None else timeout
         self._requested = backend
         self._backend: KeyringBackend | None = None
