@@ -128,6 +128,15 @@ def test_a_timeout_reads_the_same_from_the_api_client_and_from_a_flow(
     assert from_api.value.hint == from_flow.value.hint
 
 
+def test_a_body_that_does_not_decode_is_a_server_error_not_a_crash():
+    def broken(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"Content-Encoding": "gzip"}, content=b"not gzip")
+
+    with httpx2.Client(transport=httpx2.MockTransport(broken)) as http:
+        with pytest.raises(ServerError, match="cannot be decoded"):
+            drive(discover("https://as.example"), http)
+
+
 def test_every_cap_is_within_the_transport_cap():
     assert MAX_REPLY == max(MAX_BYTES.values())
     assert MAX_BYTES["metadata"] < MAX_BYTES["token"]

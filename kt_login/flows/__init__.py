@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import httpx2
 
 from ..errors import KtError
-from .transport import MAX_REPLY, network_error, too_large, where
+from .transport import MAX_REPLY, network_error, too_large, undecodable, where
 
 T = TypeVar("T")
 _FRAMING = frozenset({"content-encoding", "content-length", "transfer-encoding"})
@@ -142,6 +142,8 @@ def _transport_errors(request: httpx2.Request) -> Iterator[None]:
         yield
     except httpx2.TransportError as exc:
         raise network_error(exc, where(request.url)) from None
+    except httpx2.DecodingError:
+        raise undecodable(where(request.url)) from None
 
 
 def _send(client: httpx2.Client, request: httpx2.Request) -> httpx2.Response:

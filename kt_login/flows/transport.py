@@ -78,6 +78,11 @@ def too_large(server: str) -> ServerError:
     return ServerError(f"{server} sent a reply that is too large")
 
 
+def undecodable(server: str) -> ServerError:
+    """A body whose Content-Encoding does not decode (a broken or hostile server)."""
+    return ServerError(f"{server} sent a reply that cannot be decoded")
+
+
 def check_size(body: bytes, document: Document, what: str) -> bytes:
     """`body` unchanged, or ServerError when it is larger than a `document` may be."""
     if len(body) > MAX_BYTES[document]:
