@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
 import re
 import secrets
 import time
@@ -43,6 +44,7 @@ class Upstream:
         self.next_user: dict[str, Any] = {}
         self.id_token_overrides: dict[str, Any] = {}
         self.alg = "RS256"
+        self.jwks_body: bytes | None = None  # instead of the public key set
         self.codes: dict[str, dict[str, str]] = {}
         self.app = web.Application()
         self.app.router.add_get("/.well-known/openid-configuration", self.discovery)
@@ -63,6 +65,8 @@ class Upstream:
         )
 
     async def jwks(self, request: web.Request) -> web.Response:
+        if self.jwks_body is not None:
+            return web.Response(body=self.jwks_body, content_type="application/json")
         return web.json_response(KeySet([self.key]).as_dict(private=False))
 
     async def authorize(self, request: web.Request) -> web.Response:
@@ -234,6 +238,24 @@ async def test_bad_upstream_id_token_is_refused(upstream, client, override):
         stub.id_token_overrides = override
     _, page = await sso_sign_in(client)
     assert error_code(page) == "sso_invalid_id_token"
+    assert return_query(page)["error"] == "access_denied"
+
+
+@pytest.mark.parametrize(
+    ("jwks", "code"),
+    [
+        (b"<html>not a key set</html>", "sso_failed"),
+        (b'{"keys": []}', "sso_invalid_id_token"),
+        ("private", "sso_invalid_id_token"),  # a private key in a key set is never used
+    ],
+)
+async def test_unusable_upstream_keys_are_refused(upstream, client, jwks, code):
+    stub, _ = upstream
+    stub.next_user = {"sub": "u-7", "email": "hal@example.org"}
+    private = json.dumps(KeySet([stub.key]).as_dict(private=True)).encode()
+    stub.jwks_body = private if jwks == "private" else jwks
+    _, page = await sso_sign_in(client)
+    assert error_code(page) == code
     assert return_query(page)["error"] == "access_denied"
 
 
