@@ -1,3 +1,5 @@
 """kt-login: sign people and machines in to the Keeptrusts API from a terminal."""
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+__all__ = ["__version__"]

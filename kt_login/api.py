@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
-from . import __version__
+from ._version import __version__
 from .config import origin
 from .errors import (
     EXIT_MFA_REQUIRED,

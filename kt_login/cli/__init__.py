@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .. import __version__
+from .._version import __version__
 from ..errors import EXIT_INTERRUPTED, EXIT_USAGE, KtError
 from ..output import Console
 from ..text import clean
