@@ -15,7 +15,7 @@ from joserfc.jwk import KeySet
 from kt_devserver import demo, totp
 from kt_devserver.app import create_app
 from kt_devserver.oauth.authorize import BROWSER_SESSION_TTL, TRANSACTION_TTL
-from kt_devserver.oauth.server import AUTHORIZATION_CODE_TTL
+from kt_devserver.oauth.grants.authorization_code import AUTHORIZATION_CODE_TTL
 from kt_devserver.state import Settings
 from tests.test_devserver_oauth import CLIENT_ID, Authorization, _FormParser, authorization
 

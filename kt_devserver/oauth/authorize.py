@@ -57,8 +57,8 @@ from kt_devserver.oauth.pages import (
     render,
     set_cookie,
 )
+from kt_devserver.oauth.request import AuthContext, KtRequest, Reply
 from kt_devserver.oauth.scopes import ACR_MFA, DESCRIPTIONS
-from kt_devserver.oauth.server import AuthContext, KtRequest, Reply
 from kt_devserver.oauth.storage import BrowserSession, Transaction
 from kt_devserver.state import MAX_MFA_ATTEMPTS
 

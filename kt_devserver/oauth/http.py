@@ -8,8 +8,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from kt_devserver.oauth.keys import SigningKey
-from kt_devserver.oauth.server import KtAuthorizationServer, KtRequest, Reply
+from kt_devserver.oauth.id_tokens import SigningKey
+from kt_devserver.oauth.request import KtRequest, Reply
+from kt_devserver.oauth.server import KtAuthorizationServer
 from kt_devserver.oauth.storage import OAuthStore
 from kt_devserver.state import BASE_URL, State
 

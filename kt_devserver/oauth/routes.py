@@ -1,4 +1,4 @@
-"""OAuth 2.0 / OpenID Connect routes: metadata, JWKS, authorize pages, token, revoke, userinfo.
+"""The OAuth 2.0 / OpenID Connect routes, and the handlers of its JSON endpoints.
 
 Paths (relative to the issuer, which is the server's base URL):
 
@@ -26,8 +26,7 @@ from authlib.oauth2.rfc6749 import OAuth2Error  # type: ignore[import-untyped]
 
 from kt_devserver.auth import bearer_token
 from kt_devserver.credentials import hash_secret
-from kt_devserver.oauth import authorize, device_pages, keys, sso
-from kt_devserver.oauth.clients import DEVICE_CODE_GRANT
+from kt_devserver.oauth import authorize, device_pages, id_tokens, sso
 from kt_devserver.oauth.http import (
     OAUTH,
     OAuthContext,
@@ -38,60 +37,21 @@ from kt_devserver.oauth.http import (
     oauth_of,
     oauth_request,
 )
-from kt_devserver.oauth.scopes import ACR_VALUES, OIDC_SCOPES, OPENID, as_list
-from kt_devserver.oauth.server import KtAuthorizationServer, Reply, user_claims
+from kt_devserver.oauth.id_tokens import user_claims
+from kt_devserver.oauth.metadata import (
+    AUTHORIZE_PATH,
+    DEVICE_AUTHORIZATION_PATH,
+    JWKS_PATH,
+    REVOKE_PATH,
+    TOKEN_PATH,
+    USERINFO_PATH,
+    metadata,
+)
+from kt_devserver.oauth.request import Reply
+from kt_devserver.oauth.scopes import OPENID, as_list
+from kt_devserver.oauth.server import KtAuthorizationServer
 from kt_devserver.oauth.storage import OAuthStore
 from kt_devserver.state import STATE
-
-AUTHORIZE_PATH = "/oauth/authorize"
-TOKEN_PATH = "/oauth/token"  # noqa: S105 - a path, not a secret
-REVOKE_PATH = "/oauth/revoke"
-JWKS_PATH = "/oauth/jwks"
-USERINFO_PATH = "/oauth/userinfo"
-DEVICE_AUTHORIZATION_PATH = "/oauth/device_authorization"
-
-
-def metadata(issuer: str) -> dict[str, Any]:
-    return {
-        "issuer": issuer,
-        "authorization_endpoint": issuer + AUTHORIZE_PATH,
-        "token_endpoint": issuer + TOKEN_PATH,
-        "jwks_uri": issuer + JWKS_PATH,
-        "userinfo_endpoint": issuer + USERINFO_PATH,
-        "revocation_endpoint": issuer + REVOKE_PATH,
-        "device_authorization_endpoint": issuer + DEVICE_AUTHORIZATION_PATH,
-        "scopes_supported": list(OIDC_SCOPES),
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_CODE_GRANT],
-        "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["none"],
-        "revocation_endpoint_auth_methods_supported": ["none"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [keys.ALGORITHM],
-        "acr_values_supported": list(ACR_VALUES),
-        "prompt_values_supported": ["none", "login", "consent"],
-        "claims_supported": [
-            "iss",
-            "sub",
-            "aud",
-            "azp",
-            "exp",
-            "iat",
-            "auth_time",
-            "nonce",
-            "acr",
-            "amr",
-            "at_hash",
-            "name",
-            "email",
-            "email_verified",
-        ],  # fmt: skip
-        "authorization_response_iss_parameter_supported": True,
-        "request_parameter_supported": False,
-        "request_uri_parameter_supported": False,
-        "claims_parameter_supported": False,
-    }
 
 
 async def discovery(request: web.Request) -> web.Response:
@@ -174,7 +134,7 @@ async def userinfo(request: web.Request) -> web.Response:
 def register(app: web.Application) -> None:
     state = app[STATE]
     store = OAuthStore(state.db)
-    key = keys.load_or_create(store, now=state.clock())
+    key = id_tokens.load_or_create(store, now=state.clock())
     app[OAUTH] = OAuthContext(
         state=state, store=store, key=key, server=KtAuthorizationServer(state, store, key)
     )

@@ -1,0 +1,1 @@
+"""The grants the token endpoint serves, one module each (authlib's grant classes)."""

@@ -1,0 +1,59 @@
+"""The authorization server's metadata (RFC 8414; the same document serves OIDC Discovery)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kt_devserver.oauth.clients import DEVICE_CODE_GRANT
+from kt_devserver.oauth.id_tokens import ALGORITHM
+from kt_devserver.oauth.scopes import ACR_VALUES, OIDC_SCOPES
+
+AUTHORIZE_PATH = "/oauth/authorize"
+TOKEN_PATH = "/oauth/token"  # noqa: S105 - a path, not a secret
+REVOKE_PATH = "/oauth/revoke"
+JWKS_PATH = "/oauth/jwks"
+USERINFO_PATH = "/oauth/userinfo"
+DEVICE_AUTHORIZATION_PATH = "/oauth/device_authorization"
+
+
+def metadata(issuer: str) -> dict[str, Any]:
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": issuer + AUTHORIZE_PATH,
+        "token_endpoint": issuer + TOKEN_PATH,
+        "jwks_uri": issuer + JWKS_PATH,
+        "userinfo_endpoint": issuer + USERINFO_PATH,
+        "revocation_endpoint": issuer + REVOKE_PATH,
+        "device_authorization_endpoint": issuer + DEVICE_AUTHORIZATION_PATH,
+        "scopes_supported": list(OIDC_SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_CODE_GRANT],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "revocation_endpoint_auth_methods_supported": ["none"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [ALGORITHM],
+        "acr_values_supported": list(ACR_VALUES),
+        "prompt_values_supported": ["none", "login", "consent"],
+        "claims_supported": [
+            "iss",
+            "sub",
+            "aud",
+            "azp",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "acr",
+            "amr",
+            "at_hash",
+            "name",
+            "email",
+            "email_verified",
+        ],  # fmt: skip
+        "authorization_response_iss_parameter_supported": True,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "claims_parameter_supported": False,
+    }
