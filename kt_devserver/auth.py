@@ -9,8 +9,9 @@ from aiohttp import web
 
 from kt_devserver import scopes
 from kt_devserver.credentials import ACCESS_TOKEN_PREFIX, API_TOKEN_PREFIX, hash_secret
-from kt_devserver.db import ApiToken, Organization, Session, User
+from kt_devserver.db import ApiToken, Organization, User
 from kt_devserver.errors import ApiError, insufficient_scope, unauthenticated
+from kt_devserver.families import Session
 from kt_devserver.state import state_of
 
 
@@ -68,7 +69,7 @@ def authenticate(request: web.Request) -> Principal:
 
 def _session_principal(request: web.Request, token: str) -> Principal:
     state = state_of(request)
-    found = state.db.find_access_token(hash_secret(token))
+    found = state.db.families.find_access_token(hash_secret(token))
     if found is None:
         raise unauthenticated("Unknown access token; sign in again.")
     session, expires_at = found

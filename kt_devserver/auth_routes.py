@@ -84,21 +84,21 @@ async def refresh(request: web.Request) -> web.Response:
     body = await bodies.read_object(request)
     token_hash = hash_secret(bodies.string(body, "refresh_token"))
     now = state.clock()
-    row = state.db.find_refresh_token(token_hash)
+    row = state.db.families.find_refresh_token(token_hash)
     if row is None:
         raise _invalid_grant("Unknown refresh token; sign in again.")
-    session = state.db.get_session(row.session_id)
+    session = state.db.families.get(row.session_id)
     if session.revoked_at is not None:
         raise _invalid_grant("This session was revoked; sign in again.")
     if row.spent_at is not None:
-        state.db.revoke_session(session.id, now=now)
+        state.db.families.revoke(session.id, now=now)
         logger.warning("refresh token replayed; session %s revoked", session.id)
         raise _invalid_grant("This refresh token was already used; the session is revoked.")
     if now >= row.expires_at:
         raise _invalid_grant("The refresh token expired; sign in again.")
     pair = NewPair(state, now=now, session_expires_at=session.expires_at)
-    if not state.db.spend_refresh_token(token_hash, now=now, pair=pair.stored):
-        state.db.revoke_session(session.id, now=now)
+    if not state.db.families.rotate(token_hash, now=now, pair=pair.stored):
+        state.db.families.revoke(session.id, now=now)
         raise _invalid_grant("This refresh token was already used; the session is revoked.")
     user = state.db.get_user(session.user_id)
     return web.json_response(session_json(state, user, session, pair, now))
@@ -115,20 +115,20 @@ async def logout(request: web.Request) -> web.Response:
     if bearer is not None:
         found = None
         if bearer.startswith(ACCESS_TOKEN_PREFIX):
-            found = state.db.find_access_token(hash_secret(bearer))
+            found = state.db.families.find_access_token(hash_secret(bearer))
         if found is None:
             raise unauthenticated("Log out with a session access token.")
         session = found[0]
         user_id = session.user_id
-        state.db.revoke_session(session.id, now=now)
+        state.db.families.revoke(session.id, now=now)
     elif refresh_token is None:
         raise unauthenticated("Log out with a session access token.")
     if refresh_token is not None:
-        row = state.db.find_refresh_token(hash_secret(refresh_token))
+        row = state.db.families.find_refresh_token(hash_secret(refresh_token))
         if row is not None:
-            owner = state.db.get_session(row.session_id).user_id
+            owner = state.db.families.get(row.session_id).user_id
             if user_id is None or owner == user_id:
-                state.db.revoke_session(row.session_id, now=now)
+                state.db.families.revoke(row.session_id, now=now)
     return web.json_response({"revoked": True})
 
 

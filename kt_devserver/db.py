@@ -1,4 +1,7 @@
-"""SQLite schema and queries: one connection, typed rows, secrets stored only as SHA-256 hashes.
+"""The database: one SQLite connection for every table (schema.py), typed rows, secrets stored
+only as SHA-256 hashes. The first-party API's organizations, users, MFA and API tokens are queried
+here; token families through `Database.families` (families.py), the authorization server's
+tables through oauth/storage.py, on the same connection.
 
 aiohttp runs handlers on one thread, so a single connection is shared (`check_same_thread=False`
 only because the password hash check runs in a worker thread that never touches the database).
@@ -13,68 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kt_devserver.credentials import new_id
+from kt_devserver.families import TokenFamilies
+from kt_devserver.schema import ADDED_COLUMNS, SCHEMA
 
 MEMORY = ":memory:"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS organizations (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE
-);
-CREATE TABLE IF NOT EXISTS users (
-    id TEXT PRIMARY KEY,
-    org_id TEXT NOT NULL REFERENCES organizations(id),
-    email TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    password_hash TEXT NOT NULL,
-    totp_secret TEXT
-);
--- A session is one login: the family of every access and refresh token issued from it.
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    user_id TEXT NOT NULL REFERENCES users(id),
-    mfa_authenticated INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    revoked_at REAL
-);
-CREATE TABLE IF NOT EXISTS access_tokens (
-    token_hash TEXT PRIMARY KEY,
-    session_id TEXT NOT NULL REFERENCES sessions(id),
-    expires_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS refresh_tokens (
-    token_hash TEXT PRIMARY KEY,
-    session_id TEXT NOT NULL REFERENCES sessions(id),
-    expires_at REAL NOT NULL,
-    spent_at REAL
-);
-CREATE TABLE IF NOT EXISTS mfa_tokens (
-    token_hash TEXT PRIMARY KEY,
-    user_id TEXT NOT NULL REFERENCES users(id),
-    purpose TEXT NOT NULL,
-    expires_at REAL NOT NULL,
-    used_at REAL,
-    failed_attempts INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS api_tokens (
-    id TEXT PRIMARY KEY,
-    user_id TEXT NOT NULL REFERENCES users(id),
-    name TEXT NOT NULL,
-    scopes TEXT NOT NULL,
-    secret_hash TEXT NOT NULL UNIQUE,
-    prefix TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    last_used_at REAL,
-    revoked_at REAL,
-    -- The token this one was created with (None: created by a session); revoked with it.
-    parent_id TEXT REFERENCES api_tokens(id)
-);
-CREATE INDEX IF NOT EXISTS api_tokens_user ON api_tokens(user_id, created_at);
-"""
-ADDED_COLUMNS = (("api_tokens", "parent_id", "TEXT REFERENCES api_tokens(id)"),)
 
 
 @dataclass(frozen=True)
@@ -92,33 +37,6 @@ class User:
     role: str
     password_hash: str
     totp_secret: str | None
-
-
-@dataclass(frozen=True)
-class Session:
-    id: str
-    user_id: str
-    mfa_authenticated: bool
-    created_at: float
-    expires_at: float
-    revoked_at: float | None
-
-
-@dataclass(frozen=True)
-class IssuedPair:
-    """Hashes and expiries of a new access + refresh token pair (secrets stay with the caller)."""
-
-    access_hash: str
-    access_expires_at: float
-    refresh_hash: str
-    refresh_expires_at: float
-
-
-@dataclass(frozen=True)
-class RefreshToken:
-    session_id: str
-    expires_at: float
-    spent_at: float | None
 
 
 @dataclass(frozen=True)
@@ -172,8 +90,9 @@ class Database:
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA foreign_keys = ON")
         with self._conn:
-            self._conn.executescript(_SCHEMA)
+            self._conn.executescript(SCHEMA)
             self._add_missing_columns()
+        self.families = TokenFamilies(self._conn)
 
     def _add_missing_columns(self) -> None:
         """Columns added since a database file may have been created (CREATE IF NOT EXISTS
@@ -237,80 +156,6 @@ class Database:
     def set_user_role(self, user_id: str, role: str) -> None:
         with self._conn:
             self._conn.execute("UPDATE users SET role = ? WHERE id = ?", (role, user_id))
-
-    # --- sessions (login families) -----------------------------------------------------------
-
-    def create_session(
-        self,
-        *,
-        user_id: str,
-        mfa_authenticated: bool,
-        now: float,
-        expires_at: float,
-        pair: IssuedPair,
-    ) -> Session:
-        session = Session(new_id("ses_"), user_id, mfa_authenticated, now, expires_at, None)
-        with self._conn:
-            self._conn.execute(
-                "INSERT INTO sessions (id, user_id, mfa_authenticated, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (session.id, user_id, int(mfa_authenticated), now, expires_at),
-            )
-            self._insert_pair(session.id, pair)
-        return session
-
-    def _insert_pair(self, session_id: str, pair: IssuedPair) -> None:
-        self._conn.execute(
-            "INSERT INTO access_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
-            (pair.access_hash, session_id, pair.access_expires_at),
-        )
-        self._conn.execute(
-            "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
-            (pair.refresh_hash, session_id, pair.refresh_expires_at),
-        )
-
-    def get_session(self, session_id: str) -> Session:
-        row = self._conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
-        return _session(row)
-
-    def find_access_token(self, token_hash: str) -> tuple[Session, float] | None:
-        """The session an access token belongs to, and the token's own expiry."""
-        row = self._conn.execute(
-            "SELECT s.*, a.expires_at AS access_expires_at FROM access_tokens a"
-            " JOIN sessions s ON s.id = a.session_id WHERE a.token_hash = ?",
-            (token_hash,),
-        ).fetchone()
-        return None if row is None else (_session(row), float(row["access_expires_at"]))
-
-    def find_refresh_token(self, token_hash: str) -> RefreshToken | None:
-        row = self._conn.execute(
-            "SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_hash,)
-        ).fetchone()
-        if row is None:
-            return None
-        return RefreshToken(row["session_id"], row["expires_at"], row["spent_at"])
-
-    def spend_refresh_token(self, token_hash: str, *, now: float, pair: IssuedPair) -> bool:
-        """Mark a refresh token spent and store its successor pair; False if already spent."""
-        with self._conn:
-            cursor = self._conn.execute(
-                "UPDATE refresh_tokens SET spent_at = ? WHERE token_hash = ? AND spent_at IS NULL",
-                (now, token_hash),
-            )
-            if cursor.rowcount != 1:
-                return False
-            row = self._conn.execute(
-                "SELECT session_id FROM refresh_tokens WHERE token_hash = ?", (token_hash,)
-            ).fetchone()
-            self._insert_pair(row["session_id"], pair)
-        return True
-
-    def revoke_session(self, session_id: str, *, now: float) -> None:
-        with self._conn:
-            self._conn.execute(
-                "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (now, session_id),
-            )
 
     # --- MFA tokens --------------------------------------------------------------------------
 
@@ -458,17 +303,6 @@ def _user(row: sqlite3.Row) -> User:
         role=row["role"],
         password_hash=row["password_hash"],
         totp_secret=row["totp_secret"],
-    )
-
-
-def _session(row: sqlite3.Row) -> Session:
-    return Session(
-        id=row["id"],
-        user_id=row["user_id"],
-        mfa_authenticated=bool(row["mfa_authenticated"]),
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-        revoked_at=row["revoked_at"],
     )
 
 

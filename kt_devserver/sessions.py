@@ -10,8 +10,9 @@ from kt_devserver.credentials import (
     hash_secret,
     new_secret,
 )
-from kt_devserver.db import IssuedPair, Session, User
+from kt_devserver.db import User
 from kt_devserver.errors import JsonValue
+from kt_devserver.families import IssuedPair, Session
 from kt_devserver.state import State
 from kt_devserver.views import organization_json, user_json
 
@@ -35,7 +36,7 @@ def start_session(state: State, user: User, *, mfa_authenticated: bool) -> dict[
     now = state.clock()
     expires_at = now + state.settings.refresh_token_ttl
     pair = NewPair(state, now=now, session_expires_at=expires_at)
-    session = state.db.create_session(
+    session = state.db.families.create(
         user_id=user.id,
         mfa_authenticated=mfa_authenticated,
         now=now,

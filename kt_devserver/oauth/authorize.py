@@ -390,33 +390,52 @@ async def mfa(request: web.Request) -> web.Response:
     return show(CONSENT, browser, posted.txn.id, dict(posted.txn.params), user)
 
 
-async def consent(request: web.Request) -> web.Response:
+@dataclass(frozen=True)
+class Consent:
+    """A consent form's answer, and who gave it, signed in how."""
+
+    posted: Posted
+    approved: bool
+    auth: AuthContext
+
+
+async def consent_form(request: web.Request, *, device: bool) -> Consent | web.Response:
+    """The posted consent form of a browser (`device=False`) or a device sign-in, or a refusal."""
     posted = await posted_form(request, CONSENT)
     if isinstance(posted, web.Response):
         return posted
-    ctx = posted.ctx
-    issuer = issuer_of(request)
-    if DEVICE_PARAM in dict(posted.txn.params):
-        return error_page(400, "invalid_request", "This form belongs to a device sign-in.")
+    if (DEVICE_PARAM in dict(posted.txn.params)) != device:
+        other = "another sign-in" if device else "a device sign-in"
+        return error_page(400, "invalid_request", f"This form belongs to {other}.")
     decision = posted.form.get("decision")
     if decision not in ("approve", "deny"):
         return error_page(400, "invalid_request", "Choose Approve or Deny.")
     session = posted.browser.session
-    user = user_of(ctx, posted.txn.user_id)
+    user = user_of(posted.ctx, posted.txn.user_id)
     if user is None or session.user_id != user.id or session.auth_time is None:
         return error_page(400, "invalid_request", "You signed in as someone else meanwhile.")
-    if not ctx.store.finish_transaction(posted.txn.id, now=ctx.state.clock()):
+    auth = AuthContext(user=user, auth_time=session.auth_time, mfa=session.mfa)
+    return Consent(posted, decision == "approve", auth)
+
+
+async def consent(request: web.Request) -> web.Response:
+    answer = await consent_form(request, device=False)
+    if isinstance(answer, web.Response):
+        return answer
+    ctx, txn, user = answer.posted.ctx, answer.posted.txn, answer.auth.user
+    issuer = issuer_of(request)
+    if not ctx.store.finish_transaction(txn.id, now=ctx.state.clock()):
         return error_page(400, "expired", "This sign-in attempt is already finished.")
     try:
-        oauth = oauth_request(request, posted.txn.params, method="GET")
+        oauth = oauth_request(request, txn.params, method="GET")
         grant = ctx.server.get_consent_grant(oauth, end_user=user)
     except OAuth2Error as error:
         return _refusal(error, issuer)
     except ValueError:
         return error_page(400, "invalid_request", _MALFORMED)
-    oauth.kt_auth = AuthContext(user=user, auth_time=session.auth_time, mfa=session.mfa)
+    oauth.kt_auth = answer.auth
     reply = ctx.server.create_authorization_response(
-        oauth, grant_user=user if decision == "approve" else None, grant=grant
+        oauth, grant_user=user if answer.approved else None, grant=grant
     )
     if reply.status != 302:
         return error_page(400, "invalid_request", "The authorization request is invalid.")

@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE  # type: ignore[import-untyped]
+
 from kt_devserver.oauth.scopes import OIDC_SCOPES
 
 KT_CLI = "kt-cli"
-DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 _LOOPBACK_REDIRECT = re.compile(
     r"http://(?P<host>127\.0\.0\.1|\[::1\])(?::(?P<port>[1-9][0-9]{0,4}))?(?P<path>/[^?#]*)"
@@ -79,7 +80,7 @@ CLIENTS: dict[str, Client] = {
         client_id=KT_CLI,
         client_name="Keeptrusts CLI (kt)",
         redirect_uris=("http://127.0.0.1/callback", "http://[::1]/callback"),
-        grant_types=("authorization_code", "refresh_token", DEVICE_CODE_GRANT),
+        grant_types=("authorization_code", "refresh_token", DEVICE_CODE_GRANT_TYPE),
         scopes=OIDC_SCOPES,
     ),
 }

@@ -52,6 +52,7 @@ from kt_devserver.oauth.authorize import (
     Browser,
     Posted,
     browser_of,
+    consent_form,
     device_outcome,
     page,
     posted_form,
@@ -256,31 +257,22 @@ async def confirm(request: web.Request) -> web.Response:
 
 async def consent(request: web.Request) -> web.Response:
     """`POST /oauth/device/consent`: Approve or Deny; the device's next poll sees the answer."""
-    posted = await posted_form(request, CONSENT)
-    if isinstance(posted, web.Response):
-        return posted
+    answer = await consent_form(request, device=True)
+    if isinstance(answer, web.Response):
+        return answer
+    posted, approved, auth = answer.posted, answer.approved, answer.auth
     ctx = posted.ctx
-    if DEVICE_PARAM not in dict(posted.txn.params):
-        return error_page(400, "invalid_request", "This form belongs to another sign-in.")
-    decision = posted.form.get("decision")
-    if decision not in ("approve", "deny"):
-        return error_page(400, "invalid_request", "Choose Approve or Deny.")
-    session = posted.browser.session
-    user = user_of(ctx, posted.txn.user_id)
-    if user is None or session.user_id != user.id or session.auth_time is None:
-        return error_page(400, "invalid_request", "You signed in as someone else meanwhile.")
     now = ctx.state.clock()
     device = _pending_device(posted)
     if not ctx.store.finish_transaction(posted.txn.id, now=now):
         return error_page(400, "expired", "This sign-in attempt is already finished.")
-    approved = decision == "approve"
     decided = device is not None and ctx.store.decide_device_code(
         device.id,
         approved=approved,
         now=now,
-        user_id=user.id if approved else None,
-        auth_time=session.auth_time if approved else None,
-        mfa=session.mfa if approved else False,
+        user_id=auth.user.id if approved else None,
+        auth_time=auth.auth_time if approved else None,
+        mfa=auth.mfa if approved else False,
     )
     if not decided:
         return error_page(400, "expired", _GONE)

@@ -20,7 +20,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from kt_devserver.db import User
-from kt_devserver.oauth.request import KtRequest
+from kt_devserver.oauth.request import KtRequest, OnServer
 from kt_devserver.oauth.scopes import EMAIL, PROFILE, acr, amr, as_list
 from kt_devserver.oauth.storage import OAuthStore
 
@@ -78,11 +78,11 @@ def user_claims(user: User, scope: str | None) -> dict[str, Any]:
     return claims
 
 
-class _IdTokens:
+class _IdTokens(OnServer):
     """`encode_id_token` for authlib's OIDC extensions: claims from the grant, joserfc signing."""
 
     def __init__(self, server: KtAuthorizationServer) -> None:
-        self.kt = server
+        self.server = server
 
     def generate_user_info(self, user: User, scope: str) -> dict[str, Any]:
         return user_claims(user, scope)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kt_devserver.oauth.clients import DEVICE_CODE_GRANT
+from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE  # type: ignore[import-untyped]
+
 from kt_devserver.oauth.id_tokens import ALGORITHM
 from kt_devserver.oauth.scopes import ACR_VALUES, OIDC_SCOPES
 
@@ -28,7 +29,7 @@ def metadata(issuer: str) -> dict[str, Any]:
         "scopes_supported": list(OIDC_SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_CODE_GRANT],
+        "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_CODE_GRANT_TYPE],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],

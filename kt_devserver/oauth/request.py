@@ -1,4 +1,5 @@
-"""What the authlib subclasses share: the request built from aiohttp, the reply, who approved.
+"""What the authlib subclasses share: the request built from aiohttp, the reply, who approved,
+and the typed way to their server.
 
 authlib is synchronous and framework-agnostic: a handler reads the aiohttp body first, builds a
 `KtRequest` from it (`http.oauth_request`), calls the server, and turns the `Reply` (status,
@@ -11,12 +12,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request  # type: ignore[import-untyped]
 
 from kt_devserver.db import User
-from kt_devserver.oauth.storage import Grant
+from kt_devserver.families import Grant
+
+if TYPE_CHECKING:
+    from kt_devserver.oauth.server import KtAuthorizationServer
 
 
 class Reply(NamedTuple):
@@ -76,3 +80,14 @@ class KtRequest(OAuth2Request):  # type: ignore[misc]
     @property
     def form(self) -> dict[str, str]:
         return dict(self.payload.data) if self.method == "POST" else {}
+
+
+class OnServer:
+    """A mixin for authlib's grants and endpoints: `kt` is their `server`, typed as ours."""
+
+    server: Any
+
+    @property
+    def kt(self) -> KtAuthorizationServer:
+        server: KtAuthorizationServer = self.server
+        return server

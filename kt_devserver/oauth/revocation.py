@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from authlib.oauth2.rfc7009 import RevocationEndpoint  # type: ignore[import-untyped]
 
 from kt_devserver.credentials import hash_secret
-from kt_devserver.oauth.request import KtRequest
-from kt_devserver.oauth.storage import Grant
-
-if TYPE_CHECKING:
-    from kt_devserver.oauth.server import KtAuthorizationServer
+from kt_devserver.families import Grant
+from kt_devserver.oauth.request import KtRequest, OnServer
 
 
 @dataclass(frozen=True)
@@ -25,13 +22,8 @@ class Revocable:
         return bool(self.grant.client_id == client.get_client_id())
 
 
-class Revocation(RevocationEndpoint):  # type: ignore[misc]
+class Revocation(OnServer, RevocationEndpoint):  # type: ignore[misc]
     CLIENT_AUTH_METHODS = ["none"]
-
-    @property
-    def kt(self) -> KtAuthorizationServer:
-        server: KtAuthorizationServer = self.server
-        return server
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Revocable | None:
         token_hash = hash_secret(token_string)
@@ -45,19 +37,19 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
         return None
 
     def _find(self, kind: str, token_hash: str) -> Revocable | None:
-        db = self.kt.state.db
+        families = self.kt.families
         session_id: str | None = None
         if kind == "access_token":
-            access = db.find_access_token(token_hash)
+            access = families.find_access_token(token_hash)
             session_id = None if access is None else access[0].id
         else:
-            refresh = db.find_refresh_token(token_hash)
+            refresh = families.find_refresh_token(token_hash)
             session_id = None if refresh is None else refresh.session_id
-        grant = None if session_id is None else self.kt.store.grant(session_id)
+        grant = None if session_id is None else families.grant(session_id)
         return None if grant is None else Revocable(kind, token_hash, grant)
 
     def revoke_token(self, token: Revocable, request: KtRequest) -> None:
         if token.kind == "refresh_token":
-            self.kt.state.db.revoke_session(token.grant.session_id, now=self.kt.clock())
+            self.kt.families.revoke(token.grant.session_id, now=self.kt.clock())
         else:
-            self.kt.store.delete_access_token(token.token_hash)
+            self.kt.families.delete_access_token(token.token_hash)

@@ -119,8 +119,8 @@ async def userinfo(request: web.Request) -> web.Response:
         response = oauth_error(401, "invalid_token", "Send an OAuth access token as Bearer.")
         response.headers["WWW-Authenticate"] = 'Bearer realm="kt-devserver"'
         return response
-    found = db.find_access_token(hash_secret(token_value))
-    grant = None if found is None else ctx.store.grant(found[0].id)
+    found = db.families.find_access_token(hash_secret(token_value))
+    grant = None if found is None else db.families.grant(found[0].id)
     if found is None or grant is None:
         return _bearer_error(401, "invalid_token", "Unknown access token.")
     session, expires_at = found

@@ -34,6 +34,7 @@ class KtAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         super().__init__(scopes_supported=list(OIDC_SCOPES))
         self.state = state
         self.store = store
+        self.families = state.db.families
         self.key = key
         self.clock = state.clock
         self.register_token_generator("default", self._generate_token)

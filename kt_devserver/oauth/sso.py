@@ -45,7 +45,6 @@ from authlib.common.urls import add_params_to_uri  # type: ignore[import-untyped
 from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
 
 from kt_devserver import demo
-from kt_devserver.credentials import hash_secret
 from kt_devserver.db import User
 from kt_devserver.oauth.authorize import (
     CONSENT,
@@ -58,7 +57,7 @@ from kt_devserver.oauth.authorize import (
 )
 from kt_devserver.oauth.http import OAuthContext, issuer_of, oauth_of, with_iss
 from kt_devserver.oauth.pages import csrf_ok, csrf_token, error_page, render
-from kt_devserver.oauth.storage import Transaction
+from kt_devserver.oauth.storage import SsoAttempt, Transaction
 from kt_devserver.state import SsoConfig
 from kt_login.errors import KtError, NetworkError, ValidationFailed
 from kt_login.flows import adrive
@@ -73,25 +72,6 @@ HTTP_TIMEOUT = 10.0
 MFA_AMR = frozenset({"mfa", "otp", "hwk"})
 SSO_PASSWORD_HASH = "!sso"  # noqa: S105 - not a hash: password sign-in can never match it
 RETURN_DELAY = 8
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sso_identities (
-    iss TEXT NOT NULL,
-    sub TEXT NOT NULL,
-    user_id TEXT NOT NULL REFERENCES users(id),
-    created_at REAL NOT NULL,
-    PRIMARY KEY (iss, sub)
-);
-CREATE TABLE IF NOT EXISTS sso_attempts (
-    state_hash TEXT PRIMARY KEY,
-    txn_id TEXT NOT NULL,
-    browser_session_id TEXT NOT NULL,
-    nonce TEXT NOT NULL,
-    code_verifier TEXT NOT NULL,
-    expires_at REAL NOT NULL,
-    used_at REAL
-);
-"""
 
 UNAVAILABLE = "temporarily_unavailable"
 DENIED = "access_denied"
@@ -114,70 +94,6 @@ def _unavailable(detail: str) -> SsoError:
         "Your company's sign-in service is unavailable right now. Try again later.",
         UNAVAILABLE,
     )
-
-
-@dataclass(frozen=True)
-class Attempt:
-    txn_id: str
-    browser_session_id: str
-    nonce: str
-    code_verifier: str
-    expires_at: float
-    used_at: float | None
-
-
-class SsoStore:
-    def __init__(self, ctx: OAuthContext) -> None:
-        self._conn = ctx.state.db.connection
-        with self._conn:
-            self._conn.executescript(_SCHEMA)
-
-    def save_attempt(
-        self, state: str, txn_id: str, session_id: str, nonce: str, verifier: str, expires_at: float
-    ) -> None:
-        with self._conn:
-            self._conn.execute(
-                "INSERT INTO sso_attempts (state_hash, txn_id, browser_session_id, nonce,"
-                " code_verifier, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (hash_secret(state), txn_id, session_id, nonce, verifier, expires_at),
-            )
-
-    def take_attempt(self, state: str, *, now: float) -> Attempt | None:
-        """The attempt `state` names, marked used; None if unknown, used or expired."""
-        state_hash = hash_secret(state)
-        with self._conn:
-            row = self._conn.execute(
-                "SELECT * FROM sso_attempts WHERE state_hash = ?", (state_hash,)
-            ).fetchone()
-            if row is None or row["used_at"] is not None or now >= row["expires_at"]:
-                return None
-            self._conn.execute(
-                "UPDATE sso_attempts SET used_at = ? WHERE state_hash = ?", (now, state_hash)
-            )
-        return Attempt(
-            row["txn_id"],
-            row["browser_session_id"],
-            row["nonce"],
-            row["code_verifier"],
-            row["expires_at"],
-            now,
-        )
-
-    def user_for(self, iss: str, sub: str) -> str | None:
-        row = self._conn.execute(
-            "SELECT user_id FROM sso_identities WHERE iss = ? AND sub = ?", (iss, sub)
-        ).fetchone()
-        return None if row is None else str(row["user_id"])
-
-    def link(self, iss: str, sub: str, user_id: str, *, now: float) -> None:
-        with self._conn:
-            self._conn.execute(
-                "INSERT INTO sso_identities (iss, sub, user_id, created_at) VALUES (?, ?, ?, ?)",
-                (iss, sub, user_id, now),
-            )
-
-
-SSO_STORE = web.AppKey("kt_devserver.sso_store", SsoStore)
 
 
 def config_of(request: web.Request) -> SsoConfig | None:
@@ -311,7 +227,7 @@ async def start(request: web.Request) -> web.Response:
     state = secrets.token_urlsafe(32)
     nonce = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(48)
-    request.app[SSO_STORE].save_attempt(
+    ctx.store.save_sso_attempt(
         state, txn.id, browser.session.id, nonce, verifier, ctx.state.clock() + ATTEMPT_TTL
     )
     query = [
@@ -378,7 +294,7 @@ async def _identity(
     http: aiohttp.ClientSession,
     cfg: SsoConfig,
     doc: dict[str, Any],
-    attempt: Attempt,
+    attempt: SsoAttempt,
     code: str,
     redirect_uri: str,
     now: float,
@@ -435,9 +351,8 @@ async def _identity(
 def map_user(request: web.Request, cfg: SsoConfig, identity: Identity) -> User:
     """The local user for the upstream (iss, sub); created on first sign-in if the domain fits."""
     ctx = oauth_of(request)
-    store = request.app[SSO_STORE]
     db = ctx.state.db
-    user_id = store.user_for(cfg.issuer, identity.sub)
+    user_id = ctx.store.sso_user(cfg.issuer, identity.sub)
     if user_id is not None:
         return db.get_user(user_id)
     email = identity.email
@@ -466,7 +381,7 @@ def map_user(request: web.Request, cfg: SsoConfig, identity: Identity) -> User:
         password_hash=SSO_PASSWORD_HASH,
         totp_secret=None,
     )
-    store.link(cfg.issuer, identity.sub, user.id, now=ctx.state.clock())
+    ctx.store.link_sso_identity(cfg.issuer, identity.sub, user.id, now=ctx.state.clock())
     logger.info("SSO: created user %s for a new federated identity", user.id)
     return user
 
@@ -479,7 +394,7 @@ async def callback(request: web.Request) -> web.Response:
     issuer = issuer_of(request)
     query = request.query
     now = ctx.state.clock()
-    attempt = request.app[SSO_STORE].take_attempt(query.get("state", "")[:200], now=now)
+    attempt = ctx.store.take_sso_attempt(query.get("state", "")[:200], now=now)
     browser = browser_of(ctx, request, create=False)
     if attempt is None or browser is None or browser.session.id != attempt.browser_session_id:
         return error_page(400, "expired", _EXPIRED)
@@ -518,6 +433,5 @@ def register(app: web.Application, ctx: OAuthContext) -> None:
     """Add the SSO routes, only when --sso-issuer is set (else they do not exist: 404)."""
     if ctx.state.settings.sso is None:
         return
-    app[SSO_STORE] = SsoStore(ctx)
     app.router.add_get(START_PATH, start)
     app.router.add_get(CALLBACK_PATH, callback)

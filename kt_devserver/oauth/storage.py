@@ -1,17 +1,9 @@
-"""Tables of the OAuth/OIDC authorization server, kept in the same SQLite file as the API's.
+"""The authorization server's own rows (tables in schema.py), on the database's one connection.
 
-- `oauth_codes`: authorization codes (hash only), single use; `session_id` is the token family
-  the code was exchanged for, so a replayed code can revoke it.
-- `oauth_grants`: one row per token family (a `sessions` row) issued through OAuth: the client,
-  scope and how the user authenticated. Access and refresh tokens live in the API's
-  `access_tokens`/`refresh_tokens` tables, so they work on `/v1/auth/*` like a password session.
-- `oauth_browser_sessions`: the AS's browser sign-in sessions (cookie secret stored as a hash).
-- `oauth_transactions`: one pending authorization request, from `GET /oauth/authorize` to the
-  consent decision, bound to a browser session.
-- `oauth_signing_keys`: the ID-token signing key (see keys.py).
-- `oauth_device_codes`: RFC 8628 device authorizations: the device code and the user code are
-  stored as hashes only; `status` goes pending → approved/denied in the browser, `used_at` and
-  `session_id` are set when the device exchanges an approved code (single use).
+Authorization codes, device authorizations, browser sign-in sessions, pending authorization
+requests (transactions), the ID-token signing key and federated sign-in (SSO) attempts and
+identities. The token families that codes buy are stored through `Database.families`, in the
+transaction that spends the code.
 """
 
 from __future__ import annotations
@@ -20,81 +12,18 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
-from kt_devserver.credentials import new_id
-from kt_devserver.db import Database, IssuedPair
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS oauth_signing_keys (
-    kid TEXT PRIMARY KEY,
-    private_jwk TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS oauth_codes (
-    code_hash TEXT PRIMARY KEY,
-    client_id TEXT NOT NULL,
-    redirect_uri TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    user_id TEXT NOT NULL REFERENCES users(id),
-    nonce TEXT,
-    auth_time REAL NOT NULL,
-    mfa INTEGER NOT NULL,
-    code_challenge TEXT NOT NULL,
-    code_challenge_method TEXT NOT NULL,
-    expires_at REAL NOT NULL,
-    used_at REAL,
-    session_id TEXT REFERENCES sessions(id)
-);
-CREATE INDEX IF NOT EXISTS oauth_codes_nonce ON oauth_codes(client_id, nonce);
-CREATE TABLE IF NOT EXISTS oauth_grants (
-    session_id TEXT PRIMARY KEY REFERENCES sessions(id),
-    client_id TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    auth_time REAL NOT NULL,
-    mfa INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS oauth_browser_sessions (
-    id TEXT PRIMARY KEY,
-    secret_hash TEXT NOT NULL UNIQUE,
-    user_id TEXT REFERENCES users(id),
-    auth_time REAL,
-    mfa INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS oauth_transactions (
-    id TEXT PRIMARY KEY,
-    browser_session_id TEXT NOT NULL REFERENCES oauth_browser_sessions(id),
-    params TEXT NOT NULL,
-    step TEXT NOT NULL,
-    user_id TEXT REFERENCES users(id),
-    password_at REAL,
-    failures INTEGER NOT NULL DEFAULT 0,
-    expires_at REAL NOT NULL,
-    finished_at REAL
-);
-CREATE TABLE IF NOT EXISTS oauth_device_codes (
-    id TEXT PRIMARY KEY,
-    device_code_hash TEXT NOT NULL UNIQUE,
-    user_code_hash TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    scope TEXT NOT NULL,
-    poll_interval REAL NOT NULL,
-    created_at REAL NOT NULL,
-    expires_at REAL NOT NULL,
-    last_poll_at REAL,
-    status TEXT NOT NULL,
-    user_id TEXT REFERENCES users(id),
-    auth_time REAL,
-    mfa INTEGER NOT NULL DEFAULT 0,
-    decided_at REAL,
-    used_at REAL,
-    session_id TEXT REFERENCES sessions(id)
-);
-CREATE INDEX IF NOT EXISTS oauth_device_codes_user_code
-    ON oauth_device_codes(user_code_hash, expires_at);
-"""
+from kt_devserver.credentials import hash_secret, new_id
+from kt_devserver.db import Database
+from kt_devserver.families import Grant, IssuedPair, Session
 
 DEVICE_PENDING, DEVICE_APPROVED, DEVICE_DENIED = "pending", "approved", "denied"
+
+_SPEND_CODE = "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL"
+_LINK_CODE = "UPDATE oauth_codes SET session_id = ? WHERE code_hash = ?"
+_SPEND_DEVICE_CODE = (
+    "UPDATE oauth_device_codes SET used_at = ? WHERE id = ? AND used_at IS NULL AND status = ?"
+)
+_LINK_DEVICE_CODE = "UPDATE oauth_device_codes SET session_id = ? WHERE id = ?"
 
 
 @dataclass(frozen=True)
@@ -119,17 +48,6 @@ class AuthCode:
 
     def get_scope(self) -> str:
         return self.scope
-
-
-@dataclass(frozen=True)
-class Grant:
-    """How a token family was granted: client, scope and the authentication behind it."""
-
-    session_id: str
-    client_id: str
-    scope: str
-    auth_time: float
-    mfa: bool
 
 
 @dataclass(frozen=True)
@@ -183,12 +101,22 @@ class DeviceCode:
         return self.scope
 
 
+@dataclass(frozen=True)
+class SsoAttempt:
+    """One federated sign-in in flight (oauth/sso.py), found by the hash of its `state`."""
+
+    txn_id: str
+    browser_session_id: str
+    nonce: str
+    code_verifier: str
+    expires_at: float
+    used_at: float | None
+
+
 class OAuthStore:
     def __init__(self, db: Database) -> None:
-        self.db = db
         self._conn = db.connection
-        with self._conn:
-            self._conn.executescript(_SCHEMA)
+        self._families = db.families
 
     # --- signing keys ------------------------------------------------------------------------
 
@@ -240,82 +168,35 @@ class OAuthStore:
         ).fetchone()
         return row is not None
 
-    def exchange_code(
-        self,
-        code: AuthCode,
-        *,
-        now: float,
-        session_expires_at: float,
-        access_hash: str,
-        access_expires_at: float,
-        refresh_hash: str | None,
+    def exchange(
+        self, credential: AuthCode | DeviceCode, *, now: float, pair: IssuedPair
     ) -> str | None:
-        """Spend `code` and store the token family it buys, in one transaction.
+        """Spend an authorization code or an approved device code and store the token family it
+        buys, with `pair` as its first tokens, in one transaction.
 
-        Returns the new family's session id, or None if the code was already spent.
+        Returns the new family's session id, or None if the credential was already spent.
         """
-        session_id = new_id("ses_")
-        with self._conn:
-            cursor = self._conn.execute(
-                "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL",
-                (now, code.code_hash),
-            )
-            if cursor.rowcount != 1:
-                return None
-            self._insert_family(
-                session_id,
-                user_id=code.user_id,
-                client_id=code.client_id,
-                scope=code.scope,
-                auth_time=code.auth_time,
-                mfa=code.mfa,
-                session_expires_at=session_expires_at,
-                access_hash=access_hash,
-                access_expires_at=access_expires_at,
-                refresh_hash=refresh_hash,
-            )
-            self._conn.execute(
-                "UPDATE oauth_codes SET session_id = ? WHERE code_hash = ?",
-                (session_id, code.code_hash),
-            )
-        return session_id
-
-    def _insert_family(
-        self,
-        session_id: str,
-        *,
-        user_id: str,
-        client_id: str,
-        scope: str,
-        auth_time: float,
-        mfa: bool,
-        session_expires_at: float,
-        access_hash: str,
-        access_expires_at: float,
-        refresh_hash: str | None,
-    ) -> None:
-        """Insert a token family and its first tokens; the caller holds the transaction."""
+        spend: tuple[str, tuple[object, ...]]
+        if isinstance(credential, AuthCode):
+            key, link = credential.code_hash, _LINK_CODE
+            spend = _SPEND_CODE, (now, key)
+        else:
+            key, link = credential.id, _LINK_DEVICE_CODE
+            spend = _SPEND_DEVICE_CODE, (now, key, DEVICE_APPROVED)
+        user_id, auth_time = credential.user_id, credential.auth_time
+        assert user_id is not None and auth_time is not None  # a device code is approved
         # created_at is when the user signed in (the age of its MFA proof, for mfa_max_age);
         # the family's absolute expiry counts from the exchange.
-        self._conn.execute(
-            "INSERT INTO sessions (id, user_id, mfa_authenticated, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (session_id, user_id, int(mfa), auth_time, session_expires_at),
+        session = Session(
+            new_id("ses_"), user_id, credential.mfa, auth_time, pair.refresh_expires_at, None
         )
-        self._conn.execute(
-            "INSERT INTO access_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
-            (access_hash, session_id, access_expires_at),
-        )
-        if refresh_hash is not None:
-            self._conn.execute(
-                "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
-                (refresh_hash, session_id, session_expires_at),
-            )
-        self._conn.execute(
-            "INSERT INTO oauth_grants (session_id, client_id, scope, auth_time, mfa)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (session_id, client_id, scope, auth_time, int(mfa)),
-        )
+        grant = Grant(session.id, credential.client_id, credential.scope, auth_time, credential.mfa)
+        with self._conn:
+            if self._conn.execute(*spend).rowcount != 1:
+                return None
+            self._families.insert(session, pair, grant=grant)
+            self._conn.execute(link, (session.id, key))
+        return session.id
 
     # --- device authorizations (RFC 8628) -----------------------------------------------------
 
@@ -412,71 +293,6 @@ class OAuthStore:
                 ),
             )
         return cursor.rowcount == 1
-
-    def exchange_device_code(
-        self,
-        device: DeviceCode,
-        *,
-        now: float,
-        session_expires_at: float,
-        access_hash: str,
-        access_expires_at: float,
-        refresh_hash: str | None,
-    ) -> str | None:
-        """Spend an approved device code and store the token family it buys, in one transaction.
-
-        Returns the new family's session id, or None if the code was already spent.
-        """
-        assert device.user_id is not None and device.auth_time is not None
-        session_id = new_id("ses_")
-        with self._conn:
-            cursor = self._conn.execute(
-                "UPDATE oauth_device_codes SET used_at = ? WHERE id = ? AND status = ?"
-                " AND used_at IS NULL",
-                (now, device.id, DEVICE_APPROVED),
-            )
-            if cursor.rowcount != 1:
-                return None
-            self._insert_family(
-                session_id,
-                user_id=device.user_id,
-                client_id=device.client_id,
-                scope=device.scope,
-                auth_time=device.auth_time,
-                mfa=device.mfa,
-                session_expires_at=session_expires_at,
-                access_hash=access_hash,
-                access_expires_at=access_expires_at,
-                refresh_hash=refresh_hash,
-            )
-            self._conn.execute(
-                "UPDATE oauth_device_codes SET session_id = ? WHERE id = ?",
-                (session_id, device.id),
-            )
-        return session_id
-
-    # --- grants (OAuth token families) -------------------------------------------------------
-
-    def grant(self, session_id: str) -> Grant | None:
-        row = self._conn.execute(
-            "SELECT * FROM oauth_grants WHERE session_id = ?", (session_id,)
-        ).fetchone()
-        if row is None:
-            return None
-        return Grant(
-            session_id=row["session_id"],
-            client_id=row["client_id"],
-            scope=row["scope"],
-            auth_time=row["auth_time"],
-            mfa=bool(row["mfa"]),
-        )
-
-    def rotate_refresh_token(self, token_hash: str, *, now: float, pair: IssuedPair) -> bool:
-        return self.db.spend_refresh_token(token_hash, now=now, pair=pair)
-
-    def delete_access_token(self, token_hash: str) -> None:
-        with self._conn:
-            self._conn.execute("DELETE FROM access_tokens WHERE token_hash = ?", (token_hash,))
 
     # --- browser sessions --------------------------------------------------------------------
 
@@ -584,6 +400,52 @@ class OAuthStore:
                 (now, txn_id),
             )
         return cursor.rowcount == 1
+
+    # --- federated sign-in (SSO) -------------------------------------------------------------
+
+    def save_sso_attempt(
+        self, state: str, txn_id: str, session_id: str, nonce: str, verifier: str, expires_at: float
+    ) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO sso_attempts (state_hash, txn_id, browser_session_id, nonce,"
+                " code_verifier, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (hash_secret(state), txn_id, session_id, nonce, verifier, expires_at),
+            )
+
+    def take_sso_attempt(self, state: str, *, now: float) -> SsoAttempt | None:
+        """The attempt `state` names, marked used; None if unknown, used or expired."""
+        state_hash = hash_secret(state)
+        with self._conn:
+            row = self._conn.execute(
+                "SELECT * FROM sso_attempts WHERE state_hash = ?", (state_hash,)
+            ).fetchone()
+            if row is None or row["used_at"] is not None or now >= row["expires_at"]:
+                return None
+            self._conn.execute(
+                "UPDATE sso_attempts SET used_at = ? WHERE state_hash = ?", (now, state_hash)
+            )
+        return SsoAttempt(
+            row["txn_id"],
+            row["browser_session_id"],
+            row["nonce"],
+            row["code_verifier"],
+            row["expires_at"],
+            now,
+        )
+
+    def sso_user(self, iss: str, sub: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT user_id FROM sso_identities WHERE iss = ? AND sub = ?", (iss, sub)
+        ).fetchone()
+        return None if row is None else str(row["user_id"])
+
+    def link_sso_identity(self, iss: str, sub: str, user_id: str, *, now: float) -> None:
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO sso_identities (iss, sub, user_id, created_at) VALUES (?, ?, ?, ?)",
+                (iss, sub, user_id, now),
+            )
 
 
 def _code(row: sqlite3.Row) -> AuthCode:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped]
-    InvalidGrantError,
     InvalidRequestError,
 )
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant  # type: ignore[import-untyped]
@@ -17,15 +15,12 @@ from authlib.oauth2.rfc7636.challenge import (  # type: ignore[import-untyped]
 
 from kt_devserver.credentials import hash_secret
 from kt_devserver.db import User
-from kt_devserver.oauth.request import KtRequest
+from kt_devserver.oauth.grants.exchange import exchange_for_tokens, revoke_replayed
+from kt_devserver.oauth.request import KtRequest, OnServer
 from kt_devserver.oauth.storage import AuthCode
 
-if TYPE_CHECKING:
-    from kt_devserver.oauth.server import KtAuthorizationServer
-
-logger = logging.getLogger(__name__)
-
 AUTHORIZATION_CODE_TTL = 60
+_ALREADY_USED = "The authorization code was already used."
 
 
 class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
@@ -44,13 +39,8 @@ class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
         super().validate_code_challenge(grant, redirect_uri)
 
 
-class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
+class CodeGrant(OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
-
-    @property
-    def kt(self) -> KtAuthorizationServer:
-        server: KtAuthorizationServer = self.server
-        return server
 
     def save_authorization_code(self, code: str, request: KtRequest) -> None:
         auth = request.kt_auth
@@ -79,10 +69,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         if found is None or found.client_id != client.get_client_id():
             return None
         if found.used_at is not None:
-            # RFC 6749 §4.1.2: deny the reuse and revoke what the code bought.
-            if found.session_id is not None:
-                self.kt.state.db.revoke_session(found.session_id, now=self.kt.clock())
-            logger.warning("authorization code replayed; grant %s revoked", found.session_id)
+            revoke_replayed(self.kt, found)
             return None
         if self.kt.clock() >= found.expires_at:
             return None
@@ -96,20 +83,10 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
 
     def save_token(self, token: dict[str, Any]) -> None:
         code: AuthCode = self.request.authorization_code
-        kt = self.kt
-        now = kt.clock()
-        session_expires_at = now + kt.state.settings.refresh_token_ttl
-        access_expires_at = min(now + kt.state.settings.access_token_ttl, session_expires_at)
-        refresh = token.get("refresh_token")
-        session_id = kt.store.exchange_code(
+        exchange_for_tokens(
+            self.kt,
+            self.request,
+            token,
             code,
-            now=now,
-            session_expires_at=session_expires_at,
-            access_hash=hash_secret(token["access_token"]),
-            access_expires_at=access_expires_at,
-            refresh_hash=None if refresh is None else hash_secret(refresh),
+            already_used="The authorization code was already used.",
         )
-        if session_id is None:
-            raise InvalidGrantError("The authorization code was already used.")
-        token["expires_in"] = max(0, int(access_expires_at - now))
-        self.request.kt_grant = kt.store.grant(session_id)

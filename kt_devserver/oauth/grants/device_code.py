@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped]
     AccessDeniedError,
@@ -12,6 +11,7 @@ from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped]
     UnauthorizedClientError,
 )
 from authlib.oauth2.rfc8628 import (  # type: ignore[import-untyped]
+    DEVICE_CODE_GRANT_TYPE,
     AuthorizationPendingError,
     DeviceAuthorizationEndpoint,
     DeviceCodeGrant,
@@ -21,7 +21,6 @@ from authlib.oauth2.rfc8628 import (  # type: ignore[import-untyped]
 
 from kt_devserver.credentials import hash_secret
 from kt_devserver.db import User
-from kt_devserver.oauth.clients import DEVICE_CODE_GRANT
 from kt_devserver.oauth.device_codes import (
     SLOW_DOWN_STEP,
     VERIFICATION_PATH,
@@ -30,30 +29,23 @@ from kt_devserver.oauth.device_codes import (
     new_user_code,
     user_code_hash,
 )
-from kt_devserver.oauth.request import KtRequest
+from kt_devserver.oauth.grants.exchange import exchange_for_tokens, revoke_replayed
+from kt_devserver.oauth.request import KtRequest, OnServer
 from kt_devserver.oauth.storage import DEVICE_APPROVED, DEVICE_DENIED, DeviceCode
 
-if TYPE_CHECKING:
-    from kt_devserver.oauth.server import KtAuthorizationServer
-
-logger = logging.getLogger(__name__)
+_ALREADY_USED = "The device code was already used."
 
 
-class DeviceAuthorization(DeviceAuthorizationEndpoint):  # type: ignore[misc]
+class DeviceAuthorization(OnServer, DeviceAuthorizationEndpoint):  # type: ignore[misc]
     """`POST /oauth/device_authorization`: a device code, a user code and where to enter it."""
 
     CLIENT_AUTH_METHODS = ["none"]
-
-    @property
-    def kt(self) -> KtAuthorizationServer:
-        server: KtAuthorizationServer = self.server
-        return server
 
     def create_endpoint_response(self, request: KtRequest) -> tuple[int, dict[str, Any], Any]:
         # authlib's version builds the verification URI without the request (our issuer is
         # the URL the request reached) and saves the user code in clear; the rest is the same.
         client = self.authenticate_client(request)
-        if not client.check_grant_type(DEVICE_CODE_GRANT):
+        if not client.check_grant_type(DEVICE_CODE_GRANT_TYPE):
             raise UnauthorizedClientError("This client may not use the device authorization grant.")
         self.server.validate_requested_scope(request.payload.scope)
         kt = self.kt
@@ -90,15 +82,10 @@ class DeviceAuthorization(DeviceAuthorizationEndpoint):  # type: ignore[misc]
         raise RuntimeError("no unused user code after 8 draws")  # 20^8 codes: not in practice
 
 
-class DeviceGrant(DeviceCodeGrant):  # type: ignore[misc]
-    """`grant_type=urn:ietf:params:oauth:grant-type:device_code` at the token endpoint."""
+class DeviceGrant(OnServer, DeviceCodeGrant):  # type: ignore[misc]
+    """`grant_type=` the device code URN (`DEVICE_CODE_GRANT_TYPE`) at the token endpoint."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
-
-    @property
-    def kt(self) -> KtAuthorizationServer:
-        server: KtAuthorizationServer = self.server
-        return server
 
     def query_device_credential(self, device_code: str) -> DeviceCode:
         found = self.kt.store.find_device_code(hash_secret(device_code))
@@ -110,11 +97,8 @@ class DeviceGrant(DeviceCodeGrant):  # type: ignore[misc]
         kt = self.kt
         now = kt.clock()
         if credential.used_at is not None:
-            # Like a replayed authorization code: deny it and revoke what it bought.
-            if credential.session_id is not None:
-                kt.state.db.revoke_session(credential.session_id, now=now)
-            logger.warning("device code replayed; grant %s revoked", credential.session_id)
-            raise InvalidGrantError("The device code was already used.")
+            revoke_replayed(kt, credential)
+            raise InvalidGrantError(_ALREADY_USED)
         if now >= credential.expires_at:
             raise ExpiredTokenError("The device code expired; start a new sign-in.")
         if credential.status == DEVICE_DENIED:
@@ -133,20 +117,4 @@ class DeviceGrant(DeviceCodeGrant):  # type: ignore[misc]
 
     def save_token(self, token: dict[str, Any]) -> None:
         device: DeviceCode = self.request.credential
-        kt = self.kt
-        now = kt.clock()
-        session_expires_at = now + kt.state.settings.refresh_token_ttl
-        access_expires_at = min(now + kt.state.settings.access_token_ttl, session_expires_at)
-        refresh = token.get("refresh_token")
-        session_id = kt.store.exchange_device_code(
-            device,
-            now=now,
-            session_expires_at=session_expires_at,
-            access_hash=hash_secret(token["access_token"]),
-            access_expires_at=access_expires_at,
-            refresh_hash=None if refresh is None else hash_secret(refresh),
-        )
-        if session_id is None:
-            raise InvalidGrantError("The device code was already used.")
-        token["expires_in"] = max(0, int(access_expires_at - now))
-        self.request.kt_grant = kt.store.grant(session_id)
+        exchange_for_tokens(self.kt, self.request, token, device, already_used=_ALREADY_USED)

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError  # type: ignore[import-untyped]
 from authlib.oauth2.rfc6749.grants import RefreshTokenGrant  # type: ignore[import-untyped]
 
 from kt_devserver.credentials import REFRESH_TOKEN_PREFIX, hash_secret, new_secret
-from kt_devserver.db import IssuedPair, Session, User
-from kt_devserver.oauth.storage import Grant
-
-if TYPE_CHECKING:
-    from kt_devserver.oauth.server import KtAuthorizationServer
+from kt_devserver.db import User
+from kt_devserver.families import Grant, IssuedPair, Session
+from kt_devserver.oauth.request import OnServer
 
 logger = logging.getLogger(__name__)
 
@@ -32,29 +30,24 @@ class RefreshCredential:
         return self.grant.scope
 
 
-class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
+class RefreshGrant(OnServer, RefreshTokenGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
-    @property
-    def kt(self) -> KtAuthorizationServer:
-        server: KtAuthorizationServer = self.server
-        return server
-
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshCredential | None:
         kt = self.kt
-        db = kt.state.db
+        families = kt.families
         now = kt.clock()
         token_hash = hash_secret(refresh_token)
-        row = db.find_refresh_token(token_hash)
-        grant = None if row is None else kt.store.grant(row.session_id)
+        row = families.find_refresh_token(token_hash)
+        grant = None if row is None else families.grant(row.session_id)
         if row is None or grant is None:
             return None  # unknown, or a first-party password session's token
-        session = db.get_session(row.session_id)
+        session = families.get(row.session_id)
         if session.revoked_at is not None:
             return None
         if row.spent_at is not None:
-            db.revoke_session(session.id, now=now)
+            families.revoke(session.id, now=now)
             logger.warning("refresh token replayed; grant %s revoked", session.id)
             return None
         if now >= row.expires_at:
@@ -76,8 +69,8 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
             refresh_hash=hash_secret(token["refresh_token"]),
             refresh_expires_at=session.expires_at,
         )
-        if not kt.store.rotate_refresh_token(credential.token_hash, now=now, pair=pair):
-            kt.state.db.revoke_session(session.id, now=now)
+        if not kt.families.rotate(credential.token_hash, now=now, pair=pair):
+            kt.families.revoke(session.id, now=now)
             raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
         token["expires_in"] = max(0, int(pair.access_expires_at - now))
         self.request.kt_grant = credential.grant

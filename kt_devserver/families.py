@@ -1,0 +1,180 @@
+"""Token families: the repository of sessions, their access and refresh tokens, and OAuth grants.
+
+A family (a `sessions` row) is one sign-in: every access and refresh token issued from it, through
+`/v1/auth/login` or through an OAuth code or device-code exchange; the families OAuth issued also
+have an `oauth_grants` row (client, scope, how the user authenticated). Revoking a family ends all
+its tokens. Secrets are stored only as SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from kt_devserver.credentials import new_id
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    user_id: str
+    mfa_authenticated: bool
+    created_at: float
+    expires_at: float
+    revoked_at: float | None
+
+
+@dataclass(frozen=True)
+class IssuedPair:
+    """Hashes and expiries of a new access + refresh token pair (secrets stay with the caller).
+
+    `refresh_hash` is None for an OAuth family granted without `offline_access`.
+    """
+
+    access_hash: str
+    access_expires_at: float
+    refresh_hash: str | None
+    refresh_expires_at: float
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    session_id: str
+    expires_at: float
+    spent_at: float | None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """How an OAuth token family was granted: client, scope and the authentication behind it."""
+
+    session_id: str
+    client_id: str
+    scope: str
+    auth_time: float
+    mfa: bool
+
+
+class TokenFamilies:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._conn = connection
+
+    def create(
+        self,
+        *,
+        user_id: str,
+        mfa_authenticated: bool,
+        now: float,
+        expires_at: float,
+        pair: IssuedPair,
+    ) -> Session:
+        """A first-party sign-in's family and its first pair."""
+        session = Session(new_id("ses_"), user_id, mfa_authenticated, now, expires_at, None)
+        with self._conn:
+            self.insert(session, pair)
+        return session
+
+    def insert(self, session: Session, pair: IssuedPair, *, grant: Grant | None = None) -> None:
+        """Insert a family, its first tokens and any OAuth grant, in the caller's transaction."""
+        self._conn.execute(
+            "INSERT INTO sessions (id, user_id, mfa_authenticated, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                session.id,
+                session.user_id,
+                int(session.mfa_authenticated),
+                session.created_at,
+                session.expires_at,
+            ),
+        )
+        self._insert_pair(session.id, pair)
+        if grant is not None:
+            self._conn.execute(
+                "INSERT INTO oauth_grants (session_id, client_id, scope, auth_time, mfa)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (session.id, grant.client_id, grant.scope, grant.auth_time, int(grant.mfa)),
+            )
+
+    def _insert_pair(self, session_id: str, pair: IssuedPair) -> None:
+        self._conn.execute(
+            "INSERT INTO access_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
+            (pair.access_hash, session_id, pair.access_expires_at),
+        )
+        if pair.refresh_hash is not None:
+            self._conn.execute(
+                "INSERT INTO refresh_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
+                (pair.refresh_hash, session_id, pair.refresh_expires_at),
+            )
+
+    def get(self, session_id: str) -> Session:
+        row = self._conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return _session(row)
+
+    def grant(self, session_id: str) -> Grant | None:
+        """The OAuth grant behind a family; None for a first-party sign-in's."""
+        row = self._conn.execute(
+            "SELECT * FROM oauth_grants WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return Grant(
+            session_id=row["session_id"],
+            client_id=row["client_id"],
+            scope=row["scope"],
+            auth_time=row["auth_time"],
+            mfa=bool(row["mfa"]),
+        )
+
+    def find_access_token(self, token_hash: str) -> tuple[Session, float] | None:
+        """The family an access token belongs to, and the token's own expiry."""
+        row = self._conn.execute(
+            "SELECT s.*, a.expires_at AS access_expires_at FROM access_tokens a"
+            " JOIN sessions s ON s.id = a.session_id WHERE a.token_hash = ?",
+            (token_hash,),
+        ).fetchone()
+        return None if row is None else (_session(row), float(row["access_expires_at"]))
+
+    def find_refresh_token(self, token_hash: str) -> RefreshToken | None:
+        row = self._conn.execute(
+            "SELECT * FROM refresh_tokens WHERE token_hash = ?", (token_hash,)
+        ).fetchone()
+        if row is None:
+            return None
+        return RefreshToken(row["session_id"], row["expires_at"], row["spent_at"])
+
+    def rotate(self, token_hash: str, *, now: float, pair: IssuedPair) -> bool:
+        """Mark a refresh token spent and store its successor pair; False if already spent."""
+        with self._conn:
+            cursor = self._conn.execute(
+                "UPDATE refresh_tokens SET spent_at = ? WHERE token_hash = ? AND spent_at IS NULL",
+                (now, token_hash),
+            )
+            if cursor.rowcount != 1:
+                return False
+            row = self._conn.execute(
+                "SELECT session_id FROM refresh_tokens WHERE token_hash = ?", (token_hash,)
+            ).fetchone()
+            self._insert_pair(row["session_id"], pair)
+        return True
+
+    def revoke(self, session_id: str, *, now: float) -> None:
+        with self._conn:
+            self._conn.execute(
+                "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (now, session_id),
+            )
+
+    def delete_access_token(self, token_hash: str) -> None:
+        with self._conn:
+            self._conn.execute("DELETE FROM access_tokens WHERE token_hash = ?", (token_hash,))
+
+
+def _session(row: sqlite3.Row) -> Session:
+    return Session(
+        id=row["id"],
+        user_id=row["user_id"],
+        mfa_authenticated=bool(row["mfa_authenticated"]),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+    )
