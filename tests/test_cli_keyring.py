@@ -377,7 +377,7 @@ def test_commands_use_the_store_handed_in_through_app(tmp_path: Path, capsys) ->
     from kt_login.cli.app import App
     from kt_login.store import SessionStore
     from tests.fake_keyrings import MemoryKeyring
-    from tests.test_store import make_session
+    from tests.sample_sessions import make_session
 
     memory = MemoryKeyring()
     built: list[Path] = []

@@ -34,7 +34,7 @@ from tests.fake_keyrings import (
     PlaintextLikeKeyring,
 )
 from tests.fixtures.secret_service import subprocess_env
-from tests.test_store import ACCESS, REFRESH, make_session
+from tests.sample_sessions import ACCESS, REFRESH, make_session
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -115,7 +115,7 @@ import json, sys, time
 from pathlib import Path
 import kt_login.store as store
 from kt_login.errors import KtError
-from tests.test_store import make_session
+from tests.sample_sessions import make_session
 config = Path(sys.argv[1])
 """
 
