@@ -16,19 +16,7 @@ from kt_devserver import demo, totp
 from kt_devserver.app import create_app
 from kt_devserver.db import ADDED_COLUMNS, Database
 from kt_devserver.state import Settings
-
-T0 = 1_800_000_000.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.fixtures.clock import FakeClock
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from html.parser import HTMLParser
 from typing import Any
 
 import httpx2
@@ -24,22 +22,24 @@ from kt_devserver import demo, totp
 from kt_devserver.__main__ import main
 from kt_devserver.oauth import pages as oauth_pages
 from tests.fixtures.devserver import DevServer, start_devserver
-from tests.test_devserver_oauth import (
+from tests.fixtures.oauth_client import (
     ALL_SCOPES,
     CLIENT_ID,
     CSP,
+    DEVICE_GRANT,
+    NOT_VALID,
+    Form,
+    forms_in,
     oauth_error,
     refresh,
     verify_id_token,
     whoami,
 )
 
-DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
 USER_CODE = re.compile(r"^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$")
 APPROVED_TEXT = "You can return to your device"
 DENIED_TEXT = "Sign-in denied"
-NOT_VALID = "not valid or expired"
 PHISHING_WARNING = "Only continue if you started this sign-in yourself"
 
 # --- the device side ---------------------------------------------------------------------------
@@ -64,36 +64,10 @@ def poll(http: httpx2.Client, device_code: str) -> httpx2.Response:
 # --- the browser side --------------------------------------------------------------------------
 
 
-@dataclass
-class Form:
-    form_id: str
-    action: str
-    fields: dict[str, str]
-    buttons: list[tuple[str, str]]
-
-
-class _Forms(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[Form] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            assert a.get("method") == "post"
-            self.forms.append(Form(a.get("id", ""), a["action"], {}, []))
-        elif tag == "input" and self.forms:
-            self.forms[-1].fields[a["name"]] = a.get("value", "")
-        elif tag == "button" and self.forms:
-            assert a.get("type") == "submit"
-            self.forms[-1].buttons.append((a.get("name", ""), a.get("value", "")))
-
-
 def form(response: httpx2.Response) -> Form:
-    parser = _Forms()
-    parser.feed(response.text)
-    assert len(parser.forms) == 1, (response.status_code, response.text)
-    return parser.forms[0]
+    forms = forms_in(response.text)
+    assert len(forms) == 1, (response.status_code, response.text)
+    return forms[0]
 
 
 def kind(response: httpx2.Response) -> str:

@@ -19,9 +19,9 @@ from kt_devserver.oauth.device_pages import (
     EntryLimiter,
 )
 from kt_devserver.state import Settings
-from tests.test_devserver_device import DEVICE_GRANT, NOT_VALID, _Forms
-from tests.test_devserver_oauth import ALL_SCOPES, CLIENT_ID
-from tests.test_devserver_oauth_app import FakeClock, id_claims
+from tests.fixtures.clock import FakeClock
+from tests.fixtures.oauth_app import Page, id_claims, page_of, submit
+from tests.fixtures.oauth_client import ALL_SCOPES, CLIENT_ID, DEVICE_GRANT, NOT_VALID
 
 TTL = 600
 INTERVAL = 5
@@ -37,38 +37,6 @@ async def client(clock: FakeClock) -> AsyncIterator[TestClient[Any, Any]]:
     settings = Settings(device_code_ttl=TTL, device_interval=INTERVAL)
     async with TestClient(TestServer(create_app(settings=settings, clock=clock))) as test_client:
         yield test_client
-
-
-class Page:
-    def __init__(self, status: int, text: str, headers: Any) -> None:
-        self.status = status
-        self.text = text
-        self.headers = headers
-
-    @property
-    def kind(self) -> str:
-        if 'data-result="approved"' in self.text:
-            return "approved"
-        if 'data-result="denied"' in self.text:
-            return "denied"
-        if "<form" not in self.text:
-            return "error"
-        parser = _Forms()
-        parser.feed(self.text)
-        (form,) = parser.forms
-        return form.form_id.removesuffix("-form")
-
-
-async def _page(response: Any) -> Page:
-    return Page(response.status, await response.text(), response.headers)
-
-
-async def submit(client: TestClient[Any, Any], page: Page, **fields: str) -> Page:
-    parser = _Forms()
-    parser.feed(page.text)
-    (form,) = parser.forms
-    response = await client.post(form.action, data={**form.fields, **fields})
-    return await _page(response)
 
 
 async def authorize_device(client: TestClient[Any, Any], scope: str = ALL_SCOPES) -> Any:
@@ -92,7 +60,7 @@ async def error_of(client: TestClient[Any, Any], device_code: str) -> str:
 
 
 async def enter(client: TestClient[Any, Any], user_code: str) -> Page:
-    page = await _page(await client.get("/oauth/device"))
+    page = await page_of(await client.get("/oauth/device"))
     assert page.kind == "device-code"
     return await submit(client, page, user_code=user_code)
 

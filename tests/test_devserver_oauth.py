@@ -6,214 +6,35 @@ and reads the 302's Location; nothing listens on the loopback redirect target.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
-from html.parser import HTMLParser
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
-from joserfc import jwt
-from joserfc.jwk import KeySet
 
 from kt_devserver import demo, totp
 from kt_devserver.oauth import pages as oauth_pages
 from tests.fixtures.devserver import DevServer, start_devserver
-
-CLIENT_ID = "kt-cli"
-ALL_SCOPES = "openid profile email offline_access"
-CALLBACK_PORT = 53682
-REDIRECT_URI = f"http://127.0.0.1:{CALLBACK_PORT}/callback"
-CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http://127.0.0.1:*"
-# CSP cannot name [::1]: a request redirecting there gets the scheme-source (see oauth/pages.py).
-CSP_IPV6 = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http:"
-
-# --- a tiny browser ----------------------------------------------------------------------------
-
-
-@dataclass
-class Form:
-    action: str
-    fields: dict[str, str]
-    buttons: list[tuple[str, str]]
-    form_id: str | None
-
-
-class _FormParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.forms: list[Form] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            assert a.get("method") == "post"
-            self.forms.append(Form(a["action"], {}, [], a.get("id")))
-        elif tag == "input" and self.forms:
-            self.forms[-1].fields[a["name"]] = a.get("value", "")
-        elif tag == "button" and self.forms:
-            assert a.get("type") == "submit"
-            self.forms[-1].buttons.append((a.get("name", ""), a.get("value", "")))
-
-
-def form_of(response: httpx2.Response) -> Form:
-    assert response.status_code == 200, response.text
-    parser = _FormParser()
-    parser.feed(response.text)
-    assert len(parser.forms) == 1, response.text
-    return parser.forms[0]
-
-
-def page_kind(response: httpx2.Response) -> str:
-    """'login', 'mfa' or 'consent' (by the form's id), or 'error'."""
-    if response.status_code != 200:
-        return "error"
-    form = form_of(response)
-    assert form.form_id is not None
-    return form.form_id.removesuffix("-form")
-
-
-@dataclass
-class Pkce:
-    verifier: str
-    challenge: str
-
-
-def new_pkce() -> Pkce:
-    verifier = secrets.token_urlsafe(32)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return Pkce(verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode())
-
-
-@dataclass
-class Authorization:
-    params: dict[str, str]
-    pkce: Pkce
-
-
-def authorization(**overrides: str | None) -> Authorization:
-    pkce = new_pkce()
-    params: dict[str, Any] = {
-        "response_type": "code",
-        "client_id": CLIENT_ID,
-        "redirect_uri": REDIRECT_URI,
-        "scope": ALL_SCOPES,
-        "state": secrets.token_urlsafe(16),
-        "nonce": secrets.token_urlsafe(16),
-        "code_challenge": pkce.challenge,
-        "code_challenge_method": "S256",
-    }
-    params.update(overrides)
-    return Authorization({k: v for k, v in params.items() if v is not None}, pkce)
-
-
-@dataclass
-class Callback:
-    location: str
-    query: dict[str, str]
-
-
-def callback_of(response: httpx2.Response, redirect_uri: str = REDIRECT_URI) -> Callback:
-    assert response.status_code == 302, response.text
-    location = response.headers["location"]
-    assert location.startswith(redirect_uri + "?"), location
-    query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-    return Callback(location, query)
-
-
-class Browser:
-    def __init__(self, server: DevServer) -> None:
-        self.server = server
-        self.http = httpx2.Client(base_url=server.url, timeout=10)
-
-    def close(self) -> None:
-        self.http.close()
-
-    def authorize(self, auth: Authorization) -> httpx2.Response:
-        return self.http.get("/oauth/authorize", params=auth.params)
-
-    def submit(self, page: httpx2.Response, **fields: str) -> httpx2.Response:
-        form = form_of(page)
-        return self.http.post(form.action, data={**form.fields, **fields})
-
-    def sign_in(
-        self, page: httpx2.Response, email: str, password: str, secret: str | None = None
-    ) -> httpx2.Response:
-        assert page_kind(page) == "login"
-        page = self.submit(page, email=email, password=password)
-        if secret is not None:
-            assert page_kind(page) == "mfa"
-            page = self.submit(page, code=totp.code(secret))
-        assert page_kind(page) == "consent", page.text
-        return page
-
-    def approve(self, page: httpx2.Response) -> httpx2.Response:
-        return self.submit(page, decision="approve")
-
-
-def full_flow(
-    browser: Browser, user: str = "alice", auth: Authorization | None = None
-) -> tuple[Authorization, Callback]:
-    auth = auth or authorization()
-    page = browser.authorize(auth)
-    if user == "alice":
-        page = browser.sign_in(page, demo.ALICE_EMAIL, demo.ALICE_PASSWORD)
-    else:
-        page = browser.sign_in(page, demo.BOB_EMAIL, demo.BOB_PASSWORD, demo.BOB_TOTP_SECRET)
-    return auth, callback_of(browser.approve(page), auth.params["redirect_uri"])
-
-
-def exchange(
-    http: httpx2.Client, auth: Authorization, cb: Callback, **overrides: str
-) -> httpx2.Response:
-    data = {
-        "grant_type": "authorization_code",
-        "code": cb.query["code"],
-        "redirect_uri": auth.params["redirect_uri"],
-        "client_id": CLIENT_ID,
-        "code_verifier": auth.pkce.verifier,
-        **overrides,
-    }
-    return http.post("/oauth/token", data=data)
-
-
-def tokens_for(browser: Browser, user: str = "alice", **overrides: str | None) -> dict[str, Any]:
-    auth, cb = full_flow(browser, user, authorization(**overrides))
-    response = exchange(browser.http, auth, cb)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    body["_auth"] = auth
-    return body
-
-
-def refresh(http: httpx2.Client, refresh_token: str) -> httpx2.Response:
-    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": CLIENT_ID}
-    return http.post("/oauth/token", data=data)
-
-
-def oauth_error(response: httpx2.Response, status: int, error: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["cache-control"] == "no-store"
-    body: dict[str, Any] = response.json()
-    assert body["error"] == error, body
-    assert isinstance(body["error_description"], str) and body["error_description"]
-    return body
-
-
-def whoami(http: httpx2.Client, access_token: str) -> httpx2.Response:
-    return http.get("/v1/auth/whoami", headers={"Authorization": f"Bearer {access_token}"})
-
-
-def verify_id_token(http: httpx2.Client, id_token: str) -> dict[str, Any]:
-    keys = KeySet.import_key_set(http.get("/oauth/jwks").json())
-    token = jwt.decode(id_token, keys, algorithms=["RS256"])
-    assert token.header["alg"] == "RS256" and token.header["kid"]
-    return dict(token.claims)
-
+from tests.fixtures.oauth_client import (
+    ALL_SCOPES,
+    CALLBACK_PORT,
+    CLIENT_ID,
+    CSP,
+    CSP_IPV6,
+    REDIRECT_URI,
+    Browser,
+    authorization,
+    callback_of,
+    exchange,
+    form_of,
+    full_flow,
+    new_pkce,
+    oauth_error,
+    page_kind,
+    refresh,
+    tokens_for,
+    verify_id_token,
+    whoami,
+)
 
 # --- fixtures ----------------------------------------------------------------------------------
 

@@ -5,34 +5,28 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from joserfc import jwt
-from joserfc.jwk import KeySet
 
 from kt_devserver import demo, totp
 from kt_devserver.app import create_app
 from kt_devserver.oauth.authorize import BROWSER_SESSION_TTL, TRANSACTION_TTL
 from kt_devserver.oauth.grants.authorization_code import AUTHORIZATION_CODE_TTL
 from kt_devserver.state import Settings
-from tests.test_devserver_oauth import CLIENT_ID, Authorization, _FormParser, authorization
+from tests.fixtures.clock import T0, FakeClock
+from tests.fixtures.oauth_app import (
+    authorize,
+    code_for,
+    exchange,
+    id_claims,
+    sign_in,
+    submit,
+)
+from tests.fixtures.oauth_client import CLIENT_ID, authorization
 
-T0 = 1_800_000_000.0
 ACCESS_TTL = 60
 REFRESH_TTL = 3600
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -46,87 +40,6 @@ async def client(clock: FakeClock) -> AsyncIterator[TestClient[Any, Any]]:
     app = create_app(settings=settings, clock=clock)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
-
-
-class Page:
-    def __init__(self, status: int, text: str, headers: Any) -> None:
-        self.status = status
-        self.text = text
-        self.headers = headers
-
-    @property
-    def kind(self) -> str:
-        if self.status == 302:
-            return "redirect"
-        if self.status != 200:
-            return "error"
-        parser = _FormParser()
-        parser.feed(self.text)
-        (form,) = parser.forms
-        assert form.form_id is not None
-        return form.form_id.removesuffix("-form")
-
-    def query(self) -> dict[str, str]:
-        assert self.status == 302, self.text
-        return {k: v[0] for k, v in parse_qs(urlsplit(self.headers["Location"]).query).items()}
-
-
-async def _page(response: Any) -> Page:
-    return Page(response.status, await response.text(), response.headers)
-
-
-async def authorize(client: TestClient[Any, Any], auth: Authorization) -> Page:
-    return await _page(
-        await client.get("/oauth/authorize", params=auth.params, allow_redirects=False)
-    )
-
-
-async def submit(client: TestClient[Any, Any], page: Page, **fields: str) -> Page:
-    parser = _FormParser()
-    parser.feed(page.text)
-    (form,) = parser.forms
-    response = await client.post(form.action, data={**form.fields, **fields}, allow_redirects=False)
-    return await _page(response)
-
-
-async def sign_in(
-    client: TestClient[Any, Any], clock: FakeClock, page: Page, user: str = "alice"
-) -> Page:
-    assert page.kind == "login"
-    if user == "alice":
-        return await submit(client, page, email=demo.ALICE_EMAIL, password=demo.ALICE_PASSWORD)
-    page = await submit(client, page, email=demo.BOB_EMAIL, password=demo.BOB_PASSWORD)
-    assert page.kind == "mfa"
-    return await submit(client, page, code=totp.code(demo.BOB_TOTP_SECRET, clock.now))
-
-
-async def code_for(
-    client: TestClient[Any, Any], clock: FakeClock, user: str = "alice", **overrides: str
-) -> tuple[Authorization, str]:
-    auth = authorization(**overrides)
-    page = await authorize(client, auth)
-    if page.kind == "login":
-        page = await sign_in(client, clock, page, user)
-    assert page.kind == "consent", page.text
-    callback = await submit(client, page, decision="approve")
-    return auth, callback.query()["code"]
-
-
-async def exchange(client: TestClient[Any, Any], auth: Authorization, code: str) -> Any:
-    data = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": auth.params["redirect_uri"],
-        "client_id": CLIENT_ID,
-        "code_verifier": auth.pkce.verifier,
-    }
-    response = await client.post("/oauth/token", data=data)
-    return response.status, await response.json()
-
-
-async def id_claims(client: TestClient[Any, Any], id_token: str) -> dict[str, Any]:
-    keys = KeySet.import_key_set(await (await client.get("/oauth/jwks")).json())
-    return dict(jwt.decode(id_token, keys, algorithms=["RS256"]).claims)
 
 
 async def test_code_lifetime_is_sixty_seconds(client, clock):

@@ -19,7 +19,7 @@ import httpx2
 import pytest
 
 from kt_devserver import demo, totp
-from tests.test_devserver_oauth import CLIENT_ID, authorization
+from tests.fixtures.oauth_client import CLIENT_ID, authorization
 
 CALLBACK_TIMEOUT = 20.0
 

@@ -28,8 +28,8 @@ from kt_devserver import demo
 from kt_devserver.app import create_app
 from kt_devserver.oauth.scopes import ACR_MFA, ACR_PASSWORD
 from kt_devserver.state import Settings, SsoConfig
-from tests.test_devserver_oauth import CLIENT_ID, authorization
-from tests.test_devserver_oauth_app import Page, _page, exchange, id_claims, submit
+from tests.fixtures.oauth_app import Page, exchange, id_claims, page_of, submit
+from tests.fixtures.oauth_client import CLIENT_ID, authorization
 
 UPSTREAM_CLIENT = "devserver"
 UPSTREAM_SECRET = "upstream-secret"  # noqa: S105 - test value
@@ -144,18 +144,18 @@ async def through_upstream(client: TestClient[Any, Any], start: str) -> Page:
     """Follow the SSO link to the upstream, let it sign in, come back to the callback."""
     response = await client.get(start, allow_redirects=False)
     if response.status != 302:
-        return await _page(response)
+        return await page_of(response)
     async with aiohttp.ClientSession() as http:
         async with http.get(response.headers["Location"], allow_redirects=False) as up:
             assert up.status == 302, await up.text()
             back = urlsplit(up.headers["Location"])
     assert back.path == "/oauth/sso/callback"
-    return await _page(await client.get(back.path + "?" + back.query, allow_redirects=False))
+    return await page_of(await client.get(back.path + "?" + back.query, allow_redirects=False))
 
 
 async def sso_sign_in(client: TestClient[Any, Any], **auth_overrides: str) -> tuple[Any, Page]:
     auth = authorization(**auth_overrides)
-    page = await _page(await client.get("/oauth/authorize", params=auth.params))
+    page = await page_of(await client.get("/oauth/authorize", params=auth.params))
     assert page.kind == "login"
     return auth, await through_upstream(client, sso_link(page))
 
@@ -263,7 +263,7 @@ async def test_state_is_single_use_and_bound_to_the_browser(upstream, client):
     stub, _ = upstream
     stub.next_user = {"sub": "u-5", "email": "frank@example.org"}
     auth = authorization()
-    page = await _page(await client.get("/oauth/authorize", params=auth.params))
+    page = await page_of(await client.get("/oauth/authorize", params=auth.params))
     response = await client.get(sso_link(page), allow_redirects=False)
     async with aiohttp.ClientSession() as http:
         async with http.get(response.headers["Location"], allow_redirects=False) as up:
@@ -284,7 +284,7 @@ async def test_upstream_down_gives_a_clear_page_and_temporarily_unavailable(upst
     await server.close()
     async with TestClient(TestServer(_app(issuer))) as client:
         auth = authorization()
-        page = await _page(await client.get("/oauth/authorize", params=auth.params))
+        page = await page_of(await client.get("/oauth/authorize", params=auth.params))
         done = await through_upstream(client, sso_link(page))
         assert done.status == 503
         assert error_code(done) == "temporarily_unavailable"
@@ -298,12 +298,12 @@ async def test_several_domains_ask_for_the_domain_first(upstream):
     stub.next_user = {"sub": "u-6", "email": "gina@example.net"}
     async with TestClient(TestServer(_app(stub.issuer, ("example.org", "example.net")))) as client:
         auth = authorization()
-        page = await _page(await client.get("/oauth/authorize", params=auth.params))
-        ask = await _page(await client.get(sso_link(page)))
+        page = await page_of(await client.get("/oauth/authorize", params=auth.params))
+        ask = await page_of(await client.get(sso_link(page)))
         assert ask.status == 200 and 'name="domain"' in ask.text
         assert urlsplit(stub.issuer).netloc in ask.headers["Content-Security-Policy"]
         link = sso_link(page) + "&domain=nowhere.test"
-        again = await _page(await client.get(link))
+        again = await page_of(await client.get(link))
         assert 'data-error="sso_domain_unknown"' in again.text
         done = await through_upstream(client, sso_link(page) + "&domain=gina@example.net")
         assert done.kind == "consent", done.text
@@ -312,7 +312,7 @@ async def test_several_domains_ask_for_the_domain_first(upstream):
 async def test_without_sso_there_is_no_link_and_no_route():
     async with TestClient(TestServer(create_app())) as client:
         auth = authorization()
-        page = await _page(await client.get("/oauth/authorize", params=auth.params))
+        page = await page_of(await client.get("/oauth/authorize", params=auth.params))
         assert 'id="sso"' not in page.text
         assert (await client.get("/oauth/sso/callback")).status == 404
 
@@ -326,7 +326,7 @@ async def test_sso_user_cannot_sign_in_with_a_password(upstream, client):
     stub.next_user = {"sub": "u-7", "email": "hana@example.org"}
     auth, page = await sso_sign_in(client)
     await _code_tokens(client, auth, page)
-    login = await _page(
+    login = await page_of(
         await client.get("/oauth/authorize", params=authorization(prompt="login").params)
     )
     again = await submit(client, login, email="hana@example.org", password="!sso")
