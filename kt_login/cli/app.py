@@ -21,7 +21,6 @@ import click
 from .. import config
 from ..errors import KtError, MfaRequired, NotLoggedIn, UsageError
 from ..output import Console
-from ..session import OAUTH
 
 if TYPE_CHECKING:
     import httpx2
@@ -201,6 +200,7 @@ class Invocation:
     def revoke_quietly(self, old: Session) -> KtError | None:
         """End `old` on the server it came from; the error when that could not be confirmed."""
         from ..api import BearerAuth
+        from ..session import OAUTH
 
         if old.kind == OAUTH:  # RFC 7009 at the issuer
             return self._revoke_oauth(old)
