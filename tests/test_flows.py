@@ -3,6 +3,7 @@ response checks, token responses. Case names follow SECURITY.md's requirement ID
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass
@@ -209,6 +210,35 @@ def test_az05_token_request_repeats_redirect_uri_and_sends_verifier():
     assert form["redirect_uri"] == ["http://127.0.0.1:5000/callback"]
     assert form["code_verifier"] == ["v" * 43] and form["grant_type"] == ["authorization_code"]
     assert "grant_type=password" not in sent.content.decode()  # AZ-06
+
+
+def test_a_confidential_client_authenticates_with_client_secret_basic():
+    flow = exchange_code(
+        ISSUER + "/token",
+        client_id="dev server",
+        code="c1",
+        redirect_uri="http://127.0.0.1:5000/callback",
+        verifier="v" * 43,
+        client_secret="s3cr:t",
+    )
+    sent = next(flow)
+    assert "client_id" not in parse_qs(sent.content.decode())
+    # RFC 6749 §2.3.1: each part form-urlencoded before base64
+    assert (
+        sent.headers["Authorization"]
+        == "Basic " + base64.b64encode(b"dev%20server:s3cr%3At").decode()
+    )
+    assert sent.headers["Accept"] == "application/json"
+
+
+def test_begin_passes_a_login_hint():
+    req = begin(
+        meta(),
+        client_id="kt-cli",
+        redirect_uri="http://127.0.0.1:5000/callback",
+        login_hint="a@b.c",
+    )
+    assert parse_qs(urlsplit(req.url).query)["login_hint"] == ["a@b.c"]
 
 
 def test_id08_token_type_case_insensitivity_and_missing_expires_in():

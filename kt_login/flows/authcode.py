@@ -48,6 +48,7 @@ def begin(
     prompt: str | None = None,
     max_age: int | None = None,
     acr_values: str | None = None,
+    login_hint: str | None = None,
 ) -> AuthorizationRequest:
     state = state or new_state()
     nonce, verifier = new_nonce(), new_verifier()
@@ -72,6 +73,8 @@ def begin(
         params["max_age"] = str(max_age)
     if acr_values:
         params["acr_values"] = acr_values
+    if login_hint:
+        params["login_hint"] = login_hint
     base = httpx2.URL(meta.authorization_endpoint)
     query = base.query.decode() + ("&" if base.query else "") + urlencode(params)
     url = str(base.copy_with(query=query.encode()))

@@ -6,9 +6,11 @@ lifetime tolerated) and EH-03 (error bodies parsed, never echoed).
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx2
 
@@ -73,22 +75,38 @@ def parse_token_response(response: httpx2.Response) -> TokenResponse:
     )
 
 
+def basic_auth(client_id: str, secret: str) -> str:
+    """RFC 6749 §2.3.1 client_secret_basic: each part form-urlencoded, then base64."""
+    raw = f"{quote(client_id, safe='')}:{quote(secret, safe='')}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
 def exchange_code(
-    token_endpoint: str, *, client_id: str, code: str, redirect_uri: str, verifier: str
+    token_endpoint: str,
+    *,
+    client_id: str,
+    code: str,
+    redirect_uri: str,
+    verifier: str,
+    client_secret: str | None = None,
 ) -> Flow[TokenResponse]:
-    """The one POST that spends the code. The caller must not retry it (AZ-09)."""
-    response = yield httpx2.Request(
-        "POST",
-        token_endpoint,
-        headers=FORM,
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": redirect_uri,
-            "client_id": client_id,
-            "code_verifier": verifier,
-        },
-    )
+    """The one POST that spends the code. The caller must not retry it (AZ-09).
+
+    A public client names itself with `client_id`; a confidential one (`client_secret`, as
+    kt-devserver's SSO may be) authenticates with client_secret_basic instead.
+    """
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": verifier,
+    }
+    headers = dict(FORM)
+    if client_secret:
+        headers["Authorization"] = basic_auth(client_id, client_secret)
+    else:
+        data["client_id"] = client_id
+    response = yield httpx2.Request("POST", token_endpoint, headers=headers, data=data)
     return parse_token_response(response)
 
 
