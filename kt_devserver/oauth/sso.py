@@ -9,41 +9,40 @@ Started with `--sso-issuer URL --sso-client-id ID [--sso-domain D ...]` (secret 
     → the upstream authorization endpoint (code flow, PKCE S256, state, nonce)
     → GET /oauth/sso/callback?code=…&state=…[&iss=…]
 
-The callback checks `state` (single use, bound to this browser's sign-in cookie) and `iss` (RFC
-9207, required when the provider advertises it), exchanges the code (HTTP Basic with the client
-secret, or as a public client), validates the ID token with kt_login's one ID-token validation
-(`kt_login.idtoken.validate_id_token`: signature with the provider's JWKS, fetched with
-`kt_login.flows.adrive`; algorithm allow-list; iss byte for byte as discovery pinned it; aud, azp,
-exp, iat, nonce) and maps the upstream (iss, sub) to a local user in `sso_identities` (never by
-email). The first sign-in creates the user (role member, organization Acme) when the email's
-domain is one of --sso-domain; otherwise a page refuses
-(`p.error[data-error=sso_domain_not_allowed]`). Then the pending authorization continues exactly
-as after a password (consent page; device consent for the device flow). Upstream `amr`
+kt-devserver is the relying party here, built from kt_login's own OAuth flows run over
+`kt_login.flows.adrive` (httpx2.AsyncClient), not a second client: discovery (`flows.discovery`,
+issuer pinned byte for byte, endpoints https or loopback), the authorization request
+(`flows.authcode.begin`: PKCE S256, state, nonce), the response check (`parse_redirect` of
+callback_server, then `flows.authcode.check_response`: `iss` per RFC 9207, required when the
+provider advertises it), the code exchange (`flows.tokens.exchange_code`, client_secret_basic with
+the client secret, or as a public client), the ID token (`kt_login.idtoken.validate_id_token` over
+the JWKS of `idtoken.fetch_jwks`) and userinfo (`flows.userinfo`) when the ID token has no email.
+`state` is single use and bound to this browser's sign-in cookie. The upstream (iss, sub) maps to
+a local user in `sso_identities` (never by email). The first sign-in creates the user (role
+member, organization Acme) when the email's domain is one of --sso-domain; otherwise a page
+refuses (`p.error[data-error=sso_domain_not_allowed]`). Then the pending authorization continues
+exactly as after a password (consent page; device consent for the device flow). Upstream `amr`
 containing mfa/otp/hwk counts as local MFA (acr mfa).
 
 Every failure shows `as_sso_error.html` (`h1`, `p.error[data-error=CODE]`) and ends the pending
 authorization: the application gets `error=access_denied` (refused user, bad ID token, upstream
-denial) or `error=temporarily_unavailable` (provider unreachable), through the link
+denial) or `error=temporarily_unavailable` (provider unreachable or answering 5xx), through the link
 `a#return` (and an automatic refresh after a few seconds); a device flow's code is denied.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote, urlsplit
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-import aiohttp
 import httpx2
 from aiohttp import web
 from authlib.common.urls import add_params_to_uri  # type: ignore[import-untyped]
-from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
 
+from callback_server import CallbackError, parse_redirect
 from kt_devserver import demo
 from kt_devserver.db import User
 from kt_devserver.oauth.authorize import (
@@ -57,11 +56,17 @@ from kt_devserver.oauth.authorize import (
 )
 from kt_devserver.oauth.http import OAuthContext, issuer_of, oauth_of, with_iss
 from kt_devserver.oauth.pages import csrf_ok, csrf_token, error_page, render
-from kt_devserver.oauth.storage import SsoAttempt, Transaction
+from kt_devserver.oauth.storage import Transaction
 from kt_devserver.state import SsoConfig
-from kt_login.errors import KtError, NetworkError, ValidationFailed
-from kt_login.flows import adrive
+from kt_login.errors import KtError, NetworkError, OAuthError, ValidationFailed
+from kt_login.flows import Flow, adrive
+from kt_login.flows.authcode import AuthorizationRequest, begin, check_response
+from kt_login.flows.discovery import ProviderMetadata, discover
+from kt_login.flows.tokens import exchange_code
+from kt_login.flows.userinfo import get_userinfo
 from kt_login.idtoken import IdClaims, fetch_jwks, validate_id_token
+
+T = TypeVar("T")
 
 logger = logging.getLogger("kt_devserver")
 
@@ -69,12 +74,14 @@ START_PATH = "/oauth/sso/start"
 CALLBACK_PATH = "/oauth/sso/callback"
 ATTEMPT_TTL = 600
 HTTP_TIMEOUT = 10.0
+SCOPE = "openid email profile"
 MFA_AMR = frozenset({"mfa", "otp", "hwk"})
 SSO_PASSWORD_HASH = "!sso"  # noqa: S105 - not a hash: password sign-in can never match it
 RETURN_DELAY = 8
 
 UNAVAILABLE = "temporarily_unavailable"
 DENIED = "access_denied"
+_REFUSED = "The sign-in service refused to complete the sign-in."
 
 
 class SsoError(Exception):
@@ -103,30 +110,39 @@ def config_of(request: web.Request) -> SsoConfig | None:
 # --- the upstream provider -----------------------------------------------------------------
 
 
-async def _get_json(http: aiohttp.ClientSession, url: str, **kwargs: Any) -> Any:
-    try:
-        async with http.get(url, **kwargs) as response:
-            if response.status >= 500:
-                raise _unavailable(f"GET {url} answered {response.status}")
-            if response.status != 200:
-                raise SsoError("sso_failed", "The sign-in service gave an unexpected answer.")
-            return await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
-        raise _unavailable(f"GET {url}: {type(exc).__name__}") from exc
+class Provider:
+    """The provider over one httpx2.AsyncClient; its flows run with kt_login's `adrive`."""
+
+    def __init__(self, http: httpx2.AsyncClient) -> None:
+        self._http = http
+        self._last_status: int | None = None
+        http.event_hooks["response"].append(self._note_status)
+
+    async def _note_status(self, response: httpx2.Response) -> None:
+        self._last_status = response.status_code
+
+    async def run(self, flow: Flow[T], *, failed: str) -> T:
+        """The flow's result. A provider that cannot be reached, or whose last reply was a 5xx,
+        is unavailable; any other failure is `sso_failed` with the message `failed`."""
+        self._last_status = None
+        try:
+            return await adrive(flow, self._http)
+        except NetworkError as exc:
+            raise _unavailable(exc.message) from exc
+        except KtError as exc:
+            if self._last_status is not None and self._last_status >= 500:
+                raise _unavailable(f"answered {self._last_status}") from exc
+            logger.warning("SSO provider: %s", exc.message)
+            raise SsoError("sso_failed", failed) from exc
+
+    async def metadata(self, issuer: str) -> ProviderMetadata:
+        return await self.run(
+            discover(issuer), failed="The sign-in service gave an unexpected answer."
+        )
 
 
-async def discover(http: aiohttp.ClientSession, issuer: str) -> dict[str, Any]:
-    doc = await _get_json(http, issuer.rstrip("/") + "/.well-known/openid-configuration")
-    if not isinstance(doc, dict) or doc.get("issuer") != issuer:
-        raise _unavailable("discovery document missing or for another issuer")
-    for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
-        if not isinstance(doc.get(name), str):
-            raise _unavailable(f"discovery document without {name}")
-    return doc
-
-
-def _client(timeout: float = HTTP_TIMEOUT) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout))
+def _provider_client() -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(timeout=HTTP_TIMEOUT)
 
 
 # --- pages -----------------------------------------------------------------------------------
@@ -220,30 +236,36 @@ async def start(request: web.Request) -> web.Response:
         response.headers["Content-Security-Policy"] += f" {upstream.scheme}://{upstream.netloc}"
         return response
     try:
-        async with _client() as http:
-            doc = await discover(http, cfg.issuer)
+        async with _provider_client() as http:
+            meta = await Provider(http).metadata(cfg.issuer)
+        pending = _authorization_request(meta, cfg, issuer, login_hint)
     except SsoError as exc:
         return _end(ctx, txn, issuer, exc)
-    state = secrets.token_urlsafe(32)
-    nonce = secrets.token_urlsafe(32)
-    verifier = secrets.token_urlsafe(48)
     ctx.store.save_sso_attempt(
-        state, txn.id, browser.session.id, nonce, verifier, ctx.state.clock() + ATTEMPT_TTL
+        pending.state,
+        txn.id,
+        browser.session.id,
+        pending.nonce,
+        pending.verifier,
+        ctx.state.clock() + ATTEMPT_TTL,
     )
-    query = [
-        ("response_type", "code"),
-        ("client_id", cfg.client_id),
-        ("redirect_uri", issuer + CALLBACK_PATH),
-        ("scope", "openid email profile"),
-        ("state", state),
-        ("nonce", nonce),
-        ("code_challenge", create_s256_code_challenge(verifier)),
-        ("code_challenge_method", "S256"),
-    ]
-    if login_hint:
-        query.append(("login_hint", login_hint))
-    location = add_params_to_uri(doc["authorization_endpoint"], query)
-    return web.Response(status=302, headers={"Location": location, "Cache-Control": "no-store"})
+    return web.Response(status=302, headers={"Location": pending.url, "Cache-Control": "no-store"})
+
+
+def _authorization_request(
+    meta: ProviderMetadata, cfg: SsoConfig, issuer: str, login_hint: str | None
+) -> AuthorizationRequest:
+    try:
+        return begin(
+            meta,
+            client_id=cfg.client_id,
+            redirect_uri=issuer + CALLBACK_PATH,
+            scope=SCOPE,
+            login_hint=login_hint,
+        )
+    except ValidationFailed as exc:  # an authorization endpoint on another host than the issuer
+        logger.warning("SSO provider: %s", exc.message)
+        raise SsoError("sso_failed", "The sign-in service gave an unexpected answer.") from exc
 
 
 # --- the callback ----------------------------------------------------------------------------
@@ -256,12 +278,6 @@ class Identity:
     email_verified: bool | None
     name: str | None
     mfa: bool
-
-
-def basic_auth(client_id: str, secret: str) -> str:
-    """RFC 6749 §2.3.1 client_secret_basic: each part form-urlencoded, then base64."""
-    raw = f"{quote(client_id, safe='')}:{quote(secret, safe='')}".encode()
-    return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
 def upstream_claims(
@@ -279,64 +295,47 @@ def upstream_claims(
         ) from exc
 
 
-async def upstream_keys(jwks_uri: str) -> list[Any]:
-    """The provider's signing keys, fetched with kt_login's flow over `adrive`."""
-    try:
-        async with httpx2.AsyncClient(timeout=HTTP_TIMEOUT) as http:
-            return await adrive(fetch_jwks(jwks_uri), http)
-    except NetworkError as exc:
-        raise _unavailable(f"jwks: {exc.message}") from exc
-    except KtError as exc:
-        raise SsoError("sso_failed", "The sign-in service's keys are unusable.") from exc
-
-
 async def _identity(
-    http: aiohttp.ClientSession,
+    provider: Provider,
     cfg: SsoConfig,
-    doc: dict[str, Any],
-    attempt: SsoAttempt,
+    meta: ProviderMetadata,
+    pending: AuthorizationRequest,
     code: str,
-    redirect_uri: str,
     now: float,
 ) -> Identity:
-    form = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": redirect_uri,
-        "code_verifier": attempt.code_verifier,
-    }
-    headers = {"Accept": "application/json"}
-    if cfg.client_secret:
-        headers["Authorization"] = basic_auth(cfg.client_id, cfg.client_secret)
-    else:
-        form["client_id"] = cfg.client_id
-    try:
-        async with http.post(doc["token_endpoint"], data=form, headers=headers) as response:
-            status = response.status
-            body = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
-        raise _unavailable(f"token endpoint: {type(exc).__name__}") from exc
-    if status >= 500:
-        raise _unavailable(f"token endpoint answered {status}")
-    if status != 200 or not isinstance(body, dict) or not isinstance(body.get("id_token"), str):
-        logger.warning("SSO code exchange refused: %s", status)
-        raise SsoError("sso_failed", "The sign-in service refused to complete the sign-in.")
+    tokens = await provider.run(
+        exchange_code(
+            meta.token_endpoint,
+            client_id=cfg.client_id,
+            code=code,
+            redirect_uri=pending.redirect_uri,
+            verifier=pending.verifier,
+            client_secret=cfg.client_secret or None,
+        ),
+        failed=_REFUSED,
+    )
+    if tokens.id_token is None or meta.jwks_uri is None:
+        raise SsoError("sso_failed", _REFUSED)
+    keys = await provider.run(
+        fetch_jwks(meta.jwks_uri), failed="The sign-in service's keys are unusable."
+    )
     claims = upstream_claims(
-        body["id_token"],
-        await upstream_keys(doc["jwks_uri"]),
+        tokens.id_token,
+        keys,
         issuer=cfg.issuer,
         client_id=cfg.client_id,
-        nonce=attempt.nonce,
+        nonce=pending.nonce,
         now=now,
     )
     email, verified, name = claims.email, claims.email_verified, claims.name
-    access_token = body.get("access_token")
-    userinfo_url = doc.get("userinfo_endpoint")
-    if email is None and isinstance(access_token, str) and isinstance(userinfo_url, str):
-        info = await _get_json(
-            http, userinfo_url, headers={"Authorization": f"Bearer {access_token}"}
+    if email is None and meta.userinfo_endpoint is not None:
+        info = await provider.run(
+            get_userinfo(
+                meta.userinfo_endpoint, access_token=tokens.access_token, subject=claims.sub
+            ),
+            failed="The sign-in service's user information is unusable.",
         )
-        if isinstance(info, dict) and info.get("sub") == claims.sub:
+        if info is not None:
             email, verified = info.get("email"), info.get("email_verified")
             name = name or info.get("name")
     return Identity(
@@ -386,41 +385,56 @@ def map_user(request: web.Request, cfg: SsoConfig, identity: Identity) -> User:
     return user
 
 
+def _authorization_code(url: str, pending: AuthorizationRequest, meta: ProviderMetadata) -> str:
+    """The code the provider's redirect to our callback carries, once it checks out."""
+    invalid = SsoError("sso_invalid_response", "The sign-in service's answer is not valid.")
+    try:
+        result = parse_redirect(url, redirect_uri=pending.redirect_uri, state=pending.state)
+    except CallbackError as exc:
+        raise invalid from exc
+    try:
+        return check_response(pending, result, meta)
+    except ValidationFailed as exc:  # another issuer, or the promised `iss` missing (RFC 9207)
+        raise invalid from exc
+    except OAuthError as exc:
+        denied = result.error == "access_denied"
+        raise SsoError(
+            "sso_denied" if denied else "sso_failed",
+            "Your company's sign-in service did not sign you in.",
+        ) from exc
+
+
 async def callback(request: web.Request) -> web.Response:
     cfg = config_of(request)
     if cfg is None:
         return error_page(404, "not_found", "Single sign-on is not configured on this server.")
     ctx = oauth_of(request)
     issuer = issuer_of(request)
-    query = request.query
     now = ctx.state.clock()
-    attempt = ctx.store.take_sso_attempt(query.get("state", "")[:200], now=now)
+    state = request.query.get("state", "")[:200]
+    attempt = ctx.store.take_sso_attempt(state, now=now)
     browser = browser_of(ctx, request, create=False)
     if attempt is None or browser is None or browser.session.id != attempt.browser_session_id:
         return error_page(400, "expired", _EXPIRED)
     txn = _pending(ctx, browser, attempt.txn_id)
     if txn is None:
         return error_page(400, "expired", _EXPIRED)
+    pending = AuthorizationRequest(
+        url="",
+        redirect_uri=issuer + CALLBACK_PATH,
+        client_id=cfg.client_id,
+        issuer=cfg.issuer,
+        scope=SCOPE,
+        state=state,
+        nonce=attempt.nonce,
+        verifier=attempt.code_verifier,
+    )
     try:
-        async with _client() as http:
-            doc = await discover(http, cfg.issuer)
-            iss = query.get("iss")
-            if (iss is not None or doc.get("authorization_response_iss_parameter_supported")) and (
-                iss != cfg.issuer
-            ):
-                raise SsoError("sso_invalid_response", "The answer came from another issuer.")
-            if "error" in query:
-                upstream_error = query.get("error", "")[:100]
-                raise SsoError(
-                    "sso_" + ("denied" if upstream_error == "access_denied" else "failed"),
-                    "Your company's sign-in service did not sign you in.",
-                )
-            code = query.get("code")
-            if not code:
-                raise SsoError("sso_invalid_response", "The sign-in service sent no code.")
-            identity = await _identity(
-                http, cfg, doc, attempt, code, issuer + CALLBACK_PATH, now=now
-            )
+        async with _provider_client() as http:
+            provider = Provider(http)
+            meta = await provider.metadata(cfg.issuer)
+            code = _authorization_code(issuer + request.raw_path, pending, meta)
+            identity = await _identity(provider, cfg, meta, pending, code, now=now)
         user = map_user(request, cfg, identity)
     except SsoError as exc:
         return _end(ctx, txn, issuer, exc)
