@@ -4,6 +4,7 @@ and a headless Chromium driven like a person would."""
 from __future__ import annotations
 
 import json
+import time
 
 from kt_devserver import totp
 from kt_devserver.demo import BOB_TOTP_SECRET
@@ -133,7 +134,8 @@ def test_browser_step_up(env, kt_login, kt_browser, page):
     step = kt_browser("auth", "mfa", "challenge", "--browser", "--json", env=env)
     page.goto(step.url())
     sign_in(page, "bob@example.com", "bob-password")
-    page.fill("input[name=code]", totp.code(BOB_TOTP_SECRET))
+    # A TOTP code is good once (RFC 6238 §5.2): the sign-in above used this step's, so the next.
+    page.fill("input[name=code]", totp.code(BOB_TOTP_SECRET, time.time() + 30))
     page.click("button[type=submit]")
     if page.locator("button[name=decision][value=approve]").count():
         approve(page)

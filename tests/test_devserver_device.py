@@ -151,6 +151,12 @@ def tokens_for(server: DevServer, user: str = "alice", scope: str = ALL_SCOPES) 
 # --- fixtures ----------------------------------------------------------------------------------
 
 
+def own_server(reason: str) -> pytest.MarkDecorator:
+    """Give a test a `server` of its own (a new parameter value is a new instance of the module
+    fixture): tests that sign bob in need one, as a TOTP code is good once (RFC 6238 §5.2)."""
+    return pytest.mark.parametrize("server", [reason], indirect=True)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     """One server for the module (default knobs: expires_in 600, interval 5)."""
@@ -292,6 +298,7 @@ def test_alice_pending_then_approved_then_tokens(server, device, person):
     oauth_error(refresh(device, body["refresh_token"]), 400, "invalid_grant")  # rotation
 
 
+@own_server("bob signs in")
 def test_bob_signs_in_with_totp(server):
     body = tokens_for(server, "bob")
     with httpx2.Client(base_url=server.url) as http:
@@ -344,6 +351,7 @@ def test_five_wrong_passwords_deny_the_device(device, person):
     oauth_error(poll(device, grant["device_code"]), 400, "access_denied")
 
 
+@own_server("bob's browser is signed in")
 def test_a_signed_in_browser_goes_from_confirm_to_consent(server, device, person):
     first = device_authorization(device)
     person.decide(first["user_code"], "approve", "bob")
@@ -355,6 +363,7 @@ def test_a_signed_in_browser_goes_from_confirm_to_consent(server, device, person
     assert verify_id_token(device, body["id_token"])["acr"] == "urn:keeptrusts:acr:mfa"
 
 
+@own_server("bob decides too late")
 def test_a_code_is_decided_once(device, server):
     grant = device_authorization(device)
     one, two = Person(server), Person(server)

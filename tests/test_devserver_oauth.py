@@ -6,6 +6,7 @@ and reads the 302's Location; nothing listens on the loopback redirect target.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx2
@@ -50,6 +51,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
 @pytest.fixture
 def browser(server: DevServer) -> Iterator[Browser]:
     b = Browser(server)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def bob_browser(devserver: DevServer) -> Iterator[Browser]:
+    """For tests that sign bob in: a TOTP code is good once per server (RFC 6238 §5.2), so each
+    gets a server of its own rather than the module's."""
+    b = Browser(devserver)
     yield b
     b.close()
 
@@ -143,12 +153,12 @@ def test_alice_code_flow_with_pkce(server, browser):
     assert "gateways:write" in me_body["scopes"]  # alice's role scopes
 
 
-def test_bob_code_flow_with_totp(browser):
-    body = tokens_for(browser, "bob")
-    claims = verify_id_token(browser.http, body["id_token"])
+def test_bob_code_flow_with_totp(bob_browser):
+    body = tokens_for(bob_browser, "bob")
+    claims = verify_id_token(bob_browser.http, body["id_token"])
     assert claims["acr"] == "urn:keeptrusts:acr:mfa"
     assert claims["amr"] == ["pwd", "otp"]
-    me = whoami(browser.http, body["access_token"]).json()
+    me = whoami(bob_browser.http, body["access_token"]).json()
     assert me["user"]["email"] == demo.BOB_EMAIL
     assert me["mfa_authenticated"] is True
     assert "gateways:write" not in me["scopes"]  # bob is a member
@@ -169,45 +179,45 @@ def test_no_offline_access_means_no_refresh_token(browser):
     assert "email" in claims and "name" not in claims
 
 
-def test_userinfo(browser):
-    body = tokens_for(browser, "bob")
+def test_userinfo(bob_browser):
+    body = tokens_for(bob_browser, "bob")
     auth = {"Authorization": f"Bearer {body['access_token']}"}
-    info = browser.http.get("/oauth/userinfo", headers=auth)
+    info = bob_browser.http.get("/oauth/userinfo", headers=auth)
     assert info.status_code == 200, info.text
-    claims = verify_id_token(browser.http, body["id_token"])
+    claims = verify_id_token(bob_browser.http, body["id_token"])
     assert info.json() == {
         "sub": claims["sub"],
         "email": demo.BOB_EMAIL,
         "email_verified": True,
         "name": demo.BOB_NAME,
     }
-    missing = browser.http.get("/oauth/userinfo")
+    missing = bob_browser.http.get("/oauth/userinfo")
     assert missing.status_code == 401 and "Bearer" in missing.headers["www-authenticate"]
-    bogus = browser.http.get("/oauth/userinfo", headers={"Authorization": "Bearer kta_nope"})
+    bogus = bob_browser.http.get("/oauth/userinfo", headers={"Authorization": "Bearer kta_nope"})
     oauth_error(bogus, 401, "invalid_token")
 
 
 # --- refresh -----------------------------------------------------------------------------------
 
 
-def test_refresh_rotates_and_a_replay_revokes_the_family(browser):
-    first = tokens_for(browser, "bob")
-    original = verify_id_token(browser.http, first["id_token"])
-    rotated = refresh(browser.http, first["refresh_token"])
+def test_refresh_rotates_and_a_replay_revokes_the_family(bob_browser):
+    first = tokens_for(bob_browser, "bob")
+    original = verify_id_token(bob_browser.http, first["id_token"])
+    rotated = refresh(bob_browser.http, first["refresh_token"])
     assert rotated.status_code == 200, rotated.text
     second = rotated.json()
     assert second["refresh_token"] != first["refresh_token"]
     assert second["access_token"] != first["access_token"]
-    renewed = verify_id_token(browser.http, second["id_token"])
+    renewed = verify_id_token(bob_browser.http, second["id_token"])
     for claim in ("iss", "sub", "aud", "auth_time", "acr", "amr"):
         assert renewed[claim] == original[claim], claim
     assert "nonce" not in renewed
-    assert whoami(browser.http, second["access_token"]).json()["mfa_authenticated"] is True
+    assert whoami(bob_browser.http, second["access_token"]).json()["mfa_authenticated"] is True
 
-    oauth_error(refresh(browser.http, first["refresh_token"]), 400, "invalid_grant")
+    oauth_error(refresh(bob_browser.http, first["refresh_token"]), 400, "invalid_grant")
     # The replay revoked the whole family: the newest tokens are dead too.
-    oauth_error(refresh(browser.http, second["refresh_token"]), 400, "invalid_grant")
-    me = whoami(browser.http, second["access_token"])
+    oauth_error(refresh(bob_browser.http, second["refresh_token"]), 400, "invalid_grant")
+    me = whoami(bob_browser.http, second["access_token"])
     assert me.status_code == 401 and me.json()["error"]["code"] == "auth.token_revoked"
 
 
@@ -458,15 +468,15 @@ def test_five_failures_end_the_attempt(browser):
     assert again.status_code == 400
 
 
-def test_bob_wrong_totp_shows_the_mfa_page_again(browser):
-    page = browser.submit(
-        browser.authorize(authorization()), email=demo.BOB_EMAIL, password=demo.BOB_PASSWORD
+def test_bob_wrong_totp_shows_the_mfa_page_again(bob_browser):
+    page = bob_browser.submit(
+        bob_browser.authorize(authorization()), email=demo.BOB_EMAIL, password=demo.BOB_PASSWORD
     )
     assert page_kind(page) == "mfa"
     good = totp.code(demo.BOB_TOTP_SECRET)
-    page = browser.submit(page, code="000000" if good != "000000" else "111111")
+    page = bob_browser.submit(page, code="000000" if good != "000000" else "111111")
     assert page_kind(page) == "mfa" and "Wrong code." in page.text
-    page = browser.submit(page, code=totp.code(demo.BOB_TOTP_SECRET))
+    page = bob_browser.submit(page, code=totp.code(demo.BOB_TOTP_SECRET))
     assert page_kind(page) == "consent"
 
 
@@ -498,15 +508,18 @@ def test_prompt_none_cannot_skip_consent(browser):
     assert cb.query["error"] == "consent_required"
 
 
-def test_acr_values_mfa_forces_the_totp_step(browser):
-    tokens_for(browser, "bob")
-    assert page_kind(browser.authorize(authorization())) == "consent"
+def test_acr_values_mfa_forces_the_totp_step(bob_browser):
+    tokens_for(bob_browser, "bob")
+    assert page_kind(bob_browser.authorize(authorization())) == "consent"
     auth = authorization(acr_values="urn:keeptrusts:acr:mfa")
-    page = browser.authorize(auth)
+    page = bob_browser.authorize(auth)
     assert page_kind(page) == "mfa"
-    page = browser.submit(page, code=totp.code(demo.BOB_TOTP_SECRET))
-    cb = callback_of(browser.approve(page))
-    claims = verify_id_token(browser.http, exchange(browser.http, auth, cb).json()["id_token"])
+    # The sign-in above used this step's code, and a code is good once: the next step's.
+    page = bob_browser.submit(page, code=totp.code(demo.BOB_TOTP_SECRET, time.time() + 30))
+    cb = callback_of(bob_browser.approve(page))
+    claims = verify_id_token(
+        bob_browser.http, exchange(bob_browser.http, auth, cb).json()["id_token"]
+    )
     assert claims["acr"] == "urn:keeptrusts:acr:mfa"
 
 
