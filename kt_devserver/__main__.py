@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -14,12 +15,15 @@ import platformdirs
 from kt_devserver import demo, hosts, logs, scopes, serve, totp
 from kt_devserver.app import create_app
 from kt_devserver.db import Database
+from kt_devserver.signin_checks import ACCOUNT_FREE_FAILURES, ADDRESS_FREE_FAILURES
 from kt_devserver.state import (
     DEFAULT_ACCESS_TOKEN_TTL,
     DEFAULT_DEVICE_CODE_TTL,
     DEFAULT_DEVICE_INTERVAL,
     DEFAULT_MFA_TOKEN_TTL,
     DEFAULT_REFRESH_TOKEN_TTL,
+    DEFAULT_THROTTLE_BASE_DELAY,
+    DEFAULT_THROTTLE_MAX_DELAY,
     Settings,
     SsoConfig,
 )
@@ -126,6 +130,25 @@ _TTL = click.IntRange(min=0)
     "and adds 5 s to it.",
 )
 @click.option(
+    "--throttle-base-delay",
+    default=DEFAULT_THROTTLE_BASE_DELAY,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help=f"[testing] After {ACCOUNT_FREE_FAILURES} failed passwords for an account, "
+    f"{ACCOUNT_FREE_FAILURES} wrong codes for a user or {ADDRESS_FREE_FAILURES} failures from one "
+    "address, answer 429 for this long after each further failure, doubling each time; "
+    "0 turns throttling off.",
+)
+@click.option(
+    "--throttle-max-delay",
+    default=DEFAULT_THROTTLE_MAX_DELAY,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="[testing] The longest such wait (the lockout).",
+)
+@click.option(
     "--sso-issuer",
     metavar="URL",
     help="Federate: offer 'Sign in with SSO' through this OpenID Connect provider "
@@ -161,6 +184,8 @@ def main(
     mfa_max_age: int | None,
     device_code_ttl: int,
     device_interval: int,
+    throttle_base_delay: float,
+    throttle_max_delay: float,
     sso_issuer: str | None,
     sso_client_id: str | None,
     sso_client_secret: str | None,
@@ -205,6 +230,8 @@ def main(
         device_interval=device_interval,
         sso=sso,
         public_url=public_url,
+        throttle_base_delay=throttle_base_delay,
+        throttle_max_delay=throttle_max_delay,
     )
     database = _open_db(db_path)
     try:
@@ -242,7 +269,8 @@ def _sso_config(
 )
 @click.pass_context
 def totp_command(ctx: click.Context, email: str, db_path: str | None) -> None:
-    """Print EMAIL's current TOTP code (for signing in as an MFA demo user)."""
+    """Print a TOTP code of EMAIL's that the server accepts now (for signing in as an MFA demo
+    user): the current one, or the next one once the current one was used."""
     database = _open_db(db_path or ctx.obj.get("db_path"))
     try:
         demo.seed(database)
@@ -253,7 +281,11 @@ def totp_command(ctx: click.Context, email: str, db_path: str | None) -> None:
         _fail(f"no user {email!r} in this database")
     if user.totp_secret is None:
         _fail(f"{email} has no MFA enrolled")
-    click.echo(totp.code(user.totp_secret))
+    # A code is good once: after a sign-in, this prints the next step's code (valid already).
+    code = totp.unused_code(user.totp_secret, user.totp_last_step, time.time())
+    if code is None:
+        _fail("the current and the next code were both used; run this again within 30 s")
+    click.echo(code)
 
 
 @main.command("role")

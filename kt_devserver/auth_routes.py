@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiohttp import web
 
-from kt_devserver import bodies, passwords, scopes, totp
+from kt_devserver import bodies, scopes
 from kt_devserver.auth import Principal, authenticate, bearer_token
 from kt_devserver.credentials import ACCESS_TOKEN_PREFIX, hash_secret
 from kt_devserver.errors import ApiError, JsonValue, mfa_required, unauthenticated
@@ -17,6 +16,7 @@ from kt_devserver.sessions import (
     session_json,
     start_session,
 )
+from kt_devserver.signin_checks import Code, TooManyAttempts, check_code, check_password
 from kt_devserver.state import MAX_MFA_ATTEMPTS, state_of
 from kt_devserver.views import iso8601, organization_json, user_json
 
@@ -25,6 +25,16 @@ logger = logging.getLogger(__name__)
 
 def _invalid_grant(message: str) -> ApiError:
     return ApiError(401, "auth.invalid_grant", message)
+
+
+def _too_many_attempts(refused: TooManyAttempts) -> ApiError:
+    return ApiError(
+        429,
+        "auth.too_many_attempts",
+        refused.message,
+        extra={"retry_after": refused.retry_after},
+        headers={"Retry-After": str(refused.retry_after)},
+    )
 
 
 def _mfa_token_expired() -> ApiError:
@@ -40,13 +50,11 @@ async def login(request: web.Request) -> web.Response:
     body = await bodies.read_object(request)
     email = bodies.string(body, "email", max_length=320)
     password = bodies.string(body, "password")
-    user = state.db.find_user_by_email(email)
+    try:
+        user = await check_password(state, email=email, password=password, address=request.remote)
+    except TooManyAttempts as refused:
+        raise _too_many_attempts(refused) from None
     if user is None:
-        await asyncio.to_thread(passwords.verify_unknown_user, password)
-        ok = False
-    else:
-        ok = await asyncio.to_thread(passwords.verify_password, password, user.password_hash)
-    if user is None or not ok:
         raise ApiError(401, "auth.invalid_credentials", "Wrong email or password.")
     if user.totp_secret is not None:
         token, ttl = issue_mfa_token(state, user, purpose="login")
@@ -69,11 +77,15 @@ async def mfa_challenge(request: web.Request) -> web.Response:
     if row is None or row.used_at is not None or now >= row.expires_at:
         raise _mfa_token_expired()
     user = state.db.get_user(row.user_id)
-    if user.totp_secret is None or not totp.matches(user.totp_secret, code, now):
+    try:
+        checked = check_code(state, user, code, address=request.remote)
+    except TooManyAttempts as refused:
+        raise _too_many_attempts(refused) from None
+    if checked is not Code.ACCEPTED:
         state.db.record_mfa_failure(token_hash, now=now, max_attempts=MAX_MFA_ATTEMPTS)
         left = MAX_MFA_ATTEMPTS - row.failed_attempts - 1
         hint = "sign in again" if left <= 0 else f"{left} attempt(s) left"
-        raise ApiError(401, "auth.invalid_mfa_code", f"Wrong code; {hint}.")
+        raise ApiError(401, "auth.invalid_mfa_code", f"{checked.refusal}; {hint}.")
     if not state.db.consume_mfa_token(token_hash, now=now):
         raise _mfa_token_expired()
     return web.json_response(start_session(state, user, mfa_authenticated=True))

@@ -37,6 +37,7 @@ class User:
     role: str
     password_hash: str
     totp_secret: str | None
+    totp_last_step: int | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,16 @@ class Database:
 
     def get_user(self, user_id: str) -> User:
         return _user(self._conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone())
+
+    def accept_totp_step(self, user_id: str, step: int) -> bool:
+        """Record `step` as the user's last accepted TOTP step; False if it is not newer."""
+        with self._conn:
+            cursor = self._conn.execute(
+                "UPDATE users SET totp_last_step = ?"
+                " WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)",
+                (step, user_id, step),
+            )
+        return cursor.rowcount == 1
 
     def set_user_role(self, user_id: str, role: str) -> None:
         with self._conn:
@@ -303,6 +314,7 @@ def _user(row: sqlite3.Row) -> User:
         role=row["role"],
         password_hash=row["password_hash"],
         totp_secret=row["totp_secret"],
+        totp_last_step=row["totp_last_step"],
     )
 
 

@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS organizations (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE
 );
+-- totp_last_step: the RFC 6238 time step of the last TOTP code accepted (good once, §5.2).
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
     org_id TEXT NOT NULL REFERENCES organizations(id),
@@ -30,7 +31,8 @@ CREATE TABLE IF NOT EXISTS users (
     name TEXT NOT NULL,
     role TEXT NOT NULL,
     password_hash TEXT NOT NULL,
-    totp_secret TEXT
+    totp_secret TEXT,
+    totp_last_step INTEGER
 );
 -- A session is one login: the family of every access and refresh token issued from it.
 CREATE TABLE IF NOT EXISTS sessions (
@@ -162,4 +164,7 @@ CREATE TABLE IF NOT EXISTS sso_attempts (
 """
 # Columns added since a database file may have been created (CREATE IF NOT EXISTS keeps an
 # existing table as it was): (table, column, declaration).
-ADDED_COLUMNS = (("api_tokens", "parent_id", "TEXT REFERENCES api_tokens(id)"),)
+ADDED_COLUMNS = (
+    ("api_tokens", "parent_id", "TEXT REFERENCES api_tokens(id)"),
+    ("users", "totp_last_step", "INTEGER"),
+)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from kt_devserver.db import Database
+from kt_devserver.throttle import Throttle
 
 Clock = Callable[[], float]
 
@@ -19,6 +20,10 @@ MAX_API_TOKEN_DAYS = 365
 MAX_MFA_ATTEMPTS = 5
 DEFAULT_DEVICE_CODE_TTL = 600
 DEFAULT_DEVICE_INTERVAL = 5
+# Sign-in throttling (signin_checks.py): the first wait after the free failures, doubling per
+# further failure up to the longest wait (the lockout).
+DEFAULT_THROTTLE_BASE_DELAY = 1.0
+DEFAULT_THROTTLE_MAX_DELAY = 900.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,8 @@ class Settings:
     # The URL clients reach the server at besides the bound address (`--public-url`): its host is
     # an accepted `Host` (hosts.py) and it is the OAuth issuer. None: only the bound address.
     public_url: str | None = None
+    throttle_base_delay: float = DEFAULT_THROTTLE_BASE_DELAY
+    throttle_max_delay: float = DEFAULT_THROTTLE_MAX_DELAY
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,8 @@ class State:
     db: Database
     settings: Settings
     clock: Clock
+    # Failed password and code attempts per account, user and client address (in memory).
+    throttle: Throttle = field(default_factory=Throttle)
 
 
 @dataclass

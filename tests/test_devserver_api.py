@@ -37,7 +37,8 @@ def http(shared_server: DevServer) -> Iterator[httpx2.Client]:
 
 @pytest.fixture
 def fresh_http(devserver: DevServer) -> Iterator[httpx2.Client]:
-    """A client of a server of its own, for tests that count what is in the database."""
+    """A client of a server of its own, for tests that count what is in the database, and for
+    those that sign bob in: his TOTP code is good once per server (RFC 6238 §5.2)."""
     with httpx2.Client(base_url=devserver.url, timeout=10) as client:
         yield client
 
@@ -125,8 +126,8 @@ def test_wrong_password_and_unknown_email_get_the_same_reply(http):
     assert login(http, demo.BOB_EMAIL, "nope").json() == wrong_password.json()
 
 
-def test_bob_needs_mfa_and_the_mfa_token_is_single_use(http):
-    error = error_of(login(http, demo.BOB_EMAIL, demo.BOB_PASSWORD), 401)
+def test_bob_needs_mfa_and_the_mfa_token_is_single_use(fresh_http):
+    error = error_of(login(fresh_http, demo.BOB_EMAIL, demo.BOB_PASSWORD), 401)
     assert error["code"] == "auth.mfa_required"
     assert error["expires_in"] == 300
     mfa_token = error["mfa_token"]
@@ -134,19 +135,25 @@ def test_bob_needs_mfa_and_the_mfa_token_is_single_use(http):
 
     right = totp.code(demo.BOB_TOTP_SECRET)
     wrong = f"{(int(right) + 500_000) % 1_000_000:06d}"
-    response = http.post("/v1/auth/mfa/challenge", json={"mfa_token": mfa_token, "code": wrong})
+    response = fresh_http.post(
+        "/v1/auth/mfa/challenge", json={"mfa_token": mfa_token, "code": wrong}
+    )
     assert error_of(response, 401)["code"] == "auth.invalid_mfa_code"
 
-    response = http.post("/v1/auth/mfa/challenge", json={"mfa_token": mfa_token, "code": right})
+    response = fresh_http.post(
+        "/v1/auth/mfa/challenge", json={"mfa_token": mfa_token, "code": right}
+    )
     assert response.status_code == 200, response.text
     session = response.json()
     assert session["mfa_authenticated"] is True
     assert (session["role"], session["user"]["name"]) == ("member", demo.BOB_NAME)
     assert "gateways:write" not in session["scopes"]
-    me = http.get("/v1/auth/whoami", headers=bearer(session["access_token"])).json()
+    me = fresh_http.get("/v1/auth/whoami", headers=bearer(session["access_token"])).json()
     assert me["mfa_authenticated"] is True
 
-    response = http.post("/v1/auth/mfa/challenge", json={"mfa_token": mfa_token, "code": right})
+    response = fresh_http.post(
+        "/v1/auth/mfa/challenge", json={"mfa_token": mfa_token, "code": right}
+    )
     assert error_of(response, 401)["code"] == "auth.mfa_token_expired"
 
 
@@ -266,11 +273,13 @@ def test_token_create_list_use_revoke(fresh_http):
     assert again.json()["token"]["revoked_at"] == revoked["revoked_at"]
 
 
-def test_unknown_token_id_is_404(http):
-    session = alice(http)
+def test_unknown_token_id_is_404(fresh_http):
+    session = alice(fresh_http)
     for response in (
-        http.delete("/v1/auth/tokens/tok_nope", headers=bearer(session["access_token"])),
-        http.post("/v1/auth/tokens/tok_nope/rotate", headers=bearer(bob(http)["access_token"])),
+        fresh_http.delete("/v1/auth/tokens/tok_nope", headers=bearer(session["access_token"])),
+        fresh_http.post(
+            "/v1/auth/tokens/tok_nope/rotate", headers=bearer(bob(fresh_http)["access_token"])
+        ),
     ):
         assert error_of(response, 404)["code"] == "auth.not_found"
 
@@ -301,11 +310,13 @@ def test_rotate_needs_an_mfa_session(http):
     assert "mfa_token" not in error  # alice has no MFA enrolled: nothing to step up with
 
 
-def test_rotate_by_bob_after_mfa(http):
-    session = bob(http)
-    created = create_token(http, session["access_token"], ["tokens:read", "gateways:read"]).json()
+def test_rotate_by_bob_after_mfa(fresh_http):
+    session = bob(fresh_http)
+    created = create_token(
+        fresh_http, session["access_token"], ["tokens:read", "gateways:read"]
+    ).json()
     old_secret = created["secret"]
-    response = http.post(
+    response = fresh_http.post(
         f"/v1/auth/tokens/{created['token']['id']}/rotate", headers=bearer(session["access_token"])
     )
     assert response.status_code == 200, response.text
@@ -321,21 +332,23 @@ def test_rotate_by_bob_after_mfa(http):
     )
     assert rotated["secret"].startswith("kt_live_") and new["prefix"] == rotated["secret"][:12]
 
-    me = http.get("/v1/auth/whoami", headers=bearer(rotated["secret"]))
+    me = fresh_http.get("/v1/auth/whoami", headers=bearer(rotated["secret"]))
     assert me.status_code == 200 and me.json()["token"]["id"] == new["id"]
-    response = http.get("/v1/auth/whoami", headers=bearer(old_secret))
+    response = fresh_http.get("/v1/auth/whoami", headers=bearer(old_secret))
     assert error_of(response, 401)["code"] == "auth.token_revoked"
 
-    again = http.post(
+    again = fresh_http.post(
         f"/v1/auth/tokens/{created['token']['id']}/rotate", headers=bearer(session["access_token"])
     )
     assert error_of(again, 404)["code"] == "auth.not_found"
 
 
-def test_api_tokens_cannot_rotate(http):
-    session = bob(http)
-    created = create_token(http, session["access_token"], ["tokens:read", "tokens:write"]).json()
-    response = http.post(
+def test_api_tokens_cannot_rotate(fresh_http):
+    session = bob(fresh_http)
+    created = create_token(
+        fresh_http, session["access_token"], ["tokens:read", "tokens:write"]
+    ).json()
+    response = fresh_http.post(
         f"/v1/auth/tokens/{created['token']['id']}/rotate", headers=bearer(created["secret"])
     )
     error = error_of(response, 403)
@@ -354,19 +367,21 @@ def test_api_token_reaches_only_its_scopes(http):
     assert error_of(response, 403)["required_scope"] == "tokens:write"
 
 
-def test_cannot_grant_scopes_the_creator_lacks(http):
-    member = bob(http)
-    response = create_token(http, member["access_token"], ["gateways:read", "gateways:write"])
+def test_cannot_grant_scopes_the_creator_lacks(fresh_http):
+    member = bob(fresh_http)
+    response = create_token(fresh_http, member["access_token"], ["gateways:read", "gateways:write"])
     assert error_of(response, 403)["code"] == "auth.scope_not_allowed"
 
-    session = alice(http)
-    writer = create_token(http, session["access_token"], ["tokens:write", "gateways:read"]).json()
-    response = create_token(http, writer["secret"], ["configurations:read"])
+    session = alice(fresh_http)
+    writer = create_token(
+        fresh_http, session["access_token"], ["tokens:write", "gateways:read"]
+    ).json()
+    response = create_token(fresh_http, writer["secret"], ["configurations:read"])
     assert error_of(response, 403)["code"] == "auth.scope_not_allowed"
-    response = create_token(http, writer["secret"], ["gateways:read"])
+    response = create_token(fresh_http, writer["secret"], ["gateways:read"])
     assert response.status_code == 201
 
-    response = create_token(http, session["access_token"], ["gateways:fly"])
+    response = create_token(fresh_http, session["access_token"], ["gateways:fly"])
     assert error_of(response, 400)["code"] == "auth.invalid_scope"
 
 

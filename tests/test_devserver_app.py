@@ -14,8 +14,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from kt_devserver import demo, totp
 from kt_devserver.app import create_app
-from kt_devserver.db import ADDED_COLUMNS, Database
+from kt_devserver.db import Database
+from kt_devserver.schema import ADDED_COLUMNS
+from kt_devserver.signin_checks import ACCOUNT_FREE_FAILURES, ADDRESS_FREE_FAILURES
 from kt_devserver.state import Settings
+from kt_devserver.throttle import MAX_KEYS, Backoff, Throttle, TooManyAttempts
 from tests.fixtures.clock import FakeClock
 
 
@@ -363,3 +366,112 @@ def test_a_database_from_before_the_added_columns_is_upgraded(tmp_path):
             assert column in names
     finally:
         database.close()
+
+
+# --- throttling and TOTP replay (signin_checks.py), on the injected clock ----------------------
+
+
+async def login_as(client: TestClient[Any, Any], email: str, password: str):
+    return await post(client, "/v1/auth/login", {"email": email, "password": password})
+
+
+async def fail_logins(client: TestClient[Any, Any], email: str, times: int) -> None:
+    for _ in range(times):
+        response = await login_as(client, email, "wrong")
+        assert (await error_of(response, 401))["code"] == "auth.invalid_credentials"
+
+
+async def retry_after(response: Any) -> int:
+    error = await error_of(response, 429)
+    assert error["code"] == "auth.too_many_attempts"
+    assert response.headers["Retry-After"] == str(error["retry_after"])
+    return int(error["retry_after"])
+
+
+@pytest.mark.parametrize("email", [demo.ALICE_EMAIL, "nobody@example.com"])
+async def test_password_backoff_doubles_up_to_the_lockout_then_success_resets(clock, email):
+    settings = Settings(throttle_base_delay=2, throttle_max_delay=16)
+    async with TestClient(TestServer(create_app(settings=settings, clock=clock))) as client:
+        await fail_logins(client, email, ACCOUNT_FREE_FAILURES)
+        for wait in (2, 4, 8, 16, 16):  # doubling, capped at --throttle-max-delay
+            assert await retry_after(await login_as(client, email, "wrong")) == wait
+            clock.advance(wait - 1)
+            assert await retry_after(await login_as(client, email, "wrong")) == 1
+            clock.advance(1)
+            await fail_logins(client, email, 1)  # allowed again, and wrong again
+        clock.advance(16)
+        if email == demo.ALICE_EMAIL:
+            assert (await login_as(client, email, demo.ALICE_PASSWORD)).status == 200
+            await fail_logins(client, email, ACCOUNT_FREE_FAILURES)  # counting starts over
+        else:
+            await fail_logins(client, email, 1)
+
+
+async def test_failures_are_forgotten_after_an_hour_without_any(clock):
+    settings = Settings(throttle_base_delay=1, throttle_max_delay=900)
+    async with TestClient(TestServer(create_app(settings=settings, clock=clock))) as client:
+        await fail_logins(client, demo.ALICE_EMAIL, ACCOUNT_FREE_FAILURES)
+        assert await retry_after(await login_as(client, demo.ALICE_EMAIL, "wrong")) == 1
+        clock.advance(3600)
+        await fail_logins(client, demo.ALICE_EMAIL, ACCOUNT_FREE_FAILURES)
+
+
+async def test_throttling_off_with_a_zero_base_delay(clock):
+    settings = Settings(throttle_base_delay=0)
+    async with TestClient(TestServer(create_app(settings=settings, clock=clock))) as client:
+        await fail_logins(client, demo.ALICE_EMAIL, ADDRESS_FREE_FAILURES + 1)
+        assert (await login_as(client, demo.ALICE_EMAIL, demo.ALICE_PASSWORD)).status == 200
+
+
+async def bob_mfa_token(client: TestClient[Any, Any]) -> str:
+    response = await login_as(client, demo.BOB_EMAIL, demo.BOB_PASSWORD)
+    return str((await error_of(response, 401))["mfa_token"])
+
+
+async def answer(client: TestClient[Any, Any], code: str):
+    token = await bob_mfa_token(client)
+    return await post(client, "/v1/auth/mfa/challenge", {"mfa_token": token, "code": code})
+
+
+async def test_a_totp_step_is_accepted_once_and_never_an_older_one(client, clock):
+    now = totp.code(demo.BOB_TOTP_SECRET, clock())
+    previous = totp.code(demo.BOB_TOTP_SECRET, clock() - 30)
+    following = totp.code(demo.BOB_TOTP_SECRET, clock() + 30)
+    assert (await answer(client, now)).status == 200
+    for code in (now, previous):
+        error = await error_of(await answer(client, code), 401)
+        assert error["code"] == "auth.invalid_mfa_code"
+        assert error["message"].startswith("That code was already used; wait for the next one")
+    assert (await answer(client, following)).status == 200  # the next step, already valid
+    clock.advance(30)
+    error = await error_of(await answer(client, following), 401)
+    assert "already used" in error["message"]
+    clock.advance(30)
+    assert (await answer(client, totp.code(demo.BOB_TOTP_SECRET, clock()))).status == 200
+
+
+async def test_mfa_backoff_counts_across_tokens_and_a_success_resets_it(client, clock):
+    right = totp.code(demo.BOB_TOTP_SECRET, clock())
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    for _ in range(ACCOUNT_FREE_FAILURES):
+        assert (await answer(client, wrong)).status == 401
+    assert await retry_after(await answer(client, right)) == 1
+    clock.advance(1)
+    assert (await answer(client, right)).status == 200
+    clock.advance(30)
+    again = totp.code(demo.BOB_TOTP_SECRET, clock())
+    for _ in range(ACCOUNT_FREE_FAILURES):
+        assert (await answer(client, wrong)).status == 401
+    assert (await answer(client, again)).status == 429
+
+
+def test_throttle_keeps_a_bounded_number_of_keys():
+    backoff = Backoff(free=1, base_delay=60, max_delay=60)
+    throttle = Throttle()
+    throttle.attempt({"first": backoff}, 0.0)
+    for i in range(MAX_KEYS):
+        throttle.attempt({f"key{i}": backoff}, 1.0)
+    throttle.attempt({"first": backoff}, 2.0)  # evicted as the oldest: not waiting any more
+    with pytest.raises(TooManyAttempts) as refused:
+        throttle.attempt({f"key{MAX_KEYS - 1}": backoff}, 2.0)
+    assert refused.value.retry_after == 59

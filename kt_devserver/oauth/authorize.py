@@ -20,7 +20,6 @@ for which the consent step is the device consent page and a denial ends on a pag
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -36,7 +35,6 @@ from authlib.oidc.core.errors import (  # type: ignore[import-untyped]
     LoginRequiredError,
 )
 
-from kt_devserver import passwords, totp
 from kt_devserver.credentials import hash_secret
 from kt_devserver.db import User
 from kt_devserver.oauth import clients
@@ -60,6 +58,7 @@ from kt_devserver.oauth.pages import (
 from kt_devserver.oauth.request import AuthContext, KtRequest, Reply
 from kt_devserver.oauth.scopes import ACR_MFA, DESCRIPTIONS
 from kt_devserver.oauth.storage import BrowserSession, Transaction
+from kt_devserver.signin_checks import Code, TooManyAttempts, check_code, check_password
 from kt_devserver.state import MAX_MFA_ATTEMPTS
 
 BROWSER_SESSION_TTL = 12 * 3600
@@ -328,6 +327,18 @@ def _failed(posted: Posted, request: web.Request, template: str, message: str) -
     if failures >= MAX_FAILURES:
         return _deny(posted, issuer_of(request), "Too many failed sign-in attempts.")
     left = MAX_FAILURES - failures
+    return _again(posted, template, f"{message} {left} attempt(s) left.")
+
+
+def _throttled(posted: Posted, template: str, refused: TooManyAttempts) -> web.Response:
+    """The same page with the wait (signin_checks); the attempt was not checked or counted."""
+    response = _again(posted, template, refused.message)
+    response.set_status(429)
+    response.headers["Retry-After"] = str(refused.retry_after)
+    return response
+
+
+def _again(posted: Posted, template: str, error: str) -> web.Response:
     user = user_of(posted.ctx, posted.txn.user_id)
     return page(
         template,
@@ -336,7 +347,7 @@ def _failed(posted: Posted, request: web.Request, template: str, message: str) -
         dict(posted.txn.params).get("redirect_uri"),
         client_name=_client_name(posted.txn),
         email=user.email if user else "",
-        error=f"{message} {left} attempt(s) left.",
+        error=error,
         sso=sso_enabled(posted.ctx),
     )
 
@@ -353,13 +364,13 @@ async def login(request: web.Request) -> web.Response:
     ctx = posted.ctx
     email = posted.form.get("email", "")[:320]
     password = posted.form.get("password", "")[:1024]
-    user = ctx.state.db.find_user_by_email(email) if email else None
-    if user is None or not user.password_hash.startswith("scrypt$"):
-        # unknown, or an SSO user (no password): the same work, so timing tells nothing
-        ok = await asyncio.to_thread(passwords.verify_unknown_user, password)
-    else:
-        ok = await asyncio.to_thread(passwords.verify_password, password, user.password_hash)
-    if user is None or not ok:
+    try:
+        user = await check_password(
+            ctx.state, email=email, password=password, address=request.remote
+        )
+    except TooManyAttempts as refused:
+        return _throttled(posted, "as_login.html", refused)
+    if user is None:
         return _failed(posted, request, "as_login.html", "Wrong email or password.")
     params = dict(posted.txn.params)
     if user.totp_secret is not None:
@@ -379,8 +390,12 @@ async def mfa(request: web.Request) -> web.Response:
     user = user_of(ctx, posted.txn.user_id)
     assert user is not None
     code = posted.form.get("code", "")[:32]
-    if user.totp_secret is None or not totp.matches(user.totp_secret, code, ctx.state.clock()):
-        return _failed(posted, request, "as_mfa.html", "Wrong code.")
+    try:
+        checked = check_code(ctx.state, user, code, address=request.remote)
+    except TooManyAttempts as refused:
+        return _throttled(posted, "as_mfa.html", refused)
+    if checked is not Code.ACCEPTED:
+        return _failed(posted, request, "as_mfa.html", f"{checked.refusal}.")
     browser = posted.browser
     if posted.txn.password_at is not None:
         browser = _sign_in(ctx, browser, user, mfa=True)

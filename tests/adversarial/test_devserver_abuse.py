@@ -6,9 +6,11 @@ that nothing was created or changed. docs/security.md maps them to the SV-* requ
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,9 @@ import httpx2
 import pytest
 
 from kt_devserver import demo, totp
+from kt_devserver.signin_checks import ACCOUNT_FREE_FAILURES, ADDRESS_FREE_FAILURES
 from tests.fixtures.devserver import DevServer
+from tests.fixtures.oauth_client import Browser, authorization, forms_in
 from tests.kt_process import base_env, kt
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -41,6 +45,20 @@ def error_of(response: httpx2.Response, status: int, code: str) -> dict[str, Any
 def http(devserver: DevServer) -> Iterator[httpx2.Client]:
     with httpx2.Client(base_url=devserver.url, timeout=10) as client:
         yield client
+
+
+def kt_env(tmp_path: Path, server: DevServer, **extra: str) -> dict[str, str]:
+    """A home for the real kt against `server`, keeping sessions in a file (no keyring here)."""
+    env = base_env(tmp_path, KEEPTRUSTS_API_URL=server.url, **extra)
+    config = Path(env["KEEPTRUSTS_CONFIG_DIR"])
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text('credential_store = "file"\n')
+    return env
+
+
+def stored_sessions(tmp_path: Path) -> list[Path]:
+    credentials = tmp_path / "config" / "credentials"
+    return sorted(credentials.iterdir()) if credentials.exists() else []
 
 
 def port_of(server: DevServer) -> int:
@@ -341,3 +359,230 @@ def test_rotating_the_parent_revokes_what_it_made(devserver: DevServer, http):
     assert token_row(devserver, child["token"]["id"])["revoked_at"] is not None
     fresh = http.get("/v1/auth/whoami", headers=bearer(rotated.json()["secret"]))
     assert fresh.status_code == 200
+
+
+# --- the sign-in pages (tests/fixtures/oauth_client.py's browser) ------------------------------
+
+
+@contextlib.contextmanager
+def browser_on(server: DevServer) -> Iterator[Browser]:
+    browser = Browser(server)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+def kind_of(page: httpx2.Response) -> str:
+    """The page's form ('login', 'mfa', 'consent'), whatever its status; else 'error'."""
+    forms = forms_in(page.text)
+    return forms[0].form_id.removesuffix("-form") if forms else "error"
+
+
+def password_page(browser: Browser, email: str, password: str) -> httpx2.Response:
+    page = browser.authorize(authorization())
+    assert kind_of(page) == "login", page.text
+    return browser.submit(page, email=email, password=password)
+
+
+def refused_page(page: httpx2.Response) -> None:
+    """The page again with the wait: 429, Retry-After, nothing signed in."""
+    assert page.status_code == 429, page.text
+    assert int(page.headers["Retry-After"]) >= 1
+    assert "Too many failed attempts; try again in" in page.text
+    assert kind_of(page) in {"login", "mfa"}
+
+
+def session_count(server: DevServer) -> int:
+    return count(server, "sessions")
+
+
+# --- 10. TOTP replay: a code is good once (RFC 6238 §5.2) --------------------------------------
+
+
+def mfa_token_for_bob(http: httpx2.Client) -> str:
+    response = http.post(
+        "/v1/auth/login", json={"email": demo.BOB_EMAIL, "password": demo.BOB_PASSWORD}
+    )
+    return str(error_of(response, 401, "auth.mfa_required")["mfa_token"])
+
+
+def challenge(http: httpx2.Client, mfa_token: str, code: str) -> httpx2.Response:
+    return http.post("/v1/auth/mfa/challenge", json={"mfa_token": mfa_token, "code": code})
+
+
+def printed_code(server: DevServer) -> str:
+    """What `kt-devserver totp bob@example.com` prints for this server's database."""
+    result = subprocess.run(
+        [sys.executable, "-m", "kt_devserver", "--db", str(server.db_path), "totp", demo.BOB_EMAIL],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_a_totp_code_is_accepted_once_on_the_api_pages_and_through_kt(
+    devserver: DevServer, http, tmp_path: Path
+):
+    code = printed_code(devserver)
+    assert challenge(http, mfa_token_for_bob(http), code).status_code == 200
+    assert session_count(devserver) == 1
+
+    # The same code again, with a fresh mfa_token: refused, and says why.
+    replay = challenge(http, mfa_token_for_bob(http), code)
+    message = error_of(replay, 401, "auth.invalid_mfa_code")["message"]
+    assert "already used" in message
+    assert "access_token" not in replay.text
+
+    # ... on the sign-in page: the MFA page again, nobody signed in.
+    with browser_on(devserver) as browser:
+        mfa = password_page(browser, demo.BOB_EMAIL, demo.BOB_PASSWORD)
+        assert kind_of(mfa) == "mfa"
+        again = browser.submit(mfa, code=code)
+    assert again.status_code == 200 and kind_of(again) == "mfa"
+    assert "That code was already used; wait for the next one." in again.text
+
+    # ... and through the real kt, which stores nothing.
+    env = kt_env(tmp_path, devserver)
+    login = kt(
+        "auth", "login", "--email", demo.BOB_EMAIL, "--password-stdin", "--json",
+        env=env, input=demo.BOB_PASSWORD + "\n",
+    )  # fmt: skip
+    assert login.code == 4, login.stderr
+    token = login.error()["mfa_token"]
+    refused = kt("auth", "mfa", "challenge", "--token", token, env=env, input=code + "\n")
+    assert refused.code != 0 and "already used" in refused.stderr
+    assert stored_sessions(tmp_path) == []
+    assert session_count(devserver) == 1
+
+    # `kt-devserver totp` now prints the next step's code, which works once.
+    fresh = printed_code(devserver)
+    assert fresh != code
+    accepted = kt("auth", "mfa", "challenge", "--token", token, env=env, input=fresh + "\n")
+    assert accepted.code == 0, accepted.stderr
+    assert session_count(devserver) == 2 and len(stored_sessions(tmp_path)) == 1
+
+
+# --- 11. MFA brute force: limited per user across mfa_tokens, and per address -----------------
+
+
+def too_many(response: httpx2.Response) -> dict[str, Any]:
+    error = error_of(response, 429, "auth.too_many_attempts")
+    assert int(response.headers["Retry-After"]) == error["retry_after"] >= 1
+    assert error["message"] == f"Too many failed attempts; try again in {error['retry_after']} s."
+    return error
+
+
+def wrong_code(right: str) -> str:
+    return f"{(int(right) + 500_000) % 1_000_000:06d}"
+
+
+@pytest.fixture
+def slow_server(devserver_factory: Callable[..., DevServer]) -> DevServer:
+    """A server whose first backoff is a minute: the refusals outlast the slowest `kt` start."""
+    return devserver_factory("--throttle-base-delay", "60")
+
+
+@pytest.fixture
+def slow_http(slow_server: DevServer) -> Iterator[httpx2.Client]:
+    with httpx2.Client(base_url=slow_server.url, timeout=10) as client:
+        yield client
+
+
+def test_mfa_guesses_are_limited_per_user_across_mfa_tokens(
+    slow_server: DevServer, slow_http: httpx2.Client, tmp_path: Path
+):
+    right = totp.code(demo.BOB_TOTP_SECRET)
+    # A fresh mfa_token for every guess, as the attack did: the per-user count still adds up.
+    for _ in range(ACCOUNT_FREE_FAILURES):
+        response = challenge(slow_http, mfa_token_for_bob(slow_http), wrong_code(right))
+        error_of(response, 401, "auth.invalid_mfa_code")
+    for code in (wrong_code(right), right):  # the right code too: it is not even looked at
+        too_many(challenge(slow_http, mfa_token_for_bob(slow_http), code))
+    assert session_count(slow_server) == 0
+
+    # The sign-in page shares the count: its MFA step refuses the right code as well.
+    with browser_on(slow_server) as browser:
+        mfa = password_page(browser, demo.BOB_EMAIL, demo.BOB_PASSWORD)
+        assert kind_of(mfa) == "mfa"
+        refused_page(browser.submit(mfa, code=right))
+
+    # The real kt: a clear refusal, nothing stored.
+    env = kt_env(tmp_path, slow_server)
+    login = kt(
+        "auth", "login", "--email", demo.BOB_EMAIL, "--password-stdin", "--json",
+        env=env, input=demo.BOB_PASSWORD + "\n",
+    )  # fmt: skip
+    assert login.code == 4, login.stderr
+    token = login.error()["mfa_token"]
+    result = kt("auth", "mfa", "challenge", "--token", token, env=env, input=right + "\n")
+    assert result.code != 0 and "Too many failed attempts; try again in" in result.stderr
+    assert stored_sessions(tmp_path) == [] and session_count(slow_server) == 0
+
+
+# --- 12. password brute force: per account (known or not) and per address --------------------
+
+
+def login(http: httpx2.Client, email: str, password: str) -> httpx2.Response:
+    return http.post("/v1/auth/login", json={"email": email, "password": password})
+
+
+def test_password_guesses_are_throttled_the_same_for_known_and_unknown_accounts(
+    slow_server: DevServer, slow_http: httpx2.Client, tmp_path: Path
+):
+    accounts = {demo.ALICE_EMAIL: demo.ALICE_PASSWORD, "nobody@example.com": "anything"}
+    refusals = []
+    for email, right in accounts.items():
+        for i in range(ACCOUNT_FREE_FAILURES):
+            error_of(login(slow_http, email, f"guess-{i}"), 401, "auth.invalid_credentials")
+        # Locked: even the right password is refused, before it is checked.
+        refused = login(slow_http, email, right)
+        too_many(refused)
+        assert "access_token" not in refused.text
+        refusals.append((refused.status_code, refused.headers["Retry-After"], refused.json()))
+    # An unknown account is throttled exactly like a real one: nothing tells them apart.
+    assert refusals[0] == refusals[1]
+    assert session_count(slow_server) == 0
+
+    # The sign-in page shares the count, and so does the real kt.
+    with browser_on(slow_server) as browser:
+        refused_page(password_page(browser, demo.ALICE_EMAIL, demo.ALICE_PASSWORD))
+    env = kt_env(tmp_path, slow_server)
+    result = kt(
+        "auth", "login", "--email", demo.ALICE_EMAIL, "--password-stdin",
+        env=env, input=demo.ALICE_PASSWORD + "\n",
+    )  # fmt: skip
+    assert result.code != 0 and "Too many failed attempts; try again in" in result.stderr
+    assert demo.ALICE_PASSWORD not in result.stdout + result.stderr
+    assert stored_sessions(tmp_path) == [] and session_count(slow_server) == 0
+    # Other accounts are not locked by this one's lockout.
+    assert login(slow_http, demo.BOB_EMAIL, demo.BOB_PASSWORD).status_code == 401  # mfa_required
+
+
+def test_one_address_guessing_many_accounts_is_throttled(
+    slow_server: DevServer, slow_http: httpx2.Client
+):
+    bobs_token = mfa_token_for_bob(slow_http)
+    # One guess per account stays under every account's limit; the address's adds them up.
+    for i in range(ADDRESS_FREE_FAILURES):
+        error_of(login(slow_http, f"user{i}@example.com", "guess"), 401, "auth.invalid_credentials")
+    too_many(login(slow_http, "one-more@example.com", "guess"))
+    too_many(login(slow_http, demo.ALICE_EMAIL, demo.ALICE_PASSWORD))
+    # Codes and passwords count against the same address: bob's right code is refused too.
+    too_many(challenge(slow_http, bobs_token, totp.code(demo.BOB_TOTP_SECRET)))
+    assert session_count(slow_server) == 0
+
+
+def test_throttling_answers_at_once_and_the_lockout_is_bounded(
+    devserver_factory: Callable[..., DevServer],
+):
+    server = devserver_factory("--throttle-base-delay", "60", "--throttle-max-delay", "120")
+    with httpx2.Client(base_url=server.url, timeout=10) as http:
+        for i in range(ACCOUNT_FREE_FAILURES):
+            login(http, demo.ALICE_EMAIL, f"guess-{i}")
+        started = time.monotonic()
+        error = too_many(login(http, demo.ALICE_EMAIL, demo.ALICE_PASSWORD))
+        assert time.monotonic() - started < 5  # a refusal, not a slowed reply
+        assert 59 <= error["retry_after"] <= 60
