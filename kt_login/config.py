@@ -9,6 +9,8 @@ platform's user config dir. Only kt reads it; nothing secret belongs in it.
     [profiles.work]
     api_url = "https://api.keeptrusts.com"
     credential_store = "file"             # per-profile override
+    issuer = "https://login.example.com"  # OpenID issuer for --browser/--device (default: API URL)
+    client_id = "kt-cli"                  # the OAuth client at that issuer
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .errors import ConfigError, KtError, UsageError
 
 DEFAULT_API_URL = "https://api.keeptrusts.com"
 DEFAULT_PROFILE = "default"
+DEFAULT_CLIENT_ID = "kt-cli"
 CONFIG_FILE = "config.toml"
 CREDENTIAL_STORES = ("keyring", "file")
 
@@ -62,6 +65,9 @@ class Settings:
     profile: Setting
     api_url: Setting
     credential_store: Setting
+    # The OpenID issuer and OAuth client for browser and device sign-ins.
+    issuer: Setting
+    client_id: Setting
 
     @property
     def dir(self) -> Path:
@@ -75,6 +81,8 @@ class Settings:
                 ("profile", self.profile),
                 ("api_url", self.api_url),
                 ("credential_store", self.credential_store),
+                ("issuer", self.issuer),
+                ("client_id", self.client_id),
             )
         }
 
@@ -181,11 +189,16 @@ def resolve(
     *,
     profile_flag: str | None = None,
     api_url_flag: str | None = None,
+    issuer_flag: str | None = None,
+    client_id_flag: str | None = None,
     session_api_url: str | None = None,
+    session_issuer: str | None = None,
+    session_client_id: str | None = None,
 ) -> Settings:
-    """Effective settings. `session_api_url` is the URL a stored session was issued by, used when
-    nothing more explicit names one, so a login against a server keeps working without re-typing
-    its URL for every command."""
+    """Effective settings. The `session_*` values are those of the profile's stored session (the
+    URL it was issued by; the issuer and client of its sign-in), used when nothing more explicit
+    names one, so a login against a server keeps working without re-typing its URL for every
+    command, and a browser sign-in goes back to the issuer it used last."""
     cdir = config_dir(env)
     file = load_config_file(Path(cdir.value))
     profiles: dict[str, dict[str, Any]] = file.get("profiles", {})
@@ -222,7 +235,50 @@ def resolve(
             f"{Path(cdir.value) / CONFIG_FILE}: credential_store must be "
             f'"keyring" or "file", not {store_value!r}'
         )
-    return Settings(config_dir=cdir, profile=profile, api_url=api_url, credential_store=store)
+    issuer, client_id = _oauth_client(
+        section,
+        api_url=api_url.value,
+        issuer_flag=issuer_flag,
+        client_id_flag=client_id_flag,
+        session_issuer=session_issuer,
+        session_client_id=session_client_id,
+    )
+    return Settings(
+        config_dir=cdir,
+        profile=profile,
+        api_url=api_url,
+        credential_store=store,
+        issuer=issuer,
+        client_id=client_id,
+    )
+
+
+def _oauth_client(
+    section: Mapping[str, Any],
+    *,
+    api_url: str,
+    issuer_flag: str | None,
+    client_id_flag: str | None,
+    session_issuer: str | None,
+    session_client_id: str | None,
+) -> tuple[Setting, Setting]:
+    """Issuer and client: the flags, else the profile's config (`issuer`, `client_id`), else the
+    ones the profile last signed in with, else the API URL and `kt-cli`. A client id is taken
+    only from where the issuer came from: it names a client at that issuer."""
+    client_id = Setting(client_id_flag, FLAG) if client_id_flag else None
+    if issuer_flag is not None:
+        issuer = Setting(issuer_flag or api_url, FLAG)
+    elif isinstance(section.get("issuer"), str):
+        issuer = Setting(section["issuer"] or api_url, CONFIG)
+        if client_id is None and section.get("client_id"):
+            client_id = Setting(str(section["client_id"]), CONFIG)
+    elif session_issuer:
+        issuer = Setting(session_issuer, SESSION)
+        if client_id is None and session_client_id:
+            client_id = Setting(session_client_id, SESSION)
+    else:
+        issuer = Setting(api_url, DEFAULT)
+    return issuer, client_id or Setting(DEFAULT_CLIENT_ID, DEFAULT)
 
 
 def configured_profiles(env: Mapping[str, str]) -> list[str]:

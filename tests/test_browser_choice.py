@@ -1,4 +1,4 @@
-"""Can a browser be used here? The rule behind `kt auth login` choosing browser or device."""
+"""Can a browser be used here, and which way `kt auth login` signs in (choose_method)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import pytest
 
 from kt_login import browser
 from kt_login.browser import no_browser_reason
+from kt_login.cli.login import MethodChoice, choose_method
+from kt_login.errors import UsageError
 
 
 @pytest.fixture(autouse=True)
@@ -31,3 +33,53 @@ def not_a_container(monkeypatch):
 )
 def test_rule(env, platform, usable):
     assert (no_browser_reason(env, platform) is None) is usable
+
+
+# --------------------------------------------------------------------------- choose_method
+
+
+BROWSER_NOTE = "Signing in with your browser (use --device to sign in from another device)."
+NOTHING = {
+    "email": None,
+    "password_given": False,
+    "browser": False,
+    "device": False,
+    "oauth_flags": False,
+    "interactive": True,
+    "why_no_browser": None,
+}
+
+
+@pytest.mark.parametrize(
+    ("given", "choice"),
+    [
+        ({"email": "a@b"}, MethodChoice("password")),
+        ({"password_given": True, "interactive": False}, MethodChoice("password")),
+        ({"browser": True, "why_no_browser": "no display"}, MethodChoice("browser")),
+        ({"device": True}, MethodChoice("device", "Using device sign-in (--device).")),
+        ({}, MethodChoice("browser", BROWSER_NOTE)),
+        (
+            {"why_no_browser": "this looks like a container"},
+            MethodChoice("device", "Using device sign-in: this looks like a container."),
+        ),
+        # no terminal, but --issuer/--client-id say an OAuth sign-in is meant
+        ({"interactive": False, "oauth_flags": True}, MethodChoice("browser", BROWSER_NOTE)),
+    ],
+)
+def test_choose_method(given, choice):
+    assert choose_method(**{**NOTHING, **given}) == choice
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ({"browser": True, "device": True}, "either --browser or --device"),
+        ({"browser": True, "email": "a@b"}, "drop --email/--password"),
+        ({"device": True, "password_given": True}, "drop --email/--password"),
+        ({"interactive": False}, "nothing to sign in with"),
+    ],
+)
+def test_choose_method_refuses(given, says):
+    with pytest.raises(UsageError) as info:
+        choose_method(**{**NOTHING, **given})
+    assert says in info.value.message

@@ -11,23 +11,33 @@ from .._version import __version__
 from ..errors import EXIT_INTERRUPTED, EXIT_USAGE, KtError
 from ..output import Console
 from ..text import clean
-from .completion import completion
-from .config_show import config_group
-from .login import login
-from .logout import logout
-from .mfa import mfa
-from .status import status
-from .token import token
-from .whoami import whoami
+from .lazy import LazyGroup
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy_subcommands={"completion": "kt_login.cli.completion:completion"},
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="kt")
 def cli() -> None:
     """kt: the Keeptrusts command line."""
 
 
-@cli.group()
+@cli.group(
+    cls=LazyGroup,
+    lazy_subcommands={
+        name: f"kt_login.cli.{module}:{name}"
+        for name, module in (
+            ("login", "login"),
+            ("logout", "logout"),
+            ("whoami", "whoami"),
+            ("status", "status"),
+            ("token", "token"),
+            ("mfa", "mfa"),
+        )
+    },
+)
 def auth() -> None:
     """Sign in, see who you are, manage sessions and scoped API tokens.
 
@@ -37,10 +47,9 @@ def auth() -> None:
     """
 
 
-for command in (login, logout, whoami, status, token, mfa):
-    auth.add_command(command)
-cli.add_command(config_group)
-cli.add_command(completion)
+@cli.group("config", cls=LazyGroup, lazy_subcommands={"show": "kt_login.cli.config_show:show"})
+def config_group() -> None:
+    """Inspect kt's configuration."""
 
 
 def main(argv: list[str] | None = None, *, obj: object = None) -> int:

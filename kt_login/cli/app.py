@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import click
 
 from .. import config
-from ..errors import KtError, MfaRequired, NotLoggedIn, UsageError
+from ..errors import KtError, NotLoggedIn, UsageError
 from ..output import Console
 
 if TYPE_CHECKING:
@@ -89,6 +89,7 @@ def common_options(fn: F) -> F:
         ctx = click.get_current_context()
         app = ctx.find_object(App) or App()
         inv = Invocation(app, profile_flag=profile, api_url_flag=api_url, json_mode=json_mode)
+        ctx.call_on_close(inv.close)  # when the command ends, however it ends
         ctx.meta["kt.console"] = inv.console
         return fn(inv, *args, **kw)
 
@@ -124,6 +125,8 @@ class Invocation:
         )
 
     def settings_for(self, session: Session | None) -> config.Settings:
+        """Settings once the profile's stored session is known: its API URL, issuer and client
+        count where nothing more explicit names them."""
         if session is None:
             return self.base_settings
         return config.resolve(
@@ -131,6 +134,25 @@ class Invocation:
             profile_flag=self.profile_flag,
             api_url_flag=self.api_url_flag,
             session_api_url=session.api_url,
+            session_issuer=session.issuer,
+            session_client_id=session.client_id,
+        )
+
+    def sign_in_settings(self, *, issuer: str | None, client_id: str | None) -> config.Settings:
+        """Settings for a browser or device sign-in: the issuer and client flags, else the
+        profile's config, else those of its last sign-in; the API URL is not the session's."""
+        try:
+            current = self.find_session()[0]
+        except KtError:
+            current = None
+        return config.resolve(
+            self.app.env,
+            profile_flag=self.profile_flag,
+            api_url_flag=self.api_url_flag,
+            issuer_flag=issuer,
+            client_id_flag=client_id,
+            session_issuer=current.issuer if current is not None else None,
+            session_client_id=current.client_id if current is not None else None,
         )
 
     @property
@@ -311,6 +333,7 @@ class Invocation:
     def close(self) -> None:
         if self._http is not None:
             self._http.close()
+            self._http = None
 
 
 @dataclass
@@ -340,21 +363,3 @@ def read_secret_line(stream: IO[str], what: str) -> str:
     if not value:
         raise UsageError(f"no {what} on standard input")
     return value
-
-
-def with_step_up(inv: Invocation, run: Callable[[], T]) -> T:
-    """Run `run`; if the server wants MFA and a person is at the terminal, prompt once and retry.
-
-    Otherwise the MfaRequired error leaves with the exact `kt auth mfa challenge` command to run.
-    """
-    try:
-        return run()
-    except MfaRequired as exc:
-        if not (inv.interactive and exc.mfa_token):
-            exc.hint = inv.mfa_hint(exc.mfa_token)
-            raise
-        from .mfa import complete_challenge
-
-        inv.console.info(f"This operation needs multi-factor authentication ({exc.message}).")
-        complete_challenge(inv, exc.mfa_token)
-    return run()

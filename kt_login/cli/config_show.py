@@ -9,16 +9,16 @@ from ..errors import KtError
 from .app import Invocation, common_options
 
 
-@click.group("config")
-def config_group() -> None:
-    """Inspect kt's configuration."""
-
-
-@config_group.command("show")
+@click.command("show")
 @common_options
 def show(inv: Invocation) -> None:
-    """Show profile, API URL, credential store and config dir, each with its source
-    (flag, environment, config file, session, default)."""
+    """Show profile, API URL, credential store, config dir, and the issuer and client id of
+    browser and device sign-ins, each with its source (flag, environment, config file,
+    session, default)."""
+    run_show(inv)
+
+
+def run_show(inv: Invocation) -> None:
     try:
         session = inv.find_session()[0]
     except KtError:

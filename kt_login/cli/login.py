@@ -1,18 +1,42 @@
-"""`kt auth login`: email and password against the first-party API, with the MFA challenge."""
+"""`kt auth login`: email and password against the first-party API (with the MFA challenge), or
+a browser or device sign-in (login_oauth)."""
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
+from ..browser import no_browser_reason
 from ..errors import MfaRequired, UsageError
 from .app import Invocation, common_options, read_secret_line
+from .login_oauth import run_browser_login, run_device_login
+from .step_up import complete_challenge
 from .views import logged_in_line, session_document
 
 if TYPE_CHECKING:
     from ..session import Session
+
+Method = Literal["password", "browser", "device"]
+
+
+@dataclass(frozen=True)
+class LoginOptions:
+    email: str | None = None
+    password: str | None = None
+    password_stdin: bool = False
+    insecure_storage: bool = False
+    browser: bool = False
+    no_browser: bool = False
+    issuer: str | None = None
+    client_id: str | None = None
+    port: int = 0
+    timeout: int = 300
+    scope: str | None = None
+    device: bool = False
+    no_qr: bool = False
 
 
 @click.command()
@@ -67,22 +91,7 @@ if TYPE_CHECKING:
 )
 @click.option("--no-qr", is_flag=True, help="With --device: do not draw the QR code.")
 @common_options
-def login(
-    inv: Invocation,
-    email: str | None,
-    password: str | None,
-    password_stdin: bool,
-    insecure_storage: bool,
-    browser: bool,
-    no_browser: bool,
-    issuer: str | None,
-    client_id: str | None,
-    port: int,
-    timeout: int,
-    scope: str | None,
-    device: bool,
-    no_qr: bool,
-) -> None:
+def login(inv: Invocation, **flags: Any) -> None:
     """Sign in; the session is kept for later commands.
 
     With --email, email and password: on a terminal you are prompted for what
@@ -96,41 +105,90 @@ def login(
     Without a method: password when --email is given, the browser when one can be opened, the
     device flow when none can (SSH without a display, no DISPLAY/WAYLAND_DISPLAY, a container).
     """
-    method = _choose_method(
-        inv,
-        email=email,
-        password_given=password is not None or password_stdin,
-        browser=browser or no_browser,
-        device=device,
-        oauth_flags=bool(issuer or client_id),
+    run_login(inv, LoginOptions(**flags))
+
+
+def run_login(inv: Invocation, opts: LoginOptions) -> None:
+    choice = choose_method(
+        email=opts.email,
+        password_given=opts.password is not None or opts.password_stdin,
+        browser=opts.browser or opts.no_browser,
+        device=opts.device,
+        oauth_flags=bool(opts.issuer or opts.client_id),
+        interactive=inv.interactive,
+        why_no_browser=None if inv.app.opener is not None else no_browser_reason(inv.app.env),
     )
-    if method == "device":
-        from .login_oauth import device_login
-
-        device_login(
+    if choice.note:
+        inv.console.info(choice.note)
+    if choice.method == "device":
+        run_device_login(
             inv,
-            insecure_storage=insecure_storage,
-            issuer=issuer,
-            client_id=client_id,
-            scope=scope,
-            show_qr=not no_qr,
+            insecure_storage=opts.insecure_storage,
+            issuer=opts.issuer,
+            client_id=opts.client_id,
+            scope=opts.scope,
+            show_qr=not opts.no_qr,
         )
-        return
-    if method == "browser":
-        from .login_oauth import browser_login
-
-        browser_login(
+    elif choice.method == "browser":
+        run_browser_login(
             inv,
-            insecure_storage=insecure_storage,
-            open_browser=not no_browser,
-            issuer=issuer,
-            client_id=client_id,
-            port=port,
-            timeout=timeout,
-            scope=scope,
+            insecure_storage=opts.insecure_storage,
+            open_browser=not opts.no_browser,
+            issuer=opts.issuer,
+            client_id=opts.client_id,
+            port=opts.port,
+            timeout=opts.timeout,
+            scope=opts.scope,
         )
-        return
-    if password is not None and password_stdin:
+    else:
+        run_password_login(inv, opts)
+
+
+@dataclass(frozen=True)
+class MethodChoice:
+    method: Method
+    note: str | None = None  # what to tell the person about the choice, if anything
+
+
+def choose_method(
+    *,
+    email: str | None,
+    password_given: bool,
+    browser: bool,
+    device: bool,
+    oauth_flags: bool,
+    interactive: bool,
+    why_no_browser: str | None,
+) -> MethodChoice:
+    """password with --email; else the browser when one can be opened (`why_no_browser` is
+    None); else the device flow. Without a terminal and nothing to go on, stop with guidance
+    instead of waiting (EH-06)."""
+    if browser and device:
+        raise UsageError("use either --browser or --device")
+    if (browser or device) and (email or password_given):
+        raise UsageError("--browser and --device sign in on a web page: drop --email/--password")
+    if browser:
+        return MethodChoice("browser")
+    if device:
+        return MethodChoice("device", "Using device sign-in (--device).")
+    if email or password_given:
+        return MethodChoice("password")
+    if not interactive and not oauth_flags:
+        raise UsageError(
+            "nothing to sign in with: pass --email with --password-stdin, or --browser, "
+            "or --device (or set KEEPTRUSTS_API_TOKEN)"
+        )
+    if why_no_browser is None:
+        return MethodChoice(
+            "browser",
+            "Signing in with your browser (use --device to sign in from another device).",
+        )
+    return MethodChoice("device", f"Using device sign-in: {why_no_browser}.")
+
+
+def run_password_login(inv: Invocation, opts: LoginOptions) -> None:
+    password = opts.password
+    if password is not None and opts.password_stdin:
         raise UsageError("use either --password or --password-stdin, not both")
     if password is not None:
         inv.console.warn(
@@ -142,29 +200,27 @@ def login(
             "KEEPTRUSTS_API_TOKEN is set: other commands will keep using it instead of this session"
         )
     api_url = inv.base_settings.api_url.value
-    store = inv.store_for_login(insecure_storage=insecure_storage)
+    store = inv.store_for_login(insecure_storage=opts.insecure_storage)
 
+    email = opts.email
     if not email:
         if not inv.interactive:
             raise UsageError("--email is required when not running on a terminal")
         email = str(click.prompt("Email", err=True)).strip()
-    if password_stdin:
+    if opts.password_stdin:
         password = read_secret_line(sys.stdin, "password")
     elif password is None:
         if not inv.interactive:
             raise UsageError("no password: use --password-stdin when not running on a terminal")
         password = str(click.prompt("Password", hide_input=True, err=True))
 
-    api = inv.api(api_url)
     try:
-        session = api.login(email, password)
+        session = inv.api(api_url).login(email, password)
     except MfaRequired as exc:
         if not (inv.interactive and exc.mfa_token):
             exc.message = f"{email} uses multi-factor authentication: a one-time code is needed"
-            exc.hint = inv.mfa_hint(exc.mfa_token, insecure_storage=insecure_storage)
+            exc.hint = inv.mfa_hint(exc.mfa_token, insecure_storage=opts.insecure_storage)
             raise
-        from .mfa import complete_challenge
-
         del password
         session = complete_challenge(inv, exc.mfa_token, store=store)
         _announce(inv, session, store.kind)
@@ -179,42 +235,3 @@ def _announce(inv: Invocation, session: Session, storage: str) -> None:
         {"logged_in": True, **session_document(session, profile=inv.profile, storage=storage)},
         [logged_in_line(session, storage)],
     )
-
-
-def _choose_method(
-    inv: Invocation,
-    *,
-    email: str | None,
-    password_given: bool,
-    browser: bool,
-    device: bool,
-    oauth_flags: bool,
-) -> str:
-    """password with --email; else the browser when one can be opened; else the device flow.
-    Without a terminal and nothing to go on, stop with guidance instead of waiting (EH-06)."""
-    from ..browser import no_browser_reason
-
-    if browser and device:
-        raise UsageError("use either --browser or --device")
-    if (browser or device) and (email or password_given):
-        raise UsageError("--browser and --device sign in on a web page: drop --email/--password")
-    if browser:
-        return "browser"
-    if device:
-        inv.console.info("Using device sign-in (--device).")
-        return "device"
-    if email or password_given:
-        return "password"
-    if not inv.interactive and not oauth_flags:
-        raise UsageError(
-            "nothing to sign in with: pass --email with --password-stdin, or --browser, "
-            "or --device (or set KEEPTRUSTS_API_TOKEN)"
-        )
-    why_not = None if inv.app.opener is not None else no_browser_reason(inv.app.env)
-    if why_not is None:
-        inv.console.info(
-            "Signing in with your browser (use --device to sign in from another device)."
-        )
-        return "browser"
-    inv.console.info(f"Using device sign-in: {why_not}.")
-    return "device"

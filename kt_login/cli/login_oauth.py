@@ -17,10 +17,8 @@ if TYPE_CHECKING:
     from ..session import Session
     from ..store import CredentialStore
 
-DEFAULT_CLIENT_ID = "kt-cli"
 
-
-def browser_login(
+def run_browser_login(
     inv: Invocation,
     *,
     insecure_storage: bool,
@@ -86,7 +84,7 @@ def _keep(
     )
 
 
-def device_login(
+def run_device_login(
     inv: Invocation,
     *,
     insecure_storage: bool,
@@ -179,32 +177,16 @@ def _prepare(
     from ..oidc_login import SignInRequest
 
     store = inv.store_for_login(insecure_storage=insecure_storage)
-    issuer, client_id = oauth_client(inv, issuer, client_id)
+    settings = inv.sign_in_settings(issuer=issuer, client_id=client_id)
     return store, SignInRequest(
-        issuer=issuer, client_id=client_id, scope=scope or DEFAULT_SCOPE, **options
+        issuer=settings.issuer.value,
+        client_id=settings.client_id.value,
+        scope=scope or DEFAULT_SCOPE,
+        **options,
     )
 
 
-def oauth_client(inv: Invocation, issuer: str | None, client_id: str | None) -> tuple[str, str]:
-    """Issuer and client: the flags, else the profile's config (`issuer`, `client_id`), else the
-    ones the profile last signed in with, else the API URL and `kt-cli`."""
-    from ..config import load_config_file
-
-    section = load_config_file(inv.base_settings.dir).get("profiles", {}).get(inv.profile, {})
-    try:
-        current = inv.find_session()[0]
-    except KtError:
-        current = None
-    remembered = (current.issuer, current.client_id) if current is not None else (None, None)
-    if issuer is None and isinstance(section.get("issuer"), str):
-        issuer = section["issuer"]
-        client_id = client_id or section.get("client_id")
-    elif issuer is None and remembered[0]:
-        issuer, client_id = remembered[0], client_id or remembered[1]
-    return issuer or inv.base_settings.api_url.value, str(client_id or DEFAULT_CLIENT_ID)
-
-
-def browser_step_up(inv: Invocation, *, acr_values: str, insecure_storage: bool) -> None:
+def run_browser_step_up(inv: Invocation, *, acr_values: str, insecure_storage: bool) -> None:
     """A fresh browser sign-in at a higher level (RFC 9470 style), with the same issuer and
     client as the current session; the ID token's acr and auth_time must show it (LC-07)."""
     try:
@@ -213,7 +195,7 @@ def browser_step_up(inv: Invocation, *, acr_values: str, insecure_storage: bool)
         current = None
     issuer = current.issuer if current is not None and current.issuer else None
     client_id = current.client_id if current is not None and current.client_id else None
-    browser_login(
+    run_browser_login(
         inv,
         insecure_storage=insecure_storage,
         open_browser=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -11,15 +12,25 @@ from .app import Invocation, common_options
 from .views import timestamp
 
 
+@dataclass(frozen=True)
+class LogoutOptions:
+    all_profiles: bool = False
+
+
 @click.command()
 @click.option("--all", "all_profiles", is_flag=True, help="Log out of every profile.")
 @common_options
-def logout(inv: Invocation, all_profiles: bool) -> None:
+def logout(inv: Invocation, **flags: Any) -> None:
     """Revoke the active profile's session on the server and remove it from this machine.
 
     If the server cannot be reached the local session is removed anyway, and kt says that the
     server-side session may stay valid until it expires (exit 5).
     """
+    run_logout(inv, LogoutOptions(**flags))
+
+
+def run_logout(inv: Invocation, opts: LogoutOptions) -> None:
+    all_profiles = opts.all_profiles
     sessions = inv.session_store
     if all_profiles:
         from ..config import configured_profiles

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any
 
 import click
 
-from ..errors import ApiError, UsageError
+from ..errors import UsageError
 from .app import Invocation, common_options, read_secret_line
-from .views import logged_in_line, session_document
+from .login_oauth import run_browser_step_up
+from .step_up import complete_challenge
 
-if TYPE_CHECKING:
-    from ..session import Session
-    from ..store import CredentialStore
-
-MAX_PROMPTS = 3
 MFA_ACR = "urn:keeptrusts:acr:mfa"
+
+
+@dataclass(frozen=True)
+class ChallengeOptions:
+    mfa_token: str | None = None
+    browser: bool = False
+    acr_values: str = MFA_ACR
+    insecure_storage: bool = False
 
 
 @click.group()
@@ -49,13 +54,7 @@ def mfa() -> None:
     help="Keep the session in a plaintext file (0600) instead of the OS keyring.",
 )
 @common_options
-def challenge(
-    inv: Invocation,
-    mfa_token: str | None,
-    browser: bool,
-    acr_values: str,
-    insecure_storage: bool,
-) -> None:
+def challenge(inv: Invocation, **flags: Any) -> None:
     """Complete an MFA challenge; the new session has mfa_authenticated: true.
 
     The one-time code is prompted for on a terminal, or read from stdin otherwise:
@@ -65,13 +64,16 @@ def challenge(
     With --browser, the issuer is asked for a fresh sign-in at the MFA level, and the returned
     ID token must show it (acr and auth_time are checked).
     """
-    if browser:
-        if mfa_token:
-            raise UsageError("use either --token or --browser")
-        from .login_oauth import browser_step_up
+    run_challenge(inv, ChallengeOptions(**flags))
 
-        browser_step_up(inv, acr_values=acr_values, insecure_storage=insecure_storage)
+
+def run_challenge(inv: Invocation, opts: ChallengeOptions) -> None:
+    if opts.browser:
+        if opts.mfa_token:
+            raise UsageError("use either --token or --browser")
+        run_browser_step_up(inv, acr_values=opts.acr_values, insecure_storage=opts.insecure_storage)
         return
+    mfa_token = opts.mfa_token
     if not mfa_token:
         raise UsageError("--token MFA_TOKEN is required (or use --browser)")
     if mfa_token == "-":  # noqa: S105 - the stdin marker, not a secret
@@ -81,46 +83,5 @@ def challenge(
         code = None
     else:
         code = None if inv.interactive else read_secret_line(sys.stdin, "MFA code")
-    store = inv.store_for_new_session(insecure_storage=insecure_storage)
+    store = inv.store_for_new_session(insecure_storage=opts.insecure_storage)
     complete_challenge(inv, mfa_token, code=code, store=store, announce=True)
-
-
-def complete_challenge(
-    inv: Invocation,
-    mfa_token: str,
-    *,
-    code: str | None = None,
-    store: CredentialStore | None = None,
-    announce: bool = False,
-) -> Session:
-    """Ask for the code (or use `code`), exchange it, and store the session in place of the old."""
-    api = inv.api(inv.base_settings.api_url.value)
-    if store is None:
-        store = inv.store_for_new_session(insecure_storage=False)
-    attempts = 1 if code is not None else MAX_PROMPTS
-    for attempt in range(attempts):
-        if code is None and not inv.interactive:
-            raise UsageError("no MFA code: pipe it on stdin or run on a terminal")
-        this_code = code if code is not None else _prompt_code()
-        try:
-            session = api.mfa_challenge(mfa_token, this_code)
-            break
-        except ApiError as exc:
-            if exc.code != "auth.invalid_mfa_code" or attempt == attempts - 1:
-                raise
-            inv.console.warn("that code was not accepted; try again")
-    inv.replace_session(store, session)
-    if announce:
-        inv.console.result(
-            {
-                "logged_in": True,
-                **session_document(session, profile=inv.profile, storage=store.kind),
-            },
-            [logged_in_line(session, store.kind), "MFA: verified for this session."],
-        )
-    return session
-
-
-def _prompt_code() -> str:
-    value = click.prompt("Authentication code", hide_input=True, err=True)
-    return str(value).strip().replace(" ", "")

@@ -19,6 +19,10 @@ def status(inv: Invocation) -> None:
 
     Exits 3 when there is no credential. Never prints a token.
     """
+    run_status(inv)
+
+
+def run_status(inv: Invocation) -> None:
     settings = inv.base_settings
     doc: dict[str, Any] = {"profile": inv.profile, "logged_in": False}
     if inv.env_token:

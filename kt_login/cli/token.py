@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import UsageError
 from ..text import clean
-from .app import Invocation, common_options, with_step_up
+from .app import Invocation, common_options
+from .step_up import with_step_up
 from .views import public_token, token_table
 
 if TYPE_CHECKING:
     from ..api import IssuedToken
 
 DEFAULT_EXPIRY_DAYS = 90
+
+
+@dataclass(frozen=True)
+class CreateOptions:
+    name: str
+    scope: tuple[str, ...]
+    expires_in_days: int = DEFAULT_EXPIRY_DAYS
+
+
+@dataclass(frozen=True)
+class RevokeOptions:
+    token_id: str
+    yes: bool = False
+
+
+@dataclass(frozen=True)
+class RotateOptions:
+    token_id: str
 
 
 @click.group()
@@ -57,14 +77,18 @@ def _scopes(values: tuple[str, ...]) -> list[str]:
     help="Lifetime of the token.",
 )
 @common_options
-def create(inv: Invocation, name: str, scope: tuple[str, ...], expires_in_days: int) -> None:
+def create(inv: Invocation, **flags: Any) -> None:
     """Create a token. Its secret is printed once, alone on stdout: store it now."""
-    scopes = _scopes(scope)
+    run_create(inv, CreateOptions(**flags))
+
+
+def run_create(inv: Invocation, opts: CreateOptions) -> None:
+    scopes = _scopes(opts.scope)
     issued = with_step_up(
         inv,
         lambda: inv.authenticated().call(
             lambda api, auth: api.tokens.create(
-                auth, name=name, scopes=scopes, expires_in_days=expires_in_days
+                auth, name=opts.name, scopes=scopes, expires_in_days=opts.expires_in_days
             )
         ),
     )
@@ -75,6 +99,10 @@ def create(inv: Invocation, name: str, scope: tuple[str, ...], expires_in_days: 
 @common_options
 def list_tokens(inv: Invocation) -> None:
     """List tokens with their state (active, revoked, expired), never their secrets."""
+    run_list(inv)
+
+
+def run_list(inv: Invocation) -> None:
     listed = with_step_up(
         inv, lambda: inv.authenticated().call(lambda api, auth: api.tokens.list(auth))
     )
@@ -86,9 +114,14 @@ def list_tokens(inv: Invocation) -> None:
 @_token_id_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @common_options
-def revoke(inv: Invocation, token_id: str, yes: bool) -> None:
+def revoke(inv: Invocation, **flags: Any) -> None:
     """Revoke a token: every request made with it fails from now on."""
-    if inv.interactive and not yes:
+    run_revoke(inv, RevokeOptions(**flags))
+
+
+def run_revoke(inv: Invocation, opts: RevokeOptions) -> None:
+    token_id = opts.token_id
+    if inv.interactive and not opts.yes:
         click.confirm(f"Revoke API token {token_id}? This cannot be undone", abort=True, err=True)
     from ..api import token_path_segment
 
@@ -105,9 +138,14 @@ def revoke(inv: Invocation, token_id: str, yes: bool) -> None:
 @token.command("rotate")
 @_token_id_option
 @common_options
-def rotate(inv: Invocation, token_id: str) -> None:
+def rotate(inv: Invocation, **flags: Any) -> None:
     """Replace a token in one step: the old one is revoked and a new one with the same name
     and scopes is issued. Needs an MFA-authenticated session."""
+    run_rotate(inv, RotateOptions(**flags))
+
+
+def run_rotate(inv: Invocation, opts: RotateOptions) -> None:
+    token_id = opts.token_id
     from ..api import token_path_segment
 
     token_path_segment(token_id)

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 import click
 
 from ..text import clean
-from .app import Invocation, common_options, with_step_up
+from .app import Invocation, common_options
+from .step_up import with_step_up
 
 if TYPE_CHECKING:
     from ..api import Account
@@ -17,7 +18,10 @@ if TYPE_CHECKING:
 @common_options
 def whoami(inv: Invocation) -> None:
     """Show the current user, organization, role and scopes, as the server sees them."""
+    run_whoami(inv)
 
+
+def run_whoami(inv: Invocation) -> None:
     def run() -> tuple[Account, str, str]:
         who = inv.authenticated()
         return who.call(lambda api, auth: api.whoami(auth)), who.source, who.api.api_url

@@ -1,0 +1,79 @@
+"""A second factor from the person at the terminal: the MFA code after a password, and a step-up
+when an API call answers that it needs MFA."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import click
+
+from ..errors import MfaRequired, UsageError
+from ..signin.password import MAX_CODE_ATTEMPTS, answer_mfa_challenge
+from .app import Invocation
+from .views import logged_in_line, session_document
+
+if TYPE_CHECKING:
+    from ..session import Session
+    from ..store import CredentialStore
+
+T = TypeVar("T")
+
+
+def complete_challenge(
+    inv: Invocation,
+    mfa_token: str,
+    *,
+    code: str | None = None,
+    store: CredentialStore | None = None,
+    announce: bool = False,
+) -> Session:
+    """Ask for the code (or use `code`), exchange it, and store the session in place of the old."""
+    if store is None:
+        store = inv.store_for_new_session(insecure_storage=False)
+
+    def ask_code() -> str:
+        if code is not None:
+            return code
+        if not inv.interactive:
+            raise UsageError("no MFA code: pipe it on stdin or run on a terminal")
+        return _prompt_code()
+
+    session = answer_mfa_challenge(
+        inv.api(inv.base_settings.api_url.value),
+        mfa_token,
+        ask_code,
+        attempts=1 if code is not None else MAX_CODE_ATTEMPTS,
+        on_rejected=lambda: inv.console.warn("that code was not accepted; try again"),
+    )
+    inv.replace_session(store, session)
+    if announce:
+        inv.console.result(
+            {
+                "logged_in": True,
+                **session_document(session, profile=inv.profile, storage=store.kind),
+            },
+            [logged_in_line(session, store.kind), "MFA: verified for this session."],
+        )
+    return session
+
+
+def _prompt_code() -> str:
+    value = click.prompt("Authentication code", hide_input=True, err=True)
+    return str(value).strip().replace(" ", "")
+
+
+def with_step_up(inv: Invocation, run: Callable[[], T]) -> T:
+    """Run `run`; if the server wants MFA and a person is at the terminal, prompt once and retry.
+
+    Otherwise the MfaRequired error leaves with the exact `kt auth mfa challenge` command to run.
+    """
+    try:
+        return run()
+    except MfaRequired as exc:
+        if not (inv.interactive and exc.mfa_token):
+            exc.hint = inv.mfa_hint(exc.mfa_token)
+            raise
+        inv.console.info(f"This operation needs multi-factor authentication ({exc.message}).")
+        complete_challenge(inv, exc.mfa_token)
+    return run()

@@ -1,0 +1,7 @@
+"""Sign-in use cases, one module per way in; none of them talks to a person directly.
+
+What they need from one (a code, somewhere to show a URL or a device code) comes in as a
+callable, so a terminal, an agent or a Python program can drive them. They never import `cli`.
+
+    password   email + password, and the MFA challenge that may follow
+"""
