@@ -27,25 +27,25 @@ except KeyboardInterrupt:
 
 
 def test_cb04_sigint_closes_the_listener_then_raises_keyboard_interrupt():
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", SCRIPT],
         cwd=REPO,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert proc.stdout is not None and proc.stdin is not None
-        port = urlsplit(proc.stdout.readline().strip()).port
-        assert port
-        proc.send_signal(signal.SIGINT)
-        assert proc.stdout.readline() == "interrupted\n"
-        with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
-            probe.settimeout(1)
-            probe.connect(("127.0.0.1", port))
-        proc.stdin.close()
-        assert proc.wait(timeout=10) == 130
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    ) as proc:
+        try:
+            assert proc.stdout is not None and proc.stdin is not None
+            port = urlsplit(proc.stdout.readline().strip()).port
+            assert port
+            proc.send_signal(signal.SIGINT)
+            assert proc.stdout.readline() == "interrupted\n"
+            with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
+                probe.settimeout(1)
+                probe.connect(("127.0.0.1", port))
+            proc.stdin.close()
+            assert proc.wait(timeout=10) == 130
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -91,6 +91,12 @@ class Person:
     def close(self) -> None:
         self.http.close()
 
+    def __enter__(self) -> Person:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def open(self, uri: str) -> httpx2.Response:
         """Open a verification URI: `/device` answers a redirect under `/oauth`."""
         first = self.http.get(uri)
@@ -406,10 +412,12 @@ def test_prefilled_link_also_accepts_lower_case(device, person):
 def test_wrong_codes_get_one_generic_answer(server, device, person):
     """Never issued, spent, denied or not a code at all: the same page, the same words."""
     spent = device_authorization(device)
-    Person(server).decide(spent["user_code"], "approve")
+    with Person(server) as someone:
+        someone.decide(spent["user_code"], "approve")
     assert poll(device, spent["device_code"]).status_code == 200
     denied = device_authorization(device)
-    Person(server).decide(denied["user_code"], "deny")
+    with Person(server) as someone:
+        someone.decide(denied["user_code"], "deny")
     answers = [
         person.enter(typed)
         for typed in ("BCDF-GHJK", spent["user_code"], denied["user_code"], "x" * 200)

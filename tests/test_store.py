@@ -310,34 +310,34 @@ print("released", flush=True)
 
 
 def test_refresh_lock_excludes_another_process(tmp_path: Path) -> None:
-    holder = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(tmp_path)],
         cwd=REPO,
         env=dict(os.environ, PYTHONPATH=str(REPO)),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdin is not None
-        assert holder.stdout.readline() == "locked\n"
-        started = time.monotonic()
-        with (
-            pytest.raises(StoreError, match="held by another kt process"),
-            refresh_lock(tmp_path, "default", timeout=0.2),
-        ):
-            pytest.fail("acquired a lock another process holds")
-        assert time.monotonic() - started < 2
-        with refresh_lock(tmp_path, "other", timeout=0.2):
-            pass  # profiles do not block each other
-        holder.stdin.write("\n")
-        holder.stdin.flush()
-        assert holder.stdout.readline() == "released\n"
-        with refresh_lock(tmp_path, "default", timeout=10):
-            pass
-    finally:
-        holder.kill()
-        holder.wait()
+    ) as holder:
+        try:
+            assert holder.stdout is not None and holder.stdin is not None
+            assert holder.stdout.readline() == "locked\n"
+            started = time.monotonic()
+            with (
+                pytest.raises(StoreError, match="held by another kt process"),
+                refresh_lock(tmp_path, "default", timeout=0.2),
+            ):
+                pytest.fail("acquired a lock another process holds")
+            assert time.monotonic() - started < 2
+            with refresh_lock(tmp_path, "other", timeout=0.2):
+                pass  # profiles do not block each other
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            assert holder.stdout.readline() == "released\n"
+            with refresh_lock(tmp_path, "default", timeout=10):
+                pass
+        finally:
+            holder.kill()
+            holder.wait()
     assert mode_of(tmp_path / "locks") == 0o700
     assert mode_of(tmp_path / "locks" / "default.lock") == 0o600
 

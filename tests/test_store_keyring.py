@@ -3,6 +3,7 @@ Service) and against bad backends."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -261,6 +262,10 @@ def assert_unavailable(exc: StoreUnavailable, *words: str) -> None:
     assert "CANARY" not in exc.message
 
 
+# keyring's SecretService backend opens a D-Bus connection per call and, when the collection is
+# locked, raises without closing it (keyring/backends/SecretService.py, get_preferred_collection).
+# The leak is the library's: collect it here, inside this test, where it is expected.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_locked_keyring_is_unavailable_and_nothing_is_written(
     locked_secret_service: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -284,6 +289,8 @@ def test_locked_keyring_is_unavailable_and_nothing_is_written(
     assert list(tmp_path.iterdir()) == []
     # Nothing recorded in the keyring: "not logged in", not an error.
     assert sessions.find("default") == (None, None)
+    del info
+    gc.collect()
 
 
 def test_session_recorded_in_an_unusable_keyring_is_an_error_not_logged_out(
