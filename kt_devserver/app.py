@@ -1,7 +1,7 @@
 """The aiohttp application factory: routes registered per module, JSON errors for everything.
 
 Endpoint families are modules with a `register(app)` function and one line in `create_app`;
-the OAuth/OIDC authorization server is `oauth_routes`.
+the OAuth/OIDC authorization server is the `oauth` package (its routes: oauth/routes.py).
 """
 
 from __future__ import annotations
