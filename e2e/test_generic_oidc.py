@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from kt_login.api import ApiClient, make_http_client
-from kt_login.refresh import SessionKeeper
+from kt_login.api import make_http_client
+from kt_login.authenticate import Authenticator
 from kt_login.session import Session
 from kt_login.store import FileStore
 from tests.kt_process import REPO, base_env, kt
@@ -184,20 +184,19 @@ def test_session_refreshes_at_the_token_endpoint_with_rotation(provider, env, kt
     store.save("default", dataclasses.replace(first, expires_at=time.time() + 5))
     stale = store.load("default")
     assert stale is not None
+    userinfo = str(provider.metadata()["userinfo_endpoint"])
     with make_http_client() as http:
-        keeper = SessionKeeper(
-            session=stale,
-            profile="default",
-            config_dir=config_dir,
-            store=store,
-            api=ApiClient(stale.api_url, http),
-        )
-        fresh = keeper.current()
+        # what a Python program does: the profile's credential, kept fresh by kt_login
+        authenticator = Authenticator.from_environment(http, api_url=stale.api_url, env=env)
+        reply = http.get(userinfo, auth=authenticator.credential().auth)
+    assert reply.status_code == 200 and reply.json()["sub"] == "dave"
+    fresh = store.load("default")
+    assert fresh is not None
     assert fresh.refresh_token and fresh.refresh_token != first.refresh_token  # rotated
     assert fresh.access_token != first.access_token
     assert fresh.expires_at is not None and fresh.expires_at > time.time() + 60
     assert fresh.subject == "dave" and fresh.issuer == provider.issuer
-    assert store.load("default") == fresh  # saved before use
+    assert reply.request.headers["Authorization"] == f"Bearer {fresh.access_token}"  # saved, used
 
     # The saved refresh token works, and the provider answers a refresh with a new ID token:
     # so the refresh above passed kt's OIDC Core §12.2 check of one from a real provider.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx2
 
@@ -28,10 +28,8 @@ from .errors import (
     ValidationFailed,
 )
 from .flows.transport import check_size, network_error
+from .session import KEEPTRUSTS, Session
 from .text import clean
-
-if TYPE_CHECKING:
-    from .session import Session
 
 TIMEOUT = httpx2.Timeout(15.0, connect=5.0)
 
@@ -327,8 +325,6 @@ def decode_reply(response: httpx2.Response, api_url: str) -> dict[str, Any]:
 
 def session_from_reply(reply: dict[str, Any], *, api_url: str, method: str, now: float) -> Session:
     """The Session a login, MFA challenge or refresh reply describes (SECURITY.md ID-08 rules)."""
-    from .session import KEEPTRUSTS, Session
-
     access = reply.get("access_token")
     token_type = reply.get("token_type", "Bearer")
     if not isinstance(access, str) or not access:

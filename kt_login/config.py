@@ -220,10 +220,10 @@ def resolve(
         api_url = Setting(normalize_api_url(env[ENV_API_URL]), ENVIRONMENT)
     elif isinstance(section.get("api_url"), str):
         api_url = Setting(normalize_api_url(section["api_url"]), CONFIG)
-    elif session_api_url:
-        api_url = Setting(normalize_api_url(session_api_url), SESSION)
     else:
         api_url = Setting(DEFAULT_API_URL, DEFAULT)
+    if session_api_url:
+        api_url = api_url_with_session(api_url, session_api_url)
 
     store_value = section.get("credential_store", file.get("credential_store"))
     if store_value is None:
@@ -279,6 +279,14 @@ def _oauth_client(
     else:
         issuer = Setting(api_url, DEFAULT)
     return issuer, client_id or Setting(DEFAULT_CLIENT_ID, DEFAULT)
+
+
+def api_url_with_session(api_url: Setting, session_api_url: str) -> Setting:
+    """The API URL once the stored session is known: one named by a flag, the environment or
+    the config file wins; otherwise the URL the session was issued by."""
+    if api_url.source != DEFAULT:
+        return api_url
+    return Setting(normalize_api_url(session_api_url), SESSION)
 
 
 def configured_profiles(env: Mapping[str, str]) -> list[str]:

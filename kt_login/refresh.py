@@ -8,18 +8,19 @@ stops, since the old refresh token is already spent (SECURITY.md LC-01…LC-04).
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .errors import KtError, NetworkError, NotLoggedIn, StoreError
-from .session import OAUTH
+import httpx2
 
-if TYPE_CHECKING:
-    from .api import ApiClient
-    from .session import Session
-    from .store import CredentialStore
+from .api import ApiClient
+from .errors import KtError, NetworkError, NotLoggedIn, OAuthError, StoreError, ValidationFailed
+from .flows import drive, tokens
+from .idtoken import SignIn, provider_keys, validate_id_token
+from .session import KEEPTRUSTS, OAUTH, Session, SessionKind
+from .store import CredentialStore, refresh_lock
 
 MIN_WINDOW = 60.0
 
@@ -50,6 +51,10 @@ class SessionKeeper:
         self._store = store
         self._api = api
         self._clock = clock
+        self._refreshers: Mapping[SessionKind, Callable[[Session, str], Session]] = {
+            KEEPTRUSTS: self._api_refresh,
+            OAUTH: self._oauth_refresh,
+        }
         # Set once a refresh succeeded but its rotated tokens could not be saved: the refresh
         # token we hold is spent, and presenting it again would look like a replay (LC-03).
         self._unsaved: StoreError | None = None
@@ -62,8 +67,6 @@ class SessionKeeper:
         return self.session
 
     def refresh(self, stale: Session) -> Session:
-        from .store import refresh_lock
-
         if self._unsaved is not None:
             raise self._unsaved
         with refresh_lock(self._config_dir, self._profile):
@@ -80,11 +83,7 @@ class SessionKeeper:
             ):
                 self._store.delete(self._profile)
                 raise NotLoggedIn("your session has expired", hint="run: kt auth login")
-            if latest.kind == OAUTH:
-                assert latest.token_endpoint  # an OAuth session always names it (session.py)
-                fresh = self._oauth_refresh(latest, latest.token_endpoint, latest.refresh_token)
-            else:
-                fresh = self._api_refresh(latest)
+            fresh = self._refreshers[latest.kind](latest, latest.refresh_token)
             try:
                 self._store.save(self._profile, fresh)
             except KtError as exc:
@@ -96,36 +95,34 @@ class SessionKeeper:
             self.session = fresh
             return fresh
 
-    def _api_refresh(self, latest: Session) -> Session:
-        assert latest.refresh_token is not None
+    def _api_refresh(self, latest: Session, refresh_token: str) -> Session:
+        """The API's own refresh (a KEEPTRUSTS session)."""
         try:
             try:
-                return self._api.refresh(latest.refresh_token, method=latest.method)
+                return self._api.refresh(refresh_token, method=latest.method)
             except NetworkError:
                 # No reply arrived, so the token may not have been spent: one retry (LC-03).
-                return self._api.refresh(latest.refresh_token, method=latest.method)
+                return self._api.refresh(refresh_token, method=latest.method)
         except NotLoggedIn as exc:
             self._store.delete(self._profile)
             raise NotLoggedIn(
                 f"your session has ended ({exc.message})", hint="run: kt auth login"
             ) from None
 
-    def _oauth_refresh(self, latest: Session, token_endpoint: str, refresh_token: str) -> Session:
-        """RFC 6749 §6 at the issuer's token endpoint; a new ID token must name the same
-        sign-in (OIDC Core §12.2), or nothing is kept."""
-        import dataclasses
-
-        from .errors import OAuthError
-        from .flows import drive
-        from .flows.tokens import refresh
-
+    def _oauth_refresh(self, latest: Session, refresh_token: str) -> Session:
+        """RFC 6749 §6 at the issuer's token endpoint (an OAUTH session); a new ID token must
+        name the same sign-in (OIDC Core §12.2), or nothing is kept."""
+        token_endpoint = latest.token_endpoint
+        assert token_endpoint  # an OAuth session always names it (session.py)
         http = self._api.http
         flow_args = {"client_id": latest.client_id or "", "refresh_token": refresh_token}
         try:
             try:
-                tokens = drive(refresh(token_endpoint, **flow_args), http)
+                granted = drive(tokens.refresh(token_endpoint, **flow_args), http)
             except NetworkError:
-                tokens = drive(refresh(token_endpoint, **flow_args), http)  # LC-03: one retry
+                granted = drive(
+                    tokens.refresh(token_endpoint, **flow_args), http
+                )  # LC-03: one retry
         except OAuthError as exc:
             if exc.error not in ("server_error", "temporarily_unavailable"):
                 self._store.delete(self._profile)
@@ -134,26 +131,22 @@ class SessionKeeper:
                 ) from None
             raise
         now = self._clock()
-        if tokens.id_token:
-            _check_refreshed_id_token(latest, tokens.id_token, http, now)
+        if granted.id_token:
+            _check_refreshed_id_token(latest, granted.id_token, http, now)
         return dataclasses.replace(
             latest,
-            access_token=tokens.access_token,
-            refresh_token=tokens.refresh_token or refresh_token,
-            expires_at=now + tokens.expires_in if tokens.expires_in else None,
+            access_token=granted.access_token,
+            refresh_token=granted.refresh_token or refresh_token,
+            expires_at=now + granted.expires_in if granted.expires_in else None,
             obtained_at=now,
         )
 
 
-def _check_refreshed_id_token(session: Session, id_token: str, http: object, now: float) -> None:
-    import httpx2
-
-    from .errors import ValidationFailed
-    from .idtoken import SignIn, provider_keys, validate_id_token
-
+def _check_refreshed_id_token(
+    session: Session, id_token: str, http: httpx2.Client, now: float
+) -> None:
     if not (session.jwks_uri and session.issuer and session.client_id and session.subject):
         raise ValidationFailed("the stored session lacks what is needed to check a new ID token")
-    assert isinstance(http, httpx2.Client)
     validate_id_token(
         id_token,
         keys=provider_keys(session.jwks_uri, http),

@@ -5,7 +5,8 @@ records every request, so a test can say exactly which requests one `kt` command
 database only shows refreshes that succeeded). Refreshes are also counted where the server keeps
 them: one row in `refresh_tokens` per issued refresh token, `spent_at` set once it was used.
 
-The in-process tests at the end drive `kt_login.refresh.SessionKeeper` (against the devserver, or
+The in-process tests at the end drive `kt_login.refresh.SessionKeeper` and the
+`kt_login.authenticate.Authenticator` that uses it (against the devserver, or
 `httpx2.MockTransport` where a transport failure must be injected).
 """
 
@@ -36,13 +37,15 @@ import httpx2
 import pytest
 
 from kt_devserver.credentials import hash_secret as _hash_secret
-from kt_login.api import ApiClient, SessionAuth, make_http_client, session_from_reply
+from kt_login.api import Account, ApiClient, make_http_client, session_from_reply
+from kt_login.authenticate import Authenticator, Credential
 from kt_login.cli import main
 from kt_login.cli.app import App
+from kt_login.config import DEFAULT, Setting
 from kt_login.errors import NetworkError, NotLoggedIn, StoreError
 from kt_login.refresh import SessionKeeper
 from kt_login.session import Session
-from kt_login.store import FileStore
+from kt_login.store import FileStore, SessionStore
 from tests.fixtures.devserver import DevServer, start_devserver
 from tests.kt_process import REPO, Result, base_env, kt
 
@@ -731,13 +734,15 @@ def old_session(expires_at: float | None) -> Session:
     )
 
 
-def mock_keeper(cfg: Path, fake: FakeApi, session: Session) -> tuple[SessionKeeper, ApiClient]:
-    FileStore(cfg).save(PROFILE, session)
-    api = ApiClient(API, make_http_client(httpx2.MockTransport(fake)))
-    keeper = SessionKeeper(
-        session=session, profile=PROFILE, config_dir=cfg, store=FileStore(cfg), api=api
+def authenticator(cfg: Path, http: httpx2.Client) -> Authenticator:
+    """The profile's credential the way `kt` finds and refreshes it, for the API at API."""
+    return Authenticator(
+        profile=PROFILE, api_url=Setting(API, DEFAULT), store=SessionStore(cfg), http=http
     )
-    return keeper, api
+
+
+def whoami(credential: Credential) -> Account:
+    return credential.call(lambda api, auth: api.whoami(auth))
 
 
 def reset() -> httpx2.ConnectError:
@@ -747,12 +752,10 @@ def reset() -> httpx2.ConnectError:
 def test_transport_failure_during_refresh_is_retried_once(tmp_path):
     cfg = tmp_path / "config"
     fake = FakeApi([reset(), session_reply("kta_new", "ktr_new")])
-    keeper, api = mock_keeper(cfg, fake, old_session(time.time() + 5))
-    try:
-        reply = api.request("GET", WHOAMI, auth=SessionAuth(keeper.current, keeper.refresh))
-    finally:
-        api.http.close()
-    assert reply["user"]["email"] == ALICE[0]
+    FileStore(cfg).save(PROFILE, old_session(time.time() + 5))
+    with make_http_client(httpx2.MockTransport(fake)) as http:
+        account = whoami(authenticator(cfg, http).credential())
+    assert account.email == ALICE[0]
     # the same refresh token twice (no reply arrived the first time), then the new access token
     assert fake.requests == [
         ("POST", REFRESH, "ktr_old"),
@@ -763,23 +766,19 @@ def test_transport_failure_during_refresh_is_retried_once(tmp_path):
     assert saved is not None and saved.refresh_token == "ktr_new"
 
 
-def test_rotated_tokens_are_saved_before_the_new_access_token_is_used(tmp_path):
+def test_rotated_tokens_are_saved_before_the_new_access_token_is_used(tmp_path, monkeypatch):
     cfg = tmp_path / "config"
     fake = FakeApi([session_reply("kta_new", "ktr_new")])
+    save = FileStore.save
 
-    class Recording(FileStore):
-        def save(self, profile: str, session: Session) -> None:
-            fake.requests.append(("SAVE", profile, session.refresh_token))
-            super().save(profile, session)
+    def recording_save(self: FileStore, profile: str, session: Session) -> None:
+        fake.requests.append(("SAVE", profile, session.refresh_token))
+        save(self, profile, session)
 
-    session = old_session(time.time() + 5)
-    FileStore(cfg).save(PROFILE, session)
+    FileStore(cfg).save(PROFILE, old_session(time.time() + 5))
+    monkeypatch.setattr(FileStore, "save", recording_save)
     with make_http_client(httpx2.MockTransport(fake)) as http:
-        api = ApiClient(API, http)
-        keeper = SessionKeeper(
-            session=session, profile=PROFILE, config_dir=cfg, store=Recording(cfg), api=api
-        )
-        api.request("GET", WHOAMI, auth=SessionAuth(keeper.current, keeper.refresh))
+        whoami(authenticator(cfg, http).credential())
     assert fake.requests == [
         ("POST", REFRESH, "ktr_old"),
         ("SAVE", PROFILE, "ktr_new"),
@@ -791,12 +790,9 @@ def test_two_transport_failures_during_refresh_exit_5_after_exactly_two_posts(tm
     cfg = tmp_path / "config"
     fake = FakeApi([reset(), reset(), reset()])
     session = old_session(time.time() + 5)
-    keeper, api = mock_keeper(cfg, fake, session)
-    try:
-        with pytest.raises(NetworkError) as info:
-            keeper.current()
-    finally:
-        api.http.close()
+    FileStore(cfg).save(PROFILE, session)
+    with make_http_client(httpx2.MockTransport(fake)) as http, pytest.raises(NetworkError) as info:
+        whoami(authenticator(cfg, http).credential())
     assert info.value.exit_code == 5
     assert fake.refresh_posts() == ["ktr_old", "ktr_old"]
     assert FileStore(cfg).load(PROFILE) == session  # kept: the token may still be good

@@ -1,8 +1,8 @@
 """The App object (injected dependencies) and the per-command Invocation built from common flags.
 
-Commands receive an `Invocation`: resolved settings, a console, and helpers that reach the store
-and the API. Heavy modules (httpx2, keyring) are imported only when a command really needs them,
-so `kt --help` stays fast.
+Commands receive an `Invocation`: the settings for this command, a console, the hints that name
+the command to run next, and the layers below wired for it (one HTTP client, the session store,
+an Authenticator). What a command does with them lives in those layers, not here.
 """
 
 from __future__ import annotations
@@ -14,23 +14,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, wraps
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
+import httpx2
 
 from .. import config
-from ..errors import KtError, NotLoggedIn, UsageError
+from ..api import ApiClient, make_http_client
+from ..authenticate import Authenticator, Credential, NoCredential
+from ..errors import KtError, UsageError
 from ..output import Console
-
-if TYPE_CHECKING:
-    import httpx2
-
-    from ..api import ApiClient
-    from ..session import Session
-    from ..store import CredentialStore, Location, SessionStore
+from ..session import Session
+from ..store import Location, SessionStore, keyring_timeout
 
 F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
 
 
 def _is_tty(stream: object) -> bool:
@@ -90,7 +87,6 @@ def common_options(fn: F) -> F:
         app = ctx.find_object(App) or App()
         inv = Invocation(app, profile_flag=profile, api_url_flag=api_url, json_mode=json_mode)
         ctx.call_on_close(inv.close)  # when the command ends, however it ends
-        ctx.meta["kt.console"] = inv.console
         return fn(inv, *args, **kw)
 
     return wrapper  # type: ignore[return-value]
@@ -164,25 +160,32 @@ class Invocation:
         return self.app.env.get(config.ENV_API_TOKEN) or None
 
     def http(self) -> httpx2.Client:
+        """The command's one HTTP client, closed when the command ends (`close`)."""
         if self._http is None:
-            from ..api import make_http_client
-
             self._http = make_http_client(self.app.transport)
         return self._http
-
-    def api(self, api_url: str) -> ApiClient:
-        from ..api import ApiClient
-
-        return ApiClient(api_url, self.http(), clock=self.app.clock)
 
     @cached_property
     def session_store(self) -> SessionStore:
         """One store per command, so a keyring that timed out once is not waited for again."""
         if self.app.store is not None:
             return self.app.store(self.base_settings.dir)
-        from ..store import SessionStore, keyring_timeout
-
         return SessionStore(self.base_settings.dir, keyring_timeout=keyring_timeout(self.app.env))
+
+    @cached_property
+    def authenticator(self) -> Authenticator:
+        return Authenticator(
+            profile=self.profile,
+            api_url=self.base_settings.api_url,
+            store=self.session_store,
+            http=self.http(),
+            env_token=self.env_token,
+            clock=self.app.clock,
+        )
+
+    def api(self) -> ApiClient:
+        """The configured API, without a credential (sign-ins)."""
+        return self.authenticator.api(self.base_settings.api_url.value)
 
     def find_session(self) -> tuple[Session | None, Location | None]:
         return self.session_store.find(self.profile)
@@ -205,112 +208,14 @@ class Invocation:
             )
         return store
 
-    def replace_session(self, store: CredentialStore, session: Session) -> None:
-        """Save `session` for this profile; end the one it replaces on the server (best effort)."""
+    def authenticated(self) -> Credential:
+        """The credential every API command uses (Authenticator.credential), with the login
+        command to run when there is none."""
         try:
-            previous = self.find_session()[0]
-        except KtError:
-            previous = None
-        try:
-            store.save(self.profile, session)
-        except KtError:
-            self.revoke_quietly(session)  # a session we cannot keep should not stay alive
+            return self.authenticator.credential()
+        except NoCredential as exc:
+            exc.hint = self.login_hint(exc.api_url)
             raise
-        if previous is not None and previous.access_token != session.access_token:
-            self.revoke_quietly(previous)
-
-    def revoke_quietly(self, old: Session) -> KtError | None:
-        """End `old` on the server it came from; the error when that could not be confirmed."""
-        from ..api import BearerAuth
-        from ..session import OAUTH
-
-        if old.kind == OAUTH:  # RFC 7009 at the issuer
-            return self._revoke_oauth(old)
-        try:
-            self.api(old.api_url).logout(
-                BearerAuth(old.access_token, old.api_url), old.refresh_token
-            )
-        except NotLoggedIn:
-            return None  # already ended
-        except KtError as exc:
-            return exc
-        return None
-
-    def _revoke_oauth(self, old: Session) -> KtError | None:
-        from ..errors import NetworkError
-        from ..flows import drive
-        from ..flows.tokens import revoke
-
-        if not old.revocation_endpoint:
-            return NetworkError("the identity provider offers no way to revoke the session")
-        try:
-            for token, hint in (
-                (old.refresh_token, "refresh_token"),
-                (old.access_token, "access_token"),
-            ):
-                if token:
-                    drive(
-                        revoke(
-                            old.revocation_endpoint,
-                            client_id=old.client_id or "",
-                            token=token,
-                            hint=hint,
-                        ),
-                        self.http(),
-                    )
-        except KtError as exc:
-            return exc
-        return None
-
-    def authenticated(self) -> Authenticated:
-        """The credential every API command uses: $KEEPTRUSTS_API_TOKEN, else the stored session."""
-        if self.env_token:
-            from ..api import BearerAuth
-
-            api_url = self.base_settings.api_url.value
-            return Authenticated(
-                api=self.api(api_url),
-                auth=BearerAuth(self.env_token, api_url),
-                source="environment",
-            )
-        session, store = self.find_session()
-        if session is None or store is None:
-            raise NotLoggedIn(f"not logged in (profile {self.profile!r})", hint=self.login_hint())
-        settings = self.settings_for(session)
-        api_url = settings.api_url.value
-        if config.origin(api_url) != config.origin(session.api_url):
-            raise NotLoggedIn(
-                f"profile {self.profile!r} is logged in to {session.api_url}, not {api_url}",
-                hint=self.login_hint(api_url),
-            )
-        from ..api import SessionAuth
-        from ..refresh import SessionKeeper
-
-        api = self.api(session.api_url)
-        keeper = SessionKeeper(
-            session=session,
-            profile=self.profile,
-            config_dir=self.base_settings.dir,
-            store=store,
-            api=api,
-            clock=self.app.clock,
-        )
-        return Authenticated(
-            api=api,
-            auth=SessionAuth(keeper.current, keeper.refresh),
-            source=store.kind,
-            keeper=keeper,
-            store=store,
-        )
-
-    def command_prefix(self) -> str:
-        """`kt` plus the flags needed to address the same profile and server again."""
-        parts = ["kt"]
-        if self.profile_flag:
-            parts.append(f"--profile {self.profile}")
-        if self.api_url_flag:
-            parts.append(f"--api-url {self.base_settings.api_url.value}")
-        return " ".join(parts)
 
     def login_hint(self, api_url: str | None = None) -> str:
         flags = ""
@@ -334,27 +239,6 @@ class Invocation:
         if self._http is not None:
             self._http.close()
             self._http = None
-
-
-@dataclass
-class Authenticated:
-    api: ApiClient
-    auth: httpx2.Auth
-    source: str  # "environment", "keyring" or "file (plaintext)"
-    keeper: Any = None
-    store: CredentialStore | None = None
-
-    def call(self, use: Callable[[ApiClient, httpx2.Auth], T]) -> T:
-        """`use(api, auth)`, saying which credential was refused if the server refuses it."""
-        try:
-            return use(self.api, self.auth)
-        except NotLoggedIn as exc:
-            if self.source == "environment":
-                exc.message = f"the API token in KEEPTRUSTS_API_TOKEN was refused ({exc.message})"
-                exc.hint = (
-                    "set KEEPTRUSTS_API_TOKEN to a valid token, or unset it to use kt auth login"
-                )
-            raise
 
 
 def read_secret_line(stream: IO[str], what: str) -> str:

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import click
 
 from ..browser import no_browser_reason
 from ..errors import MfaRequired, UsageError
+from ..session import Session
 from .app import Invocation, common_options, read_secret_line
 from .login_oauth import run_browser_login, run_device_login
 from .step_up import complete_challenge
 from .views import logged_in_line, session_document
-
-if TYPE_CHECKING:
-    from ..session import Session
 
 Method = Literal["password", "browser", "device"]
 
@@ -199,7 +197,6 @@ def run_password_login(inv: Invocation, opts: LoginOptions) -> None:
         inv.console.warn(
             "KEEPTRUSTS_API_TOKEN is set: other commands will keep using it instead of this session"
         )
-    api_url = inv.base_settings.api_url.value
     store = inv.store_for_login(insecure_storage=opts.insecure_storage)
 
     email = opts.email
@@ -215,7 +212,7 @@ def run_password_login(inv: Invocation, opts: LoginOptions) -> None:
         password = str(click.prompt("Password", hide_input=True, err=True))
 
     try:
-        session = inv.api(api_url).login(email, password)
+        session = inv.api().login(email, password)
     except MfaRequired as exc:
         if not (inv.interactive and exc.mfa_token):
             exc.message = f"{email} uses multi-factor authentication: a one-time code is needed"
@@ -226,7 +223,7 @@ def run_password_login(inv: Invocation, opts: LoginOptions) -> None:
         _announce(inv, session, store.kind)
         return
     del password
-    inv.replace_session(store, session)
+    inv.authenticator.save(store, session)
     _announce(inv, session, store.kind)
 
 

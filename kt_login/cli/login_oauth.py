@@ -1,21 +1,27 @@
-"""`kt auth login --browser` and `--device`: OAuth sign-ins, ending in the same store as a
-password login."""
+"""`kt auth login --browser` and `--device`, and `kt auth mfa challenge --browser`: the person's
+side of the OAuth sign-ins (the URL, the device code, the countdown, the result line); the
+sign-ins themselves are `signin.browser` and `signin.device`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TextIO, cast
+import json
+import socket
+from typing import Any, TextIO, cast
 
-from ..config import origin
+import segno
+
+from ..browser import Opener, no_browser_reason, system_opener
 from ..errors import KtError
+from ..flows.authcode import DEFAULT_SCOPE
+from ..flows.device import DeviceAuthorization
+from ..signin.browser import browser_sign_in, step_up
+from ..signin.device import device_sign_in
+from ..signin.finish import finish_oauth_sign_in
+from ..signin.oidc import SignedIn, SignInRequest
+from ..store import CredentialStore
 from ..text import clean
 from .app import Invocation
 from .views import logged_in_line, session_document
-
-if TYPE_CHECKING:
-    from ..flows.device import DeviceAuthorization
-    from ..oidc_login import SignedIn, SignInRequest
-    from ..session import Session
-    from ..store import CredentialStore
 
 
 def run_browser_login(
@@ -28,13 +34,7 @@ def run_browser_login(
     port: int,
     timeout: int,
     scope: str | None,
-    prompt: str | None = None,
-    max_age: int | None = None,
-    acr_values: str | None = None,
 ) -> None:
-    from ..browser import no_browser_reason, system_opener
-    from ..oidc_login import sign_in
-
     store, login = _prepare(
         inv,
         insecure_storage=insecure_storage,
@@ -43,45 +43,59 @@ def run_browser_login(
         scope=scope,
         port=port,
         timeout=float(timeout),
-        prompt=prompt,
-        max_age=max_age,
-        acr_values=acr_values,
     )
-    signed = sign_in(
+    _browser_sign_in(inv, store, login, open_browser=open_browser)
+
+
+def run_browser_step_up(inv: Invocation, *, acr_values: str, insecure_storage: bool) -> None:
+    """A fresh browser sign-in at a higher level, with the same issuer and client as the
+    current session."""
+    try:
+        current = inv.find_session()[0]
+    except KtError:
+        current = None
+    store, login = _prepare(
+        inv,
+        insecure_storage=insecure_storage,
+        issuer=current.issuer if current is not None and current.issuer else None,
+        client_id=current.client_id if current is not None and current.client_id else None,
+        scope=None,
+    )
+    _browser_sign_in(inv, store, step_up(login, acr_values=acr_values), open_browser=True)
+
+
+def _browser_sign_in(
+    inv: Invocation, store: CredentialStore, login: SignInRequest, *, open_browser: bool
+) -> None:
+    opener = (inv.app.opener or system_opener) if open_browser else None
+    why_no_browser = (
+        no_browser_reason(inv.app.env) if open_browser and inv.app.opener is None else None
+    )
+    signed = browser_sign_in(
         login,
         http=inv.http(),
-        console=inv.console,
-        opener=(inv.app.opener or system_opener) if open_browser else None,
-        why_no_browser=(
-            no_browser_reason(inv.app.env) if open_browser and inv.app.opener is None else None
-        ),
+        show_url=lambda url: show_sign_in_url(inv, url, opener, why_no_browser),
         clock=inv.app.clock,
     )
-    _keep(inv, signed, login, store, method="browser")
+    _finish(inv, signed, login, store, method="browser")
 
 
-def _keep(
-    inv: Invocation, signed: SignedIn, login: SignInRequest, store: CredentialStore, *, method: str
+def show_sign_in_url(
+    inv: Invocation, url: str, opener: Opener | None, why_no_browser: str | None
 ) -> None:
-    from ..oidc_login import session_from_sign_in
-
-    api_url = inv.base_settings.api_url.value
-    # Tokens from the Keeptrusts issuer are API sessions; a foreign issuer's stay with it.
-    keeptrusts = origin(login.issuer) == origin(api_url)
-    session = session_from_sign_in(
-        signed,
-        login=login,
-        api_url=api_url if keeptrusts else login.issuer,
-        now=inv.now(),
-        method=method,
-    )
-    if keeptrusts:
-        session = _with_account(inv, session)
-    inv.replace_session(store, session)
-    inv.console.result(
-        {"logged_in": True, **session_document(session, profile=inv.profile, storage=store.kind)},
-        [logged_in_line(session, store.kind)],
-    )
+    """Open the browser on `url` when one can be used; say where to go either way."""
+    say = inv.console.info
+    if opener is not None and why_no_browser is None and opener(url):
+        say("Opened your browser to sign in. If it did not open, visit:")
+        say(f"  {url}")
+        return
+    if opener is not None and why_no_browser is not None:
+        say(f"Cannot open a browser here: {why_no_browser}.")
+        say("Open this URL in a browser on this machine to sign in")
+        say("(or run kt auth login --device to sign in from another device):")
+    else:
+        say("Open this URL in a browser on this machine to sign in:")
+    say(f"  {url}")
 
 
 def run_device_login(
@@ -93,8 +107,6 @@ def run_device_login(
     scope: str | None,
     show_qr: bool,
 ) -> None:
-    from ..oidc_login import device_sign_in
-
     store, login = _prepare(
         inv, insecure_storage=insecure_storage, issuer=issuer, client_id=client_id, scope=scope
     )
@@ -102,20 +114,17 @@ def run_device_login(
     signed = device_sign_in(
         login,
         http=inv.http(),
-        show=lambda auth: show_device_code(inv, auth, show_qr=show_qr),
+        show_code=lambda auth: show_device_code(inv, auth, show_qr=show_qr),
         on_wait=countdown.update if countdown else None,
         clock=inv.app.clock,
     )
     if countdown:
         countdown.done()
-    _keep(inv, signed, login, store, method="device")
+    _finish(inv, signed, login, store, method="device")
 
 
 def show_device_code(inv: Invocation, auth: DeviceAuthorization, *, show_qr: bool) -> None:
     """The code, where to enter it, a QR code, and the phishing warning (DV-03, DV-05)."""
-    import json
-    import socket
-
     if inv.json_mode:
         inv.console.err.write(
             json.dumps(
@@ -134,8 +143,6 @@ def show_device_code(inv: Invocation, auth: DeviceAuthorization, *, show_qr: boo
     say(f"To sign in, open {auth.verification_uri} on your phone or computer")
     say(f"and enter the code:   {clean(auth.user_code)}")
     if show_qr and auth.verification_uri_complete:
-        import segno
-
         say("or scan this QR code, which opens that page with the code filled in:")
         segno.make(auth.verification_uri_complete, error="m").terminal(
             out=cast("TextIO", inv.console.err), compact=True, border=2
@@ -173,9 +180,6 @@ def _prepare(
     **options: Any,
 ) -> tuple[CredentialStore, SignInRequest]:
     """The store (probed, fails closed now) and what to ask which issuer for."""
-    from ..flows.authcode import DEFAULT_SCOPE
-    from ..oidc_login import SignInRequest
-
     store = inv.store_for_login(insecure_storage=insecure_storage)
     settings = inv.sign_in_settings(issuer=issuer, client_id=client_id)
     return store, SignInRequest(
@@ -186,47 +190,18 @@ def _prepare(
     )
 
 
-def run_browser_step_up(inv: Invocation, *, acr_values: str, insecure_storage: bool) -> None:
-    """A fresh browser sign-in at a higher level (RFC 9470 style), with the same issuer and
-    client as the current session; the ID token's acr and auth_time must show it (LC-07)."""
-    try:
-        current = inv.find_session()[0]
-    except KtError:
-        current = None
-    issuer = current.issuer if current is not None and current.issuer else None
-    client_id = current.client_id if current is not None and current.client_id else None
-    run_browser_login(
-        inv,
-        insecure_storage=insecure_storage,
-        open_browser=True,
-        issuer=issuer,
-        client_id=client_id,
-        port=0,
-        timeout=300,
-        scope=None,
-        prompt="login",
-        max_age=0,
-        acr_values=acr_values,
+def _finish(
+    inv: Invocation, signed: SignedIn, login: SignInRequest, store: CredentialStore, *, method: str
+) -> None:
+    session = finish_oauth_sign_in(
+        inv.authenticator,
+        store,
+        signed,
+        login,
+        api_url=inv.base_settings.api_url.value,
+        method=method,
     )
-
-
-def _with_account(inv: Invocation, session: Session) -> Session:
-    """Organization, role and scopes as the API sees the new session (whoami)."""
-    import dataclasses
-
-    from ..api import BearerAuth
-
-    try:
-        account = inv.api(session.api_url).whoami(BearerAuth(session.access_token, session.api_url))
-    except KtError:
-        inv.revoke_quietly(session)
-        raise
-    return dataclasses.replace(
-        session,
-        user_email=session.user_email if account.email is None else account.email,
-        user_id=session.user_id if account.user_id is None else account.user_id,
-        organization=account.organization or "",
-        role=account.role or "",
-        scopes=account.scopes,
-        mfa_authenticated=account.mfa_authenticated,
+    inv.console.result(
+        {"logged_in": True, **session_document(session, profile=inv.profile, storage=store.kind)},
+        [logged_in_line(session, store.kind)],
     )

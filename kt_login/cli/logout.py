@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..config import configured_profiles
 from ..errors import KtError, StoreError
 from .app import Invocation, common_options
 from .views import timestamp
@@ -33,8 +34,6 @@ def run_logout(inv: Invocation, opts: LogoutOptions) -> None:
     all_profiles = opts.all_profiles
     sessions = inv.session_store
     if all_profiles:
-        from ..config import configured_profiles
-
         names = sorted(set(sessions.known_profiles()) | set(configured_profiles(inv.app.env)))
     else:
         names = [inv.profile]
@@ -63,7 +62,7 @@ def run_logout(inv: Invocation, opts: LogoutOptions) -> None:
             if not all_profiles:
                 lines.append(f"Profile {name!r} was not logged in.")
             continue
-        problem = inv.revoke_quietly(session)
+        problem = inv.authenticator.revoke(session)
         revoked = problem is None
         failure = failure or problem
         sessions.forget(name)

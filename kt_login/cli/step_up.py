@@ -4,18 +4,16 @@ when an API call answers that it needs MFA."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import click
 
 from ..errors import MfaRequired, UsageError
+from ..session import Session
 from ..signin.password import MAX_CODE_ATTEMPTS, answer_mfa_challenge
+from ..store import CredentialStore
 from .app import Invocation
 from .views import logged_in_line, session_document
-
-if TYPE_CHECKING:
-    from ..session import Session
-    from ..store import CredentialStore
 
 T = TypeVar("T")
 
@@ -40,13 +38,13 @@ def complete_challenge(
         return _prompt_code()
 
     session = answer_mfa_challenge(
-        inv.api(inv.base_settings.api_url.value),
+        inv.api(),
         mfa_token,
         ask_code,
         attempts=1 if code is not None else MAX_CODE_ATTEMPTS,
         on_rejected=lambda: inv.console.warn("that code was not accepted; try again"),
     )
-    inv.replace_session(store, session)
+    inv.authenticator.save(store, session)
     if announce:
         inv.console.result(
             {

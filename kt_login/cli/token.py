@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
+from ..api import IssuedToken, token_path_segment
 from ..errors import UsageError
 from ..text import clean
 from .app import Invocation, common_options
 from .step_up import with_step_up
 from .views import public_token, token_table
-
-if TYPE_CHECKING:
-    from ..api import IssuedToken
 
 DEFAULT_EXPIRY_DAYS = 90
 
@@ -123,8 +121,6 @@ def run_revoke(inv: Invocation, opts: RevokeOptions) -> None:
     token_id = opts.token_id
     if inv.interactive and not opts.yes:
         click.confirm(f"Revoke API token {token_id}? This cannot be undone", abort=True, err=True)
-    from ..api import token_path_segment
-
     token_path_segment(token_id)  # a bad id is refused before anything is sent
     info = with_step_up(
         inv, lambda: inv.authenticated().call(lambda api, auth: api.tokens.revoke(auth, token_id))
@@ -146,8 +142,6 @@ def rotate(inv: Invocation, **flags: Any) -> None:
 
 def run_rotate(inv: Invocation, opts: RotateOptions) -> None:
     token_id = opts.token_id
-    from ..api import token_path_segment
-
     token_path_segment(token_id)
     issued = with_step_up(
         inv, lambda: inv.authenticated().call(lambda api, auth: api.tokens.rotate(auth, token_id))

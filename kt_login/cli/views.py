@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..output import table
+from ..session import Session
 from ..text import clean
-
-if TYPE_CHECKING:
-    from ..session import Session
 
 
 def timestamp(epoch: float | None) -> str | None:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
+from ..api import Account
 from ..text import clean
 from .app import Invocation, common_options
 from .step_up import with_step_up
-
-if TYPE_CHECKING:
-    from ..api import Account
 
 
 @click.command()

@@ -1,0 +1,199 @@
+"""Which credential a profile's requests carry, kept fresh; replacing and revoking sessions.
+
+`KEEPTRUSTS_API_TOKEN`, when set, wins and is sent only to the configured API origin. Otherwise
+the profile's stored session is used, which must belong to that origin; `refresh.SessionKeeper`
+refreshes it (a refresher per session kind), and a session that is replaced or logged out is
+ended on the server that issued it (a revoker per session kind, below).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+import httpx2
+
+from . import config
+from .api import ApiClient, BearerAuth, SessionAuth
+from .errors import KtError, NetworkError, NotLoggedIn
+from .flows import drive
+from .flows.tokens import revoke
+from .refresh import SessionKeeper
+from .session import KEEPTRUSTS, OAUTH, Session, SessionKind
+from .store import CredentialStore, Location, SessionStore, keyring_timeout
+
+T = TypeVar("T")
+
+ENVIRONMENT = "environment"  # the credential source of KEEPTRUSTS_API_TOKEN
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What to call the API with: the client for the credential's origin, and the auth."""
+
+    api: ApiClient
+    auth: httpx2.Auth
+    source: str  # ENVIRONMENT, or the store the session is kept in ("keyring", "file (plaintext)")
+
+    def call(self, use: Callable[[ApiClient, httpx2.Auth], T]) -> T:
+        """`use(api, auth)`, saying which credential was refused if the server refuses it."""
+        try:
+            return use(self.api, self.auth)
+        except NotLoggedIn as exc:
+            if self.source == ENVIRONMENT:
+                exc.message = f"the API token in KEEPTRUSTS_API_TOKEN was refused ({exc.message})"
+                exc.hint = (
+                    "set KEEPTRUSTS_API_TOKEN to a valid token, or unset it to use kt auth login"
+                )
+            raise
+
+
+class NoCredential(NotLoggedIn):
+    """The profile has no credential for the configured API."""
+
+    def __init__(self, message: str, *, api_url: str | None = None) -> None:
+        super().__init__(message)
+        # The configured API URL, when the stored session belongs to another one.
+        self.api_url = api_url
+
+
+class Authenticator:
+    """One profile's credential: find it, refresh it, replace it, revoke it."""
+
+    def __init__(
+        self,
+        *,
+        profile: str,
+        api_url: config.Setting,
+        store: SessionStore,
+        http: httpx2.Client,
+        env_token: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.profile = profile
+        self.api_url = api_url
+        self.store = store
+        self.http = http
+        self.env_token = env_token or None
+        self.clock = clock
+
+    @classmethod
+    def from_environment(
+        cls,
+        http: httpx2.Client,
+        *,
+        profile: str | None = None,
+        api_url: str | None = None,
+        env: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> Authenticator:
+        """The profile and API URL resolved as `kt` resolves them (the arguments act as its
+        --profile and --api-url), with the session store of the config dir."""
+        env = os.environ if env is None else env
+        settings = config.resolve(env, profile_flag=profile, api_url_flag=api_url)
+        return cls(
+            profile=settings.profile.value,
+            api_url=settings.api_url,
+            store=SessionStore(settings.dir, keyring_timeout=keyring_timeout(env)),
+            http=http,
+            env_token=env.get(config.ENV_API_TOKEN),
+            clock=clock,
+        )
+
+    def api(self, api_url: str) -> ApiClient:
+        return ApiClient(api_url, self.http, clock=self.clock)
+
+    def stored(self) -> tuple[Session | None, Location | None]:
+        """The profile's stored session and where it is kept, or (None, None)."""
+        return self.store.find(self.profile)
+
+    def credential(self) -> Credential:
+        """$KEEPTRUSTS_API_TOKEN, else the stored session, refreshed before use; NoCredential
+        when there is neither, or the session belongs to another API than the configured one."""
+        if self.env_token:
+            url = self.api_url.value
+            return Credential(self.api(url), BearerAuth(self.env_token, url), ENVIRONMENT)
+        session, where = self.stored()
+        if session is None or where is None:
+            raise NoCredential(f"not logged in (profile {self.profile!r})")
+        api_url = config.api_url_with_session(self.api_url, session.api_url).value
+        if config.origin(api_url) != config.origin(session.api_url):
+            raise NoCredential(
+                f"profile {self.profile!r} is logged in to {session.api_url}, not {api_url}",
+                api_url=api_url,
+            )
+        api = self.api(session.api_url)
+        keeper = SessionKeeper(
+            session=session,
+            profile=self.profile,
+            config_dir=self.store.config_dir,
+            store=where,
+            api=api,
+            clock=self.clock,
+        )
+        return Credential(api, SessionAuth(keeper.current, keeper.refresh), where.kind)
+
+    def save(self, where: CredentialStore, session: Session) -> None:
+        """Keep `session` for the profile in `where` and end the session it replaces on the
+        server (best effort). A session that cannot be kept is ended too."""
+        try:
+            previous = self.stored()[0]
+        except KtError:
+            previous = None
+        try:
+            where.save(self.profile, session)
+        except KtError:
+            self.revoke(session)
+            raise
+        if previous is not None and previous.access_token != session.access_token:
+            self.revoke(previous)
+
+    def revoke(self, session: Session) -> KtError | None:
+        """End `session` on the server it came from; the error when that was not confirmed."""
+        return REVOKERS[session.kind](session, self.http)
+
+
+def _revoke_keeptrusts(session: Session, http: httpx2.Client) -> KtError | None:
+    """The API's logout, with the session's own access token."""
+    try:
+        ApiClient(session.api_url, http).logout(
+            BearerAuth(session.access_token, session.api_url), session.refresh_token
+        )
+    except NotLoggedIn:
+        return None  # already ended
+    except KtError as exc:
+        return exc
+    return None
+
+
+def _revoke_oauth(session: Session, http: httpx2.Client) -> KtError | None:
+    """RFC 7009 at the issuer: the refresh token (which ends the grant), then the access token."""
+    if not session.revocation_endpoint:
+        return NetworkError("the identity provider offers no way to revoke the session")
+    try:
+        for token, hint in (
+            (session.refresh_token, "refresh_token"),
+            (session.access_token, "access_token"),
+        ):
+            if token:
+                drive(
+                    revoke(
+                        session.revocation_endpoint,
+                        client_id=session.client_id or "",
+                        token=token,
+                        hint=hint,
+                    ),
+                    http,
+                )
+    except KtError as exc:
+        return exc
+    return None
+
+
+REVOKERS: Mapping[SessionKind, Callable[[Session, httpx2.Client], KtError | None]] = {
+    KEEPTRUSTS: _revoke_keeptrusts,
+    OAUTH: _revoke_oauth,
+}

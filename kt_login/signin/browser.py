@@ -1,0 +1,96 @@
+"""Browser sign-in (OAuth 2.0 Authorization Code + PKCE, RFC 8252): discovery → the request →
+the loopback callback → one code exchange → the ID token checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import httpx2
+
+from callback_server import CallbackError, CallbackTimeout, receive
+
+from ..errors import KtError, NetworkError
+from ..flows import drive
+from ..flows.authcode import AuthorizationRequest, begin, check_response
+from ..flows.discovery import discover
+from ..flows.pkce import new_state
+from ..flows.tokens import exchange_code
+from .oidc import SignedIn, SignInRequest, fetch_userinfo, id_claims
+
+
+def browser_sign_in(
+    login: SignInRequest,
+    *,
+    http: httpx2.Client,
+    show_url: Callable[[str], None],
+    clock: Callable[[], float] = time.time,
+) -> SignedIn:
+    """`show_url` gets the sign-in URL once the listener is up: to open a browser on it, or to
+    print it for the person to open."""
+    meta = drive(discover(login.issuer), http)
+    state = new_state()
+    pending: list[AuthorizationRequest] = []
+
+    def on_ready(redirect_uri: str) -> None:
+        request = begin(
+            meta,
+            client_id=login.client_id,
+            redirect_uri=redirect_uri,
+            scope=login.scope,
+            state=state,
+            prompt=login.prompt,
+            max_age=login.max_age,
+            acr_values=login.acr_values,
+        )
+        pending.append(request)
+        show_url(request.url)
+
+    try:
+        result = receive(state, on_ready=on_ready, port=login.port, timeout=login.timeout)
+    except CallbackTimeout:
+        raise KtError(
+            f"no sign-in arrived within {int(login.timeout)} s (was the browser tab closed?)",
+            hint="run kt auth login --browser again (or --device where no browser can be used)",
+        ) from None
+    except CallbackError as exc:
+        raise KtError(f"could not receive the sign-in: {exc}") from None
+    (request,) = pending
+    code = check_response(request, result, meta)
+    try:
+        tokens = drive(
+            exchange_code(
+                meta.token_endpoint,
+                client_id=login.client_id,
+                code=code,
+                redirect_uri=request.redirect_uri,
+                verifier=request.verifier,
+            ),
+            http,
+        )
+    except NetworkError as exc:
+        # The code may have been spent: retrying could only fail or, worse, trip replay detection.
+        raise NetworkError(
+            exc.message, hint="the sign-in was not completed; run kt auth login again"
+        ) from None
+    claims = id_claims(
+        tokens,
+        meta,
+        scope=request.scope,
+        client_id=request.client_id,
+        http=http,
+        now=clock(),
+        nonce=request.nonce,
+        max_age=request.max_age,
+        acr_values=request.acr_values,
+    )
+    userinfo = fetch_userinfo(meta, tokens, claims, http=http)
+    return SignedIn(tokens=tokens, claims=claims, meta=meta, userinfo=userinfo)
+
+
+def step_up(login: SignInRequest, *, acr_values: str) -> SignInRequest:
+    """The same sign-in asked for again at a higher level (RFC 9470 style): a fresh login
+    (prompt=login, max_age=0) at `acr_values`, which the ID token's acr and auth_time must
+    show (LC-07)."""
+    return dataclasses.replace(login, prompt="login", max_age=0, acr_values=acr_values)

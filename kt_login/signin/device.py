@@ -1,0 +1,57 @@
+"""Device sign-in (RFC 8628): the code shown to the person, the poll, then the same ID token checks
+as the browser sign-in (DV-06)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx2
+
+from ..errors import ValidationFailed
+from ..flows import drive
+from ..flows.device import DeviceAuthorization, poll, request_device_code
+from ..flows.discovery import discover
+from .oidc import SignedIn, SignInRequest, fetch_userinfo, id_claims
+
+
+def device_sign_in(
+    login: SignInRequest,
+    *,
+    http: httpx2.Client,
+    show_code: Callable[[DeviceAuthorization], None],
+    on_wait: Callable[[float], None] | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> SignedIn:
+    """RFC 8628 sign-in: show the code, poll, then the same ID-token checks as the browser flow
+    (DV-06); with no nonce in this grant, the ID token's iat must be fresh instead."""
+    meta = drive(discover(login.issuer), http)
+    if meta.device_authorization_endpoint is None:
+        raise ValidationFailed(
+            f"{login.issuer} does not offer device sign-in",
+            hint="use kt auth login --browser (with --no-browser over SSH) or --email",
+        )
+    authorization = drive(
+        request_device_code(
+            meta.device_authorization_endpoint,
+            client_id=login.client_id,
+            scope=login.scope,
+            issuer=meta.issuer,
+        ),
+        http,
+    )
+    show_code(authorization)
+    tokens = drive(
+        poll(authorization, token_endpoint=meta.token_endpoint, client_id=login.client_id),
+        http,
+        sleep=sleep,
+        monotonic=monotonic,
+        on_wait=(lambda wait: on_wait(wait.remaining or 0.0)) if on_wait is not None else None,
+    )
+    claims = id_claims(
+        tokens, meta, scope=login.scope, client_id=login.client_id, http=http, now=clock()
+    )
+    userinfo = fetch_userinfo(meta, tokens, claims, http=http)
+    return SignedIn(tokens=tokens, claims=claims, meta=meta, userinfo=userinfo)

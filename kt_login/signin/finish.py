@@ -1,0 +1,60 @@
+"""Finishing a browser or device sign-in: the account as the API sees it, then the session kept
+in place of the old one (which is ended on its server); a password sign-in ends with the same
+`Authenticator.save`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..api import BearerAuth
+from ..authenticate import Authenticator
+from ..config import origin
+from ..errors import KtError
+from ..session import Session
+from ..store import CredentialStore
+from .oidc import SignedIn, SignInRequest, session_from_sign_in
+
+
+def finish_oauth_sign_in(
+    authenticator: Authenticator,
+    where: CredentialStore,
+    signed: SignedIn,
+    login: SignInRequest,
+    *,
+    api_url: str,
+    method: str,
+) -> Session:
+    # Tokens from the Keeptrusts issuer are API sessions; a foreign issuer's stay with it.
+    keeptrusts = origin(login.issuer) == origin(api_url)
+    session = session_from_sign_in(
+        signed,
+        login=login,
+        api_url=api_url if keeptrusts else login.issuer,
+        now=authenticator.clock(),
+        method=method,
+    )
+    if keeptrusts:
+        session = with_account(authenticator, session)
+    authenticator.save(where, session)
+    return session
+
+
+def with_account(authenticator: Authenticator, session: Session) -> Session:
+    """Organization, role and scopes as the API sees the new session (whoami); a session the
+    API will not describe is ended rather than kept."""
+    try:
+        account = authenticator.api(session.api_url).whoami(
+            BearerAuth(session.access_token, session.api_url)
+        )
+    except KtError:
+        authenticator.revoke(session)
+        raise
+    return dataclasses.replace(
+        session,
+        user_email=session.user_email if account.email is None else account.email,
+        user_id=session.user_id if account.user_id is None else account.user_id,
+        organization=account.organization or "",
+        role=account.role or "",
+        scopes=account.scopes,
+        mfa_authenticated=account.mfa_authenticated,
+    )

@@ -1,0 +1,121 @@
+"""What browser and device sign-ins share: what to ask which issuer for, what came back, the ID
+token and UserInfo checks, and the Session it makes. Nothing is stored here; the caller stores
+the Session only after every check passed (EH-04), the way a password login is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx2
+
+from ..errors import ValidationFailed
+from ..flows import drive
+from ..flows.authcode import DEFAULT_SCOPE
+from ..flows.discovery import ProviderMetadata
+from ..flows.tokens import TokenResponse
+from ..flows.userinfo import get_userinfo
+from ..idtoken import IdClaims, provider_keys, validate_id_token
+from ..session import OAUTH, Session
+from ..text import clean
+
+DEFAULT_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class SignInRequest:
+    issuer: str
+    client_id: str
+    scope: str = DEFAULT_SCOPE
+    port: int = 0
+    timeout: float = DEFAULT_TIMEOUT
+    prompt: str | None = None
+    max_age: int | None = None
+    acr_values: str | None = None
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    tokens: TokenResponse
+    claims: IdClaims | None
+    meta: ProviderMetadata
+    userinfo: dict[str, object] | None
+
+
+def id_claims(
+    tokens: TokenResponse,
+    meta: ProviderMetadata,
+    *,
+    scope: str,
+    client_id: str,
+    http: httpx2.Client,
+    now: float,
+    nonce: str | None = None,
+    max_age: int | None = None,
+    acr_values: str | None = None,
+) -> IdClaims | None:
+    """The ID token's claims, validated, when the sign-in asked for `openid`; None otherwise."""
+    if "openid" not in scope.split():
+        return None
+    if tokens.id_token is None:
+        raise ValidationFailed("the provider returned no ID token for an OpenID sign-in")
+    if meta.jwks_uri is None:
+        raise ValidationFailed("the provider publishes no jwks_uri to verify its ID tokens")
+    return validate_id_token(
+        tokens.id_token,
+        keys=provider_keys(meta.jwks_uri, http),
+        issuer=meta.issuer,
+        client_id=client_id,
+        now=now,
+        nonce=nonce,
+        max_age=max_age,
+        acr_values=tuple(acr_values.split()) if acr_values else (),
+        algs=meta.id_token_algs,
+    )
+
+
+def fetch_userinfo(
+    meta: ProviderMetadata,
+    tokens: TokenResponse,
+    claims: IdClaims | None,
+    *,
+    http: httpx2.Client,
+) -> dict[str, object] | None:
+    """UserInfo when the provider has it; its `sub` must be the ID token's (ID-07)."""
+    if meta.userinfo_endpoint is None or claims is None:
+        return None
+    return drive(
+        get_userinfo(meta.userinfo_endpoint, access_token=tokens.access_token, subject=claims.sub),
+        http,
+    )
+
+
+def session_from_sign_in(
+    signed: SignedIn, *, login: SignInRequest, api_url: str, now: float, method: str = "browser"
+) -> Session:
+    claims, info = signed.claims, signed.userinfo or {}
+    email = (claims.email if claims else None) or info.get("email")
+    tokens = signed.tokens
+    return Session(
+        api_url=api_url,
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        expires_at=now + tokens.expires_in if tokens.expires_in else None,
+        method=method,
+        kind=OAUTH,
+        user_email=clean(email) if isinstance(email, str) else "",
+        user_id=claims.sub if claims else "",
+        organization="",
+        role="",
+        scopes=tuple((tokens.scope or login.scope).split()),
+        mfa_authenticated=bool(claims and ("otp" in claims.amr or "mfa" in claims.amr)),
+        obtained_at=now,
+        issuer=signed.meta.issuer,
+        client_id=login.client_id,
+        token_endpoint=signed.meta.token_endpoint,
+        revocation_endpoint=signed.meta.revocation_endpoint,
+        jwks_uri=signed.meta.jwks_uri,
+        subject=claims.sub if claims else None,
+        auth_time=claims.auth_time if claims else None,
+        acr=claims.acr if claims else None,
+    )
