@@ -69,6 +69,7 @@ def _start_provider(log: Path) -> OidcProvider:
         for line in proc.stdout:
             lines.put(line)
         lines.put(None)
+        proc.stdout.close()  # the provider has exited; this thread was its only reader
 
     threading.Thread(target=read, daemon=True).start()
     deadline = time.monotonic() + READY_TIMEOUT
