@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
 from kt_devserver import bodies, scopes
 from kt_devserver.auth import Principal, authenticate, bearer_token
 from kt_devserver.credentials import ACCESS_TOKEN_PREFIX, hash_secret
 from kt_devserver.errors import ApiError, JsonValue, mfa_required, unauthenticated
+from kt_devserver.families import Refused
 from kt_devserver.sessions import (
     NewPair,
     issue_mfa_token,
@@ -19,8 +18,6 @@ from kt_devserver.sessions import (
 from kt_devserver.signin_checks import Code, TooManyAttempts, check_code, check_password
 from kt_devserver.state import MAX_MFA_ATTEMPTS, state_of
 from kt_devserver.views import iso8601, organization_json, user_json
-
-logger = logging.getLogger(__name__)
 
 
 def _invalid_grant(message: str) -> ApiError:
@@ -91,27 +88,26 @@ async def mfa_challenge(request: web.Request) -> web.Response:
     return web.json_response(start_session(state, user, mfa_authenticated=True))
 
 
+_REFUSED = {
+    Refused.UNKNOWN: "Unknown refresh token; sign in again.",
+    Refused.REVOKED: "This session was revoked; sign in again.",
+    Refused.REPLAYED: "This refresh token was already used; the session is revoked.",
+    Refused.EXPIRED: "The refresh token expired; sign in again.",
+}
+
+
 async def refresh(request: web.Request) -> web.Response:
     state = state_of(request)
     body = await bodies.read_object(request)
     token_hash = hash_secret(bodies.string(body, "refresh_token"))
     now = state.clock()
-    row = state.db.families.find_refresh_token(token_hash)
-    if row is None:
-        raise _invalid_grant("Unknown refresh token; sign in again.")
-    session = state.db.families.get(row.session_id)
-    if session.revoked_at is not None:
-        raise _invalid_grant("This session was revoked; sign in again.")
-    if row.spent_at is not None:
-        state.db.families.revoke(session.id, now=now)
-        logger.warning("refresh token replayed; session %s revoked", session.id)
-        raise _invalid_grant("This refresh token was already used; the session is revoked.")
-    if now >= row.expires_at:
-        raise _invalid_grant("The refresh token expired; sign in again.")
+    token = state.db.families.redeemable(token_hash, now=now)
+    if isinstance(token, Refused):
+        raise _invalid_grant(_REFUSED[token])
+    session = token.session
     pair = NewPair(state, now=now, session_expires_at=session.expires_at)
-    if not state.db.families.rotate(token_hash, now=now, pair=pair.stored):
-        state.db.families.revoke(session.id, now=now)
-        raise _invalid_grant("This refresh token was already used; the session is revoked.")
+    if not state.db.families.rotate(token, now=now, pair=pair.stored):
+        raise _invalid_grant(_REFUSED[Refused.REPLAYED])
     user = state.db.get_user(session.user_id)
     return web.json_response(session_json(state, user, session, pair, now))
 

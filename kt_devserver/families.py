@@ -8,10 +8,14 @@ its tokens. Secrets are stored only as SHA-256 hashes.
 
 from __future__ import annotations
 
+import enum
+import logging
 import sqlite3
 from dataclasses import dataclass
 
 from kt_devserver.credentials import new_id
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,23 @@ class Grant:
     scope: str
     auth_time: float
     mfa: bool
+
+
+class Refused(enum.Enum):
+    """Why a refresh token cannot be rotated."""
+
+    UNKNOWN = "unknown"
+    REVOKED = "revoked"  # its family was revoked
+    REPLAYED = "replayed"  # spent already: its family is revoked now
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class Redeemable:
+    """A refresh token that may be rotated now, and its family."""
+
+    token_hash: str
+    session: Session
 
 
 class TokenFamilies:
@@ -142,20 +163,36 @@ class TokenFamilies:
             return None
         return RefreshToken(row["session_id"], row["expires_at"], row["spent_at"])
 
-    def rotate(self, token_hash: str, *, now: float, pair: IssuedPair) -> bool:
-        """Mark a refresh token spent and store its successor pair; False if already spent."""
+    def redeemable(self, token_hash: str, *, now: float) -> Redeemable | Refused:
+        """Whether a refresh token may be rotated now. A spent one presented again revokes its
+        whole family (RFC 9700 §4.14.2): someone has a copy."""
+        row = self.find_refresh_token(token_hash)
+        if row is None:
+            return Refused.UNKNOWN
+        session = self.get(row.session_id)
+        if session.revoked_at is not None:
+            return Refused.REVOKED
+        if row.spent_at is not None:
+            self.revoke(session.id, now=now)
+            logger.warning("refresh token replayed; family %s revoked", session.id)
+            return Refused.REPLAYED
+        if now >= row.expires_at:
+            return Refused.EXPIRED
+        return Redeemable(token_hash, session)
+
+    def rotate(self, token: Redeemable, *, now: float, pair: IssuedPair) -> bool:
+        """Spend the refresh token and store its successor pair in one transaction. False if it
+        was spent meanwhile (two uses racing): then its family is revoked, as for a replay."""
         with self._conn:
             cursor = self._conn.execute(
                 "UPDATE refresh_tokens SET spent_at = ? WHERE token_hash = ? AND spent_at IS NULL",
-                (now, token_hash),
+                (now, token.token_hash),
             )
-            if cursor.rowcount != 1:
-                return False
-            row = self._conn.execute(
-                "SELECT session_id FROM refresh_tokens WHERE token_hash = ?", (token_hash,)
-            ).fetchone()
-            self._insert_pair(row["session_id"], pair)
-        return True
+            if cursor.rowcount == 1:
+                self._insert_pair(token.session.id, pair)
+                return True
+        self.revoke(token.session.id, now=now)
+        return False
 
     def revoke(self, session_id: str, *, now: float) -> None:
         with self._conn:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,17 +10,14 @@ from authlib.oauth2.rfc6749.grants import RefreshTokenGrant  # type: ignore[impo
 
 from kt_devserver.credentials import REFRESH_TOKEN_PREFIX, hash_secret, new_secret
 from kt_devserver.db import User
-from kt_devserver.families import Grant, IssuedPair, Session
+from kt_devserver.families import Grant, IssuedPair, Redeemable, Refused
 from kt_devserver.oauth.request import OnServer
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class RefreshCredential:
-    token_hash: str
+    token: Redeemable
     grant: Grant
-    session: Session
 
     def check_client(self, client: Any) -> bool:
         return bool(self.grant.client_id == client.get_client_id())
@@ -35,33 +31,23 @@ class RefreshGrant(OnServer, RefreshTokenGrant):  # type: ignore[misc]
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshCredential | None:
-        kt = self.kt
-        families = kt.families
-        now = kt.clock()
+        families = self.kt.families
         token_hash = hash_secret(refresh_token)
         row = families.find_refresh_token(token_hash)
         grant = None if row is None else families.grant(row.session_id)
-        if row is None or grant is None:
+        if grant is None:
             return None  # unknown, or a first-party password session's token
-        session = families.get(row.session_id)
-        if session.revoked_at is not None:
-            return None
-        if row.spent_at is not None:
-            families.revoke(session.id, now=now)
-            logger.warning("refresh token replayed; grant %s revoked", session.id)
-            return None
-        if now >= row.expires_at:
-            return None
-        return RefreshCredential(token_hash, grant, session)
+        token = families.redeemable(token_hash, now=self.kt.clock())
+        return None if isinstance(token, Refused) else RefreshCredential(token, grant)
 
     def authenticate_user(self, credential: RefreshCredential) -> User:
-        return self.kt.state.db.get_user(credential.session.user_id)
+        return self.kt.state.db.get_user(credential.token.session.user_id)
 
     def save_token(self, token: dict[str, Any]) -> None:
         credential: RefreshCredential = self.request.refresh_token
         kt = self.kt
         now = kt.clock()
-        session = credential.session
+        session = credential.token.session
         token.setdefault("refresh_token", new_secret(REFRESH_TOKEN_PREFIX))
         pair = IssuedPair(
             access_hash=hash_secret(token["access_token"]),
@@ -69,8 +55,7 @@ class RefreshGrant(OnServer, RefreshTokenGrant):  # type: ignore[misc]
             refresh_hash=hash_secret(token["refresh_token"]),
             refresh_expires_at=session.expires_at,
         )
-        if not kt.families.rotate(credential.token_hash, now=now, pair=pair):
-            kt.families.revoke(session.id, now=now)
+        if not kt.families.rotate(credential.token, now=now, pair=pair):
             raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
         token["expires_in"] = max(0, int(pair.access_expires_at - now))
         self.request.kt_grant = credential.grant
