@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
 import httpx2
 
 from . import config
-from .api import ApiClient, BearerAuth, SessionAuth
+from .api import ApiClient, BearerAuth, SessionAuth, make_http_client
 from .errors import KtError, NetworkError, NotLoggedIn
 from .flows import drive
 from .flows.tokens import revoke
@@ -197,3 +197,59 @@ REVOKERS: Mapping[SessionKind, Callable[[Session, httpx2.Client], KtError | None
     KEEPTRUSTS: _revoke_keeptrusts,
     OAUTH: _revoke_oauth,
 }
+
+
+class ProfileAuth(httpx2.Auth):
+    """`kt_login.session_auth()`: a profile's credential for any `httpx2` client, refreshed
+    before it expires (and once on a 401), bound to its API origin. Close it (or use it as a
+    context manager) to close the connection its refreshes use."""
+
+    requires_response_body = True  # the refresh-on-401 reads the error code
+
+    def __init__(self, credential: Credential, http: httpx2.Client) -> None:
+        self._credential = credential
+        self._http = http
+        self.api_url = credential.api.api_url
+        self.source = credential.source  # ENVIRONMENT, "keyring" or "file (plaintext)"
+
+    def __repr__(self) -> str:
+        return f"ProfileAuth(api_url={self.api_url!r}, source={self.source!r})"
+
+    def auth_flow(
+        self, request: httpx2.Request
+    ) -> Generator[httpx2.Request, httpx2.Response, None]:
+        yield from self._credential.auth.auth_flow(request)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ProfileAuth:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def session_auth(
+    profile: str | None = None,
+    *,
+    api_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ProfileAuth:
+    """The credential `kt` would use for `profile` (default: as `kt` picks it): the API token in
+    KEEPTRUSTS_API_TOKEN, else the session `kt auth login` stored. NotLoggedIn when none."""
+    http = make_http_client()
+    try:
+        credential = Authenticator.from_environment(
+            http, profile=profile, api_url=api_url, env=env
+        ).credential()
+    except NoCredential as exc:
+        http.close()
+        flags = f" --profile {profile}" if profile else ""
+        flags += f" --api-url {exc.api_url}" if exc.api_url else ""
+        exc.hint = f"run: kt auth login{flags}"
+        raise
+    except BaseException:
+        http.close()
+        raise
+    return ProfileAuth(credential, http)
