@@ -586,3 +586,29 @@ def test_throttling_answers_at_once_and_the_lockout_is_bounded(
         error = too_many(login(http, demo.ALICE_EMAIL, demo.ALICE_PASSWORD))
         assert time.monotonic() - started < 5  # a refusal, not a slowed reply
         assert 59 <= error["retry_after"] <= 60
+
+
+def test_the_device_flow_s_sign_in_page_shares_the_lockout(
+    slow_server: DevServer, slow_http: httpx2.Client
+):
+    for i in range(ACCOUNT_FREE_FAILURES):
+        error_of(login(slow_http, demo.ALICE_EMAIL, f"guess-{i}"), 401, "auth.invalid_credentials")
+    grant = slow_http.post(
+        "/oauth/device_authorization", data={"client_id": "kt-cli", "scope": "openid"}
+    ).json()
+    with browser_on(slow_server) as browser:
+        page = browser.http.get("/oauth/device", params={"user_code": grant["user_code"]})
+        assert kind_of(page) == "device-confirm", page.text
+        page = browser.submit(page, decision="continue")
+        assert kind_of(page) == "login", page.text
+        refused_page(browser.submit(page, email=demo.ALICE_EMAIL, password=demo.ALICE_PASSWORD))
+    poll = slow_http.post(
+        "/oauth/token",
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+            "device_code": grant["device_code"],
+            "client_id": "kt-cli",
+        },
+    )
+    assert poll.status_code == 400 and poll.json()["error"] == "authorization_pending"
+    assert session_count(slow_server) == 0
