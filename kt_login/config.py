@@ -26,11 +26,13 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from .errors import ConfigError, KtError, UsageError
+from .trusted_files import check_directory, read_file
 
 DEFAULT_API_URL = "https://api.keeptrusts.com"
 DEFAULT_PROFILE = "default"
 DEFAULT_CLIENT_ID = "kt-cli"
 CONFIG_FILE = "config.toml"
+MAX_CONFIG_BYTES = 256 << 10
 CREDENTIAL_STORES = ("keyring", "file")
 
 ENV_API_URL = "KEEPTRUSTS_API_URL"
@@ -96,14 +98,15 @@ def config_dir(env: Mapping[str, str]) -> Setting:
 
 
 def load_config_file(directory: Path) -> dict[str, Any]:
-    """The parsed config file, `{}` when there is none. A broken file is a one-line ConfigError."""
-    path = directory / CONFIG_FILE
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    """The parsed config file, `{}` when there is none. The file and its directory must pass the
+    ownership rule (no other user may change them, LF-01); a broken or refused file is a one-line
+    ConfigError."""
+    if not check_directory(directory, error=ConfigError):
         return {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    path = directory / CONFIG_FILE
+    data = read_file(path, limit=MAX_CONFIG_BYTES, error=ConfigError)
+    if data is None:
+        return {}
     try:
         parsed = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 from pathlib import Path
 
 from ..config import check_profile_name, is_profile_name
 from ..errors import StoreError
 from ..session import Session
+from ..trusted_files import read_file
 from .private_files import (
-    O_CLOEXEC,
-    O_NOFOLLOW,
-    O_NONBLOCK,
     atomic_write,
-    check_private_file,
+    check_private_dir,
+    check_private_entry,
     make_config_dir,
     make_private_dir,
 )
@@ -37,30 +35,20 @@ class FileStore:
         return self.directory / f"{check_profile_name(profile)}.json"
 
     def load(self, profile: str) -> Session | None:
+        """The profile's session, None when it has no file; a file kt must not read (a link, a
+        FIFO, another user's, readable by others, huge) or cannot parse is a StoreError."""
         path = self.path(profile)
-        try:
-            # O_NONBLOCK: a FIFO planted at the path must not hang us before the type check.
-            fd = os.open(path, os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-        except FileNotFoundError:
+        if not check_private_dir(self.directory):
             return None
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.EMLINK) or path.is_symlink():
-                raise StoreError(
-                    f"{path} is a symbolic link; refusing to read a session through it",
-                    hint=f"delete {path} and run: kt auth login",
-                ) from None
-            raise StoreError(f"cannot read {path}: {exc.strerror}") from None
-        try:
-            check_private_file(path, os.fstat(fd))
-            with os.fdopen(fd, "rb", closefd=False) as fh:
-                data = fh.read(MAX_FILE_BYTES + 1)
-        except OSError as exc:
-            raise StoreError(f"cannot read {path}: {exc.strerror}") from None
-        finally:
-            os.close(fd)
-        if len(data) > MAX_FILE_BYTES:
-            raise StoreError(f"{path} is too large to be a session", hint="run: kt auth login")
-        return Session.from_json(data)
+        data = read_file(path, limit=MAX_FILE_BYTES, error=StoreError, secret=True)
+        return None if data is None else Session.from_json(data)
+
+    def check(self, profile: str) -> bool:
+        """Whether the profile has a file here that a new session may replace, without reading it:
+        an unreadable session may be replaced, but a file the rule refuses is a StoreError whose
+        hint fixes it (a login must not write through a link or into another user's file)."""
+        path = self.path(profile)
+        return check_private_dir(self.directory) and check_private_entry(path, secret=True)
 
     def save(self, profile: str, session: Session) -> None:
         path = self.path(profile)

@@ -12,19 +12,24 @@ from pathlib import Path
 from typing import Literal
 
 from ..config import is_profile_name
-from ..errors import KtError
+from ..errors import KtError, StoreError
+from ..trusted_files import read_file
 from .locks import INDEX_LOCK, file_lock
 from .private_files import atomic_write
 
 INDEX_FILE = "sessions.json"
+MAX_INDEX_BYTES = 1 << 20
 
 Where = Literal["keyring", "file"]
 
 
 def read_index(config_dir: Path) -> dict[str, Where]:
+    """The index, `{}` when there is none or it does not parse (it is rebuilt as sessions are
+    saved); a file the ownership rule refuses, or one that is not a file, is a StoreError."""
+    raw = read_file(Path(config_dir) / INDEX_FILE, limit=MAX_INDEX_BYTES, error=StoreError)
     try:
-        data = json.loads((Path(config_dir) / INDEX_FILE).read_bytes())
-    except (OSError, ValueError):
+        data = json.loads(raw or b"{}")
+    except ValueError:
         return {}
     profiles = data.get("profiles") if isinstance(data, dict) else None
     if not isinstance(profiles, dict):
@@ -52,10 +57,11 @@ def update_index(
             return True
         return False
 
-    if not apply(read_index(config_dir)):
-        return  # e.g. logout on a fresh machine: do not create any directory
-    with contextlib.suppress(KtError), file_lock(Path(config_dir), INDEX_LOCK, 10.0):
-        index = read_index(config_dir)
-        if apply(index):
-            body = json.dumps({"profiles": dict(sorted(index.items()))}, indent=1)
-            atomic_write(Path(config_dir) / INDEX_FILE, body.encode() + b"\n")
+    with contextlib.suppress(KtError):
+        if not apply(read_index(config_dir)):
+            return  # e.g. logout on a fresh machine: do not create any directory
+        with file_lock(Path(config_dir), INDEX_LOCK, 10.0):
+            index = read_index(config_dir)
+            if apply(index):
+                body = json.dumps({"profiles": dict(sorted(index.items()))}, indent=1)
+                atomic_write(Path(config_dir) / INDEX_FILE, body.encode() + b"\n")

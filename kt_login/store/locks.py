@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..config import check_profile_name
 from ..errors import StoreError
-from .private_files import make_config_dir, make_private_dir
+from ..trusted_files import run_hint
+from .private_files import check_private_dir, check_private_entry, make_config_dir, make_private_dir
 
 LOCKS_DIR = "locks"
 INDEX_LOCK = ".sessions-index"  # cannot clash with a profile name, which starts alphanumeric
@@ -19,10 +20,10 @@ INDEX_LOCK = ".sessions-index"  # cannot clash with a profile name, which starts
 def file_lock(config_dir: Path, name: str, timeout: float) -> Iterator[None]:
     from filelock import FileLock, Timeout
 
-    locks = config_dir / LOCKS_DIR
     make_config_dir(config_dir)
-    make_private_dir(locks)
-    path = locks / f"{name}.lock"
+    make_private_dir(config_dir / LOCKS_DIR)
+    path = lock_path(config_dir, name)
+    check_private_entry(path, secret=False)
     # A singleton instance per path makes nested use in one thread re-entrant, not a deadlock.
     lock = FileLock(path, mode=0o600, is_singleton=True)
     try:
@@ -32,10 +33,24 @@ def file_lock(config_dir: Path, name: str, timeout: float) -> Iterator[None]:
             f"timed out after {timeout:g} s waiting for {path}, held by another kt process",
             hint="wait for the other kt command to finish, then try again",
         ) from None
+    except OSError as exc:  # e.g. a link planted after the check: filelock does not follow it
+        raise StoreError(f"cannot lock {path}: {exc.strerror}", hint=run_hint("rm", path)) from None
     try:
         yield
     finally:
         lock.release()
+
+
+def lock_path(config_dir: Path, name: str) -> Path:
+    return Path(config_dir) / LOCKS_DIR / f"{name}.lock"
+
+
+def check_locks(config_dir: Path, profile: str) -> None:
+    """Refuse now, without creating anything, the lock files a login will take later (a link or
+    anything but a file of ours: StoreError naming it, with the fix)."""
+    if check_private_dir(Path(config_dir) / LOCKS_DIR):
+        for name in (check_profile_name(profile), INDEX_LOCK):
+            check_private_entry(lock_path(config_dir, name), secret=False)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,6 @@
-"""Owner-only files and directories under the config dir, written atomically (SECURITY.md E)."""
+"""Owner-only files and directories under the config dir, written atomically (SECURITY.md E).
+
+What may be read and trusted is decided by the one rule in kt_login/trusted_files.py."""
 
 from __future__ import annotations
 
@@ -8,62 +10,69 @@ import stat
 from pathlib import Path
 
 from ..errors import StoreError
+from ..trusted_files import (
+    O_CLOEXEC,
+    O_NOFOLLOW,
+    POSIX,
+    check_directory,
+    check_file,
+    check_owner_and_mode,
+    run_hint,
+)
 
-O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-POSIX = os.name == "posix"
 
-
-def check_private_file(path: Path, st: os.stat_result) -> None:
-    """Refuse anything but a regular file of ours that no one else may read."""
-    if not stat.S_ISREG(st.st_mode):
-        raise StoreError(f"{path} is not a regular file", hint="delete it and run: kt auth login")
-    if not POSIX:
-        return
-    if st.st_uid != os.getuid():
-        raise StoreError(
-            f"{path} belongs to another user (uid {st.st_uid}); refusing to use it",
-            hint=f"delete {path} and run: kt auth login",
-        )
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o077:
-        raise StoreError(
-            f"{path} has mode {mode:04o}, so other users may read it; refusing to use it",
-            hint=f"run chmod 600 {path}, or log in again",
-        )
+def check_private_entry(path: Path, *, secret: bool) -> bool:
+    """Check what is at `path` without opening it: False when nothing is there; else it must be
+    a regular file (no symbolic link) that passes the ownership rule (StoreError)."""
+    try:
+        st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise StoreError(f"cannot use {path}: {exc.strerror}") from None
+    check_file(path, st, error=StoreError, secret=secret)
+    return True
 
 
 def make_config_dir(path: Path) -> None:
-    """Create the config dir as 0700 if missing; an existing one (maybe a symlink into a
-    dotfiles checkout) is the user's business."""
+    """Create the config dir as 0700 if missing. An existing one may be a symbolic link (into a
+    dotfiles checkout, say), but what it leads to must pass the ownership rule."""
     try:
         os.makedirs(path, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create {path}: {exc.strerror}") from None
-    if not path.is_dir():
-        raise StoreError(f"{path} is not a directory")
+    check_directory(path, error=StoreError)
 
 
-def make_private_dir(path: Path) -> None:
-    """Create `path` as 0700, or check an existing one is ours and narrow it if it is wider."""
+def check_private_dir(path: Path) -> bool:
+    """An existing directory of ours that no one else may change (not a symbolic link); False
+    when there is none."""
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
         st = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
     except OSError as exc:
-        raise StoreError(f"cannot create {path}: {exc.strerror}") from None
+        raise StoreError(f"cannot use {path}: {exc.strerror}") from None
     if stat.S_ISLNK(st.st_mode):
         raise StoreError(
             f"{path} is a symbolic link; refusing to keep sessions through it (not a directory)",
-            hint="move it away and try again",
+            hint=run_hint("mv", path, f"{path}.moved"),
         )
     if not stat.S_ISDIR(st.st_mode):
-        raise StoreError(f"{path} is not a directory", hint="move it away and try again")
-    if not POSIX:
-        return
-    if st.st_uid != os.getuid():
-        raise StoreError(f"{path} belongs to another user (uid {st.st_uid}); refusing to use it")
-    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise StoreError(f"{path} is not a directory", hint=run_hint("mv", path, f"{path}.moved"))
+    check_owner_and_mode(path, st, error=StoreError, secret=False)
+    return True
+
+
+def make_private_dir(path: Path) -> None:
+    """Create `path` as 0700, or check an existing one (`check_private_dir`) and narrow it if
+    others may read it."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create {path}: {exc.strerror}") from None
+    check_private_dir(path)
+    if POSIX and stat.S_IMODE(os.lstat(path).st_mode) & 0o077:
         try:
             os.chmod(path, 0o700)
         except OSError as exc:

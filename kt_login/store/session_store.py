@@ -18,7 +18,7 @@ from ..session import Session
 from .file_store import FileStore
 from .index import Where, read_index, update_index
 from .keyring_store import KeyringStore
-from .locks import refresh_lock
+from .locks import check_locks, refresh_lock
 
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
@@ -139,11 +139,15 @@ class SessionStore:
         """Where a new session goes: the opted-in file (`--insecure-storage`, or the setting
         "file"); else the keyring (saving there removes a plaintext copy); else, when the
         keyring is unusable but this profile's session is already in a file (an earlier
-        opt-in), that file. Raises StoreUnavailable before anything is sent or written, after
-        at most one keyring timeout."""
+        opt-in), that file. A stored session that cannot be read (empty, corrupt) is replaced;
+        a file the ownership rule refuses, an unusable sessions index or lock file is not
+        (StoreError, its hint the fix). Raises before anything is sent or written, after at most
+        one keyring timeout."""
         check_profile_name(profile)
+        read_index(self.config_dir)
+        check_locks(self.config_dir, profile)
         if insecure_storage or credential_store_setting == "file":
-            self.files.load(profile)  # an unsafe file fails now, not after the login
+            self.files.check(profile)
             return self.in_file
         try:
             # A probe read, not this profile's item: a corrupt item must not block the login
@@ -151,7 +155,7 @@ class SessionStore:
             self.keyring.check()
         except StoreUnavailable:
             try:
-                in_file = self.files.load(profile) is not None
+                in_file = self.files.check(profile)
             except KtError:
                 in_file = False
             if not in_file:
