@@ -11,6 +11,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+# kt-devserver's demo accounts (kt_devserver/demo.py)
+ALICE = ("alice@example.com", "alice-password")
+BOB = ("bob@example.com", "bob-password")
+# what the fast commands must not import (tests/test_startup_imports.py, tests/test_completion.py)
+HEAVY = ("aiohttp", "authlib", "jinja2")
 
 
 @dataclass
@@ -54,3 +59,39 @@ def kt(*args: str, env: dict[str, str], input: str | None = None, timeout: float
         timeout=timeout,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def password_login(
+    env: dict[str, str],
+    who: tuple[str, str] = ALICE,
+    *extra: str,
+    password: str | None = None,
+    timeout: float = 60,
+) -> Result:
+    """`kt auth login --email … --password-stdin [extra]`, the password piped in."""
+    return kt(
+        "auth",
+        "login",
+        "--email",
+        who[0],
+        "--password-stdin",
+        *extra,
+        env=env,
+        input=(who[1] if password is None else password) + "\n",
+        timeout=timeout,
+    )
+
+
+def imported_modules(args: tuple[str, ...], env: dict[str, str]) -> set[str]:
+    """The modules a `kt ARGS` process has loaded when it ends."""
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['kt', *{list(args)!r}]\n"
+        "try:\n"
+        "    runpy.run_module('kt_login', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    return set(proc.stderr.split())

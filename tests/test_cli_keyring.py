@@ -23,9 +23,8 @@ from secretstorage.collection import Collection
 
 from kt_login.store import KEYRING_SERVICE
 from tests.fixtures.devserver import DevServer, start_devserver
-from tests.kt_process import Result, base_env, kt
+from tests.kt_process import ALICE, Result, base_env, kt, password_login
 
-ALICE = ("alice@example.com", "alice-password")
 HANGING = "tests.fake_keyrings.HangingKeyring"
 TIMEOUT = 20  # seconds; a hanging keyring must never get near this
 
@@ -85,17 +84,7 @@ def _attrs(profile: str) -> dict[str, str]:
 
 
 def login(env: dict[str, str], *extra: str, password: str = ALICE[1]) -> Result:
-    return kt(
-        "auth",
-        "login",
-        "--email",
-        ALICE[0],
-        "--password-stdin",
-        *extra,
-        env=env,
-        input=password + "\n",
-        timeout=TIMEOUT,
-    )
+    return password_login(env, ALICE, *extra, password=password, timeout=TIMEOUT)
 
 
 def config_dir(env: dict[str, str]) -> Path:

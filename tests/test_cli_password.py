@@ -14,10 +14,7 @@ import pytest
 
 from kt_devserver import totp
 from kt_devserver.demo import BOB_TOTP_SECRET
-from tests.kt_process import base_env, kt
-
-ALICE = ("alice@example.com", "alice-password")
-BOB = ("bob@example.com", "bob-password")
+from tests.kt_process import ALICE, BOB, base_env, kt, password_login
 
 
 @pytest.fixture
@@ -26,17 +23,7 @@ def env(tmp_path, devserver):
 
 
 def login(env, who=ALICE, *extra):
-    return kt(
-        "auth",
-        "login",
-        "--email",
-        who[0],
-        "--password-stdin",
-        "--insecure-storage",
-        *extra,
-        env=env,
-        input=who[1] + "\n",
-    )
+    return password_login(env, who, "--insecure-storage", *extra)
 
 
 def stored_files(env) -> list[Path]:

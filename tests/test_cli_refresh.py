@@ -47,9 +47,8 @@ from kt_login.refresh import SessionKeeper
 from kt_login.session import Session
 from kt_login.store import FileStore, SessionStore
 from tests.fixtures.devserver import DevServer, start_devserver
-from tests.kt_process import REPO, Result, base_env, kt
+from tests.kt_process import ALICE, REPO, Result, base_env, kt
 
-ALICE = ("alice@example.com", "alice-password")
 PROFILE = "default"
 REFRESH = "/v1/auth/refresh"
 WHOAMI = "/v1/auth/whoami"

@@ -19,10 +19,8 @@ import pytest
 from kt_devserver import totp
 from kt_devserver.demo import BOB_TOTP_SECRET
 from tests.fixtures.devserver import DevServer
-from tests.kt_process import Result, base_env, kt
+from tests.kt_process import ALICE, BOB, Result, base_env, kt
 
-ALICE = ("alice@example.com", "alice-password")
-BOB = ("bob@example.com", "bob-password")
 WRONG = "Wrong-Password-Canary-5d1c9a"
 MODES = ((), ("--json",))
 SCOPES = ("--scope", "tokens:read,tokens:write")

@@ -7,8 +7,7 @@ import sys
 
 import pytest
 
-from tests.kt_process import base_env, kt
-from tests.test_startup_imports import HEAVY, imported_modules
+from tests.kt_process import HEAVY, base_env, imported_modules, kt
 
 IDIOMS = {
     "bash": "complete -o nosort -F _kt_completion kt",

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import kt_login
-from tests.kt_process import REPO, base_env, kt
+from tests.kt_process import ALICE, REPO, base_env, password_login
 
 PUBLIC = [
     "ApiError",
@@ -71,16 +71,7 @@ def test_readme_example_refreshes_and_calls_the_api(tmp_path, devserver_factory)
     # its first request, save the rotated tokens, and still answer as alice.
     server = devserver_factory("--access-token-ttl", "30")
     env = base_env(tmp_path, KEEPTRUSTS_API_URL=server.url)
-    signed = kt(
-        "auth",
-        "login",
-        "--email",
-        "alice@example.com",
-        "--password-stdin",
-        "--insecure-storage",
-        env=env,
-        input="alice-password\n",
-    )
+    signed = password_login(env, ALICE, "--insecure-storage")
     assert signed.code == 0, signed.stderr
     session_file = Path(env["KEEPTRUSTS_CONFIG_DIR"]) / "credentials" / "default.json"
     before = json.loads(session_file.read_text())

@@ -2,28 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.kt_process import base_env
-
-HEAVY = ("aiohttp", "authlib", "jinja2")
-
-
-def imported_modules(args, env) -> set[str]:
-    code = (
-        "import sys, runpy\n"
-        f"sys.argv = ['kt', *{list(args)!r}]\n"
-        "try:\n"
-        "    runpy.run_module('kt_login', run_name='__main__')\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    return set(proc.stderr.split())
+from tests.kt_process import HEAVY, base_env, imported_modules
 
 
 @pytest.mark.parametrize("args", [("--help",), ("--version",), ("auth", "whoami", "--json")])
