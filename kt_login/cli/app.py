@@ -22,10 +22,11 @@ import httpx2
 from .. import config
 from ..api import ApiClient, make_http_client
 from ..authenticate import Authenticator, Credential, NoCredential
-from ..errors import KtError, UsageError
+from ..errors import KtError, StoreError, UsageError
 from ..output import Console
 from ..session import Session
 from ..store import Location, SessionStore, keyring_timeout
+from ..text import clean
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -191,12 +192,23 @@ class Invocation:
         return self.session_store.find(self.profile)
 
     def store_for_new_session(self, *, insecure_storage: bool) -> Location:
-        """Where a new session goes (SessionStore.choose_for_login)."""
-        return self.session_store.choose_for_login(
+        """Where a new session goes (SessionStore.choose_for_login), saying so when it replaces a
+        stored session that cannot be read."""
+        where = self.session_store.choose_for_login(
             self.profile,
             insecure_storage=insecure_storage,
             credential_store_setting=self.base_settings.credential_store.value,
         )
+        try:
+            self.find_session()
+        except StoreError as exc:
+            self.console.warn(
+                f"the stored session of profile {self.profile!r} cannot be read "
+                f"({clean(exc.message)}); this login replaces it"
+            )
+        except KtError:
+            pass  # e.g. a keyring that cannot be reached: the login decides what that means
+        return where
 
     def store_for_login(self, *, insecure_storage: bool) -> Location:
         """store_for_new_session, with the plaintext warning said before anything is written."""
