@@ -443,10 +443,15 @@ UNREADABLE = {
 
 
 @pytest.mark.parametrize("content", UNREADABLE)
-def test_LF_04_login_replaces_an_unreadable_session(signed_in: Machine, content: str) -> None:
+def test_LF_04_login_replaces_an_unreadable_session_and_says_so(
+    signed_in: Machine, content: str
+) -> None:
     signed_in.credentials.write_bytes(UNREADABLE[content])
     result = signed_in.login()
     assert result.code == 0, result.stderr
+    notice = [line for line in result.stderr.splitlines() if "cannot be read" in line]
+    assert len(notice) == 1 and notice[0].startswith("Warning: "), result.stderr
+    assert "profile 'default'" in notice[0] and "this login replaces it" in notice[0]
     assert signed_in.kt("auth", "whoami").code == 0
     assert stat.S_IMODE(signed_in.credentials.stat().st_mode) == 0o600
 
