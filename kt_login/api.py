@@ -332,10 +332,7 @@ def session_from_reply(reply: dict[str, Any], *, api_url: str, method: str, now:
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         raise ServerError("the API's session reply has an unsupported token type")
     refresh = reply.get("refresh_token")
-    user = reply.get("user") if isinstance(reply.get("user"), dict) else {}
-    org = reply.get("organization") if isinstance(reply.get("organization"), dict) else {}
-    scopes = reply.get("scopes") if isinstance(reply.get("scopes"), list) else []
-    assert isinstance(user, dict) and isinstance(org, dict) and isinstance(scopes, list)
+    account = Account.from_reply(reply)  # a session reply describes its account as whoami does
     return Session(
         api_url=api_url,
         access_token=access,
@@ -344,12 +341,12 @@ def session_from_reply(reply: dict[str, Any], *, api_url: str, method: str, now:
         refresh_expires_at=_absolute(reply.get("refresh_expires_in"), now),
         method=method,
         kind=KEEPTRUSTS,
-        user_email=str(user.get("email", "")),
-        user_id=str(user.get("id", "")),
-        organization=str(org.get("name", "")),
-        role=str(reply.get("role", "")),
-        scopes=tuple(str(s) for s in scopes),
-        mfa_authenticated=reply.get("mfa_authenticated") is True,
+        user_email=account.email or "",
+        user_id=account.user_id or "",
+        organization=account.organization or "",
+        role=account.role or "",
+        scopes=account.scopes,
+        mfa_authenticated=account.mfa_authenticated,
         session_id=str(reply["session_id"]) if reply.get("session_id") else None,
         obtained_at=now,
     )
