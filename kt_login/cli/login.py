@@ -12,9 +12,10 @@ import click
 from ..browser import no_browser_reason
 from ..errors import MfaRequired, UsageError
 from ..session import Session
+from ..signin.password import password_sign_in
 from .app import Invocation, common_options, read_secret_line
 from .login_oauth import run_browser_login, run_device_login
-from .step_up import complete_challenge
+from .step_up import code_rejected, prompt_code
 from .views import logged_in_line, session_document
 
 Method = Literal["password", "browser", "device"]
@@ -212,17 +213,19 @@ def run_password_login(inv: Invocation, opts: LoginOptions) -> None:
         password = str(click.prompt("Password", hide_input=True, err=True))
 
     try:
-        session = inv.api().login(email, password)
+        session = password_sign_in(
+            inv.api(),
+            email,
+            password,
+            ask_code=prompt_code if inv.interactive else None,
+            on_rejected=lambda: code_rejected(inv),
+        )
     except MfaRequired as exc:
-        if not (inv.interactive and exc.mfa_token):
-            exc.message = f"{email} uses multi-factor authentication: a one-time code is needed"
-            exc.hint = inv.mfa_hint(exc.mfa_token, insecure_storage=opts.insecure_storage)
-            raise
+        exc.message = f"{email} uses multi-factor authentication: a one-time code is needed"
+        exc.hint = inv.mfa_hint(exc.mfa_token, insecure_storage=opts.insecure_storage)
+        raise
+    finally:
         del password
-        session = complete_challenge(inv, exc.mfa_token, store=store)
-        _announce(inv, session, store.kind)
-        return
-    del password
     inv.authenticator.save(store, session)
     _announce(inv, session, store.kind)
 

@@ -35,14 +35,14 @@ def complete_challenge(
             return code
         if not inv.interactive:
             raise UsageError("no MFA code: pipe it on stdin or run on a terminal")
-        return _prompt_code()
+        return prompt_code()
 
     session = answer_mfa_challenge(
         inv.api(),
         mfa_token,
         ask_code,
         attempts=1 if code is not None else MAX_CODE_ATTEMPTS,
-        on_rejected=lambda: inv.console.warn("that code was not accepted; try again"),
+        on_rejected=lambda: code_rejected(inv),
     )
     inv.authenticator.save(store, session)
     if announce:
@@ -56,9 +56,13 @@ def complete_challenge(
     return session
 
 
-def _prompt_code() -> str:
+def prompt_code() -> str:
     value = click.prompt("Authentication code", hide_input=True, err=True)
     return str(value).strip().replace(" ", "")
+
+
+def code_rejected(inv: Invocation) -> None:
+    inv.console.warn("that code was not accepted; try again")
 
 
 def with_step_up(inv: Invocation, run: Callable[[], T]) -> T:
