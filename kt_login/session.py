@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal
 
+from .config import DEFAULT_PROFILE
 from .errors import StoreError
-
-_CORRUPT_HINT = "run: kt auth login"
 
 # Who issued the tokens, so who refreshes and revokes them:
 KEEPTRUSTS: Final = "keeptrusts"  # the Keeptrusts API's own password/MFA sign-in (/v1/auth/...)
@@ -67,16 +67,16 @@ class Session:
         return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> Session:
-        """Parse what `to_json` wrote; anything else raises StoreError, never KeyError/TypeError."""
+    def from_json(cls, text: str | bytes, *, profile: str = DEFAULT_PROFILE) -> Session:
+        """Parse what `to_json` wrote; anything else raises StoreError, never KeyError/TypeError,
+        with the login that replaces it (of `profile`, the profile it was stored for) as hint."""
+        corrupt = _relogin_hint(profile)
         try:
             data = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            raise StoreError(
-                "stored session is corrupt (not valid JSON)", hint=_CORRUPT_HINT
-            ) from None
+            raise StoreError("stored session is corrupt (not valid JSON)", hint=corrupt) from None
         if not isinstance(data, dict):
-            raise StoreError("stored session is corrupt (not a JSON object)", hint=_CORRUPT_HINT)
+            raise StoreError("stored session is corrupt (not a JSON object)", hint=corrupt)
         if "kind" not in data:
             # Written before sessions named their kind; OAuth sign-ins always had an endpoint.
             data["kind"] = OAUTH if data.get("token_endpoint") else KEEPTRUSTS
@@ -86,16 +86,16 @@ class Session:
             if f.name not in data:
                 if f.name in _OPTIONAL:
                     continue
-                raise StoreError(f"stored session is corrupt (no {f.name})", hint=_CORRUPT_HINT)
+                raise StoreError(f"stored session is corrupt (no {f.name})", hint=corrupt)
             value = checker(data[f.name])
             if value is _BAD:
-                raise StoreError(f"stored session is corrupt (bad {f.name})", hint=_CORRUPT_HINT)
+                raise StoreError(f"stored session is corrupt (bad {f.name})", hint=corrupt)
             values[f.name] = value
         # Unknown keys (from a newer kt) are dropped rather than rejected.
         try:
             return cls(**values)
         except ValueError as exc:
-            raise StoreError(f"stored session is corrupt ({exc})", hint=_CORRUPT_HINT) from None
+            raise StoreError(f"stored session is corrupt ({exc})", hint=corrupt) from None
 
     def __repr__(self) -> str:
         parts = []
@@ -201,3 +201,9 @@ _OPTIONAL = frozenset(
         "acr",
     }
 )
+
+
+def _relogin_hint(profile: str) -> str:
+    # A login replaces a session that cannot be read (SessionStore.choose_for_login).
+    flag = "" if profile == DEFAULT_PROFILE else f" --profile {shlex.quote(profile)}"
+    return f"run: kt auth login{flag}"

@@ -41,7 +41,7 @@ class FileStore:
         if not check_private_dir(self.directory):
             return None
         data = read_file(path, limit=MAX_FILE_BYTES, error=StoreError, secret=True)
-        return None if data is None else Session.from_json(data)
+        return None if data is None else Session.from_json(data, profile=profile)
 
     def check(self, profile: str) -> bool:
         """Whether the profile has a file here that a new session may replace, without reading it:

@@ -137,7 +137,7 @@ class KeyringStore:
         user = _username(check_profile_name(profile))
         backend = self._resolve()
         text = self._call(lambda: backend.get_password(KEYRING_SERVICE, user))
-        return None if text is None else Session.from_json(text)
+        return None if text is None else Session.from_json(text, profile=profile)
 
     def save(self, profile: str, session: Session) -> None:
         user = _username(check_profile_name(profile))

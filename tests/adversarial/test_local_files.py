@@ -462,12 +462,27 @@ def test_LF_04_the_hint_for_an_unreadable_session_works(signed_in: Machine, cont
     result = signed_in.kt("auth", "whoami")
     _, hint = human_refusal(result, 1, Path("stored session"))  # no path: it is the content
     assert hint == "run: kt auth login"
-    # The hint as printed, with what a script adds to sign in without a terminal.
+    _run_login_hint(signed_in, hint)
+    assert signed_in.kt("auth", "whoami").code == 0
+
+
+def test_LF_04_the_hint_names_the_profile_it_is_for(machine: Machine) -> None:
+    work = ("--profile", "work")
+    assert machine.login(*work).code == 0
+    (machine.config / "credentials" / "work.json").write_bytes(b"")
+    result = machine.kt("auth", "whoami", *work)
+    _, hint = human_refusal(result, 1, Path("stored session"))
+    assert hint == "run: kt auth login --profile work"  # not the default profile's login
+    _run_login_hint(machine, hint)
+    assert machine.kt("auth", "whoami", *work).code == 0
+
+
+def _run_login_hint(machine: Machine, hint: str) -> None:
+    """The hint as printed, with what a script adds to sign in without a terminal."""
     command = shlex.split(hint.removeprefix("run: "))
     assert command[:3] == ["kt", "auth", "login"]
-    again = signed_in.kt(*command[1:], "--email", ALICE[0], "--password-stdin", input=ALICE[1])
+    again = machine.kt(*command[1:], "--email", ALICE[0], "--password-stdin", input=ALICE[1])
     assert again.code == 0, again.stderr
-    assert signed_in.kt("auth", "whoami").code == 0
 
 
 REFUSED = {
