@@ -51,6 +51,7 @@ class IdClaims:
     email: str | None = None
     email_verified: bool | None = None
     name: str | None = None
+    preferred_username: str | None = None
 
 
 def _invalid(why: str) -> ValidationFailed:
@@ -268,6 +269,7 @@ def check_claims(
         if isinstance(verified := claims.get("email_verified"), bool)
         else None,
         name=_text(claims, "name"),
+        preferred_username=_text(claims, "preferred_username"),
     )
 
 

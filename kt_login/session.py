@@ -49,6 +49,8 @@ class Session:
     subject: str | None = None
     auth_time: float | None = None
     acr: str | None = None
+    # How the identity is named when there is no email (identity.display_name at sign-in).
+    display_name: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind == OAUTH and not self.token_endpoint:
@@ -185,6 +187,7 @@ _CHECKS = {
     "subject": _opt_str,
     "auth_time": _opt_time,
     "acr": _opt_str,
+    "display_name": _opt_str,
 }
 _OPTIONAL = frozenset(
     {
@@ -199,6 +202,7 @@ _OPTIONAL = frozenset(
         "subject",
         "auth_time",
         "acr",
+        "display_name",
     }
 )
 

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ..errors import NotLoggedIn
+from ..identity import session_name
 from ..text import clean
 from .app import Invocation, common_options
 from .views import session_document, timestamp
@@ -49,7 +50,7 @@ def run_status(inv: Invocation) -> None:
     lines = [
         f"Profile: {inv.profile}",
         f"API URL: {session.api_url}",
-        f"Account: {clean(session.user_email) or '?'}"
+        f"Account: {session_name(session)}"
         + (
             f" ({clean(session.organization)}, {clean(session.role)})"
             if session.organization

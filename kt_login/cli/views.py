@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from ..identity import session_name
 from ..output import table
 from ..session import Session
 from ..text import clean
@@ -20,7 +21,7 @@ def session_document(session: Session, *, profile: str, storage: str) -> dict[st
     return {
         "profile": profile,
         "api_url": session.api_url,
-        "user": {"id": session.user_id, "email": session.user_email},
+        "user": {"id": session.user_id, "email": session.user_email, "name": session_name(session)},
         "organization": session.organization,
         "role": session.role,
         "scopes": list(session.scopes),
@@ -44,7 +45,7 @@ def session_document(session: Session, *, profile: str, storage: str) -> dict[st
 
 
 def logged_in_line(session: Session, storage: str) -> str:
-    who = clean(session.user_email)
+    who = session_name(session)
     org = f" ({clean(session.organization)}, {clean(session.role)})" if session.organization else ""
     return f"Logged in to {session.api_url} as {who}{org}. Session stored in: {storage}."
 

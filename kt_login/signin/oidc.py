@@ -5,6 +5,7 @@ the Session only after every check passed (EH-04), the way a password login is s
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import httpx2
@@ -15,6 +16,7 @@ from ..flows.authcode import DEFAULT_SCOPE
 from ..flows.discovery import ProviderMetadata
 from ..flows.tokens import TokenResponse
 from ..flows.userinfo import get_userinfo
+from ..identity import display_name
 from ..idtoken import IdClaims, provider_keys, validate_id_token
 from ..session import OAUTH, Session
 from ..text import clean
@@ -94,7 +96,8 @@ def session_from_sign_in(
     signed: SignedIn, *, login: SignInRequest, api_url: str, now: float, method: str = "browser"
 ) -> Session:
     claims, info = signed.claims, signed.userinfo or {}
-    email = (claims.email if claims else None) or info.get("email")
+    id_claims_ = dataclasses.asdict(claims) if claims else {}
+    email = id_claims_.get("email") or info.get("email")
     tokens = signed.tokens
     return Session(
         api_url=api_url,
@@ -118,4 +121,5 @@ def session_from_sign_in(
         subject=claims.sub if claims else None,
         auth_time=claims.auth_time if claims else None,
         acr=claims.acr if claims else None,
+        display_name=display_name(id_claims_, info),
     )

@@ -108,6 +108,8 @@ class Behaviour:
     whoami_arrived: threading.Event = field(default_factory=threading.Event)
     whoami_hold: threading.Event | None = None
     userinfo_sub: str = SUBJECT
+    userinfo_claims: dict[str, Any] = field(default_factory=dict)  # overrides (DELETE removes)
+    whoami_user: dict[str, Any] = field(default_factory=dict)  # overrides of whoami's "user"
     revocation_status: int = 200
 
 
@@ -369,7 +371,8 @@ class HostileAS:
         return web.json_response({"keys": [public(RSA_ATTACKER)]})
 
     async def _userinfo(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
-        return web.json_response({"sub": self.behaviour.userinfo_sub, "email": EMAIL})
+        b = self.behaviour
+        return web.json_response(_apply({"sub": b.userinfo_sub, "email": EMAIL}, b.userinfo_claims))
 
     async def _revoke(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
         return web.Response(status=self.behaviour.revocation_status)
@@ -384,7 +387,7 @@ class HostileAS:
             return web.json_response({"error": {"code": "auth.unauthorized"}}, status=401)
         return web.json_response(
             {
-                "user": {"id": SUBJECT, "email": EMAIL},
+                "user": _apply({"id": SUBJECT, "email": EMAIL}, b.whoami_user),
                 "organization": {"name": "Hostile"},
                 "role": "member",
                 "scopes": [],
