@@ -20,7 +20,7 @@ from . import config
 from .api import ApiClient, BearerAuth, SessionAuth, make_http_client
 from .errors import KtError, NetworkError, NotLoggedIn
 from .flows import drive
-from .flows.tokens import revoke
+from .flows.tokens import revoke_grant
 from .refresh import SessionKeeper
 from .session import KEEPTRUSTS, OAUTH, Session, SessionKind
 from .store import CredentialStore, Location, SessionStore, keyring_timeout
@@ -174,20 +174,15 @@ def _revoke_oauth(session: Session, http: httpx2.Client) -> KtError | None:
     if not session.revocation_endpoint:
         return NetworkError("the identity provider offers no way to revoke the session")
     try:
-        for token, hint in (
-            (session.refresh_token, "refresh_token"),
-            (session.access_token, "access_token"),
-        ):
-            if token:
-                drive(
-                    revoke(
-                        session.revocation_endpoint,
-                        client_id=session.client_id or "",
-                        token=token,
-                        hint=hint,
-                    ),
-                    http,
-                )
+        drive(
+            revoke_grant(
+                session.revocation_endpoint,
+                client_id=session.client_id or "",
+                refresh_token=session.refresh_token,
+                access_token=session.access_token,
+            ),
+            http,
+        )
     except KtError as exc:
         return exc
     return None

@@ -12,13 +12,14 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NoReturn
 
 import httpx2
 
 from .api import ApiClient
 from .errors import KtError, NetworkError, NotLoggedIn, OAuthError, StoreError, ValidationFailed
 from .flows import drive, tokens
-from .idtoken import SignIn, provider_keys, validate_id_token
+from .idtoken import IdClaims, SignIn, provider_keys, validate_id_token
 from .session import KEEPTRUSTS, OAUTH, Session, SessionKind
 from .store import CredentialStore, refresh_lock
 
@@ -131,23 +132,53 @@ class SessionKeeper:
                 ) from None
             raise
         now = self._clock()
+        auth_time = latest.auth_time
         if granted.id_token:
-            _check_refreshed_id_token(latest, granted.id_token, http, now)
+            try:
+                claims = _check_refreshed_id_token(latest, granted.id_token, http, now)
+            except KtError as exc:
+                self._refuse(latest, granted, exc)
+            if claims.auth_time is not None:
+                auth_time = claims.auth_time
         return dataclasses.replace(
             latest,
             access_token=granted.access_token,
             refresh_token=granted.refresh_token or refresh_token,
             expires_at=now + granted.expires_in if granted.expires_in else None,
             obtained_at=now,
+            auth_time=auth_time,
         )
+
+    def _refuse(self, latest: Session, granted: tokens.TokenResponse, why: KtError) -> NoReturn:
+        """A refresh result kt will not use: the provider has already rotated (spent) the
+        stored refresh token, so keeping the session would only trip its reuse detection
+        later. The tokens it sent are revoked, the session is cleared, and the person is told
+        to sign in again (issue 10, case 6)."""
+        if latest.revocation_endpoint:
+            try:
+                drive(
+                    tokens.revoke_grant(
+                        latest.revocation_endpoint,
+                        client_id=latest.client_id or "",
+                        refresh_token=granted.refresh_token,
+                        access_token=granted.access_token,
+                    ),
+                    self._api.http,
+                )
+            except KtError:
+                pass  # best effort: the session ends here either way
+        self._store.delete(self._profile)
+        raise NotLoggedIn(
+            f"your session has ended: {why.message}", hint="run: kt auth login"
+        ) from None
 
 
 def _check_refreshed_id_token(
     session: Session, id_token: str, http: httpx2.Client, now: float
-) -> None:
+) -> IdClaims:
     if not (session.jwks_uri and session.issuer and session.client_id and session.subject):
         raise ValidationFailed("the stored session lacks what is needed to check a new ID token")
-    validate_id_token(
+    return validate_id_token(
         id_token,
         keys=provider_keys(session.jwks_uri, http),
         issuer=session.issuer,

@@ -35,6 +35,7 @@ ALLOWED_KEYS = {
     "subject",
     "auth_time",
     "acr",
+    "display_name",
 }
 
 

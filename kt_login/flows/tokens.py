@@ -137,3 +137,13 @@ def revoke(revocation_endpoint: str, *, client_id: str, token: str, hint: str) -
     if response.status_code == 503:
         raise NetworkError("the identity provider could not revoke the token now (HTTP 503)")
     raise ServerError(f"the revocation endpoint failed (HTTP {response.status_code})")
+
+
+def revoke_grant(
+    revocation_endpoint: str, *, client_id: str, refresh_token: str | None, access_token: str
+) -> Flow[None]:
+    """End a grant (RFC 7009): the refresh token first, which ends the grant at most providers
+    (§2.1), then the access token."""
+    for token, hint in ((refresh_token, "refresh_token"), (access_token, "access_token")):
+        if token:
+            yield from revoke(revocation_endpoint, client_id=client_id, token=token, hint=hint)

@@ -13,8 +13,11 @@ from . import Flow
 from .transport import check_size
 
 
-def get_userinfo(endpoint: str, *, access_token: str, subject: str) -> Flow[dict[str, Any] | None]:
-    """The provider's claims about `subject`; None when it does not answer 200."""
+def get_userinfo(
+    endpoint: str, *, access_token: str, subject: str | None
+) -> Flow[dict[str, Any] | None]:
+    """The provider's claims about `subject` (None: about whoever it names, by a non-empty
+    `sub`); None when it does not answer 200."""
     response = yield httpx2.Request(
         "GET",
         endpoint,
@@ -25,7 +28,7 @@ def get_userinfo(endpoint: str, *, access_token: str, subject: str) -> Flow[dict
     return parse_userinfo(response.content, subject)
 
 
-def parse_userinfo(body: bytes, subject: str) -> dict[str, Any]:
+def parse_userinfo(body: bytes, subject: str | None) -> dict[str, Any]:
     check_size(body, "userinfo", "provider's userinfo reply")
     try:
         claims = json.loads(body)
@@ -33,6 +36,9 @@ def parse_userinfo(body: bytes, subject: str) -> dict[str, Any]:
         raise ServerError("the provider's userinfo reply is not JSON") from None
     if not isinstance(claims, dict):
         raise ServerError("the provider's userinfo reply is not a JSON object")
-    if claims.get("sub") != subject:
+    if subject is None:
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise ValidationFailed("the provider's userinfo names no subject (sub)")
+    elif claims.get("sub") != subject:
         raise ValidationFailed("the provider's userinfo describes another user than the ID token")
     return claims

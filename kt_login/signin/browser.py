@@ -17,7 +17,7 @@ from ..flows.authcode import AuthorizationRequest, begin, check_response
 from ..flows.discovery import discover
 from ..flows.pkce import new_state
 from ..flows.tokens import exchange_code
-from .oidc import SignedIn, SignInRequest, fetch_userinfo, id_claims
+from .oidc import SignedIn, SignInRequest, checked_sign_in
 
 
 def browser_sign_in(
@@ -74,7 +74,7 @@ def browser_sign_in(
         raise NetworkError(
             exc.message, hint="the sign-in was not completed; run kt auth login again"
         ) from None
-    claims = id_claims(
+    return checked_sign_in(
         tokens,
         meta,
         scope=request.scope,
@@ -85,8 +85,6 @@ def browser_sign_in(
         max_age=request.max_age,
         acr_values=request.acr_values,
     )
-    userinfo = fetch_userinfo(meta, tokens, claims, http=http)
-    return SignedIn(tokens=tokens, claims=claims, meta=meta, userinfo=userinfo)
 
 
 def step_up(login: SignInRequest, *, acr_values: str) -> SignInRequest:

@@ -12,7 +12,7 @@ from ..errors import ValidationFailed
 from ..flows import drive
 from ..flows.device import DeviceAuthorization, poll, request_device_code
 from ..flows.discovery import discover
-from .oidc import SignedIn, SignInRequest, fetch_userinfo, id_claims
+from .oidc import SignedIn, SignInRequest, checked_sign_in
 
 
 def device_sign_in(
@@ -26,7 +26,9 @@ def device_sign_in(
     monotonic: Callable[[], float] = time.monotonic,
 ) -> SignedIn:
     """RFC 8628 sign-in: show the code, poll, then the same ID-token checks as the browser flow
-    (DV-06); with no nonce in this grant, the ID token's iat must be fresh instead."""
+    (DV-06); with no nonce in this grant, the ID token's iat must be fresh instead. A token
+    response without an ID token is accepted (§3.5: an RFC 6749 §5.1 response): UserInfo says
+    who signed in."""
     meta = drive(discover(login.issuer), http)
     if meta.device_authorization_endpoint is None:
         raise ValidationFailed(
@@ -50,8 +52,12 @@ def device_sign_in(
         monotonic=monotonic,
         on_wait=(lambda wait: on_wait(wait.remaining or 0.0)) if on_wait is not None else None,
     )
-    claims = id_claims(
-        tokens, meta, scope=login.scope, client_id=login.client_id, http=http, now=clock()
+    return checked_sign_in(
+        tokens,
+        meta,
+        scope=login.scope,
+        client_id=login.client_id,
+        http=http,
+        now=clock(),
+        id_token_required=False,
     )
-    userinfo = fetch_userinfo(meta, tokens, claims, http=http)
-    return SignedIn(tokens=tokens, claims=claims, meta=meta, userinfo=userinfo)

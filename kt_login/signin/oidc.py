@@ -6,15 +6,17 @@ the Session only after every check passed (EH-04), the way a password login is s
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx2
 
-from ..errors import ValidationFailed
+from ..errors import KtError, ValidationFailed
 from ..flows import drive
 from ..flows.authcode import DEFAULT_SCOPE
 from ..flows.discovery import ProviderMetadata
-from ..flows.tokens import TokenResponse
+from ..flows.tokens import TokenResponse, revoke_grant
 from ..flows.userinfo import get_userinfo
 from ..identity import display_name
 from ..idtoken import IdClaims, provider_keys, validate_id_token
@@ -43,6 +45,74 @@ class SignedIn:
     meta: ProviderMetadata
     userinfo: dict[str, object] | None
 
+    @property
+    def subject(self) -> str | None:
+        """Who signed in: the ID token's sub, or UserInfo's where no ID token came."""
+        if self.claims is not None:
+            return self.claims.sub
+        sub = (self.userinfo or {}).get("sub")
+        return sub if isinstance(sub, str) else None
+
+
+def checked_sign_in(
+    tokens: TokenResponse,
+    meta: ProviderMetadata,
+    *,
+    scope: str,
+    client_id: str,
+    http: httpx2.Client,
+    now: float,
+    nonce: str | None = None,
+    max_age: int | None = None,
+    acr_values: str | None = None,
+    id_token_required: bool = True,
+) -> SignedIn:
+    """The tokens' ID token and UserInfo checked; tokens that fail a check are revoked before
+    the refusal goes on (kt never drops tokens it has received while they still work).
+
+    `id_token_required` False is the device grant: RFC 8628 §3.5 returns an RFC 6749 §5.1 token
+    response, which need not carry an ID token; UserInfo then says who signed in."""
+    with revoked_if_refused(tokens, meta, client_id=client_id, http=http):
+        claims = id_claims(
+            tokens,
+            meta,
+            scope=scope,
+            client_id=client_id,
+            http=http,
+            now=now,
+            nonce=nonce,
+            max_age=max_age,
+            acr_values=acr_values,
+            id_token_required=id_token_required,
+        )
+        openid = "openid" in scope.split()
+        userinfo = fetch_userinfo(meta, tokens, claims, http=http, required=openid)
+        return SignedIn(tokens=tokens, claims=claims, meta=meta, userinfo=userinfo)
+
+
+@contextmanager
+def revoked_if_refused(
+    tokens: TokenResponse, meta: ProviderMetadata, *, client_id: str, http: httpx2.Client
+) -> Iterator[None]:
+    """On a refusal inside, end the grant at the provider (best effort), then refuse."""
+    try:
+        yield
+    except KtError:
+        if meta.revocation_endpoint is not None:
+            try:
+                drive(
+                    revoke_grant(
+                        meta.revocation_endpoint,
+                        client_id=client_id,
+                        refresh_token=tokens.refresh_token,
+                        access_token=tokens.access_token,
+                    ),
+                    http,
+                )
+            except KtError:
+                pass  # the refusal is what the person needs to hear
+        raise
+
 
 def id_claims(
     tokens: TokenResponse,
@@ -55,11 +125,15 @@ def id_claims(
     nonce: str | None = None,
     max_age: int | None = None,
     acr_values: str | None = None,
+    id_token_required: bool = True,
 ) -> IdClaims | None:
-    """The ID token's claims, validated, when the sign-in asked for `openid`; None otherwise."""
+    """The ID token's claims, validated, when the sign-in asked for `openid` and the grant
+    must return one (or did); None otherwise."""
     if "openid" not in scope.split():
         return None
     if tokens.id_token is None:
+        if not id_token_required:
+            return None
         raise ValidationFailed("the provider returned no ID token for an OpenID sign-in")
     if meta.jwks_uri is None:
         raise ValidationFailed("the provider publishes no jwks_uri to verify its ID tokens")
@@ -82,14 +156,35 @@ def fetch_userinfo(
     claims: IdClaims | None,
     *,
     http: httpx2.Client,
+    required: bool = False,
 ) -> dict[str, object] | None:
-    """UserInfo when the provider has it; its `sub` must be the ID token's (ID-07)."""
-    if meta.userinfo_endpoint is None or claims is None:
+    """UserInfo when the provider has it; its `sub` must be the ID token's (ID-07). Without an
+    ID token, UserInfo is `required` for an OpenID sign-in: its `sub` names the person, and
+    anchors the ID tokens later refreshes bring (OIDC Core §12.2)."""
+    if claims is not None:
+        if meta.userinfo_endpoint is None:
+            return None
+        return drive(
+            get_userinfo(
+                meta.userinfo_endpoint, access_token=tokens.access_token, subject=claims.sub
+            ),
+            http,
+        )
+    if not required:
         return None
-    return drive(
-        get_userinfo(meta.userinfo_endpoint, access_token=tokens.access_token, subject=claims.sub),
+    if meta.userinfo_endpoint is None:
+        raise ValidationFailed(
+            "the provider returned no ID token and has no userinfo endpoint to say who signed in"
+        )
+    info = drive(
+        get_userinfo(meta.userinfo_endpoint, access_token=tokens.access_token, subject=None),
         http,
     )
+    if info is None:
+        raise ValidationFailed(
+            "the provider returned no ID token and its userinfo did not say who signed in"
+        )
+    return info
 
 
 def session_from_sign_in(
@@ -107,7 +202,7 @@ def session_from_sign_in(
         method=method,
         kind=OAUTH,
         user_email=clean(email) if isinstance(email, str) else "",
-        user_id=claims.sub if claims else "",
+        user_id=signed.subject or "",
         organization="",
         role="",
         scopes=tuple((tokens.scope or login.scope).split()),
@@ -118,7 +213,7 @@ def session_from_sign_in(
         token_endpoint=signed.meta.token_endpoint,
         revocation_endpoint=signed.meta.revocation_endpoint,
         jwks_uri=signed.meta.jwks_uri,
-        subject=claims.sub if claims else None,
+        subject=signed.subject,
         auth_time=claims.auth_time if claims else None,
         acr=claims.acr if claims else None,
         display_name=display_name(id_claims_, info),

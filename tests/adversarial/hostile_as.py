@@ -102,6 +102,9 @@ class Behaviour:
     token_redirect: str | None = None  # a 307 Location for the token endpoint
     refresh_claims: dict[str, Any] = field(default_factory=dict)
     refresh_id_token: bool = True
+    code_id_token: bool = True  # an ID token in the authorization code grant's reply
+    device_id_token: bool = True  # an ID token in the device grant's reply (RFC 8628 §3.5)
+    userinfo_status: int = 200
     refresh_arrived: threading.Event = field(default_factory=threading.Event)
     refresh_hold: threading.Event | None = None  # answer the refresh only once set
     reuse_detection: bool = True
@@ -309,12 +312,12 @@ class HostileAS:
                 return web.json_response({"error": "invalid_grant"}, status=400)
             nonce = self._codes.pop(code)  # single use
             claims = {"nonce": nonce} if nonce is not None else {}
-            id_token = self.id_token(claims)
+            id_token = self.id_token(claims) if b.code_id_token else None
         elif grant == "urn:ietf:params:oauth:grant-type:device_code":
             if form.get("device_code") not in self._codes:
                 return web.json_response({"error": "invalid_grant"}, status=400)
             self._codes.pop(form["device_code"])
-            id_token = self.id_token({})  # RFC 8628 has no nonce
+            id_token = self.id_token({}) if b.device_id_token else None  # RFC 8628: no nonce
         elif grant == "refresh_token":
             b.refresh_arrived.set()
             rt = form.get("refresh_token", "")
@@ -372,6 +375,8 @@ class HostileAS:
 
     async def _userinfo(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
         b = self.behaviour
+        if b.userinfo_status != 200:
+            return web.json_response({"error": "invalid_token"}, status=b.userinfo_status)
         return web.json_response(_apply({"sub": b.userinfo_sub, "email": EMAIL}, b.userinfo_claims))
 
     async def _revoke(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:

@@ -93,3 +93,143 @@ def test_1_email_wins_when_there_is_one(box: Box) -> None:
     result = human_login(box)
     assert result.code == 0, result.stderr
     assert f"as {EMAIL}. Session stored in" in result.stdout
+
+
+# --------------------------------------------------------------------------- 3. device, no ID token
+
+
+def test_3_device_grant_without_id_token_is_accepted_via_userinfo(box: Box) -> None:
+    """RFC 8628 §3.5 returns an RFC 6749 §5.1 token response: no ID token is required. UserInfo
+    says who signed in; its sub is stored and anchors the ID tokens later refreshes bring."""
+    b = box.server.behaviour
+    b.device_id_token = False
+    result = device_login(box)
+    assert result.code == 0, result.stderr
+    doc = result.json()
+    assert doc["identity"]["subject"] == SUBJECT and doc["user"]["email"] == EMAIL
+    session = stored(box)
+    assert session is not None and session["subject"] == SUBJECT
+    assert session["auth_time"] is None
+    assert len(box.server.calls("GET", "/userinfo")) == 1
+    new = {session["access_token"], session["refresh_token"]}
+    assert revoked(box) and not new & set(revoked(box))  # only the replaced session is ended
+
+
+@pytest.mark.parametrize(
+    "provider",
+    [
+        pytest.param({"userinfo_status": 401}, id="userinfo-refuses"),
+        pytest.param({"userinfo_claims": {"sub": DELETE}}, id="userinfo-without-sub"),
+        pytest.param({"metadata": {"userinfo_endpoint": DELETE}}, id="no-userinfo-endpoint"),
+    ],
+)
+def test_3_device_grant_without_any_identity_is_refused_and_revoked(
+    box: Box, provider: dict[str, Any]
+) -> None:
+    """No ID token and no UserInfo naming the person: refused (exit 7), and the tokens the
+    provider issued are revoked before kt exits; the earlier session is kept untouched."""
+    b = box.server.behaviour
+    b.device_id_token = False
+    for name, value in provider.items():
+        setattr(b, name, value)
+    before = box.snapshot()
+    result = device_login(box)
+    assert result.code == 7, result.stderr
+    assert "no ID token" in result.error()["message"] or "userinfo" in result.error()["message"]
+    (token_call,) = box.server.token_calls(DEVICE_GRANT)
+    assert len(revoked(box)) == 2 and all(t.startswith(("rt-", "at-")) for t in revoked(box))
+    assert revoked(box)[0].startswith("rt-")  # the refresh token first: it ends the grant
+    assert box.snapshot() == before
+
+
+def test_3_code_grant_tokens_refused_are_revoked(box: Box) -> None:
+    """The code flow must return an ID token (OIDC Core §3.1.3.3); when kt refuses a token
+    response it has received, it revokes the tokens it got before exiting."""
+    box.server.behaviour.code_id_token = False
+    before = box.snapshot()
+    result = box.login()
+    assert result.code == 7, result.stderr
+    assert "no ID token" in result.error()["message"]
+    assert [t[:3] for t in revoked(box)] == ["rt-", "at-"]
+    assert box.snapshot() == before
+
+
+def test_3_invalid_id_token_tokens_are_revoked(box: Box) -> None:
+    box.server.behaviour.id_claims["aud"] = "someone-else"
+    result = device_login(box)
+    assert result.code == 7, result.stderr
+    assert [t[:3] for t in revoked(box)] == ["rt-", "at-"]
+
+
+# --------------------------------------------------------------------------- 6. auth_time moves
+
+
+def expire_soon(box: Box) -> dict[str, Any]:
+    from .test_refresh_and_storage import expire_soon as expire
+
+    return expire(box)
+
+
+def test_6_a_later_auth_time_is_recorded_not_fatal(box: Box) -> None:
+    """A provider that puts the person's latest sign-in anywhere into refreshed ID tokens: the
+    refresh is kept, with the rotated tokens and the new auth_time."""
+    old = expire_soon(box)
+    later = int(old["auth_time"]) + 120
+    box.server.behaviour.refresh_claims["auth_time"] = later
+    result = kt("auth", "whoami", "--json", env=api_env(box))
+    assert result.code == 0, result.stderr
+    new = stored(box)
+    assert new is not None and new["auth_time"] == later
+    assert new["refresh_token"] != old["refresh_token"]  # the rotated one, never the spent one
+    assert not revoked(box)
+
+
+@pytest.mark.parametrize(
+    "mutation",
+    [
+        pytest.param({"iss": "https://evil.example"}, id="iss"),
+        pytest.param({"sub": "user-2"}, id="sub"),
+        pytest.param({"aud": "someone-else"}, id="aud"),
+    ],
+)
+def test_6_iss_sub_aud_changes_stay_fatal_and_end_the_session(
+    box: Box, mutation: dict[str, object]
+) -> None:
+    """OIDC Core §12.2: iss, sub and aud must not change. The refresh result is refused; since
+    the stored refresh token is spent, the new tokens are revoked and the session cleared."""
+    old = expire_soon(box)
+    box.server.behaviour.refresh_claims.update(mutation)
+    result = kt("auth", "whoami", "--json", env=api_env(box))
+    assert result.code == 3, result.stderr
+    assert result.error()["message"].startswith("your session has ended: the ID token is not valid")
+    assert stored(box) is None
+    assert len(revoked(box)) == 2 and old["refresh_token"] not in revoked(box)
+    assert not box.server.calls("GET", "/v1/auth/whoami")
+    # The next command says so at once; it never presents the spent refresh token.
+    again = kt("auth", "whoami", "--json", env=api_env(box))
+    assert again.code == 3 and len(box.server.token_calls("refresh_token")) == 1
+
+
+def test_6_userinfo_sub_anchors_refreshed_id_tokens(box: Box) -> None:
+    """A device sign-in without an ID token (case 3) stores UserInfo's sub; a refreshed ID token
+    for another subject is then refused like any other change of sub."""
+    box.server.behaviour.device_id_token = False
+    assert device_login(box).code == 0
+    box.server.reset()
+    expire_soon(box)
+    box.server.behaviour.refresh_claims["sub"] = "user-2"
+    result = kt("auth", "whoami", "--json", env=api_env(box))
+    assert result.code == 3, result.stderr
+    assert "sub differs" in result.error()["message"]
+    assert stored(box) is None
+
+    box.server.reset()
+    box.server.behaviour.device_id_token = False
+    assert device_login(box).code == 0
+    box.server.reset()
+    expire_soon(box)
+    accepted = kt("auth", "whoami", "--json", env=api_env(box))
+    assert accepted.code == 0, accepted.stderr
+    new = stored(box)
+    assert new is not None and new["subject"] == SUBJECT
+    assert new["auth_time"] is not None  # the first ID token's auth_time is recorded

@@ -88,25 +88,30 @@ def test_LC_01_oidcc_client_test_refresh_token_happy_path(box: Box) -> None:
         pytest.param({"aud": "someone-else"}, id="aud"),
         pytest.param({"aud": [CLIENT_ID, "untrusted"], "azp": CLIENT_ID}, id="aud-extra"),
         pytest.param({"azp": "someone-else"}, id="azp"),
-        pytest.param({"auth_time": 1}, id="auth_time"),
+        pytest.param({"auth_time": 1}, id="auth_time-earlier"),
         pytest.param({"exp": DELETE}, id="exp-missing"),
     ],
 )
 def test_ID_06_oidcc_client_test_refresh_token_invalid(
     box: Box, mutation: dict[str, object]
 ) -> None:
-    """A refreshed ID token naming another sign-in is refused; the stored session is not
-    updated (and stays parseable), and the new access token is never used."""
-    expire_soon(box)
+    """A refreshed ID token naming another sign-in is refused and the new access token is never
+    used. The provider has already rotated the stored refresh token, so the session is not kept
+    with it (issue 10, case 6): the tokens the refresh brought are revoked, the session is
+    cleared, and the person is told to sign in again (exit 3)."""
+    old = expire_soon(box)
     box.server.behaviour.refresh_claims.update(mutation)
-    before = box.snapshot()
     result = whoami(box)
-    assert result.code == 7, result.stderr
+    assert result.code == 3, result.stderr
     error = one_line_error(result)
     assert "ID token is not valid" in str(error["message"])
+    assert "kt auth login" in str(error.get("hint", ""))
     assert len(box.server.token_calls("refresh_token")) == 1
     assert not box.server.calls("GET", "/v1/auth/whoami")
-    assert box.snapshot() == before
+    assert stored(box) is None and no_temp_files(box)
+    revoked = [r.form["token"] for r in box.server.calls("POST", "/revoke")]
+    assert len(revoked) == 2 and revoked[0].startswith("rt-") and revoked[1].startswith("at-")
+    assert old["refresh_token"] not in revoked and old["access_token"] not in revoked
 
 
 def test_LC_04_invalid_grant_clears_and_says_sign_in_again(box: Box) -> None:
