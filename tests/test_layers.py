@@ -3,7 +3,7 @@
     kt_login.cli (commands, presentation)
       > use cases: kt_login.signin, kt_login.authenticate, the public library (kt_login/__init__)
       > kt_login.api, .store, .flows, .idtoken, .refresh, .browser, .debuglog
-      > kt_login.config, .session, .errors, .text, .trusted_files
+      > kt_login.config, .session, .errors, .text, .trusted_files, .identity
 
 callback_server imports nothing of kt_login; kt_devserver only kt_login's flows, idtoken, text and
 errors. Function-level imports count the same as module-level ones, and no module of the three
@@ -39,6 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "kt_login.errors",
         "kt_login.text",
         "kt_login.trusted_files",
+        "kt_login.identity",
         "kt_login._version",
     ),
 )
