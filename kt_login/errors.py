@@ -18,6 +18,8 @@ Messages are one line, say what failed and what to do next, and never carry a se
 
 from __future__ import annotations
 
+from .text import clean
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -118,11 +120,13 @@ class ValidationFailed(KtError):
     code = "kt.validation"
 
 
-# Fixed texts for the RFC 6749 §4.1.2.1 / §5.2 codes (SECURITY.md EH-02); others get a generic one.
+# Fixed texts for the RFC 6749 §4.1.2.1 / §5.2 codes (SECURITY.md EH-02), by what the person needs
+# to know; codes beside the RFC that mean the same get the same text (issue 10, case 11).
+_DENIED = "the sign-in was denied or cancelled at the identity provider"
 _OAUTH_MESSAGES = {
-    "access_denied": "the sign-in was denied or cancelled",
+    "access_denied": _DENIED,
+    "consent_required": _DENIED + " (consent was not given)",
     "login_required": "the identity provider requires you to sign in again",
-    "consent_required": "the identity provider needs your consent",
     "interaction_required": "the identity provider needs you to interact with it",
     "invalid_scope": "the identity provider refused the requested scopes",
     "invalid_grant": "the identity provider refused the grant (expired, used or revoked)",
@@ -132,18 +136,61 @@ _OAUTH_MESSAGES = {
     "temporarily_unavailable": "the identity provider is temporarily unavailable",
     "expired_token": "the code expired before the sign-in was approved",
 }
+MAX_DESCRIPTION = 120
 
 
 class OAuthError(KtError):
-    """An OAuth error answer (authorization response or token endpoint)."""
+    """An OAuth error answer (authorization response or token endpoint).
 
-    def __init__(self, error: str, *, hint: str | None = None) -> None:
+    The message says what it means for the person (`meaning`: the fixed text of the code, or
+    what the caller knows from the endpoint) and always what the provider said: its code and
+    description, made inert for a terminal and cut short (HY-04, EH-02)."""
+
+    def __init__(
+        self,
+        error: str,
+        *,
+        description: object = None,
+        hint: str | None = None,
+        meaning: str | None = None,
+        said: str | None = None,
+    ) -> None:
         safe = "".join(c for c in error if c.isalnum() or c in "_-.")[:64] or "unknown"
-        message = _OAUTH_MESSAGES.get(safe, f"the identity provider answered with error {safe!r}")
-        super().__init__(message, hint=hint)
         self.error = safe
+        self.description = _description(description)
+        self.meaning = meaning or _OAUTH_MESSAGES.get(safe, "the identity provider refused")
+        # What the provider did, when that was not an error code of its own (an HTTP status,
+        # a wait that ran out).
+        self._said = said
+        super().__init__(f"{self.meaning} ({self.provider_said})", hint=hint)
         self.code = f"oauth.{safe}"
         if safe in ("server_error", "temporarily_unavailable"):
             self.exit_code = EXIT_SERVER
         else:
             self.exit_code = EXIT_NOT_LOGGED_IN
+
+    @property
+    def provider_said(self) -> str:
+        if self._said is not None:
+            return self._said
+        said = f"the provider said {self.error}"
+        return f"{said}: {self.description}" if self.description else said
+
+    def restated(self, meaning: str, *, hint: str | None = None) -> OAuthError:
+        """The same answer of the provider, with what it means where the caller received it."""
+        return OAuthError(
+            self.error,
+            description=self.description,
+            meaning=meaning,
+            hint=hint or self.hint,
+            said=self._said,
+        )
+
+
+def _description(value: object) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    # Inert for a terminal, one line, and no angle brackets: it cannot read as markup wherever
+    # the message ends up (a log viewer, an HTML report).
+    text = clean(" ".join(value.split())).replace("<", "").replace(">", "")
+    return text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 1] + "…"

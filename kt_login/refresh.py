@@ -125,10 +125,14 @@ class SessionKeeper:
                     tokens.refresh(token_endpoint, **flow_args), http
                 )  # LC-03: one retry
         except OAuthError as exc:
+            # Any refusal (invalid_grant, or a provider's invalid_request for an unknown token)
+            # ends the session: presenting the token again could only fail the same way.
             if exc.error not in ("server_error", "temporarily_unavailable"):
                 self._store.delete(self._profile)
                 raise NotLoggedIn(
-                    f"your session has ended ({exc.message})", hint="run: kt auth login"
+                    f"your session has ended: the identity provider would not refresh it "
+                    f"({exc.provider_said})",
+                    hint="run: kt auth login",
                 ) from None
             raise
         now = self._clock()

@@ -253,7 +253,7 @@ def validate(token, **kw):
         ("oidcc-client-test-refresh-token-invalid-sub", {"sub": "usr_2"}),
         ("oidcc-client-test-refresh-token-invalid-aud", {"aud": "x"}),
         ("oidcc-client-test-refresh-token-invalid-azp", {"azp": "x"}),
-        ("auth_time-changed", {"auth_time": NOW + 1}),
+        ("auth_time-before-the-original-sign-in", {"auth_time": NOW - 3600}),
     ],
 )
 def test_refreshed_id_token_must_match_original(case, change):
@@ -261,6 +261,14 @@ def test_refreshed_id_token_must_match_original(case, change):
     assert validate(sign(claims(nonce=None)), nonce=None, refreshing=original).sub == "usr_1"
     with pytest.raises(ValidationFailed):
         validate(sign(claims(nonce=None, **change)), nonce=None, refreshing=original)
+
+
+def test_refreshed_id_token_with_a_later_auth_time_is_accepted():
+    """Providers that put the person's latest sign-in anywhere into auth_time (issue 10 case 6):
+    the later time comes back to be recorded, not refused."""
+    original = SignIn(sub="usr_1", auth_time=NOW - 5)
+    later = validate(sign(claims(nonce=None, auth_time=NOW - 1)), nonce=None, refreshing=original)
+    assert later.auth_time == NOW - 1
 
 
 def test_entry_point_accepts_a_key_cache_or_a_fetched_key_set():

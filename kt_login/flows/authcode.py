@@ -126,9 +126,22 @@ def check_response(
                 "the sign-in response came from another issuer than the one asked (mix-up)"
             )
     elif meta.iss_parameter_supported:
+        if result.error is not None:
+            # Still refused (RFC 9207 §2.4: the error may come from a mix-up attacker), but the
+            # person hears the provider's words too.
+            said = OAuthError(result.error, description=result.error_description).provider_said
+            raise ValidationFailed(
+                f"the provider broke RFC 9207: its error response lacks the issuer (iss) it "
+                f"promised, so it cannot be trusted ({said})",
+                hint="run kt auth login again; if this repeats, tell the provider's administrator",
+            )
         raise ValidationFailed("the sign-in response lacks the issuer (iss) the provider promised")
     if result.error is not None:
-        raise OAuthError(result.error, hint="run kt auth login again to retry")
+        raise OAuthError(
+            result.error,
+            description=result.error_description,
+            hint="run kt auth login again to retry",
+        )
     if not result.code:
         raise ValidationFailed("the sign-in response carries no authorization code")
     return result.code

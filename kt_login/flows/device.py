@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import httpx2
 
-from ..errors import NetworkError, OAuthError, ServerError, ValidationFailed
+from ..errors import KtError, NetworkError, OAuthError, ServerError, ValidationFailed
 from ..text import clean
 from . import Flow, Wait, WaitingFlow
 from .authcode import safe_browser_url
@@ -90,15 +90,16 @@ def poll(
     interval = auth.interval
     wait = interval
     elapsed = 0.0
+    last = "no answer to a poll"
     while True:
         remaining = auth.expires_in - elapsed
         if remaining <= 0 or wait > remaining:
-            raise _expired()
+            raise _expired(auth, last)
         waited = yield Wait(wait, remaining=remaining)
         assert isinstance(waited, float | int)
         elapsed = float(waited)
         if elapsed > auth.expires_in:
-            raise _expired()
+            raise _expired(auth, last)
         try:
             response = yield httpx2.Request(
                 "POST",
@@ -112,6 +113,7 @@ def poll(
             )
         except NetworkError:
             wait = min(wait * 2, MAX_BACKOFF)  # RFC 8628 §3.5: back off on connection timeouts
+            last = "no answer to the last poll"
             continue
         assert isinstance(response, httpx2.Response)
         if response.status_code == 200:
@@ -120,15 +122,51 @@ def poll(
             error = json.loads(response.content).get("error")
         except (ValueError, UnicodeDecodeError, AttributeError):
             error = None
-        if error == "authorization_pending":
+        # Only the RFC's answer (HTTP 400, RFC 6749 §5.2) keeps the wait going; anything else
+        # ends it with the provider's words, never a retry loop (issue 10, case 9).
+        if response.status_code == 400 and error == "authorization_pending":
             wait = interval
-        elif error == "slow_down":
+            last = "the provider answered authorization_pending to the last poll"
+        elif response.status_code == 400 and error == "slow_down":
             interval += SLOW_DOWN_STEP
             wait = interval
+            last = "the provider answered slow_down to the last poll"
         else:
-            parse_token_response(response)  # raises the OAuthError or ServerError
-            raise ServerError("the token endpoint answered the device poll unexpectedly")
+            raise _poll_refused(response)
 
 
-def _expired() -> OAuthError:
-    return OAuthError("expired_token", hint="run kt auth login --device again")
+# What RFC 8628 §3.5 and RFC 6749 §5.2 define; any other answer means the provider will not
+# finish this device sign-in, most often because the client may not use the device grant.
+_RFC_POLL_ERRORS = frozenset(
+    {"access_denied", "expired_token", "server_error", "temporarily_unavailable", "invalid_scope"}
+)
+_NOT_ALLOWED_HINT = (
+    "the provider may not allow this client the device grant: "
+    "use kt auth login --browser (with --no-browser over SSH)"
+)
+
+
+def _poll_refused(response: httpx2.Response) -> KtError:
+    try:
+        parse_token_response(response)
+    except OAuthError as exc:
+        if exc.error in _RFC_POLL_ERRORS and response.status_code == 400:
+            return exc
+        return OAuthError(
+            exc.error,
+            meaning="the identity provider ended the device sign-in",
+            said=f"HTTP {response.status_code}; {exc.provider_said}",
+            hint=_NOT_ALLOWED_HINT,
+        )
+    except ServerError as exc:
+        exc.hint = _NOT_ALLOWED_HINT
+        return exc
+    return ServerError("the token endpoint answered the device poll unexpectedly")
+
+
+def _expired(auth: DeviceAuthorization, last: str) -> OAuthError:
+    return OAuthError(
+        "expired_token",
+        said=f"not approved within {int(auth.expires_in)} s; {last}",
+        hint="run kt auth login --device again",
+    )

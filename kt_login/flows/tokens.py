@@ -40,7 +40,7 @@ def json_reply(response: httpx2.Response, what: str) -> dict[str, Any]:
         body = None
     if response.status_code != 200:
         if isinstance(body, dict) and isinstance(body.get("error"), str):
-            raise OAuthError(body["error"])
+            raise OAuthError(body["error"], description=body.get("error_description"))
         raise ServerError(f"the {what} failed (HTTP {response.status_code})")
     if not isinstance(body, dict):
         raise ServerError(f"the {what}'s reply is not a JSON object")
@@ -121,6 +121,18 @@ def refresh(token_endpoint: str, *, client_id: str, refresh_token: str) -> Flow[
             "client_id": client_id,
         },
     )
+    if 400 <= response.status_code < 500:
+        # Refused, whatever the reply says: the caller ends the session rather than retry.
+        try:
+            parse_token_response(response)
+        except OAuthError:
+            raise
+        except ServerError:
+            raise OAuthError(
+                "invalid_grant",
+                meaning="the identity provider refused the refresh",
+                said=f"the provider answered HTTP {response.status_code} without an OAuth error",
+            ) from None
     return parse_token_response(response)
 
 

@@ -11,13 +11,24 @@ import httpx2
 
 from callback_server import CallbackError, CallbackTimeout, receive
 
-from ..errors import KtError, NetworkError
+from ..errors import KtError, NetworkError, OAuthError
 from ..flows import drive
 from ..flows.authcode import AuthorizationRequest, begin, check_response
 from ..flows.discovery import discover
 from ..flows.pkce import new_state
 from ..flows.tokens import exchange_code
 from .oidc import SignedIn, SignInRequest, checked_sign_in
+
+# Token-endpoint errors that say something other than "this code was refused".
+_NOT_ABOUT_THE_CODE = frozenset(
+    {
+        "invalid_client",
+        "unauthorized_client",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+    }
+)
 
 
 def browser_sign_in(
@@ -69,6 +80,15 @@ def browser_sign_in(
             ),
             http,
         )
+    except OAuthError as exc:
+        if exc.error in _NOT_ABOUT_THE_CODE:
+            raise
+        # invalid_grant, and what providers answer beside it (invalid_request, a 403
+        # invalid_code for a PKCE verifier): at this endpoint all mean the code was refused.
+        raise exc.restated(
+            "the identity provider refused the grant: it did not accept the sign-in code",
+            hint="run kt auth login again",
+        ) from None
     except NetworkError as exc:
         # The code may have been spent: retrying could only fail or, worse, trip replay detection.
         raise NetworkError(

@@ -83,6 +83,12 @@ def sign(header: dict[str, Any], claims: dict[str, Any], how: str) -> str:
     return jwt.encode(header, claims, key)
 
 
+def _answer(status: int, body: Any) -> web.Response:
+    if isinstance(body, bytes):
+        return web.Response(status=status, body=body, content_type="text/html")
+    return web.json_response(body, status=status)
+
+
 @dataclass
 class Behaviour:
     """What the provider does in one case. Defaults: an honest provider."""
@@ -105,6 +111,10 @@ class Behaviour:
     code_id_token: bool = True  # an ID token in the authorization code grant's reply
     device_id_token: bool = True  # an ID token in the device grant's reply (RFC 8628 §3.5)
     userinfo_status: int = 200
+    # (status, JSON body or raw bytes) answered instead of a grant
+    refresh_answer: tuple[int, Any] | None = None
+    device_answer: tuple[int, Any] | None = None  # answered to every device poll
+    device_expires_in: int = 60
     refresh_arrived: threading.Event = field(default_factory=threading.Event)
     refresh_hold: threading.Event | None = None  # answer the refresh only once set
     reuse_detection: bool = True
@@ -314,6 +324,8 @@ class HostileAS:
             claims = {"nonce": nonce} if nonce is not None else {}
             id_token = self.id_token(claims) if b.code_id_token else None
         elif grant == "urn:ietf:params:oauth:grant-type:device_code":
+            if b.device_answer is not None:
+                return _answer(*b.device_answer)
             if form.get("device_code") not in self._codes:
                 return web.json_response({"error": "invalid_grant"}, status=400)
             self._codes.pop(form["device_code"])
@@ -324,6 +336,8 @@ class HostileAS:
             if b.refresh_hold is not None:
                 loop = asyncio.get_running_loop()
                 await loop.run_in_executor(None, b.refresh_hold.wait, 60)
+            if b.refresh_answer is not None:
+                return _answer(*b.refresh_answer)
             if not rt.startswith("rt-") or (b.reuse_detection and rt in self._spent_refresh):
                 return web.json_response({"error": "invalid_grant"}, status=400)
             self._spent_refresh.add(rt)
@@ -352,7 +366,7 @@ class HostileAS:
                 "device_code": device_code,
                 "user_code": "BCDF-GHJK",
                 "verification_uri": self.issuer + "/device",
-                "expires_in": 60,
+                "expires_in": self.behaviour.device_expires_in,
                 "interval": 1,
             }
         )

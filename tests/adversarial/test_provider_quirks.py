@@ -233,3 +233,155 @@ def test_6_userinfo_sub_anchors_refreshed_id_tokens(box: Box) -> None:
     new = stored(box)
     assert new is not None and new["subject"] == SUBJECT
     assert new["auth_time"] is not None  # the first ID token's auth_time is recorded
+
+
+# ------------------------------------------------------------------------ 7. iss only on success
+
+
+def test_7_error_without_the_promised_iss_is_refused_with_the_providers_words(box: Box) -> None:
+    """The provider promises iss (RFC 9207) but leaves it out of error responses. kt still
+    refuses to trust the response (§2.4), and says what the provider said and that it broke
+    RFC 9207; nothing is sent to the token endpoint and the earlier session stays."""
+    box.server.behaviour.callback.update(
+        {
+            "iss": DELETE,
+            "code": DELETE,
+            "error": "access_denied",
+            "error_description": "The user \x1b[2Jsaid no",
+        }
+    )
+    before = box.snapshot()
+    result = box.login()
+    assert result.code == 7, result.stderr
+    message = result.error()["message"]
+    assert "broke RFC 9207" in message and "lacks the issuer (iss)" in message
+    assert "access_denied: The user \\x1b[2Jsaid no" in message
+    assert "\x1b" not in result.stderr
+    assert not box.server.token_calls()
+    assert box.snapshot() == before
+
+
+def test_7_error_with_iss_is_the_providers_error(box: Box) -> None:
+    box.server.behaviour.callback.update(
+        {"code": DELETE, "error": "access_denied", "error_description": "User cancelled"}
+    )
+    result = box.login()
+    assert result.code == 3, result.stderr
+    message = result.error()["message"]
+    assert "denied" in message and "access_denied: User cancelled" in message
+    assert "RFC 9207" not in message
+
+
+# ------------------------------------------------------------------------ 11. codes beside the RFC
+
+
+def test_11_consent_required_is_a_denial_with_the_providers_words(box: Box) -> None:
+    box.server.behaviour.callback.update(
+        {"code": DELETE, "error": "consent_required", "error_description": "Consent refused"}
+    )
+    before = box.snapshot()
+    result = box.login()
+    assert result.code == 3, result.stderr
+    error = result.error()
+    assert "denied" in error["message"]
+    assert "consent_required: Consent refused" in error["message"]
+    assert error["code"] == "oauth.consent_required"
+    assert box.snapshot() == before
+
+
+def test_11_403_invalid_code_on_the_code_exchange(box: Box) -> None:
+    """A bad PKCE verifier answered 403 invalid_code: the code was refused; sign in again."""
+    b = box.server.behaviour
+    b.token_status = 403
+    b.token_reply = {"error": "invalid_code", "error_description": "PKCE verification failed"}
+    before = box.snapshot()
+    result = box.login()
+    assert result.code == 3, result.stderr
+    error = result.error()
+    assert "refused the grant" in error["message"] and "sign-in code" in error["message"]
+    assert "invalid_code: PKCE verification failed" in error["message"]
+    assert "kt auth login" in error["hint"]
+    assert len(box.server.token_calls("authorization_code")) == 1  # never retried
+    assert box.snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param((400, {"error": "invalid_request", "error_description": "unknown token"}),
+                     id="invalid_request"),
+        pytest.param((401, {"error": "invalid_client"}), id="invalid_client"),
+        pytest.param((403, b"<html>Forbidden</html>"), id="403-html"),
+        pytest.param((400, {"error": "invalid_grant"}), id="invalid_grant"),
+    ],
+)  # fmt: skip
+def test_11_a_refused_refresh_of_any_kind_ends_the_session(
+    box: Box, answer: tuple[int, Any]
+) -> None:
+    expire_soon(box)
+    box.server.behaviour.refresh_answer = answer
+    result = kt("auth", "whoami", "--json", env=api_env(box))
+    assert result.code == 3, result.stderr
+    error = result.error()
+    assert error["message"].startswith("your session has ended")
+    assert "Forbidden" not in error["message"]  # the body is never echoed (EH-03)
+    status, body = answer
+    if isinstance(body, dict):
+        assert f"the provider said {body['error']}" in error["message"]
+    else:
+        assert f"HTTP {status}" in error["message"]
+    assert "kt auth login" in error["hint"]
+    assert stored(box) is None
+    assert len(box.server.token_calls("refresh_token")) == 1  # no retry loop
+    again = kt("auth", "whoami", "--json", env=api_env(box))
+    assert again.code == 3 and len(box.server.token_calls("refresh_token")) == 1
+
+
+def test_11_a_refresh_that_fails_at_the_provider_keeps_the_session(box: Box) -> None:
+    """server_error is temporary: the session (whose refresh token was not spent) is kept."""
+    expire_soon(box)
+    box.server.behaviour.refresh_answer = (503, {"error": "temporarily_unavailable"})
+    result = kt("auth", "whoami", "--json", env=api_env(box))
+    assert result.code == 6, result.stderr
+    assert "temporarily_unavailable" in result.error()["message"]
+    assert stored(box) is not None
+
+
+# ------------------------------------------------------------------------ 9. device, not allowed
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        pytest.param((404, {"error": "device_not_found"}), "the provider said device_not_found",
+                     id="404-device_not_found"),
+        pytest.param((400, {"error": "unauthorized_client", "error_description": "no device"}),
+                     "unauthorized_client: no device", id="unauthorized_client"),
+        pytest.param((403, {"error": "authorization_pending"}), "HTTP 403",
+                     id="pending-with-403"),
+        pytest.param((404, b"<html>nope</html>"), "HTTP 404", id="404-html"),
+    ],
+)  # fmt: skip
+def test_9_non_rfc_poll_answers_end_the_wait(box: Box, answer: tuple[int, Any], said: str) -> None:
+    b = box.server.behaviour
+    b.device_answer = answer
+    before = box.snapshot()
+    result = device_login(box)
+    assert result.code in (3, 6), result.stderr
+    error = result.error()
+    assert said in error["message"], error
+    assert "nope" not in error["message"]
+    assert len(box.server.token_calls(DEVICE_GRANT)) == 1  # one poll, no retry loop
+    assert box.snapshot() == before
+
+
+def test_9_pending_forever_stops_at_expires_in(box: Box) -> None:
+    b = box.server.behaviour
+    b.device_answer = (400, {"error": "authorization_pending"})
+    b.device_expires_in = 3
+    result = device_login(box)
+    assert result.code == 3, result.stderr
+    error = result.error()
+    assert error["code"] == "oauth.expired_token"
+    assert "authorization_pending" in error["message"] and "3 s" in error["message"]
+    assert 1 <= len(box.server.token_calls(DEVICE_GRANT)) <= 3
