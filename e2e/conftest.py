@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kt_process import REPO, base_env
+from tests.kt_process import REPO
 
 URL_TIMEOUT = 30.0
 
@@ -90,8 +90,3 @@ def kt_browser(tmp_path):
 def kt_login(kt_browser):
     """Start `kt auth login ARGS…` with a browser (see kt_browser)."""
     return lambda *args, env: kt_browser("auth", "login", *args, env=env)
-
-
-@pytest.fixture
-def env(tmp_path, devserver):
-    return base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url)

@@ -17,11 +17,6 @@ from kt_devserver.demo import BOB_TOTP_SECRET
 from tests.kt_process import ALICE, BOB, base_env, kt, password_login
 
 
-@pytest.fixture
-def env(tmp_path, devserver):
-    return base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url)
-
-
 def login(env, who=ALICE, *extra):
     return password_login(env, who, "--insecure-storage", *extra)
 
