@@ -22,6 +22,11 @@ _PATTERNS = [
         r"\1\2<redacted>",
     ),
     (re.compile(r"(?i)(b?'(?:set-)?cookie',\s*b?')[^']*"), r"\1<redacted>"),
+    # A credential header as httpcore logs it, whatever its value looks like.
+    (
+        re.compile(r"(?i)(b?'(?:proxy-)?(?:authorization|dpop)',\s*b?')[^']*"),
+        r"\1<redacted>",
+    ),
     (re.compile(r"\bkt(?:_live|[amrd])_[A-Za-z0-9_\-]+"), "<redacted-token>"),
     (re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"), "<redacted-jwt>"),
 ]
