@@ -337,3 +337,63 @@ def test_token_ids_that_would_change_the_path_are_refused_before_sending(token_i
     with pytest.raises(UsageError):
         api.tokens.revoke(BearerAuth("kta_x", API), token_id)
     assert rec.requests == []
+
+
+# ------------------------------------------- the self-refreshing session auth: its own origin check
+
+
+def _session_auth(api_url: str = API, refreshed_url: str = API):
+    """A SessionAuth whose session belongs to `api_url`, and whose refresh returns one for
+    `refreshed_url`; it records every refresh asked for."""
+    from kt_login.api import SessionAuth
+    from tests.sample_sessions import make_session
+
+    refreshes: list[object] = []
+
+    def refresh(stale):
+        refreshes.append(stale)
+        return make_session(api_url=refreshed_url, access_token="kta_CANARY-refreshed")
+
+    return SessionAuth(lambda: make_session(api_url=api_url), refresh), refreshes
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        "https://api.example.attacker.net",
+        "https://api.example:8443",
+        "http://api.example",
+        "https://evil.example",
+    ],
+)
+def test_session_auth_only_sent_to_its_exact_origin(elsewhere):
+    """SessionAuth on its own (no outer check in the way) refuses to attach the session."""
+    rec = Recorder(lambda r: httpx2.Response(200, json={}))
+    auth, refreshes = _session_auth()
+    with make_http_client(httpx2.MockTransport(rec)) as http:
+        with pytest.raises(ValidationFailed) as info:
+            http.get(elsewhere + "/v1/auth/whoami", auth=auth)
+    assert rec.requests == [] and refreshes == []
+    assert "refusing to send the session" in info.value.message
+    assert "CANARY" not in info.value.message
+
+
+def test_session_auth_sent_to_its_own_origin():
+    rec = Recorder(lambda r: httpx2.Response(200, json={}))
+    auth, _ = _session_auth()
+    with make_http_client(httpx2.MockTransport(rec)) as http:
+        http.get("https://API.example:443/v1/auth/whoami", auth=auth)
+    assert rec.requests[0].headers["Authorization"] == "Bearer kta_CANARY-access-7f3a9c"
+
+
+def test_session_auth_refreshed_for_another_origin_is_not_sent():
+    """A refresh that returns a session of another API never sends it on the retried request."""
+    answers = iter(
+        [httpx2.Response(401, json={"error": {"code": "auth.token_expired"}}), httpx2.Response(200)]
+    )
+    rec = Recorder(lambda r: next(answers))
+    auth, refreshes = _session_auth(refreshed_url="https://evil.example")
+    with make_http_client(httpx2.MockTransport(rec)) as http:
+        with pytest.raises(ValidationFailed):
+            http.get(API + "/v1/auth/whoami", auth=auth)
+    assert len(rec.requests) == 1 and len(refreshes) == 1
