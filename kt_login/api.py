@@ -8,6 +8,7 @@ credential to any request whose origin differs from the one it belongs to.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -20,16 +21,23 @@ from .config import origin
 from .errors import (
     EXIT_MFA_REQUIRED,
     ApiError,
-    KtError,
     MfaRequired,
     NotLoggedIn,
     ServerError,
     UsageError,
     ValidationFailed,
 )
-from .flows.transport import check_size, network_error
+from .flows import send
+from .flows.transport import (
+    MAX_LIFETIME,
+    check_size,
+    json_document,
+    read_reply,
+    seconds,
+    where,
+)
 from .session import KEEPTRUSTS, Session
-from .text import clean
+from .text import clean, command_hint
 
 TIMEOUT = httpx2.Timeout(15.0, connect=5.0)
 
@@ -39,13 +47,40 @@ SESSION_ENDED_CODES = frozenset(
 )
 
 
+# Loopback is never reached through a proxy, whatever NO_PROXY says (SECURITY.md PX-01): an
+# `http://` loopback API or provider carries passwords and tokens in clear text, and a proxy has
+# no business seeing them. `None` mounts the client's own direct transport for these hosts, and a
+# host pattern outranks the scheme-wide ones HTTP(S)_PROXY/ALL_PROXY make.
+DIRECT_TO_LOOPBACK: Mapping[str, None] = {
+    "all://localhost": None,
+    "all://127.0.0.0/8": None,
+    "all://[::1]/128": None,
+}
+
+log = logging.getLogger(__name__)
+
+
 def make_http_client(transport: httpx2.BaseTransport | None = None) -> httpx2.Client:
-    return httpx2.Client(
+    """The one factory of kt's HTTP clients: no redirects, kt's headers and timeouts, proxies
+    from the environment for remote hosts only (PX-01), and `--debug` saying when one is used."""
+    client = httpx2.Client(
         timeout=TIMEOUT,
         follow_redirects=False,
         headers={"User-Agent": f"kt-login/{__version__}", "Accept": "application/json"},
         transport=transport,
+        mounts=DIRECT_TO_LOOPBACK,
     )
+
+    def say_if_proxied(request: httpx2.Request) -> None:
+        if client._transport_for_url(request.url) is not client._transport:
+            log.debug(
+                "%s is reached through the proxy set in the environment"
+                " (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY)",
+                where(request.url),
+            )
+
+    client.event_hooks["request"].append(say_if_proxied)
+    return client
 
 
 def same_origin(url: str | httpx2.URL, base: str) -> bool:
@@ -97,7 +132,10 @@ class SessionAuth(httpx2.Auth):
         response = yield request
         # Expiry unknown, clocks disagree or the access token was revoked: the server is the
         # judge. Refresh once and retry; a refused refresh clears the session (LC-04).
-        if response.status_code == 401 and _error_code(response) in SESSION_ENDED_CODES:
+        if response.status_code != 401:
+            return
+        read_reply(response)  # capped, unlike httpx2's `requires_response_body` (NT-05)
+        if _error_code(response) in SESSION_ENDED_CODES:
             session = self._refresh(session)
             self._attach(request, session)
             yield request
@@ -111,12 +149,10 @@ class SessionAuth(httpx2.Auth):
             )
         request.headers["Authorization"] = f"Bearer {session.access_token}"
 
-    requires_response_body = True
-
 
 def _error_code(response: httpx2.Response) -> str | None:
     try:
-        body = response.json()
+        body = json_document(response.content)
     except ValueError:
         return None
     err = body.get("error") if isinstance(body, dict) else None
@@ -173,19 +209,14 @@ class ApiClient:
         body: dict[str, Any] | None = None,
         auth: httpx2.Auth | None = None,
     ) -> dict[str, Any]:
-        url = self.api_url + path
-        try:
-            response = self.http.request(
-                method, url, json=body, auth=auth or httpx2.USE_CLIENT_DEFAULT
-            )
-        except KtError:
-            raise
-        except httpx2.TransportError as exc:
-            raise network_error(
-                exc,
-                f"the Keeptrusts API at {self.api_url}",
-                hint="is the server running? check KEEPTRUSTS_API_URL / --api-url",
-            ) from None
+        request = self.http.build_request(method, self.api_url + path, json=body)
+        response = send(
+            self.http,
+            request,
+            auth=auth,
+            server=f"the Keeptrusts API at {self.api_url}",
+            hint="is the server running? check KEEPTRUSTS_API_URL / --api-url",
+        )
         return decode_reply(response, self.api_url)
 
 
@@ -298,7 +329,7 @@ def decode_reply(response: httpx2.Response, api_url: str) -> dict[str, Any]:
         raise ServerError(f"the API answered with a redirect ({status}); kt does not follow them")
     check_size(response.content, "api", f"API reply ({len(response.content)} bytes)")
     try:
-        body = response.json()
+        body = json_document(response.content)
     except ValueError:
         body = None
     if 200 <= status < 300:
@@ -314,7 +345,7 @@ def decode_reply(response: httpx2.Response, api_url: str) -> dict[str, Any]:
         token = err.get("mfa_token")
         raise MfaRequired(message, mfa_token=token if isinstance(token, str) else None)
     if status == 401 and code in SESSION_ENDED_CODES:
-        ended = NotLoggedIn(message, hint="run: kt auth login")
+        ended = NotLoggedIn(message, hint=command_hint("kt", "auth", "login"))
         ended.code = clean(code)
         raise ended
     error = ApiError(message, code=clean(code), status=status)
@@ -337,8 +368,10 @@ def session_from_reply(reply: dict[str, Any], *, api_url: str, method: str, now:
         api_url=api_url,
         access_token=access,
         refresh_token=refresh if isinstance(refresh, str) and refresh else None,
-        expires_at=_absolute(reply.get("expires_in"), now),
-        refresh_expires_at=_absolute(reply.get("refresh_expires_in"), now),
+        expires_at=_absolute(reply.get("expires_in"), "session's expires_in", now),
+        refresh_expires_at=_absolute(
+            reply.get("refresh_expires_in"), "session's refresh_expires_in", now
+        ),
         method=method,
         kind=KEEPTRUSTS,
         user_email=account.email or "",
@@ -352,8 +385,8 @@ def session_from_reply(reply: dict[str, Any], *, api_url: str, method: str, now:
     )
 
 
-def _absolute(seconds: object, now: float) -> float | None:
-    """`expires_in` as an absolute time; missing or nonsense means unknown (ID-08)."""
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
-        return None
-    return now + float(seconds)
+def _absolute(value: object, what: str, now: float) -> float | None:
+    """`expires_in` as an absolute time; missing or nonsense means unknown (ID-08), a number
+    beyond any sane lifetime is refused (NU-01)."""
+    lifetime = seconds(value, what, most=MAX_LIFETIME)
+    return None if lifetime is None else now + lifetime

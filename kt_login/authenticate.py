@@ -24,6 +24,7 @@ from .flows.tokens import revoke_grant
 from .refresh import SessionKeeper
 from .session import KEEPTRUSTS, OAUTH, Session, SessionKind
 from .store import CredentialStore, Location, SessionStore, keyring_timeout
+from .text import command_hint
 
 T = TypeVar("T")
 
@@ -240,9 +241,9 @@ def session_auth(
         ).credential()
     except NoCredential as exc:
         http.close()
-        flags = f" --profile {profile}" if profile else ""
-        flags += f" --api-url {exc.api_url}" if exc.api_url else ""
-        exc.hint = f"run: kt auth login{flags}"
+        flags = ["--profile", profile] if profile else []
+        flags += ["--api-url", exc.api_url] if exc.api_url else []
+        exc.hint = command_hint("kt", "auth", "login", *flags)
         raise
     except BaseException:
         http.close()

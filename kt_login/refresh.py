@@ -22,6 +22,9 @@ from .flows import drive, tokens
 from .idtoken import IdClaims, SignIn, provider_keys, validate_id_token
 from .session import KEEPTRUSTS, OAUTH, Session, SessionKind
 from .store import CredentialStore, refresh_lock
+from .text import command_hint
+
+LOGIN_HINT = command_hint("kt", "auth", "login")
 
 MIN_WINDOW = 60.0
 
@@ -73,7 +76,7 @@ class SessionKeeper:
         with refresh_lock(self._config_dir, self._profile):
             latest = self._store.load(self._profile)
             if latest is None:
-                raise NotLoggedIn("you have been logged out", hint="run: kt auth login")
+                raise NotLoggedIn("you have been logged out", hint=LOGIN_HINT)
             if latest.access_token != stale.access_token and not needs_refresh(
                 latest, self._clock()
             ):
@@ -83,14 +86,14 @@ class SessionKeeper:
                 latest.refresh_expires_at is not None and latest.refresh_expires_at <= self._clock()
             ):
                 self._store.delete(self._profile)
-                raise NotLoggedIn("your session has expired", hint="run: kt auth login")
+                raise NotLoggedIn("your session has expired", hint=LOGIN_HINT)
             fresh = self._refreshers[latest.kind](latest, latest.refresh_token)
             try:
                 self._store.save(self._profile, fresh)
             except KtError as exc:
                 self._unsaved = StoreError(
                     f"the session was refreshed but could not be saved ({exc.message})",
-                    hint="the old session can no longer be used; run: kt auth login",
+                    hint="the old session can no longer be used; " + LOGIN_HINT,
                 )
                 raise self._unsaved from None
             self.session = fresh
@@ -106,9 +109,7 @@ class SessionKeeper:
                 return self._api.refresh(refresh_token, method=latest.method)
         except NotLoggedIn as exc:
             self._store.delete(self._profile)
-            raise NotLoggedIn(
-                f"your session has ended ({exc.message})", hint="run: kt auth login"
-            ) from None
+            raise NotLoggedIn(f"your session has ended ({exc.message})", hint=LOGIN_HINT) from None
 
     def _oauth_refresh(self, latest: Session, refresh_token: str) -> Session:
         """RFC 6749 §6 at the issuer's token endpoint (an OAUTH session); a new ID token must
@@ -132,7 +133,7 @@ class SessionKeeper:
                 raise NotLoggedIn(
                     f"your session has ended: the identity provider would not refresh it "
                     f"({exc.provider_said})",
-                    hint="run: kt auth login",
+                    hint=LOGIN_HINT,
                 ) from None
             raise
         now = self._clock()
@@ -172,9 +173,7 @@ class SessionKeeper:
             except KtError:
                 pass  # best effort: the session ends here either way
         self._store.delete(self._profile)
-        raise NotLoggedIn(
-            f"your session has ended: {why.message}", hint="run: kt auth login"
-        ) from None
+        raise NotLoggedIn(f"your session has ended: {why.message}", hint=LOGIN_HINT) from None
 
 
 def _check_refreshed_id_token(

@@ -7,6 +7,7 @@ so none of them needs to import the others.
 from __future__ import annotations
 
 import re
+import shlex
 
 # C0/C1 controls and DEL (tab and newline aside): without ESC, CSI and BEL no escape sequence
 # can start, so showing each as `\xNN` makes the whole text inert. Bidi overrides go too: they
@@ -25,3 +26,10 @@ def clean(text: object, *, keep_newlines: bool = False) -> str:
     if not keep_newlines:
         s = s.replace("\n", "\\x0a")
     return s
+
+
+def command_hint(*argv: str) -> str:
+    """`run: <argv>`, the one way a command to paste is written (SECURITY.md HY-06): every word
+    made inert (`clean`) and shell-quoted, so a value from a server, a flag or a file stays one
+    word and `shlex.split` gives back exactly `argv`."""
+    return "run: " + shlex.join(clean(word) for word in argv)

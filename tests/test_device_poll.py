@@ -235,3 +235,45 @@ def test_the_flow_by_hand_waits_polls_slows_down_and_backs_off():
     with pytest.raises(StopIteration) as done:
         flow.send(httpx2.Response(200, json=TOKENS))
     assert done.value.value.access_token == "at"
+
+
+def _authorization(**members: object) -> DeviceAuthorization:
+    body: dict[str, object] = {
+        "device_code": "d",
+        "user_code": "ABCD",
+        "verification_uri": ISSUER + "/device",
+        "expires_in": 86400,
+        **members,
+    }
+    return parse_device_authorization(body, ISSUER)
+
+
+@pytest.mark.parametrize("interval", [10, 61, 120, 3600])
+def test_dv01_the_server_s_interval_is_waited_however_long(interval):
+    """RFC 8628 §3.5: kt must not poll faster than asked (it used to cap at 60 s)."""
+    authorization = _authorization(interval=interval)
+    assert authorization.interval == interval and not authorization.interval_capped
+    clock, waits = Clock(), []
+    flow = poll(authorization, token_endpoint=ISSUER + "/token", client_id="kt-cli")
+    step(flow, Server("authorization_pending", "ok").send, clock, waits)
+    assert [w.seconds for w in waits] == [interval, interval]
+
+
+def test_dv01_a_connection_failure_never_shortens_a_long_interval():
+    boom = NetworkError("down")
+    clock, server = Clock(), Server(boom, "ok")
+    run(server, clock, interval=120.0, expires_in=3600.0)
+    assert clock.sleeps == [120, 120]
+
+
+@pytest.mark.parametrize("interval", [3601, 86400, 1e300, 10**400])
+def test_dv01_only_an_absurd_interval_is_capped_and_flagged(interval):
+    authorization = _authorization(interval=interval)
+    assert authorization.interval == 3600.0 and authorization.interval_capped
+
+
+@pytest.mark.parametrize("expires_in", [86401, 1e300, 10**400])
+def test_nu01_an_absurd_device_code_lifetime_is_refused(expires_in):
+    with pytest.raises(ServerError) as info:
+        _authorization(expires_in=expires_in)
+    assert "out of range" in info.value.message and info.value.exit_code == 6

@@ -26,7 +26,7 @@ from ..errors import KtError, StoreError, UsageError
 from ..output import Console
 from ..session import Session
 from ..store import Location, SessionStore, keyring_timeout
-from ..text import clean
+from ..text import clean, command_hint
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -230,22 +230,20 @@ class Invocation:
             raise
 
     def login_hint(self, api_url: str | None = None) -> str:
-        flags = ""
-        if self.profile_flag:
-            flags += f" --profile {self.profile}"
+        flags = ["--profile", self.profile] if self.profile_flag else []
         if api_url or self.api_url_flag:
-            flags += f" --api-url {api_url or self.base_settings.api_url.value}"
-        return f"run: kt auth login{flags}"
+            flags += ["--api-url", api_url or self.base_settings.api_url.value]
+        return command_hint("kt", "auth", "login", *flags)
 
     def mfa_hint(self, mfa_token: str | None, *, insecure_storage: bool = False) -> str:
         if not mfa_token:
             return "this operation needs an MFA-authenticated session; enable MFA on your account"
-        flags = " --insecure-storage" if insecure_storage else ""
+        flags = ["--insecure-storage"] if insecure_storage else []
         if self.profile_flag:
-            flags += f" --profile {self.profile}"
+            flags += ["--profile", self.profile]
         if self.api_url_flag:
-            flags += f" --api-url {self.base_settings.api_url.value}"
-        return f"run: kt auth mfa challenge --token {mfa_token}{flags}"
+            flags += ["--api-url", self.base_settings.api_url.value]
+        return command_hint("kt", "auth", "mfa", "challenge", "--token", mfa_token, *flags)
 
     def close(self) -> None:
         if self._http is not None:

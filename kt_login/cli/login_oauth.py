@@ -125,6 +125,11 @@ def run_device_login(
 
 def show_device_code(inv: Invocation, auth: DeviceAuthorization, *, show_qr: bool) -> None:
     """The code, where to enter it, a QR code, and the phishing warning (DV-03, DV-05)."""
+    if auth.interval_capped:
+        inv.console.warn(
+            f"the server asks kt to wait more than {auth.interval:g} s between polls;"
+            f" kt polls every {auth.interval:g} s"
+        )
     if inv.json_mode:
         inv.console.err.write(
             json.dumps(

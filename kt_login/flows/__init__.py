@@ -24,10 +24,16 @@ from typing import Any, TypeVar
 import httpx2
 
 from ..errors import KtError
-from .transport import MAX_REPLY, network_error, too_large, undecodable, where
+from .transport import (
+    CONNECT_HINT,
+    aread_reply,
+    network_error,
+    read_reply,
+    undecodable,
+    where,
+)
 
 T = TypeVar("T")
-_FRAMING = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ def drive(
                 effect = steps.send(monotonic() - started)
                 continue
             try:
-                response = _send(client, effect)
+                response = send(client, effect)
             except KtError as exc:
                 effect = steps.throw(exc)
             else:
@@ -111,60 +117,46 @@ async def adrive(
         steps.close()
 
 
-class _Body:
-    """A reply's body, gathered chunk by chunk and abandoned past MAX_REPLY (NT-05)."""
-
-    def __init__(self, request: httpx2.Request) -> None:
-        self._request = request
-        self._chunks: list[bytes] = []
-        self._size = 0
-
-    def add(self, chunk: bytes) -> None:
-        self._size += len(chunk)
-        if self._size > MAX_REPLY:
-            raise too_large(where(self._request.url))
-        self._chunks.append(chunk)
-
-    def response(self, streamed: httpx2.Response) -> httpx2.Response:
-        # The body is already decoded: keep the headers but not the framing of the original.
-        headers = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in _FRAMING]
-        return httpx2.Response(
-            streamed.status_code,
-            headers=headers,
-            content=b"".join(self._chunks),
-            request=self._request,
-        )
-
-
 @contextmanager
-def _transport_errors(request: httpx2.Request) -> Iterator[None]:
+def _transport_errors(request: httpx2.Request, server: str | None, hint: str) -> Iterator[None]:
     try:
         yield
     except httpx2.TransportError as exc:
-        raise network_error(exc, where(request.url)) from None
+        raise network_error(exc, server or where(request.url), hint=hint) from None
     except httpx2.DecodingError:
-        raise undecodable(where(request.url)) from None
+        raise undecodable(server or where(request.url)) from None
 
 
-def _send(client: httpx2.Client, request: httpx2.Request) -> httpx2.Response:
-    body = _Body(request)
-    with _transport_errors(request):
-        response = client.send(request, follow_redirects=False, stream=True)
+def send(
+    client: httpx2.Client,
+    request: httpx2.Request,
+    *,
+    auth: httpx2.Auth | None = None,
+    server: str | None = None,
+    hint: str = CONNECT_HINT,
+) -> httpx2.Response:
+    """`request` sent once over `client` (with `auth`, if any), its reply read by the one capped
+    reader (`transport.read_reply`); a failed exchange is the NetworkError naming `server` (by
+    default the request's scheme://host)."""
+    with _transport_errors(request, server, hint):
+        response = client.send(
+            request,
+            auth=auth if auth is not None else httpx2.USE_CLIENT_DEFAULT,
+            follow_redirects=False,
+            stream=True,
+        )
         try:
-            for chunk in response.iter_bytes():
-                body.add(chunk)
+            read_reply(response)
         finally:
             response.close()
-    return body.response(response)
+    return response
 
 
 async def _asend(client: httpx2.AsyncClient, request: httpx2.Request) -> httpx2.Response:
-    body = _Body(request)
-    with _transport_errors(request):
+    with _transport_errors(request, None, CONNECT_HINT):
         response = await client.send(request, follow_redirects=False, stream=True)
         try:
-            async for chunk in response.aiter_bytes():
-                body.add(chunk)
+            await aread_reply(response)
         finally:
             await response.aclose()
-    return body.response(response)
+    return response

@@ -11,7 +11,6 @@ authorization.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import httpx2
@@ -21,11 +20,14 @@ from ..text import clean
 from . import Flow, Wait, WaitingFlow
 from .authcode import safe_browser_url
 from .tokens import FORM, TokenResponse, json_reply, parse_token_response
+from .transport import json_document, seconds
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 DEFAULT_INTERVAL = 5.0
 SLOW_DOWN_STEP = 5.0
-MAX_BACKOFF = 60.0
+MAX_BACKOFF = 60.0  # the longest wait a connection failure grows to (never below `interval`)
+MAX_INTERVAL = 3600.0  # an hour between polls: a longer `interval` is absurd, and capped
+MAX_EXPIRES_IN = 86400.0  # a device code that lasts longer than a day is not meant
 MAX_USER_CODE = 32
 
 
@@ -36,7 +38,8 @@ class DeviceAuthorization:
     verification_uri: str
     verification_uri_complete: str | None
     expires_in: float
-    interval: float
+    interval: float  # what kt waits between polls
+    interval_capped: bool = False  # the server asked for more than MAX_INTERVAL
 
 
 def request_device_code(
@@ -64,23 +67,27 @@ def parse_device_authorization(body: dict[str, object], issuer: str) -> DeviceAu
     verification_complete = (
         safe_browser_url(complete, issuer) if isinstance(complete, str) and complete else None
     )
-    expires = body.get("expires_in")
-    if isinstance(expires, bool) or not isinstance(expires, int | float) or expires <= 0:
+    expires = seconds(body.get("expires_in"), "device code's expires_in", most=MAX_EXPIRES_IN)
+    if expires is None:
         raise ServerError("the device authorization reply has no valid expires_in")
+    interval = _interval(body.get("interval"))
     return DeviceAuthorization(
         device_code=device_code,
         user_code=user_code,
         verification_uri=verification_uri,
         verification_uri_complete=verification_complete,
-        expires_in=float(expires),
-        interval=_interval(body.get("interval")),
+        expires_in=expires,
+        interval=min(interval, MAX_INTERVAL),
+        interval_capped=interval > MAX_INTERVAL,
     )
 
 
 def _interval(value: object) -> float:
+    """The server's `interval`, honoured however long (§3.5; capped only by the caller, past
+    MAX_INTERVAL); 5 s when absent or nonsense."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         return DEFAULT_INTERVAL
-    return float(min(value, MAX_BACKOFF))
+    return float(min(value, 2 * MAX_INTERVAL))
 
 
 def poll(
@@ -112,15 +119,15 @@ def poll(
                 },
             )
         except NetworkError:
-            wait = min(wait * 2, MAX_BACKOFF)  # RFC 8628 §3.5: back off on connection timeouts
+            wait = max(interval, min(wait * 2, MAX_BACKOFF))  # §3.5: back off on timeouts
             last = "no answer to the last poll"
             continue
         assert isinstance(response, httpx2.Response)
         if response.status_code == 200:
             return parse_token_response(response)
         try:
-            error = json.loads(response.content).get("error")
-        except (ValueError, UnicodeDecodeError, AttributeError):
+            error = json_document(response.content).get("error")
+        except (ValueError, AttributeError):
             error = None
         # Only the RFC's answer (HTTP 400, RFC 6749 §5.2) keeps the wait going; anything else
         # ends it with the provider's words, never a retry loop (issue 10, case 9).

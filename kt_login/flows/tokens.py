@@ -7,7 +7,6 @@ lifetime tolerated) and EH-03 (error bodies parsed, never echoed).
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -16,7 +15,7 @@ import httpx2
 
 from ..errors import NetworkError, OAuthError, ServerError
 from . import Flow
-from .transport import check_size
+from .transport import MAX_LIFETIME, check_size, json_document, seconds
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 
@@ -35,8 +34,8 @@ def json_reply(response: httpx2.Response, what: str) -> dict[str, Any]:
     (the body is never echoed, EH-03)."""
     check_size(response.content, "token", f"{what}'s reply")
     try:
-        body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
+        body = json_document(response.content)
+    except ValueError:
         body = None
     if response.status_code != 200:
         if isinstance(body, dict) and isinstance(body.get("error"), str):
@@ -56,13 +55,9 @@ def parse_token_response(response: httpx2.Response) -> TokenResponse:
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         raise ServerError("the token endpoint issued an unsupported token_type")
     expires = body.get("expires_in")
-    if isinstance(expires, str) and expires.isdigit():  # some providers send a string
-        expires = int(expires)
-    lifetime = (
-        float(expires)
-        if isinstance(expires, int | float) and not isinstance(expires, bool) and expires > 0
-        else None
-    )
+    if isinstance(expires, str) and expires.isdigit() and len(expires) <= 15:
+        expires = int(expires)  # some providers send a string
+    lifetime = seconds(expires, "token endpoint's expires_in", most=MAX_LIFETIME)
     refresh = body.get("refresh_token")
     id_token = body.get("id_token")
     scope = body.get("scope")

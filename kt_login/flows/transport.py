@@ -1,5 +1,6 @@
-"""What every HTTP exchange shares: the size cap of each kind of reply, and the one translation of
-an httpx2 transport failure into a NetworkError that names the reason and the server.
+"""What every HTTP exchange shares: the size cap of each kind of reply, the one strict reading of a
+server's JSON and of the durations in it, and the one translation of an httpx2 transport failure
+into a NetworkError that names the reason and the server.
 
 The flows' drivers and the API client both use it, so a refused connection reads the same
 whichever part of kt made the request.
@@ -7,10 +8,12 @@ whichever part of kt made the request.
 
 from __future__ import annotations
 
+import json
+import math
 import socket
 import ssl
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import httpx2
 
@@ -34,6 +37,9 @@ MAX_BYTES: Final = MappingProxyType[Document, int](
     }
 )
 MAX_REPLY: Final = max(MAX_BYTES.values())
+
+# The longest lifetime kt believes a server means for a token or session (ten years).
+MAX_LIFETIME: Final = 10 * 365 * 86400.0
 
 TIMEOUT_HINT = "check your network, or the server's status, and try again"
 CONNECT_HINT = "check your network and the server's address"
@@ -83,8 +89,80 @@ def undecodable(server: str) -> ServerError:
     return ServerError(f"{server} sent a reply that cannot be decoded")
 
 
+class _Gathered:
+    """A reply's body, gathered chunk by chunk and abandoned past MAX_REPLY (NT-05)."""
+
+    def __init__(self, response: httpx2.Response) -> None:
+        self._response = response
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > MAX_REPLY:
+            raise too_large(where(self._response.request.url))
+        self._chunks.append(chunk)
+
+    def keep(self) -> bytes:
+        # As httpx2's own read() does, so `content`, `json()` and a later read see the body.
+        self._response._content = body = b"".join(self._chunks)
+        return body
+
+
+def read_reply(response: httpx2.Response) -> bytes:
+    """The decoded body of a streamed reply, read chunk by chunk and abandoned past MAX_REPLY:
+    the one way kt reads a reply (the flows' drivers, the API client, the refresh-on-401). Never
+    held whole before the cap, so a huge or endless reply costs at most MAX_REPLY of memory."""
+    body = _Gathered(response)
+    for chunk in response.iter_bytes():
+        body.add(chunk)
+    return body.keep()
+
+
+async def aread_reply(response: httpx2.Response) -> bytes:
+    """`read_reply` for a reply an `httpx2.AsyncClient` streamed."""
+    body = _Gathered(response)
+    async for chunk in response.aiter_bytes():
+        body.add(chunk)
+    return body.keep()
+
+
 def check_size(body: bytes, document: Document, what: str) -> bytes:
     """`body` unchanged, or ServerError when it is larger than a `document` may be."""
     if len(body) > MAX_BYTES[document]:
         raise ServerError(f"the {what} is too large")
     return body
+
+
+def json_document(body: bytes | str) -> Any:
+    """A server's JSON, read strictly (SECURITY.md NU-01): `NaN`, `Infinity` and numbers too large
+    for a float are not JSON (RFC 8259 §6), and nesting too deep to read is refused too. Anything
+    else than a JSON text raises ValueError, so each reader has one failure to map."""
+    try:
+        return json.loads(body, parse_constant=_not_a_number, parse_float=_finite)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _not_a_number(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is too large a number")
+    return value
+
+
+def seconds(value: object, what: str, *, most: float) -> float | None:
+    """A duration a server sent (an interval or lifetime, NU-01): None when absent or not a
+    positive number (unknown, as ID-08 tolerates); ServerError when it is a number beyond `most`,
+    which no sane server means and which would overflow the clock arithmetic after it."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        return None
+    if value > most:
+        text = str(value)
+        shown = text if len(text) <= 15 else text[:12] + "…"
+        raise ServerError(f"the {what} is out of range ({shown} s; at most {most:g} s)")
+    return float(value)

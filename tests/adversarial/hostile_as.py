@@ -124,6 +124,7 @@ class Behaviour:
     userinfo_claims: dict[str, Any] = field(default_factory=dict)  # overrides (DELETE removes)
     whoami_user: dict[str, Any] = field(default_factory=dict)  # overrides of whoami's "user"
     revocation_status: int = 200
+    device_reply: dict[str, Any] = field(default_factory=dict)  # overrides (DELETE removes)
 
 
 @dataclass
@@ -133,6 +134,7 @@ class Seen:
     query: dict[str, str]
     form: dict[str, str]
     headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 class HostileAS:
@@ -361,15 +363,14 @@ class HostileAS:
     ) -> web.StreamResponse:
         device_code = "dc-" + secrets.token_urlsafe(16)
         self._codes[device_code] = None
-        return web.json_response(
-            {
-                "device_code": device_code,
-                "user_code": "BCDF-GHJK",
-                "verification_uri": self.issuer + "/device",
-                "expires_in": self.behaviour.device_expires_in,
-                "interval": 1,
-            }
-        )
+        reply = {
+            "device_code": device_code,
+            "user_code": "BCDF-GHJK",
+            "verification_uri": self.issuer + "/device",
+            "expires_in": self.behaviour.device_expires_in,
+            "interval": 1,
+        }
+        return web.json_response(_apply(reply, self.behaviour.device_reply))
 
     async def _jwks(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
         b = self.behaviour
