@@ -37,7 +37,7 @@ from .flows.transport import (
     where,
 )
 from .session import KEEPTRUSTS, Session
-from .text import clean, command_hint
+from .text import clean, run_hint
 
 TIMEOUT = httpx2.Timeout(15.0, connect=5.0)
 
@@ -345,7 +345,7 @@ def decode_reply(response: httpx2.Response, api_url: str) -> dict[str, Any]:
         token = err.get("mfa_token")
         raise MfaRequired(message, mfa_token=token if isinstance(token, str) else None)
     if status == 401 and code in SESSION_ENDED_CODES:
-        ended = NotLoggedIn(message, hint=command_hint("kt", "auth", "login"))
+        ended = NotLoggedIn(message, hint=run_hint("kt", "auth", "login"))
         ended.code = clean(code)
         raise ended
     error = ApiError(message, code=clean(code), status=status)

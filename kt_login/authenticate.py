@@ -24,7 +24,7 @@ from .flows.tokens import revoke_grant
 from .refresh import SessionKeeper
 from .session import KEEPTRUSTS, OAUTH, Session, SessionKind
 from .store import CredentialStore, Location, SessionStore, keyring_timeout
-from .text import command_hint
+from .text import run_hint
 
 T = TypeVar("T")
 
@@ -243,7 +243,7 @@ def session_auth(
         http.close()
         flags = ["--profile", profile] if profile else []
         flags += ["--api-url", exc.api_url] if exc.api_url else []
-        exc.hint = command_hint("kt", "auth", "login", *flags)
+        exc.hint = run_hint("kt", "auth", "login", *flags)
         raise
     except BaseException:
         http.close()

@@ -22,9 +22,9 @@ from .flows import drive, tokens
 from .idtoken import IdClaims, SignIn, provider_keys, validate_id_token
 from .session import KEEPTRUSTS, OAUTH, Session, SessionKind
 from .store import CredentialStore, refresh_lock
-from .text import command_hint
+from .text import run_hint
 
-LOGIN_HINT = command_hint("kt", "auth", "login")
+LOGIN_HINT = run_hint("kt", "auth", "login")
 
 MIN_WINDOW = 60.0
 

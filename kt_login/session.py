@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal
 
 from .config import DEFAULT_PROFILE
 from .errors import StoreError
+from .text import run_hint
 
 # Who issued the tokens, so who refreshes and revokes them:
 KEEPTRUSTS: Final = "keeptrusts"  # the Keeptrusts API's own password/MFA sign-in (/v1/auth/...)
@@ -209,5 +209,5 @@ _OPTIONAL = frozenset(
 
 def _relogin_hint(profile: str) -> str:
     # A login replaces a session that cannot be read (SessionStore.choose_for_login).
-    flag = "" if profile == DEFAULT_PROFILE else f" --profile {shlex.quote(profile)}"
-    return f"run: kt auth login{flag}"
+    flags = [] if profile == DEFAULT_PROFILE else ["--profile", profile]
+    return run_hint("kt", "auth", "login", *flags)

@@ -6,6 +6,7 @@ so none of them needs to import the others.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 
@@ -28,8 +29,8 @@ def clean(text: object, *, keep_newlines: bool = False) -> str:
     return s
 
 
-def command_hint(*argv: str) -> str:
-    """`run: <argv>`, the one way a command to paste is written (SECURITY.md HY-06): every word
-    made inert (`clean`) and shell-quoted, so a value from a server, a flag or a file stays one
-    word and `shlex.split` gives back exactly `argv`."""
-    return "run: " + shlex.join(clean(word) for word in argv)
+def run_hint(*words: str | os.PathLike[str]) -> str:
+    """`run: <the command>`, the one way a command to paste is written (SECURITY.md SH-01): each
+    word made inert (`clean`) and shell-quoted, so a value from a server, a flag, a URL or a path
+    stays one word and `shlex.split` gives back exactly the words."""
+    return "run: " + shlex.join(clean(os.fspath(word)) for word in words)

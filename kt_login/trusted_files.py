@@ -4,18 +4,18 @@ them: one way to read them, one rule for whom they must belong to (docs/security
 Like ssh's StrictModes: a file or directory that another user may change is not trusted, and
 neither is one another user owns (root excepted). A file holding a secret must also be unreadable
 by others. Every refusal is one line naming the path, with a hint that is the command fixing it.
-Lowest layer: imports nothing of kt_login but the errors.
+Lowest layer: imports nothing of kt_login but the errors and text.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import shlex
 import stat
 from pathlib import Path
 
 from .errors import KtError
+from .text import run_hint as run_hint  # the one hint writer, used by the store too
 
 O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -136,11 +136,6 @@ def _read_at_most(fd: int, size: int) -> bytes:
 
 def _size(limit: int) -> str:
     return f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit >> 10} KiB"
-
-
-def run_hint(*words: str | Path) -> str:
-    """`run: <the command>`, each word shell-quoted, so the hint can be pasted as it is."""
-    return "run: " + " ".join(shlex.quote(str(w)) for w in words)
 
 
 def _chown_hint(path: Path) -> str:

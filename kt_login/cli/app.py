@@ -26,7 +26,7 @@ from ..errors import KtError, StoreError, UsageError
 from ..output import Console
 from ..session import Session
 from ..store import Location, SessionStore, keyring_timeout
-from ..text import clean, command_hint
+from ..text import clean, run_hint
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -233,7 +233,7 @@ class Invocation:
         flags = ["--profile", self.profile] if self.profile_flag else []
         if api_url or self.api_url_flag:
             flags += ["--api-url", api_url or self.base_settings.api_url.value]
-        return command_hint("kt", "auth", "login", *flags)
+        return run_hint("kt", "auth", "login", *flags)
 
     def mfa_hint(self, mfa_token: str | None, *, insecure_storage: bool = False) -> str:
         if not mfa_token:
@@ -243,7 +243,7 @@ class Invocation:
             flags += ["--profile", self.profile]
         if self.api_url_flag:
             flags += ["--api-url", self.base_settings.api_url.value]
-        return command_hint("kt", "auth", "mfa", "challenge", "--token", mfa_token, *flags)
+        return run_hint("kt", "auth", "mfa", "challenge", "--token", mfa_token, *flags)
 
     def close(self) -> None:
         if self._http is not None:
