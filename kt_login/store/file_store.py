@@ -9,7 +9,7 @@ from pathlib import Path
 from ..config import check_profile_name, is_profile_name
 from ..errors import StoreError
 from ..session import Session
-from ..trusted_files import read_file
+from ..trusted_files import read_file, run_hint
 from .private_files import (
     atomic_write,
     check_private_dir,
@@ -66,7 +66,9 @@ class FileStore:
         except (FileNotFoundError, NotADirectoryError):
             removed = False
         except OSError as exc:
-            raise StoreError(f"cannot delete {path}: {exc.strerror}") from None
+            # e.g. a directory planted there: moved aside, not removed, as it may hold something
+            hint = run_hint("mv", path, f"{path}.moved") if path.is_dir() else None
+            raise StoreError(f"cannot delete {path}: {exc.strerror}", hint=hint) from None
         for leftover in self.directory.glob(f".{path.name}.*.tmp"):
             with contextlib.suppress(OSError):
                 os.unlink(leftover)

@@ -365,6 +365,17 @@ def test_LF_02_login_does_not_write_over_a_session_path_that_is_not_a_file(
     _refused_at_once(signed_in, path, what, "login", 1)
 
 
+def test_LF_02_logout_moves_nothing_aside_on_its_own_but_says_how(signed_in: Machine) -> None:
+    path = _plant(signed_in, "credentials", "directory")
+    (path / "keep").write_text("something of the user's")
+    result = signed_in.kt("auth", "logout", "--all", "--json")
+    _, hint = refusal(result, 1, path)
+    assert hint == f"run: mv {path} {path}.moved"
+    run_hint(hint)
+    assert (Path(f"{path}.moved") / "keep").exists()
+    assert signed_in.kt("auth", "logout", "--all").code == 0
+
+
 def test_LF_02_logout_removes_a_planted_fifo_without_opening_it(signed_in: Machine) -> None:
     path = _plant(signed_in, "credentials", "fifo")
     result = signed_in.kt("auth", "logout", "--all", "--json")
