@@ -18,6 +18,7 @@ import stat
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -79,7 +80,7 @@ class Machine:
         return out
 
     def server_sessions(self) -> int:
-        with sqlite3.connect(f"file:{self.server.db_path}?mode=ro", uri=True) as db:
+        with closing(sqlite3.connect(f"file:{self.server.db_path}?mode=ro", uri=True)) as db:
             (n,) = db.execute("SELECT count(*) FROM sessions").fetchone()
         return int(n)
 
