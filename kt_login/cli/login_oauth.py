@@ -12,11 +12,10 @@ import segno
 
 from ..browser import Opener, no_browser_reason, system_opener
 from ..errors import KtError
-from ..flows.authcode import DEFAULT_SCOPE
 from ..flows.device import DeviceAuthorization
 from ..signin.browser import browser_sign_in, step_up
 from ..signin.device import device_sign_in
-from ..signin.finish import finish_oauth_sign_in
+from ..signin.finish import finish_oauth_sign_in, sign_in_notices
 from ..signin.oidc import SignedIn, SignInRequest
 from ..store import CredentialStore
 from ..text import clean
@@ -190,7 +189,7 @@ def _prepare(
     return store, SignInRequest(
         issuer=settings.issuer.value,
         client_id=settings.client_id.value,
-        scope=scope or DEFAULT_SCOPE,
+        scope=scope,
         **options,
     )
 
@@ -206,7 +205,14 @@ def _finish(
         api_url=inv.base_settings.api_url.value,
         method=method,
     )
+    notices = sign_in_notices(session, signed, now=inv.app.clock())
+    for notice in notices:
+        inv.console.info(notice)
     inv.console.result(
-        {"logged_in": True, **session_document(session, profile=inv.profile, storage=store.kind)},
+        {
+            "logged_in": True,
+            **session_document(session, profile=inv.profile, storage=store.kind),
+            "notices": notices,
+        },
         [logged_in_line(session, store.kind)],
     )

@@ -14,7 +14,7 @@ from typing import Any
 import httpx2
 
 from ..config import check_transport
-from ..errors import ServerError, UsageError, ValidationFailed
+from ..errors import NetworkError, ServerError, UsageError, ValidationFailed
 from . import Flow
 from .transport import check_size
 
@@ -35,6 +35,14 @@ class ProviderMetadata:
     iss_parameter_supported: bool
     id_token_algs: tuple[str, ...]
     scopes_supported: tuple[str, ...] | None
+    # The metadata documents asked for, each with what came of it, to say where kt looked
+    # when a capability is missing.
+    documents: tuple[str, ...] = ()
+
+    def missing(self, member: str) -> str:
+        """Why `member` is absent: the documents read and what they answered."""
+        where = "; ".join(self.documents) or "the provider metadata"
+        return f"neither metadata document lists a {member} (read: {where})"
 
 
 def check_issuer(issuer: str) -> str:
@@ -66,7 +74,8 @@ def _strings(doc: dict[str, Any], name: str) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-def parse_metadata(body: bytes, issuer: str) -> ProviderMetadata:
+def read_document(body: bytes, issuer: str) -> dict[str, Any]:
+    """One metadata document: a JSON object naming exactly the configured issuer."""
     check_size(body, "metadata", "provider metadata document")
     try:
         doc = json.loads(body)
@@ -79,6 +88,18 @@ def parse_metadata(body: bytes, issuer: str) -> ProviderMetadata:
             "the provider's metadata names a different issuer than the one configured",
             hint=f"expected exactly {issuer}",
         )
+    return doc
+
+
+def parse_metadata(
+    body: bytes, issuer: str, *, documents: tuple[str, ...] = ()
+) -> ProviderMetadata:
+    return metadata_from(read_document(body, issuer), issuer, documents=documents)
+
+
+def metadata_from(
+    doc: dict[str, Any], issuer: str, *, documents: tuple[str, ...] = ()
+) -> ProviderMetadata:
     methods = _strings(doc, "code_challenge_methods_supported")
     if methods is not None and "S256" not in methods:
         raise ValidationFailed("the provider does not support PKCE with S256; refusing to sign in")
@@ -99,22 +120,51 @@ def parse_metadata(body: bytes, issuer: str) -> ProviderMetadata:
         iss_parameter_supported=doc.get("authorization_response_iss_parameter_supported") is True,
         id_token_algs=_strings(doc, "id_token_signing_alg_values_supported") or ("RS256",),
         scopes_supported=_strings(doc, "scopes_supported"),
+        documents=documents,
     )
 
 
+def oauth_metadata_urls(issuer: str) -> list[str]:
+    """RFC 8414 §3.1: the well-known segment inserted between host and path; for an issuer
+    with a path, also the appended form some providers serve instead."""
+    url = httpx2.URL(issuer)
+    path = url.path.rstrip("/")
+    inserted = str(url.copy_with(path=OAUTH_PATH + path))
+    if not path:
+        return [inserted]
+    return [inserted, issuer.rstrip("/") + OAUTH_PATH]
+
+
 def discover(issuer: str) -> Flow[ProviderMetadata]:
-    """OpenID configuration first; RFC 8414's location when the provider has only that."""
+    """Both metadata documents, each held to the configured issuer, merged: OpenID Connect
+    Discovery's first, RFC 8414's filling what it lacks (a provider may list an endpoint such
+    as revocation only in one of them). The OpenID document's failure ends discovery unless
+    RFC 8414's answers; RFC 8414's absence (404, no answer) is fine."""
     check_issuer(issuer)
-    base = issuer.rstrip("/")
-    response = yield httpx2.Request("GET", base + OIDC_PATH, headers={"Accept": "application/json"})
-    if response.status_code == 404:
-        # RFC 8414 §3.1 inserts the well-known segment between host and path.
-        url = httpx2.URL(issuer)
-        path = url.path.rstrip("/")
-        oauth_url = url.copy_with(path=OAUTH_PATH + (path if path != "/" else ""))
-        response = yield httpx2.Request("GET", oauth_url, headers={"Accept": "application/json"})
-    if response.status_code != 200:
+    read: list[str] = []
+    oidc_url = issuer.rstrip("/") + OIDC_PATH
+    response = yield httpx2.Request("GET", oidc_url, headers={"Accept": "application/json"})
+    oidc = read_document(response.content, issuer) if response.status_code == 200 else None
+    read.append(oidc_url if oidc is not None else f"{oidc_url} (HTTP {response.status_code})")
+    if oidc is None and response.status_code != 404:
         raise ServerError(
             f"could not read the provider metadata of {issuer} (HTTP {response.status_code})"
         )
-    return parse_metadata(response.content, issuer)
+    oauth: dict[str, Any] | None = None
+    for url in oauth_metadata_urls(issuer):
+        try:
+            answer = yield httpx2.Request("GET", url, headers={"Accept": "application/json"})
+        except NetworkError:
+            if oidc is None:
+                raise
+            read.append(f"{url} (no answer)")
+            break
+        if answer.status_code == 200:
+            oauth = read_document(answer.content, issuer)
+            read.append(url)
+            break
+        read.append(f"{url} (HTTP {answer.status_code})")
+    if oidc is None and oauth is None:
+        raise ServerError(f"could not read the provider metadata of {issuer} (HTTP 404)")
+    merged = {**(oauth or {}), **{k: v for k, v in (oidc or {}).items() if v is not None}}
+    return metadata_from(merged, issuer, documents=tuple(read))

@@ -14,10 +14,10 @@ from callback_server import CallbackError, CallbackTimeout, receive
 from ..errors import KtError, NetworkError, OAuthError
 from ..flows import drive
 from ..flows.authcode import AuthorizationRequest, begin, check_response
-from ..flows.discovery import discover
+from ..flows.discovery import ProviderMetadata, discover
 from ..flows.pkce import new_state
-from ..flows.tokens import exchange_code
-from .oidc import SignedIn, SignInRequest, checked_sign_in
+from ..flows.tokens import TokenResponse, exchange_code
+from .oidc import SignedIn, SignInRequest, checked_sign_in, scope_explained, scope_to_ask
 
 # Token-endpoint errors that say something other than "this code was refused".
 _NOT_ABOUT_THE_CODE = frozenset(
@@ -41,6 +41,7 @@ def browser_sign_in(
     """`show_url` gets the sign-in URL once the listener is up: to open a browser on it, or to
     print it for the person to open."""
     meta = drive(discover(login.issuer), http)
+    scope = scope_to_ask(login, meta)
     state = new_state()
     pending: list[AuthorizationRequest] = []
 
@@ -49,7 +50,7 @@ def browser_sign_in(
             meta,
             client_id=login.client_id,
             redirect_uri=redirect_uri,
-            scope=login.scope,
+            scope=scope,
             state=state,
             prompt=login.prompt,
             max_age=login.max_age,
@@ -68,12 +69,31 @@ def browser_sign_in(
     except CallbackError as exc:
         raise KtError(f"could not receive the sign-in: {exc}") from None
     (request,) = pending
-    code = check_response(request, result, meta)
+    with scope_explained(login, scope, meta, method="browser"):
+        code = check_response(request, result, meta)
+        tokens = _exchange(meta, request, code, http)
+    return checked_sign_in(
+        tokens,
+        meta,
+        scope=request.scope,
+        client_id=request.client_id,
+        http=http,
+        now=clock(),
+        nonce=request.nonce,
+        max_age=request.max_age,
+        acr_values=request.acr_values,
+    )
+
+
+def _exchange(
+    meta: ProviderMetadata, request: AuthorizationRequest, code: str, http: httpx2.Client
+) -> TokenResponse:
+    """The one code exchange; what its refusals mean at this endpoint."""
     try:
-        tokens = drive(
+        return drive(
             exchange_code(
                 meta.token_endpoint,
-                client_id=login.client_id,
+                client_id=request.client_id,
                 code=code,
                 redirect_uri=request.redirect_uri,
                 verifier=request.verifier,
@@ -94,17 +114,6 @@ def browser_sign_in(
         raise NetworkError(
             exc.message, hint="the sign-in was not completed; run kt auth login again"
         ) from None
-    return checked_sign_in(
-        tokens,
-        meta,
-        scope=request.scope,
-        client_id=request.client_id,
-        http=http,
-        now=clock(),
-        nonce=request.nonce,
-        max_age=request.max_age,
-        acr_values=request.acr_values,
-    )
 
 
 def step_up(login: SignInRequest, *, acr_values: str) -> SignInRequest:

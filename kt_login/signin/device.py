@@ -12,7 +12,7 @@ from ..errors import ValidationFailed
 from ..flows import drive
 from ..flows.device import DeviceAuthorization, poll, request_device_code
 from ..flows.discovery import discover
-from .oidc import SignedIn, SignInRequest, checked_sign_in
+from .oidc import SignedIn, SignInRequest, checked_sign_in, scope_explained, scope_to_ask
 
 
 def device_sign_in(
@@ -32,30 +32,33 @@ def device_sign_in(
     meta = drive(discover(login.issuer), http)
     if meta.device_authorization_endpoint is None:
         raise ValidationFailed(
-            f"{login.issuer} does not offer device sign-in",
+            f"{login.issuer} does not offer device sign-in: "
+            + meta.missing("device_authorization_endpoint"),
             hint="use kt auth login --browser (with --no-browser over SSH) or --email",
         )
-    authorization = drive(
-        request_device_code(
-            meta.device_authorization_endpoint,
-            client_id=login.client_id,
-            scope=login.scope,
-            issuer=meta.issuer,
-        ),
-        http,
-    )
-    show_code(authorization)
-    tokens = drive(
-        poll(authorization, token_endpoint=meta.token_endpoint, client_id=login.client_id),
-        http,
-        sleep=sleep,
-        monotonic=monotonic,
-        on_wait=(lambda wait: on_wait(wait.remaining or 0.0)) if on_wait is not None else None,
-    )
+    scope = scope_to_ask(login, meta)
+    with scope_explained(login, scope, meta, method="device"):
+        authorization = drive(
+            request_device_code(
+                meta.device_authorization_endpoint,
+                client_id=login.client_id,
+                scope=scope,
+                issuer=meta.issuer,
+            ),
+            http,
+        )
+        show_code(authorization)
+        tokens = drive(
+            poll(authorization, token_endpoint=meta.token_endpoint, client_id=login.client_id),
+            http,
+            sleep=sleep,
+            monotonic=monotonic,
+            on_wait=(lambda wait: on_wait(wait.remaining or 0.0)) if on_wait is not None else None,
+        )
     return checked_sign_in(
         tokens,
         meta,
-        scope=login.scope,
+        scope=scope,
         client_id=login.client_id,
         http=http,
         now=clock(),

@@ -5,6 +5,7 @@ in place of the old one (which is ended on its server); a password sign-in ends 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from ..api import BearerAuth
 from ..authenticate import Authenticator
@@ -58,3 +59,31 @@ def with_account(authenticator: Authenticator, session: Session) -> Session:
         scopes=account.scopes,
         mfa_authenticated=account.mfa_authenticated,
     )
+
+
+def sign_in_notices(session: Session, signed: SignedIn, *, now: float) -> list[str]:
+    """What the person should know about a session that works, but less well than usual: no
+    refresh token (so a new sign-in when the access token expires), no way to revoke it."""
+    notes = []
+    if session.refresh_token is None:
+        why = (
+            "offline_access was not granted"
+            if "offline_access" not in session.scopes
+            else "none was issued"
+        )
+        if session.expires_at is not None:
+            minutes = max(1, math.ceil((session.expires_at - now) / 60))
+            when = f"in {minutes} minute{'s' if minutes != 1 else ''}"
+        else:
+            when = "when the access token expires"
+        notes.append(
+            f"The identity provider issued no refresh token ({why}): "
+            f"you will need to sign in again {when}."
+        )
+    if signed.meta.revocation_endpoint is None:
+        notes.append(
+            "The identity provider offers no token revocation ("
+            + signed.meta.missing("revocation_endpoint")
+            + "): kt auth logout can forget this session here but not end it there."
+        )
+    return notes

@@ -6,13 +6,14 @@ the Session only after every check passed (EH-04), the way a password login is s
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx2
 
-from ..errors import KtError, ValidationFailed
+from ..errors import KtError, OAuthError, ValidationFailed
 from ..flows import drive
 from ..flows.authcode import DEFAULT_SCOPE
 from ..flows.discovery import ProviderMetadata
@@ -30,7 +31,7 @@ DEFAULT_TIMEOUT = 300.0
 class SignInRequest:
     issuer: str
     client_id: str
-    scope: str = DEFAULT_SCOPE
+    scope: str | None = None  # None: kt's default scopes, narrowed to what the provider lists
     port: int = 0
     timeout: float = DEFAULT_TIMEOUT
     prompt: str | None = None
@@ -44,6 +45,7 @@ class SignedIn:
     claims: IdClaims | None
     meta: ProviderMetadata
     userinfo: dict[str, object] | None
+    scope: str = DEFAULT_SCOPE  # what was asked for
 
     @property
     def subject(self) -> str | None:
@@ -52,6 +54,52 @@ class SignedIn:
             return self.claims.sub
         sub = (self.userinfo or {}).get("sub")
         return sub if isinstance(sub, str) else None
+
+
+def scope_to_ask(login: SignInRequest, meta: ProviderMetadata) -> str:
+    """`--scope` as given; otherwise kt's default scopes, narrowed to the provider's
+    scopes_supported when it publishes that (openid is always asked for)."""
+    if login.scope:
+        return login.scope
+    return _narrowed(DEFAULT_SCOPE, meta.scopes_supported)
+
+
+def _narrowed(scope: str, supported: tuple[str, ...] | None) -> str:
+    if supported is None:
+        return scope
+    return " ".join(s for s in scope.split() if s == "openid" or s in supported)
+
+
+@contextmanager
+def scope_explained(
+    login: SignInRequest, scope: str, meta: ProviderMetadata, *, method: str
+) -> Iterator[None]:
+    """An invalid_scope answer restated: the scopes asked for, those the provider lists, and
+    the `kt auth login --scope` command that would work."""
+    try:
+        yield
+    except OAuthError as exc:
+        if exc.error != "invalid_scope":
+            raise
+        listed = " ".join(meta.scopes_supported) if meta.scopes_supported else None
+        working = _narrowed(scope, meta.scopes_supported) if listed else "openid"
+        if working == scope:
+            working = "openid"
+        meaning = f"the identity provider refused the scopes asked for ({scope}); it lists " + (
+            listed or "no scopes_supported"
+        )
+        if working == scope:  # even openid alone: no command of kt's would help
+            raise exc.restated(
+                meaning,
+                hint="ask the provider's administrator which scopes this client may ask for",
+            ) from None
+        command = shlex.join(
+            [
+                "kt", "auth", "login", f"--{method}",
+                "--issuer", login.issuer, "--client-id", login.client_id, "--scope", working,
+            ]
+        )  # fmt: skip
+        raise exc.restated(meaning, hint=f"run: {command}") from None
 
 
 def checked_sign_in(
@@ -87,7 +135,7 @@ def checked_sign_in(
         )
         openid = "openid" in scope.split()
         userinfo = fetch_userinfo(meta, tokens, claims, http=http, required=openid)
-        return SignedIn(tokens=tokens, claims=claims, meta=meta, userinfo=userinfo)
+        return SignedIn(tokens=tokens, claims=claims, meta=meta, userinfo=userinfo, scope=scope)
 
 
 @contextmanager
@@ -205,7 +253,7 @@ def session_from_sign_in(
         user_id=signed.subject or "",
         organization="",
         role="",
-        scopes=tuple((tokens.scope or login.scope).split()),
+        scopes=tuple((tokens.scope or signed.scope).split()),
         mfa_authenticated=bool(claims and ("otp" in claims.amr or "mfa" in claims.amr)),
         obtained_at=now,
         issuer=signed.meta.issuer,

@@ -115,6 +115,13 @@ class Behaviour:
     refresh_answer: tuple[int, Any] | None = None
     device_answer: tuple[int, Any] | None = None  # answered to every device poll
     device_expires_in: int = 60
+    # The scopes the provider grants; None: any. A request for others is refused with
+    # invalid_scope, and without offline_access no refresh token is issued.
+    grants_scopes: tuple[str, ...] | None = None
+    # RFC 8414 metadata (at the path-inserted location, or `oauth_metadata_at`): None serves
+    # 404; overrides of the OpenID document otherwise (DELETE removes).
+    oauth_metadata: dict[str, Any] | None = None
+    oauth_metadata_at: str = "/.well-known/oauth-authorization-server"
     refresh_arrived: threading.Event = field(default_factory=threading.Event)
     refresh_hold: threading.Event | None = None  # answer the refresh only once set
     reuse_detection: bool = True
@@ -142,6 +149,7 @@ class HostileAS:
         self.behaviour = Behaviour()
         self.requests: list[Seen] = []
         self._codes: dict[str, str | None] = {}  # code -> nonce
+        self._scopes: dict[str, str] = {}  # code or device code -> the scope asked for
         self._spent_refresh: set[str] = set()
         self._counter = 0
         self._jwks_fetches = 0
@@ -222,6 +230,8 @@ class HostileAS:
         self.requests.append(
             Seen(request.method, request.path, dict(request.query), form, dict(request.headers))
         )
+        if request.path == self.behaviour.oauth_metadata_at:
+            return await self._oauth_metadata(request, form)
         handler = {
             "/.well-known/openid-configuration": self._metadata,
             "/authorize": self._authorize,
@@ -276,14 +286,30 @@ class HostileAS:
             body = json.dumps(self.metadata_document()).encode()
         return web.Response(body=body, headers={"Content-Type": b.metadata_content_type})
 
+    async def _oauth_metadata(
+        self, request: web.Request, form: dict[str, str]
+    ) -> web.StreamResponse:
+        overrides = self.behaviour.oauth_metadata
+        if overrides is None:
+            return web.Response(status=404)
+        base = _apply(self.metadata_document(), {"issuer": self.issuer})
+        return web.json_response(_apply(base, overrides))
+
+    def _refused_scope(self, scope: str) -> bool:
+        allowed = self.behaviour.grants_scopes
+        return allowed is not None and not set(scope.split()) <= set(allowed)
+
     async def _authorize(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
         q = request.query
         code = "code-" + secrets.token_urlsafe(12)
         self._codes[code] = q.get("nonce")
+        self._scopes[code] = q.get("scope", "")
         params = _apply(
             {"code": code, "state": q.get("state", ""), "iss": self.issuer},
             self.behaviour.callback,
         )
+        if self._refused_scope(q.get("scope", "")):
+            params = {"error": "invalid_scope", "state": q.get("state", ""), "iss": self.issuer}
         raise web.HTTPFound(q["redirect_uri"] + "?" + urlencode(params))
 
     def _next(self, prefix: str) -> str:
@@ -323,6 +349,7 @@ class HostileAS:
             if code not in self._codes:
                 return web.json_response({"error": "invalid_grant"}, status=400)
             nonce = self._codes.pop(code)  # single use
+            scope = self._scopes.pop(code, "")
             claims = {"nonce": nonce} if nonce is not None else {}
             id_token = self.id_token(claims) if b.code_id_token else None
         elif grant == "urn:ietf:params:oauth:grant-type:device_code":
@@ -331,6 +358,7 @@ class HostileAS:
             if form.get("device_code") not in self._codes:
                 return web.json_response({"error": "invalid_grant"}, status=400)
             self._codes.pop(form["device_code"])
+            scope = self._scopes.pop(form["device_code"], "")
             id_token = self.id_token({}) if b.device_id_token else None  # RFC 8628: no nonce
         elif grant == "refresh_token":
             b.refresh_arrived.set()
@@ -343,6 +371,7 @@ class HostileAS:
             if not rt.startswith("rt-") or (b.reuse_detection and rt in self._spent_refresh):
                 return web.json_response({"error": "invalid_grant"}, status=400)
             self._spent_refresh.add(rt)
+            scope = "openid profile email offline_access"
             id_token = self.id_token({}, refresh=True) if b.refresh_id_token else None
         else:
             return web.json_response({"error": "unsupported_grant_type"}, status=400)
@@ -353,6 +382,10 @@ class HostileAS:
             "refresh_token": self._next("rt"),
             "scope": "openid profile email offline_access",
         }
+        if b.grants_scopes is not None:
+            reply["scope"] = scope
+            if "offline_access" not in scope.split():
+                del reply["refresh_token"]
         if id_token is not None:
             reply["id_token"] = id_token
         reply = _apply(reply, b.token_reply)
@@ -361,8 +394,11 @@ class HostileAS:
     async def _device_authorization(
         self, request: web.Request, form: dict[str, str]
     ) -> web.StreamResponse:
+        if self._refused_scope(form.get("scope", "")):
+            return web.json_response({"error": "invalid_scope"}, status=400)
         device_code = "dc-" + secrets.token_urlsafe(16)
         self._codes[device_code] = None
+        self._scopes[device_code] = form.get("scope", "")
         reply = {
             "device_code": device_code,
             "user_code": "BCDF-GHJK",

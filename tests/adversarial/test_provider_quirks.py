@@ -385,3 +385,152 @@ def test_9_pending_forever_stops_at_expires_in(box: Box) -> None:
     assert error["code"] == "oauth.expired_token"
     assert "authorization_pending" in error["message"] and "3 s" in error["message"]
     assert 1 <= len(box.server.token_calls(DEVICE_GRANT)) <= 3
+
+
+# ------------------------------------------------------------------------ 2. only some scopes
+
+
+def asked_scope(box: Box) -> str:
+    (authorize,) = box.server.calls("GET", "/authorize")
+    return authorize.query["scope"]
+
+
+def test_2_default_scopes_are_narrowed_to_scopes_supported(box: Box) -> None:
+    """Discovery lists only openid: kt asks for openid alone, signs in, and says that without
+    offline_access no refresh token came, so the person signs in again in 10 minutes."""
+    b = box.server.behaviour
+    b.metadata["scopes_supported"] = ["openid"]
+    b.grants_scopes = ("openid",)
+    b.id_claims["email"] = DELETE
+    result = human_login(box)
+    assert result.code == 0, result.stderr
+    assert asked_scope(box) == "openid"
+    assert "prompt" not in box.server.calls("GET", "/authorize")[0].query  # no offline_access
+    assert "issued no refresh token (offline_access was not granted)" in result.stderr
+    assert "you will need to sign in again in 10 minutes" in result.stderr
+    doc = stored(box)
+    assert doc is not None and doc["refresh_token"] is None and doc["scopes"] == ["openid"]
+
+
+def test_2_narrowing_keeps_what_is_listed_and_always_openid(box: Box) -> None:
+    box.server.behaviour.metadata["scopes_supported"] = ["email", "offline_access", "phone"]
+    result = box.login()
+    assert result.code == 0, result.stderr
+    assert asked_scope(box) == "openid email offline_access"
+    assert result.json()["notices"] == []
+
+
+def test_2_device_sign_in_narrows_too(box: Box) -> None:
+    box.server.behaviour.metadata["scopes_supported"] = ["openid", "profile"]
+    box.server.behaviour.grants_scopes = ("openid", "profile")
+    result = device_login(box)
+    assert result.code == 0, result.stderr
+    (seen,) = box.server.calls("POST", "/device_authorization")
+    assert seen.form["scope"] == "openid profile"
+    assert any("sign in again in 10 minutes" in n for n in result.json()["notices"])
+
+
+@pytest.mark.parametrize(
+    ("listed", "flags", "working"),
+    [
+        pytest.param(None, (), "openid", id="unlisted-defaults"),
+        pytest.param(
+            ["openid", "email", "offline_access"],
+            ("--scope", "openid email groups"),
+            "openid email",
+            id="listed-scope-flag",
+        ),
+    ],
+)
+def test_2_invalid_scope_says_what_was_asked_what_is_listed_and_what_works(
+    box: Box, listed: list[str] | None, flags: tuple[str, ...], working: str
+) -> None:
+    """The provider refuses scopes (it publishes no scopes_supported, or the person asked for
+    one it does not list): kt names the scopes asked for and those listed, and prints the
+    --scope command that would work."""
+    b = box.server.behaviour
+    b.grants_scopes = ("openid", "email")
+    if listed is not None:
+        b.metadata["scopes_supported"] = listed
+    before = box.snapshot()
+    result = box.login(*flags)
+    assert result.code == 3, result.stderr
+    error = result.error()
+    asked = asked_scope(box)
+    assert f"refused the scopes asked for ({asked})" in error["message"]
+    assert (
+        ("lists " + " ".join(listed)) in error["message"]
+        if listed
+        else ("lists no scopes_supported" in error["message"])
+    )
+    assert "the provider said invalid_scope" in error["message"]
+    quoted = f"'{working}'" if " " in working else working
+    assert error["hint"] == (
+        f"run: kt auth login --browser --issuer {box.server.issuer} --client-id {CLIENT_ID} "
+        f"--scope {quoted}"
+    )
+    assert not box.server.token_calls()
+    assert box.snapshot() == before
+
+    box.server.requests.clear()
+    retry = box.login("--scope", working)  # the printed command works
+    assert retry.code == 0, retry.stderr
+
+
+def test_2_invalid_scope_at_device_authorization(box: Box) -> None:
+    box.server.behaviour.grants_scopes = ("openid",)
+    result = device_login(box)
+    assert result.code == 3, result.stderr
+    assert result.error()["hint"].startswith("run: kt auth login --device ")
+    assert result.error()["hint"].endswith("--scope openid")
+
+
+# ------------------------------------------------------------------------ 4. two metadata documents
+
+
+def test_4_revocation_listed_only_in_rfc8414_metadata_is_used(box: Box) -> None:
+    """The OpenID document lacks revocation_endpoint, the RFC 8414 one has it: kt reads both,
+    merges them, and logout revokes."""
+    b = box.server.behaviour
+    b.metadata["revocation_endpoint"] = DELETE
+    b.oauth_metadata = {"revocation_endpoint": box.server.issuer + "/revoke"}
+    result = box.login()
+    assert result.code == 0, result.stderr
+    assert result.json()["notices"] == []
+    assert box.server.calls("GET", "/.well-known/oauth-authorization-server")
+    doc = stored(box)
+    assert doc is not None and doc["revocation_endpoint"] == box.server.issuer + "/revoke"
+    box.server.requests.clear()
+    out = box.kt("auth", "logout")
+    assert out.code == 0, out.stderr
+    assert [t[:3] for t in revoked(box)] == ["rt-", "at-"]
+
+
+def test_4_rfc8414_metadata_naming_another_issuer_is_refused(box: Box) -> None:
+    b = box.server.behaviour
+    b.oauth_metadata = {"issuer": "https://evil.example"}
+    before = box.snapshot()
+    result = box.login()
+    assert result.code == 7, result.stderr
+    assert "different issuer" in result.error()["message"]
+    assert not box.server.calls("GET", "/authorize")
+    assert box.snapshot() == before
+
+
+def test_4_capabilities_in_neither_document_are_named_with_the_documents_read(box: Box) -> None:
+    b = box.server.behaviour
+    b.metadata["revocation_endpoint"] = DELETE
+    b.metadata["device_authorization_endpoint"] = DELETE
+    result = box.login()
+    assert result.code == 0, result.stderr
+    (notice,) = result.json()["notices"]
+    issuer = box.server.issuer
+    assert "neither metadata document lists a revocation_endpoint" in notice
+    assert f"{issuer}/.well-known/openid-configuration" in notice
+    assert f"{issuer}/.well-known/oauth-authorization-server (HTTP 404)" in notice
+
+    device = device_login(box)
+    assert device.code == 7, device.stderr
+    message = device.error()["message"]
+    assert "does not offer device sign-in" in message
+    assert "device_authorization_endpoint" in message and "oauth-authorization-server" in message
