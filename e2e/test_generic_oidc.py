@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import queue
 import shutil
 import subprocess
@@ -47,7 +48,7 @@ class OidcProvider:
         return doc
 
 
-def _start_provider(log: Path) -> OidcProvider:
+def _start_provider(log: Path, *, scopes: str | None = None) -> OidcProvider:
     node = shutil.which("node")
     if node is None:
         pytest.fail("no node on PATH: run .ci/run (apt-get install nodejs npm) first")
@@ -57,6 +58,7 @@ def _start_provider(log: Path) -> OidcProvider:
         proc = subprocess.Popen(
             [node, str(PROVIDER_DIR / "provider.mjs")],
             cwd=PROVIDER_DIR,
+            env={**os.environ, "SCOPES": scopes} if scopes else None,
             stdin=subprocess.PIPE,  # the provider exits when this closes
             stdout=subprocess.PIPE,
             stderr=err,
@@ -104,6 +106,15 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory) -> Iterator[OidcProvider]:
     started = _start_provider(tmp_path_factory.mktemp("oidc-provider") / "stderr.log")
+    yield started
+    _stop(started.proc)
+
+
+@pytest.fixture(scope="module")
+def openid_only_provider(tmp_path_factory) -> Iterator[OidcProvider]:
+    """The provider configured to support the `openid` scope alone (issue 10 case 2)."""
+    log = tmp_path_factory.mktemp("oidc-provider-openid") / "stderr.log"
+    started = _start_provider(log, scopes="openid")
     yield started
     _stop(started.proc)
 
@@ -158,7 +169,7 @@ def test_signs_in_with_the_provider_and_keeps_its_identity(provider, env, kt_log
         "acr": None,
         "auth_time": None,
     }
-    assert doc["user"] == {"id": "carol", "email": "carol@example.org"}
+    assert doc["user"] == {"id": "carol", "email": "carol@example.org", "name": "carol@example.org"}
     assert doc["api_url"] == provider.issuer
     # kt sends prompt=consent with offline_access (OIDC Core §11), so the provider grants it
     assert set(doc["scopes"]) == {"openid", "profile", "email", "offline_access"}
@@ -293,3 +304,29 @@ def test_device_sign_in_with_the_provider(provider, env, page):
     doc = json.loads(out)
     assert doc["method"] == "device" and doc["identity"]["subject"] == "dave"
     assert doc["identity"]["issuer"] == provider.issuer
+
+
+def test_openid_only_provider_signs_in_without_email_or_refresh_token(
+    openid_only_provider, env, kt_login, page
+):
+    """A provider that supports only `openid` (scopes_supported: ["openid"]): kt asks for that
+    alone instead of its defaults, names the person by sub (no email claim), and says that
+    without offline_access there is no refresh token (issue 10 cases 1 and 2)."""
+    provider = openid_only_provider
+    assert provider.metadata()["scopes_supported"] == ["openid"]
+    run = kt_login(*login_args(provider.issuer), env=env)
+    url = run.url()
+    assert "scope=openid&" in url and "offline_access" not in url
+    sign_in_and_consent(page, url, "frank")
+    code, out, err = run.finish()
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["scopes"] == ["openid"]
+    assert doc["user"] == {"id": "frank", "email": "", "name": "frank"}
+    (notice,) = doc["notices"]
+    assert "no refresh token (offline_access was not granted)" in notice
+    assert "you will need to sign in again in" in notice
+    session = FileStore(Path(env["KEEPTRUSTS_CONFIG_DIR"])).load("default")
+    assert session is not None and session.refresh_token is None and session.subject == "frank"
+    status = kt("auth", "status", env=env)
+    assert status.code == 0 and "Account: frank\n" in status.stdout, status.stdout

@@ -14,6 +14,11 @@
 //
 // Env EXTRA_CLIENT_JSON (optional): one more client's metadata as JSON, e.g. kt-devserver as a
 // confidential web client whose redirect URI (its port) is only known when the test starts it.
+//
+// Env SCOPES (optional): the only scopes the provider supports, space-separated, e.g. "openid"
+// (issue 10 case 2: a provider that grants neither email nor offline_access). It publishes
+// just those in scopes_supported, releases only their claims, and issues a refresh token only
+// when offline_access was granted.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -37,6 +42,17 @@ const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'e2e-rs256', alg: 'RS256', use: 'sig' };
 
 const extraClients = process.env.EXTRA_CLIENT_JSON ? [JSON.parse(process.env.EXTRA_CLIENT_JSON)] : [];
+
+const onlyScopes = process.env.SCOPES ? process.env.SCOPES.split(' ').filter(Boolean) : null;
+const scopes = onlyScopes ?? ['openid', 'offline_access', 'profile', 'email'];
+const claimsByScope = {
+  openid: ['sub'],
+  email: ['email', 'email_verified'],
+  profile: ['name'],
+};
+const claims = Object.fromEntries(
+  Object.entries(claimsByScope).filter(([scope]) => scopes.includes(scope)),
+);
 
 const provider = new Provider(issuer, {
   clients: [
@@ -62,13 +78,11 @@ const provider = new Provider(issuer, {
     deviceFlow: { enabled: true },
     revocation: { enabled: true },
   },
-  scopes: ['openid', 'offline_access', 'profile', 'email'],
-  claims: {
-    openid: ['sub'],
-    email: ['email', 'email_verified'],
-    profile: ['name'],
-  },
-  issueRefreshToken: async () => true,
+  scopes,
+  claims,
+  issueRefreshToken: onlyScopes
+    ? async (ctx, client, code) => code.scopes.has('offline_access')
+    : async () => true,
   rotateRefreshToken: true,
   async findAccount(ctx, id) {
     return {
