@@ -6,7 +6,6 @@ the Session only after every check passed (EH-04), the way a password login is s
 from __future__ import annotations
 
 import dataclasses
-import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from ..flows.userinfo import get_userinfo
 from ..identity import display_name
 from ..idtoken import IdClaims, provider_keys, validate_id_token
 from ..session import OAUTH, Session
-from ..text import clean
+from ..text import clean, run_hint
 
 DEFAULT_TIMEOUT = 300.0
 
@@ -93,13 +92,11 @@ def scope_explained(
                 meaning,
                 hint="ask the provider's administrator which scopes this client may ask for",
             ) from None
-        command = shlex.join(
-            [
-                "kt", "auth", "login", f"--{method}",
-                "--issuer", login.issuer, "--client-id", login.client_id, "--scope", working,
-            ]
+        hint = run_hint(
+            "kt", "auth", "login", f"--{method}",
+            "--issuer", login.issuer, "--client-id", login.client_id, "--scope", working,
         )  # fmt: skip
-        raise exc.restated(meaning, hint=f"run: {command}") from None
+        raise exc.restated(meaning, hint=hint) from None
 
 
 def checked_sign_in(
