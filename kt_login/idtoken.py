@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import httpx2
 
 from .errors import ServerError, ValidationFailed
 from .flows import Flow, drive
-from .flows.transport import check_size
+from .flows.transport import check_size, json_document
 
 # The one algorithm allow-list: asymmetric only, so no `none` and no HS* keyed with a public key.
 ALLOWED_ALGS = frozenset(
@@ -65,7 +64,7 @@ def parse_jwks(body: bytes) -> list[Any]:
 
     check_size(body, "jwks", "provider's key set")
     try:
-        doc = json.loads(body)
+        doc = json_document(body)
     except (ValueError, UnicodeDecodeError):
         raise ServerError("the provider's key set is not JSON") from None
     raw_keys = doc.get("keys") if isinstance(doc, dict) else None
@@ -126,7 +125,7 @@ def provider_keys(jwks_uri: str, http: httpx2.Client) -> KeyCache:
 
 def _b64_json(segment: str) -> Any:
     padded = segment + "=" * (-len(segment) % 4)
-    return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    return json_document(base64.urlsafe_b64decode(padded.encode("ascii")))
 
 
 def _header(token: str) -> dict[str, Any]:
@@ -183,7 +182,7 @@ def verify_signature(token: str, keys: Keys, allowed_algs: Iterable[str]) -> dic
         except JoseError:
             continue
         try:
-            payload = json.loads(obj.payload)
+            payload = json_document(obj.payload)
         except (ValueError, UnicodeDecodeError):
             raise _invalid("its payload is not JSON") from None
         if not isinstance(payload, dict):
@@ -192,12 +191,17 @@ def verify_signature(token: str, keys: Keys, allowed_algs: Iterable[str]) -> dic
     raise _invalid("the signature does not verify")
 
 
+_MAX_TIME = 1e11  # seconds since the epoch: year 5138; a larger time is nonsense
+
+
 def _number(claims: dict[str, Any], name: str, *, required: bool) -> float | None:
     value = claims.get(name)
     if value is None and not required:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _invalid(f"{name} is missing or not a number")
+    if not -_MAX_TIME < value < _MAX_TIME:  # finite already (json_document); sane too (NU-01)
+        raise _invalid(f"{name} is out of range")
     return float(value)
 
 

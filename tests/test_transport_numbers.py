@@ -5,13 +5,21 @@ same way (issue 11 case 6)."""
 
 from __future__ import annotations
 
+import json
+import time
+
 import httpx2
 import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 from kt_login.api import decode_reply, session_from_reply
-from kt_login.errors import ServerError
+from kt_login.errors import ServerError, ValidationFailed
+from kt_login.flows.discovery import parse_metadata
 from kt_login.flows.tokens import json_reply, parse_token_response
 from kt_login.flows.transport import MAX_LIFETIME, json_document, seconds
+from kt_login.flows.userinfo import parse_userinfo
+from kt_login.idtoken import parse_jwks, validate_id_token
 
 NOT_JSON = [
     '{"n": NaN}',
@@ -77,3 +85,36 @@ def test_token_response_lifetime_beyond_reason_is_refused():
         parse_token_response(httpx2.Response(200, content=body))
     overlong = b'{"access_token": "a", "token_type": "Bearer", "expires_in": "%s"}' % (b"9" * 5000)
     assert parse_token_response(httpx2.Response(200, content=overlong)).expires_in is None
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda body: parse_metadata(body, "https://as.example"),
+        lambda body: parse_userinfo(body, "usr_1"),
+        parse_jwks,
+    ],
+    ids=["metadata", "userinfo", "jwks"],
+)
+@pytest.mark.parametrize("text", NOT_JSON)
+def test_provider_documents_that_are_not_json_are_server_errors(read, text):
+    with pytest.raises(ServerError):
+        read(text.encode())
+
+
+@pytest.mark.parametrize(
+    ("claim", "value"),
+    [("exp", 10**400), ("exp", 1e300), ("iat", -(10**30)), ("auth_time", 1e300)],
+)
+def test_id_token_times_beyond_reason_are_refused_not_overflowing(claim, value):
+    key = RSAKey.generate_key(2048, parameters={"kid": "k"})
+    now = time.time()
+    claims = {"iss": "https://as.example", "sub": "s", "aud": "kt", "exp": now + 300}
+    claims |= {"iat": now, "nonce": "n", "auth_time": now - 5, claim: value}
+    token = jwt.encode({"alg": "RS256", "kid": "k"}, claims, key)
+    keys = parse_jwks(json.dumps({"keys": [key.as_dict(private=False)]}).encode())
+    with pytest.raises(ValidationFailed) as info:
+        validate_id_token(
+            token, keys=keys, issuer="https://as.example", client_id="kt", now=now, nonce="n"
+        )
+    assert "out of range" in info.value.message or "not valid" in info.value.message

@@ -7,7 +7,6 @@ parsed and compared structurally (EH-07).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +15,7 @@ import httpx2
 from ..config import check_transport
 from ..errors import NetworkError, ServerError, UsageError, ValidationFailed
 from . import Flow
-from .transport import check_size
+from .transport import check_size, json_document
 
 OIDC_PATH = "/.well-known/openid-configuration"
 OAUTH_PATH = "/.well-known/oauth-authorization-server"
@@ -78,7 +77,7 @@ def read_document(body: bytes, issuer: str) -> dict[str, Any]:
     """One metadata document: a JSON object naming exactly the configured issuer."""
     check_size(body, "metadata", "provider metadata document")
     try:
-        doc = json.loads(body)
+        doc = json_document(body)
     except (ValueError, UnicodeDecodeError):
         raise ServerError("the provider metadata is not JSON") from None
     if not isinstance(doc, dict):

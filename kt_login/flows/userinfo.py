@@ -3,14 +3,13 @@ signed in. Its `sub` must be the ID token's (SECURITY.md ID-07)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx2
 
 from ..errors import ServerError, ValidationFailed
 from . import Flow
-from .transport import check_size
+from .transport import check_size, json_document
 
 
 def get_userinfo(
@@ -31,7 +30,7 @@ def get_userinfo(
 def parse_userinfo(body: bytes, subject: str | None) -> dict[str, Any]:
     check_size(body, "userinfo", "provider's userinfo reply")
     try:
-        claims = json.loads(body)
+        claims = json_document(body)
     except (ValueError, UnicodeDecodeError):
         raise ServerError("the provider's userinfo reply is not JSON") from None
     if not isinstance(claims, dict):
