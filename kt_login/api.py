@@ -63,13 +63,20 @@ log = logging.getLogger(__name__)
 def make_http_client(transport: httpx2.BaseTransport | None = None) -> httpx2.Client:
     """The one factory of kt's HTTP clients: no redirects, kt's headers and timeouts, proxies
     from the environment for remote hosts only (PX-01), and `--debug` saying when one is used."""
-    client = httpx2.Client(
-        timeout=TIMEOUT,
-        follow_redirects=False,
-        headers={"User-Agent": f"kt-login/{__version__}", "Accept": "application/json"},
-        transport=transport,
-        mounts=DIRECT_TO_LOOPBACK,
-    )
+    try:
+        client = httpx2.Client(
+            timeout=TIMEOUT,
+            follow_redirects=False,
+            headers={"User-Agent": f"kt-login/{__version__}", "Accept": "application/json"},
+            transport=transport,
+            mounts=DIRECT_TO_LOOPBACK,
+        )
+    except ImportError:  # httpx2 wants `socksio` for a socks:// proxy, which kt does not ship
+        raise UsageError(
+            "the environment names a SOCKS proxy (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY),"
+            " which kt does not support",
+            hint="unset it, or name an http:// proxy",
+        ) from None
 
     def say_if_proxied(request: httpx2.Request) -> None:
         if client._transport_for_url(request.url) is not client._transport:

@@ -147,6 +147,15 @@ def test_PX_01_https_may_use_the_proxy_tls_end_to_end_and_debug_says_so(
     assert stored(env) == []
 
 
+def test_PX_01_a_socks_proxy_is_a_clear_error_not_a_crash(
+    api: HostileAPI, env: dict[str, str]
+) -> None:
+    env = {**env, "ALL_PROXY": "socks5://127.0.0.1:1080"}
+    result = login(env)
+    assert_clean_failure(result, 2, "names a SOCKS proxy", "which kt does not support")
+    assert api.requests == [] and stored(env) == []
+
+
 # --------------------------------------------------------------------------- case 5: unbounded
 
 
