@@ -195,10 +195,10 @@ REFUSED = [
         opener_called=False,
     ),
     Case(
-        "NT-05-metadata-nan",
+        "NT-05-metadata-nan",  # NaN is not JSON (NU-01): refused as such, before any issuer check
         attr(metadata_body=b'{"issuer": NaN}'),
-        7,
-        "different issuer",
+        6,
+        "metadata is not JSON",
         0,
         opener_called=False,
     ),
