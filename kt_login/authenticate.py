@@ -18,7 +18,15 @@ import httpx2
 
 from . import config
 from .api import ApiClient, BearerAuth, SessionAuth, make_http_client
-from .errors import KtError, NetworkError, NotLoggedIn
+from .errors import (
+    NOT_OFFERED,
+    REFUSED,
+    UNREACHABLE,
+    KtError,
+    NetworkError,
+    NotLoggedIn,
+    RevocationFailed,
+)
 from .flows import drive
 from .flows.tokens import revoke_grant
 from .refresh import SessionKeeper
@@ -152,12 +160,12 @@ class Authenticator:
         if previous is not None and previous.access_token != session.access_token:
             self.revoke(previous)
 
-    def revoke(self, session: Session) -> KtError | None:
+    def revoke(self, session: Session) -> RevocationFailed | None:
         """End `session` on the server it came from; the error when that was not confirmed."""
         return REVOKERS[session.kind](session, self.http)
 
 
-def _revoke_keeptrusts(session: Session, http: httpx2.Client) -> KtError | None:
+def _revoke_keeptrusts(session: Session, http: httpx2.Client) -> RevocationFailed | None:
     """The API's logout, with the session's own access token."""
     try:
         ApiClient(session.api_url, http).logout(
@@ -166,14 +174,17 @@ def _revoke_keeptrusts(session: Session, http: httpx2.Client) -> KtError | None:
     except NotLoggedIn:
         return None  # already ended
     except KtError as exc:
-        return exc
+        return _revocation_failed(session.api_url, exc)
     return None
 
 
-def _revoke_oauth(session: Session, http: httpx2.Client) -> KtError | None:
+def _revoke_oauth(session: Session, http: httpx2.Client) -> RevocationFailed | None:
     """RFC 7009 at the issuer: the refresh token (which ends the grant), then the access token."""
+    issuer = session.issuer or session.api_url
     if not session.revocation_endpoint:
-        return NetworkError("the identity provider offers no way to revoke the session")
+        return RevocationFailed(
+            NOT_OFFERED, f"{issuer} offers no token revocation (its metadata lists no endpoint)"
+        )
     try:
         drive(
             revoke_grant(
@@ -185,11 +196,19 @@ def _revoke_oauth(session: Session, http: httpx2.Client) -> KtError | None:
             http,
         )
     except KtError as exc:
-        return exc
+        return _revocation_failed(issuer, exc)
     return None
 
 
-REVOKERS: Mapping[SessionKind, Callable[[Session, httpx2.Client], KtError | None]] = {
+def _revocation_failed(server: str, exc: KtError) -> RevocationFailed:
+    if isinstance(exc, NetworkError):
+        return RevocationFailed(
+            UNREACHABLE, f"could not reach {server} to revoke it ({exc.message})"
+        )
+    return RevocationFailed(REFUSED, f"{server} refused to revoke it ({exc.message})")
+
+
+REVOKERS: Mapping[SessionKind, Callable[[Session, httpx2.Client], RevocationFailed | None]] = {
     KEEPTRUSTS: _revoke_keeptrusts,
     OAUTH: _revoke_oauth,
 }

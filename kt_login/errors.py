@@ -11,6 +11,8 @@
     ├── ServerError              exit 6   5xx or a reply that breaks the contract
     ├── ApiError                 exit by status: 401 → 3, 403 → 1, 4xx → 1
     ├── OAuthError               exit 3 (6 for server_error / temporarily_unavailable)
+    ├── RevocationFailed         a session not ended where it was issued: exit 1 when the
+    │                            server offers no revocation, 6 when it refused, 5 unreachable
     └── ValidationFailed         exit 7   bad token, issuer, state, transport rule
 
 Messages are one line, say what failed and what to do next, and never carry a secret.
@@ -194,3 +196,20 @@ def _description(value: object) -> str | None:
     # the message ends up (a log viewer, an HTML report).
     text = clean(" ".join(value.split())).replace("<", "").replace(">", "")
     return text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 1] + "…"
+
+
+# Why a session could not be ended on the server that issued it (kt auth logout), by exit code.
+NOT_OFFERED = "not_offered"  # the provider lists no revocation endpoint
+REFUSED = "refused"  # it answered, and did not revoke (e.g. 401 invalid_client)
+UNREACHABLE = "unreachable"  # no answer, or 503: the token may still be valid (RFC 7009 §2.2.1)
+_REVOCATION_EXIT = {NOT_OFFERED: EXIT_ERROR, REFUSED: EXIT_SERVER, UNREACHABLE: EXIT_NETWORK}
+
+
+class RevocationFailed(KtError):
+    """A session kt could not end where it was issued, and which of the three cases it was."""
+
+    def __init__(self, reason: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+        self.code = f"kt.revocation_{reason}"
+        self.exit_code = _REVOCATION_EXIT[reason]

@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from ..config import configured_profiles
-from ..errors import KtError, StoreError
+from ..errors import RevocationFailed, StoreError
+from ..session import Session
 from .app import Invocation, common_options
 from .views import timestamp
 
@@ -24,8 +25,9 @@ class LogoutOptions:
 def logout(inv: Invocation, **flags: Any) -> None:
     """Revoke the active profile's session on the server and remove it from this machine.
 
-    If the server cannot be reached the local session is removed anyway, and kt says that the
-    server-side session may stay valid until it expires (exit 5).
+    The local session is removed in every case. When it could not be ended on the server, kt
+    says why and how long it may stay valid there, and exits 1 when the server offers no
+    revocation, 6 when it refused to revoke, 5 when it could not be reached.
     """
     run_logout(inv, LogoutOptions(**flags))
 
@@ -41,7 +43,7 @@ def run_logout(inv: Invocation, opts: LogoutOptions) -> None:
     results: list[dict[str, Any]] = []
     lines: list[str] = []
     unrevoked: list[str] = []
-    failure: KtError | None = None
+    failure: RevocationFailed | None = None
     for name in names:
         try:
             session, store = sessions.find(name)
@@ -77,12 +79,11 @@ def run_logout(inv: Invocation, opts: LogoutOptions) -> None:
         if revoked:
             lines.append(f"Logged out of {session.api_url} (profile {name!r}).")
         else:
-            until = timestamp(session.refresh_expires_at or session.expires_at) or "it expires"
+            assert problem is not None
             unrevoked.append(name)
             lines.append(
-                f"Removed the local session of profile {name!r}, but could not reach "
-                f"{session.api_url} to revoke it: the server-side session may stay valid "
-                f"until {until}."
+                f"Removed the local session of profile {name!r}, but {problem.message}: "
+                f"{still_valid(session)}."
             )
     if all_profiles and not any(r["was_logged_in"] for r in results):
         lines.append("No profile was logged in.")
@@ -91,8 +92,26 @@ def run_logout(inv: Invocation, opts: LogoutOptions) -> None:
     inv.console.result({"logged_out": results}, lines)
     if failure is not None:
         failure.message = (
-            f"could not revoke the server-side session of {', '.join(map(repr, unrevoked))} "
-            f"({failure.message})"
+            f"could not revoke the server-side session of {', '.join(map(repr, unrevoked))}: "
+            f"{failure.message}"
         )
-        failure.hint = "it was removed locally; it may stay valid on the server until it expires"
+        failure.hint = "it was removed locally; it may stay valid on the server (see above)"
         raise failure
+
+
+def still_valid(session: Session) -> str:
+    """How long a session that was not revoked may stay valid where it was issued: the access
+    token until it expires, the refresh token (which can mint new ones) for its own lifetime,
+    which kt often does not know."""
+    access = timestamp(session.expires_at)
+    said = "the server-side session may stay valid: the access token until " + (
+        access or "it expires (lifetime unknown)"
+    )
+    if session.refresh_token:
+        refresh = timestamp(session.refresh_expires_at)
+        said += ", the refresh token " + (
+            f"until {refresh}"
+            if refresh
+            else "for as long as the server keeps it (lifetime unknown)"
+        )
+    return said

@@ -143,6 +143,16 @@ def revoke(revocation_endpoint: str, *, client_id: str, token: str, hint: str) -
         return None
     if response.status_code == 503:
         raise NetworkError("the identity provider could not revoke the token now (HTTP 503)")
+    try:
+        body = json_document(response.content)
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        raise OAuthError(
+            body["error"],
+            description=body.get("error_description"),
+            meaning=f"HTTP {response.status_code}",
+        )
     raise ServerError(f"the revocation endpoint failed (HTTP {response.status_code})")
 
 

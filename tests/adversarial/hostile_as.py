@@ -131,6 +131,7 @@ class Behaviour:
     userinfo_claims: dict[str, Any] = field(default_factory=dict)  # overrides (DELETE removes)
     whoami_user: dict[str, Any] = field(default_factory=dict)  # overrides of whoami's "user"
     revocation_status: int = 200
+    revocation_reply: dict[str, Any] | None = None  # a JSON body for the revocation answer
     device_reply: dict[str, Any] = field(default_factory=dict)  # overrides (DELETE removes)
 
 
@@ -431,7 +432,10 @@ class HostileAS:
         return web.json_response(_apply({"sub": b.userinfo_sub, "email": EMAIL}, b.userinfo_claims))
 
     async def _revoke(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
-        return web.Response(status=self.behaviour.revocation_status)
+        b = self.behaviour
+        if b.revocation_reply is not None:
+            return web.json_response(b.revocation_reply, status=b.revocation_status)
+        return web.Response(status=b.revocation_status)
 
     async def _whoami(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
         b = self.behaviour

@@ -534,3 +534,87 @@ def test_4_capabilities_in_neither_document_are_named_with_the_documents_read(bo
     message = device.error()["message"]
     assert "does not offer device sign-in" in message
     assert "device_authorization_endpoint" in message and "oauth-authorization-server" in message
+
+
+# ------------------------------------------------------------------------ 5. logout, not revoked
+
+
+def rewrite_session(box: Box, **changes: object) -> dict[str, Any]:
+    """Change the stored session in place (the file keeps mode 0600)."""
+    import os
+
+    doc = stored(box)
+    assert doc is not None
+    doc.update(changes)
+    tmp = box.credentials.with_name("seed.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(doc, fh)
+    os.replace(tmp, box.credentials)
+    return doc
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+LOGOUT_CASES = [
+    pytest.param(
+        "not_offered", 1, "offers no token revocation", id="a-no-revocation-endpoint"
+    ),
+    pytest.param("refused", 6, "refused to revoke it (HTTP 401 (the provider said invalid_client: "
+                 "public clients may not revoke))", id="b-refused-401-invalid_client"),
+    pytest.param("unreachable", 5, "could not reach", id="c-unreachable"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("reason", "code", "said"), LOGOUT_CASES)
+def test_5_logout_that_cannot_revoke_names_its_case(
+    box: Box, reason: str, code: int, said: str
+) -> None:
+    """Three different failures, three messages and exit codes; the local session goes in each,
+    and the lifetimes are stated honestly (the refresh token's is unknown here)."""
+    b = box.server.behaviour
+    if reason == "not_offered":
+        rewrite_session(box, revocation_endpoint=None)
+    elif reason == "refused":
+        b.revocation_status = 401
+        b.revocation_reply = {
+            "error": "invalid_client",
+            "error_description": "public clients may not revoke",
+        }
+    else:
+        rewrite_session(box, revocation_endpoint=f"http://127.0.0.1:{closed_port()}/revoke")
+    doc = stored(box)
+    assert doc is not None and doc["refresh_expires_at"] is None
+    result = box.kt("auth", "logout")
+    assert result.code == code, result.stderr
+    assert said in result.stdout and said in result.stderr, (result.stdout, result.stderr)
+    assert "the access token until 20" in result.stdout
+    assert "the refresh token for as long as the server keeps it (lifetime unknown)" in (
+        result.stdout
+    )
+    if reason != "unreachable":
+        assert "could not reach" not in result.stdout + result.stderr
+    assert stored(box) is None
+    assert box.kt("auth", "logout", "--json").code == 0  # nothing left to log out of
+
+
+@pytest.mark.parametrize(("reason", "code", "said"), LOGOUT_CASES)
+def test_5_logout_error_code_names_the_case(box: Box, reason: str, code: int, said: str) -> None:
+    if reason == "not_offered":
+        rewrite_session(box, revocation_endpoint=None)
+    elif reason == "refused":
+        box.server.behaviour.revocation_status = 401
+        box.server.behaviour.revocation_reply = {"error": "invalid_client"}
+    else:
+        rewrite_session(box, revocation_endpoint=f"http://127.0.0.1:{closed_port()}/revoke")
+    result = box.kt("auth", "logout", "--json")
+    assert result.code == code, result.stderr
+    error = result.error()
+    assert error["code"] == f"kt.revocation_{reason}" and error["exit_code"] == code
+    assert result.json()["logged_out"][0]["server_revoked"] is False
