@@ -52,6 +52,7 @@ SESSION_KEYS = {
     "subject",
     "auth_time",
     "acr",
+    "display_name",  # how kt names the person without an email (issue 10 case 1)
 }
 MFA_HINT = "run: kt auth mfa challenge --token "
 
