@@ -4,7 +4,8 @@ login and consent pages by headless Chromium. Nothing here is kt-devserver: disc
 RFC 9207 `iss`, the RS256 ID token, userinfo, refresh-token rotation and RFC 7009 revocation are
 all the provider's own.
 
-Needs Node.js and `(cd e2e/oidc_provider && npm ci)`; .ci/run does both.
+Needs Node.js >= 22 and `(cd e2e/oidc_provider && npm ci)`; scripts/setup (scripts/test runs it)
+does both.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class OidcProvider:
 def _start_provider(log: Path, *, scopes: str | None = None) -> OidcProvider:
     node = shutil.which("node")
     if node is None:
-        pytest.fail("no node on PATH: run .ci/run (apt-get install nodejs npm) first")
+        pytest.fail("no node on PATH: run scripts/setup (it installs Node 22 into .venv) first")
     if not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
         pytest.fail("oidc-provider is not installed: run: (cd e2e/oidc_provider && npm ci)")
     with log.open("w") as err:
