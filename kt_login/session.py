@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, Final, Literal
 
 from .config import DEFAULT_PROFILE
@@ -189,22 +189,9 @@ _CHECKS = {
     "acr": _opt_str,
     "display_name": _opt_str,
 }
-_OPTIONAL = frozenset(
-    {
-        "session_id",
-        "refresh_expires_at",
-        "obtained_at",
-        "issuer",
-        "client_id",
-        "token_endpoint",
-        "revocation_endpoint",
-        "jwks_uri",
-        "subject",
-        "auth_time",
-        "acr",
-        "display_name",
-    }
-)
+# A field with a default may be absent from a stored session (it was added later, or it is
+# unknown for that sign-in); every other field must be there.
+_OPTIONAL = frozenset(f.name for f in fields(Session) if f.default is not MISSING)
 
 
 def _relogin_hint(profile: str) -> str:
