@@ -29,7 +29,7 @@ from .errors import (
 )
 from .flows import drive
 from .flows.tokens import revoke_grant
-from .refresh import SessionKeeper
+from .refresh import SessionKeeper, can_refresh
 from .session import KEEPTRUSTS, OAUTH, Session, SessionKind
 from .store import CredentialStore, Location, SessionStore, keyring_timeout
 from .text import run_hint
@@ -37,6 +37,8 @@ from .text import run_hint
 T = TypeVar("T")
 
 ENVIRONMENT = "environment"  # the credential source of KEEPTRUSTS_API_TOKEN
+# Session.method of an API token kept by `kt auth login --with-token`
+API_TOKEN = "api_token"  # noqa: S105 - a method name, not a secret
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,13 @@ class Authenticator:
         if self.env_token:
             url = self.api_url.value
             return Credential(self.api(url), BearerAuth(self.env_token, url), ENVIRONMENT)
+        keeper, where = self.keeper()
+        api = keeper.api
+        return Credential(api, SessionAuth(keeper.current, keeper.refresh), where.kind)
+
+    def keeper(self) -> tuple[SessionKeeper, Location]:
+        """The stored session's SessionKeeper (ignoring $KEEPTRUSTS_API_TOKEN) and where the
+        session is kept; NoCredential as for `credential`."""
         session, where = self.stored()
         if session is None or where is None:
             raise NoCredential(f"not logged in (profile {self.profile!r})")
@@ -134,16 +143,35 @@ class Authenticator:
                 f"profile {self.profile!r} is logged in to {session.api_url}, not {api_url}",
                 api_url=api_url,
             )
-        api = self.api(session.api_url)
         keeper = SessionKeeper(
             session=session,
             profile=self.profile,
             config_dir=self.store.config_dir,
             store=where,
-            api=api,
+            api=self.api(session.api_url),
             clock=self.clock,
         )
-        return Credential(api, SessionAuth(keeper.current, keeper.refresh), where.kind)
+        return keeper, where
+
+    def fresh_session(self, *, min_ttl: float = 0.0) -> tuple[Session, Location]:
+        """The stored session with its access token refreshed when it is near expiry (as for
+        every request) or, given `min_ttl`, when it expires sooner than that; the refresh rules
+        and the lock are SessionKeeper's. A session that cannot be refreshed is not refreshed
+        early: NotRefreshable says why, and the session is kept."""
+        keeper, where = self.keeper()
+        session = keeper.current()
+        now = self.clock()
+        if min_ttl > 0 and session.expires_at is not None and session.expires_at - now < min_ttl:
+            check_refreshable(session, now)
+            session = keeper.refresh(session)
+        return session, where
+
+    def refresh_now(self) -> tuple[Session, Location]:
+        """Refresh the stored session now, whatever its expiry (NotRefreshable when it cannot
+        be, the session kept)."""
+        keeper, where = self.keeper()
+        check_refreshable(keeper.session, self.clock())
+        return keeper.refresh(keeper.session), where
 
     def save(self, where: CredentialStore, session: Session) -> None:
         """Keep `session` for the profile in `where` and end the session it replaces on the
@@ -163,6 +191,33 @@ class Authenticator:
     def revoke(self, session: Session) -> RevocationFailed | None:
         """End `session` on the server it came from; the error when that was not confirmed."""
         return REVOKERS[session.kind](session, self.http)
+
+
+class NotRefreshable(NotLoggedIn):
+    """The stored session cannot be refreshed: an API token, no refresh token, or one that has
+    expired. `reason` is "api_token", "no_refresh_token" or "refresh_expired"."""
+
+    code = "auth.not_refreshable"
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def check_refreshable(session: Session, now: float) -> None:
+    """NotRefreshable, saying why, unless `session` can be refreshed (refresh.can_refresh)."""
+    if can_refresh(session, now):
+        return
+    if session.method == API_TOKEN:
+        raise NotRefreshable(
+            "this profile's credential is an API token, which is not refreshed", reason=API_TOKEN
+        )
+    if not session.refresh_token:
+        raise NotRefreshable(
+            "this session has no refresh token (none was issued at sign-in)",
+            reason="no_refresh_token",
+        )
+    raise NotRefreshable("this session's refresh token has expired", reason="refresh_expired")
 
 
 def _revoke_keeptrusts(session: Session, http: httpx2.Client) -> RevocationFailed | None:

@@ -38,6 +38,13 @@ def needs_refresh(session: Session, now: float) -> bool:
     return session.expires_at - now < max(MIN_WINDOW, 0.1 * lifetime)
 
 
+def can_refresh(session: Session, now: float) -> bool:
+    """True when the session holds a refresh token that has not expired (as far as kt knows)."""
+    return bool(session.refresh_token) and (
+        session.refresh_expires_at is None or session.refresh_expires_at > now
+    )
+
+
 class SessionKeeper:
     def __init__(
         self,
@@ -63,6 +70,11 @@ class SessionKeeper:
         # token we hold is spent, and presenting it again would look like a replay (LC-03).
         self._unsaved: StoreError | None = None
 
+    @property
+    def api(self) -> ApiClient:
+        """The client of the session's API (its refreshes go through it)."""
+        return self._api
+
     def current(self) -> Session:
         if self._unsaved is not None:
             raise self._unsaved
@@ -82,9 +94,7 @@ class SessionKeeper:
             ):
                 self.session = latest
                 return latest
-            if not latest.refresh_token or (
-                latest.refresh_expires_at is not None and latest.refresh_expires_at <= self._clock()
-            ):
+            if not latest.refresh_token or not can_refresh(latest, self._clock()):
                 self._store.delete(self._profile)
                 raise NotLoggedIn("your session has expired", hint=LOGIN_HINT)
             fresh = self._refreshers[latest.kind](latest, latest.refresh_token)
