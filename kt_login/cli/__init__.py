@@ -28,7 +28,7 @@ def cli() -> None:
 @cli.group(
     cls=LazyGroup,
     lazy_subcommands={
-        name: f"kt_login.cli.{module}:{name}"
+        name: f"kt_login.cli.{module}:{name.replace('-', '_')}"
         for name, module in (
             ("login", "login"),
             ("logout", "logout"),
@@ -36,6 +36,7 @@ def cli() -> None:
             ("status", "status"),
             ("token", "token"),
             ("mfa", "mfa"),
+            ("print-access-token", "print_token"),
         )
     },
 )
