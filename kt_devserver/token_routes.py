@@ -26,12 +26,13 @@ def _new_token(
     *,
     name: str,
     token_scopes: tuple[str, ...],
-    days: int,
+    lifetime: float,
     parent: ApiToken | None = None,
 ) -> tuple[str, NewApiToken]:
-    """A new token; one made with a `parent` token ends no later than it, and is revoked with it."""
+    """A new token living `lifetime` seconds; one made with a `parent` token ends no later than
+    it, and is revoked with it."""
     secret = new_secret(API_TOKEN_PREFIX)
-    expires_at = state.clock() + days * _DAY
+    expires_at = state.clock() + lifetime
     return secret, NewApiToken(
         name=name,
         scopes=token_scopes,
@@ -47,7 +48,12 @@ def _requested_scopes(body: bodies.Body, principal: Principal) -> tuple[str, ...
     unknown = sorted(set(requested) - set(scopes.ALL_SCOPES))
     if unknown:
         shown = ", ".join(repr(name[:64]) for name in unknown[:5])
-        raise ApiError(400, "auth.invalid_scope", f"Unknown scope(s): {shown}.")
+        raise ApiError(
+            400,
+            "auth.invalid_scope",
+            f"Unknown scope(s): {shown}. Valid scopes: {', '.join(scopes.ALL_SCOPES)}.",
+            extra={"valid_scopes": list(scopes.ALL_SCOPES)},
+        )
     beyond = scopes.ordered(set(requested) - principal.scopes)
     if beyond:
         raise ApiError(
@@ -77,7 +83,11 @@ async def create_token(request: web.Request) -> web.Response:
     )
     # _requested_scopes already kept a token-made token within the parent's (current) scopes.
     secret, new = _new_token(
-        state, name=name, token_scopes=token_scopes, days=days, parent=principal.api_token
+        state,
+        name=name,
+        token_scopes=token_scopes,
+        lifetime=days * _DAY,
+        parent=principal.api_token,
     )
     row = state.db.create_api_token(user_id=principal.user.id, now=state.clock(), token=new)
     return web.json_response(
@@ -130,13 +140,14 @@ async def rotate_token(request: web.Request) -> web.Response:
     principal = authenticate(request)
     require_scope(principal, scopes.TOKENS_WRITE)
     _require_mfa_session(state, principal)
-    await bodies.read_object(request, required=False)
+    body = await bodies.read_object(request, required=False)
     old = _own_token(state, principal, request.match_info["token_id"])
     if old.revoked_at is not None:
         raise not_found("That token is revoked; a revoked token cannot be rotated.")
-    secret, new = _new_token(
-        state, name=old.name, token_scopes=old.scopes, days=DEFAULT_API_TOKEN_DAYS
-    )
+    # The new token lives as long as the old one was made to, unless the body names a lifetime.
+    days = bodies.optional_int(body, "expires_in_days", default=0, low=1, high=MAX_API_TOKEN_DAYS)
+    lifetime = days * _DAY if days else old.expires_at - old.created_at
+    secret, new = _new_token(state, name=old.name, token_scopes=old.scopes, lifetime=lifetime)
     now = state.clock()
     row = state.db.rotate_api_token(old.id, user_id=principal.user.id, now=now, token=new)
     if row is None:

@@ -265,9 +265,14 @@ class TokensApi:
         path = f"/v1/auth/tokens/{token_path_segment(token_id)}"
         return _dict(self._api.request("DELETE", path, auth=auth).get("token"))
 
-    def rotate(self, auth: httpx2.Auth, token_id: str) -> IssuedToken:
+    def rotate(
+        self, auth: httpx2.Auth, token_id: str, *, expires_in_days: int | None = None
+    ) -> IssuedToken:
+        """The token replaced by a new one with the same name and scopes, living as long as the
+        old one was made to, or `expires_in_days`."""
         path = f"/v1/auth/tokens/{token_path_segment(token_id)}/rotate"
-        return _issued(self._api.request("POST", path, auth=auth))
+        body = None if expires_in_days is None else {"expires_in_days": expires_in_days}
+        return _issued(self._api.request("POST", path, body=body, auth=auth))
 
 
 def token_path_segment(token_id: str) -> str:

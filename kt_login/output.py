@@ -9,6 +9,7 @@ terminal (SECURITY.md HY-04).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,13 @@ class Console:
             for line in human:
                 self.out.write(line + "\n")
         self.out.flush()
+
+    def width(self) -> int | None:
+        """The terminal's width when stdout is one (what a table must fit), else None."""
+        isatty = getattr(self.out, "isatty", None)
+        if not (isatty and isatty()):
+            return None
+        return shutil.get_terminal_size().columns
 
     def secret(self, value: str) -> None:
         """The one place a secret is printed: bare, on stdout, so `| cat` gets exactly one line."""
@@ -56,8 +64,42 @@ class Console:
         self.err.flush()
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    width: int | None = None,
+    drop: Sequence[str] = (),
+    shrink: Sequence[str] = (),
+) -> list[str]:
+    """Rows under headers, columns two spaces apart. With a `width`, a table wider than it
+    loses the columns named in `drop` (in that order) and then cuts the cells of the `shrink`
+    columns (with …) until it fits or they are down to their header's width."""
     cells = [[clean(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return [fmt.format(*headers).rstrip()] + [fmt.format(*r).rstrip() for r in cells]
+    shown = list(range(len(headers)))
+
+    def natural(i: int) -> int:
+        return max([len(headers[i])] + [len(r[i]) for r in cells])
+
+    widths = {i: natural(i) for i in shown}
+
+    def total() -> int:
+        return sum(widths[i] for i in shown) + 2 * (len(shown) - 1)
+
+    if width is not None:
+        for name in drop:
+            if total() <= width:
+                break
+            shown.remove(headers.index(name))
+        for name in shrink:
+            i = headers.index(name)
+            if i in shown and total() > width:
+                widths[i] = max(len(headers[i]), widths[i] - (total() - width))
+
+    def fit(text: str, w: int) -> str:
+        return text if len(text) <= w else text[: max(w - 1, 0)] + "…"
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(f"{fit(values[i], widths[i]):<{widths[i]}}" for i in shown).rstrip()
+
+    return [line(headers)] + [line(r) for r in cells]

@@ -9,6 +9,7 @@ import pytest
 from kt_devserver import totp
 from kt_devserver.demo import BOB_TOTP_SECRET
 from tests.kt_process import base_env, kt
+from tests.terminal import Terminal
 
 
 @pytest.fixture
@@ -111,7 +112,8 @@ def test_env_token_is_used_scoped_and_revoked(env):
     assert gone.error()["code"] == "auth.token_revoked"
     again = kt("auth", "token", "revoke", "--token-id", token_id, env=env)
     assert again.code == 0
-    listed = kt("auth", "token", "list", "--json", env=env).json()["tokens"]
+    assert "already revoked" in again.stdout
+    listed = kt("auth", "token", "list", "--all", "--json", env=env).json()["tokens"]
     assert listed[0]["state"] == "revoked"
 
 
@@ -161,7 +163,114 @@ def test_rotate_after_mfa(env):
     assert kt("auth", "whoami", env=dict(env, KEEPTRUSTS_API_TOKEN=old["secret"])).code == 3
     who = kt("auth", "whoami", "--json", env=dict(env, KEEPTRUSTS_API_TOKEN=new_secret))
     assert who.code == 0
-    tokens = kt("auth", "token", "list", "--json", env=env).json()["tokens"]
+    tokens = kt("auth", "token", "list", "--all", "--json", env=env).json()["tokens"]
     states = {t["id"]: t["state"] for t in tokens}
     assert states[old["token"]["id"]] == "revoked"
     assert sorted(states.values()) == ["active", "revoked"]
+
+
+def _listed(env, *flags):
+    r = kt("auth", "token", "list", "--json", *flags, env=env)
+    assert r.code == 0, r.stderr
+    return {t["id"]: t for t in r.json()["tokens"]}
+
+
+@pytest.mark.parametrize("answer", ["n", ""])
+def test_declining_the_revoke_confirmation_revokes_nothing_and_exits_0(env, answer):
+    """Issue 12, defect 1 (and the confirmation names the token): a decline is no interruption."""
+    alice(env)
+    made = create(env, "tokens:read", "gateways:read", name="deploy-bot")
+    token_id = made["token"]["id"]
+    term = Terminal(["auth", "token", "revoke", "--id", token_id], env)
+    prompt = term.expect("This cannot be undone")
+    assert "deploy-bot" in prompt and "gateways:read,tokens:read" in prompt
+    assert "last used: never" in prompt
+    term.type(answer)
+    assert term.finish() == 0, term.seen
+    assert "Nothing was revoked" in term.seen
+    assert "interrupted" not in term.seen and "Error" not in term.seen
+    assert _listed(env)[token_id]["state"] == "active"
+
+
+def test_confirming_revokes_and_revoking_again_says_it_was_already_revoked(env):
+    alice(env)
+    token_id = create(env, "tokens:read")["token"]["id"]
+    term = Terminal(["auth", "token", "revoke", "--id", token_id], env)
+    term.expect("This cannot be undone")
+    term.type("y")
+    assert term.finish() == 0, term.seen
+    assert f"Revoked API token {token_id}" in term.seen
+    again = kt("auth", "token", "revoke", "--id", token_id, "--json", env=env)
+    assert again.code == 0, again.stderr
+    assert again.json()["already_revoked"] is True
+    human = kt("auth", "token", "revoke", "--id", token_id, env=env)
+    assert "was already revoked at " in human.stdout and "Revoked API token" not in human.stdout
+
+
+def test_list_hides_revoked_tokens_unless_all(env):
+    alice(env)
+    kept = create(env, "tokens:read", name="kept")["token"]["id"]
+    gone = create(env, "tokens:read", name="gone")["token"]["id"]
+    assert kt("auth", "token", "revoke", "--id", gone, "--yes", env=env).code == 0
+    assert set(_listed(env)) == {kept}
+    assert set(_listed(env, "--all")) == {kept, gone}
+    human = kt("auth", "token", "list", env=env)
+    assert "kept" in human.stdout and gone not in human.stdout
+    assert "1 revoked or expired token not shown (kt auth token list --all" in human.stdout
+    assert gone in kt("auth", "token", "list", "--all", env=env).stdout
+
+
+def test_list_fits_a_narrow_terminal(env):
+    alice(env)
+    long_name = "nightly-deploy-of-the-configuration-service-" + "x" * 30
+    token_id = create(env, "configurations:read", "gateways:read", "tokens:read", name=long_name)[
+        "token"
+    ]["id"]
+    term = Terminal(["auth", "token", "list"], env, columns=60)
+    assert term.finish() == 0, term.seen
+    lines = [line for line in term.seen.splitlines() if line.strip()]
+    assert lines[0].split()[:4] == ["ID", "NAME", "SCOPES", "STATE"]
+    assert all(len(line) <= 60 for line in lines), lines
+    assert token_id in term.seen and "active" in term.seen and "…" in term.seen
+    wide = kt("auth", "token", "list", env=env)  # not a terminal: nothing is cut
+    assert (
+        long_name in wide.stdout and "configurations:read,gateways:read,tokens:read" in wide.stdout
+    )
+
+
+def test_rotate_keeps_the_old_lifetime_and_says_the_new_expiry(env):
+    """Issue 12, defect 7: no silent 90-day default."""
+    bob_with_mfa(env)
+    r = kt(
+        "auth",
+        "token",
+        "create",
+        "--name",
+        "short",
+        "--scope",
+        "tokens:read",
+        "--expires-in-days",
+        "7",
+        "--json",
+        env=env,
+    )
+    assert r.code == 0, r.stderr
+    old = r.json()["token"]
+    rotated = kt("auth", "token", "rotate", "--id", old["id"], env=env)
+    assert rotated.code == 0, rotated.stderr
+    new = next(t for t in _listed(env).values() if t["id"] != old["id"])
+    assert new["expires_at"][:10] == old["expires_at"][:10]  # 7 days, not 90
+    assert f"expires {new['expires_at']}" in rotated.stderr
+    longer = kt(
+        "auth", "token", "rotate", "--id", new["id"], "--expires-in-days", "30", "--json", env=env
+    )
+    assert longer.code == 0, longer.stderr
+    assert longer.json()["token"]["expires_at"][:10] > new["expires_at"][:10]
+
+
+def test_an_unknown_scope_is_refused_with_the_valid_ones(env):
+    alice(env)
+    r = kt("auth", "token", "create", "--name", "x", "--scope", "bogus", env=env)
+    assert r.code == 1
+    assert "Unknown scope(s): 'bogus'" in r.stderr
+    assert "Valid scopes: configurations:read" in r.stderr and "tokens:write" in r.stderr

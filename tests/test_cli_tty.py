@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import subprocess
-import sys
 import time
 
 import httpx2
@@ -17,56 +12,7 @@ from kt_devserver.demo import BOB_TOTP_SECRET
 from kt_login.cli import cli
 from kt_login.cli.app import App
 from tests.kt_process import base_env, kt
-
-DEADLINE = 30.0
-
-
-class Terminal:
-    """`kt` on a pseudo-terminal: what it writes is read back; answers are typed in."""
-
-    def __init__(self, args, env):
-        self.master, slave = pty.openpty()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kt_login", *args],
-            env=env,
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            close_fds=True,
-        )
-        os.close(slave)
-        self.seen = ""
-
-    def expect(self, text: str, times: int = 1) -> str:
-        """Read until `text` has appeared `times` times (or fail after DEADLINE).
-
-        Answer only after the prompt is shown: getpass flushes input typed ahead of it."""
-        end = time.monotonic() + DEADLINE
-        while self.seen.count(text) < times:
-            remaining = end - time.monotonic()
-            assert remaining > 0, f"never saw {text!r}; got {self.seen!r}"
-            ready, _, _ = select.select([self.master], [], [], remaining)
-            if ready:
-                try:
-                    chunk = os.read(self.master, 4096)
-                except OSError:  # the child closed the terminal
-                    chunk = b""
-                assert chunk, f"kt exited before {text!r}; got {self.seen!r}"
-                self.seen += chunk.decode(errors="replace")
-        return self.seen
-
-    def type(self, line: str) -> None:
-        os.write(self.master, (line + "\n").encode())
-
-    def finish(self) -> int:
-        code = self.proc.wait(timeout=DEADLINE)
-        try:
-            while chunk := os.read(self.master, 4096):
-                self.seen += chunk.decode(errors="replace")
-        except OSError:
-            pass
-        os.close(self.master)
-        return code
+from tests.terminal import Terminal
 
 
 def test_interactive_mfa_login_prompts_and_never_echoes(tmp_path, devserver):

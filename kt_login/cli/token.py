@@ -8,11 +8,11 @@ from typing import Any
 import click
 
 from ..api import IssuedToken, token_path_segment
-from ..errors import UsageError
+from ..errors import ApiError, UsageError
 from ..text import clean
 from .app import Invocation, common_options
 from .step_up import with_step_up
-from .views import public_token, token_table
+from .views import public_token, token_summary, token_table
 
 DEFAULT_EXPIRY_DAYS = 90
 
@@ -25,6 +25,11 @@ class CreateOptions:
 
 
 @dataclass(frozen=True)
+class ListOptions:
+    all_tokens: bool = False
+
+
+@dataclass(frozen=True)
 class RevokeOptions:
     token_id: str
     yes: bool = False
@@ -33,6 +38,7 @@ class RevokeOptions:
 @dataclass(frozen=True)
 class RotateOptions:
     token_id: str
+    expires_in_days: int | None = None
 
 
 @click.group()
@@ -94,18 +100,35 @@ def run_create(inv: Invocation, opts: CreateOptions) -> None:
 
 
 @token.command("list")
+@click.option("--all", "all_tokens", is_flag=True, help="Include revoked and expired tokens.")
 @common_options
-def list_tokens(inv: Invocation) -> None:
-    """List tokens with their state (active, revoked, expired), never their secrets."""
-    run_list(inv)
+def list_tokens(inv: Invocation, **flags: Any) -> None:
+    """List active tokens (with --all, revoked and expired ones too), never their secrets.
+
+    On a terminal the table fits its width: narrow ones drop the PREFIX, CREATED and LAST USED
+    columns and cut long names and scopes short; --json has every field.
+    """
+    run_list(inv, ListOptions(**flags))
 
 
-def run_list(inv: Invocation) -> None:
+def run_list(inv: Invocation, opts: ListOptions = ListOptions()) -> None:
+    listed = _list(inv)
+    tokens = listed if opts.all_tokens else [t for t in listed if t.get("state") == "active"]
+    hidden = len(listed) - len(tokens)
+    lines = token_table(tokens, width=inv.console.width()) if tokens or not hidden else []
+    if hidden:
+        lines.append(
+            f"{hidden} revoked or expired token{'s' if hidden != 1 else ''} not shown "
+            "(kt auth token list --all shows them)."
+        )
+    inv.console.result({"tokens": tokens}, lines)
+
+
+def _list(inv: Invocation) -> list[dict[str, Any]]:
     listed = with_step_up(
         inv, lambda: inv.authenticated().call(lambda api, auth: api.tokens.list(auth))
     )
-    tokens = [public_token(t) for t in listed]
-    inv.console.result({"tokens": tokens}, token_table(tokens))
+    return [public_token(t) for t in listed]
 
 
 @token.command("revoke")
@@ -113,30 +136,68 @@ def run_list(inv: Invocation) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @common_options
 def revoke(inv: Invocation, **flags: Any) -> None:
-    """Revoke a token: every request made with it fails from now on."""
+    """Revoke a token: every request made with it fails from now on.
+
+    On a terminal kt shows the token (name, scopes, when last used) and asks first; answering
+    no (or Enter) revokes nothing and exits 0. A token already revoked is left as it is.
+    """
     run_revoke(inv, RevokeOptions(**flags))
 
 
 def run_revoke(inv: Invocation, opts: RevokeOptions) -> None:
     token_id = opts.token_id
-    if inv.interactive and not opts.yes:
-        click.confirm(f"Revoke API token {token_id}? This cannot be undone", abort=True, err=True)
     token_path_segment(token_id)  # a bad id is refused before anything is sent
+    known = _find(inv, token_id)
+    if known is not None and known.get("state") == "revoked":
+        when = known.get("revoked_at")
+        inv.console.result(
+            {"revoked": known, "already_revoked": True},
+            [
+                f"API token {token_summary(known)} was already revoked"
+                + (f" at {clean(when)}" if when else "")
+                + "; nothing changed."
+            ],
+        )
+        return
+    if inv.interactive and not opts.yes:
+        what = token_summary(known) if known is not None else clean(token_id)
+        if not click.confirm(f"Revoke API token {what}? This cannot be undone", err=True):
+            inv.console.result(
+                {"revoked": None},
+                [f"Nothing was revoked: API token {clean(token_id)} is unchanged."],
+            )
+            return
     info = with_step_up(
         inv, lambda: inv.authenticated().call(lambda api, auth: api.tokens.revoke(auth, token_id))
     )
     inv.console.result(
-        {"revoked": public_token(info)},
+        {"revoked": public_token(info), "already_revoked": False},
         [f"Revoked API token {clean(info.get('id', token_id))} ({clean(info.get('name', ''))})."],
     )
 
 
+def _find(inv: Invocation, token_id: str) -> dict[str, Any] | None:
+    """The token as the list describes it, or None when it is not listed or cannot be listed
+    (a credential without tokens:read can still revoke)."""
+    try:
+        listed = _list(inv)
+    except ApiError:
+        return None
+    return next((t for t in listed if t.get("id") == token_id), None)
+
+
 @token.command("rotate")
 @_token_id_option
+@click.option(
+    "--expires-in-days",
+    type=click.IntRange(1, 365),
+    default=None,
+    help="Lifetime of the new token (default: the same lifetime the old one was given).",
+)
 @common_options
 def rotate(inv: Invocation, **flags: Any) -> None:
-    """Replace a token in one step: the old one is revoked and a new one with the same name
-    and scopes is issued. Needs an MFA-authenticated session."""
+    """Replace a token in one step: the old one is revoked and a new one with the same name,
+    scopes and lifetime is issued (or --expires-in-days). Needs an MFA-authenticated session."""
     run_rotate(inv, RotateOptions(**flags))
 
 
@@ -144,7 +205,12 @@ def run_rotate(inv: Invocation, opts: RotateOptions) -> None:
     token_id = opts.token_id
     token_path_segment(token_id)
     issued = with_step_up(
-        inv, lambda: inv.authenticated().call(lambda api, auth: api.tokens.rotate(auth, token_id))
+        inv,
+        lambda: inv.authenticated().call(
+            lambda api, auth: api.tokens.rotate(
+                auth, token_id, expires_in_days=opts.expires_in_days
+            )
+        ),
     )
     old = issued.revoked or {}
     _print_secret(inv, issued, f"Revoked {clean(old.get('id', token_id))}; issued API token")

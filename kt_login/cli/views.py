@@ -51,6 +51,17 @@ def logged_in_line(session: Session, storage: str) -> str:
 
 
 TOKEN_COLUMNS = ("ID", "NAME", "SCOPES", "STATE", "CREATED", "EXPIRES", "LAST USED", "PREFIX")
+# What a narrow terminal loses first, then what is cut short (output.table).
+_TOKEN_DROP = ("PREFIX", "CREATED", "LAST USED")
+_TOKEN_SHRINK = ("SCOPES", "NAME")
+
+
+def _day(value: object, *, time_of_day: bool = False) -> str:
+    """An API timestamp (ISO 8601) as a person reads it in a table: the day, maybe the minute."""
+    text = str(value)
+    if len(text) >= 16 and text[10] == "T":
+        return f"{text[:10]} {text[11:16]}" if time_of_day else text[:10]
+    return text
 
 
 def token_row(t: dict[str, Any]) -> list[str]:
@@ -61,17 +72,28 @@ def token_row(t: dict[str, Any]) -> list[str]:
         str(t.get("name", "")),
         ",".join(str(s) for s in scopes),
         str(t.get("state", "")),
-        str(t.get("created_at") or "-"),
-        str(t.get("expires_at") or "never"),
-        str(t.get("last_used_at") or "never"),
+        _day(t.get("created_at") or "-"),
+        _day(t.get("expires_at") or "never"),
+        _day(t.get("last_used_at") or "never", time_of_day=True),
         str(t.get("prefix") or ""),
     ]
 
 
-def token_table(tokens: list[dict[str, Any]]) -> list[str]:
+def token_table(tokens: list[dict[str, Any]], *, width: int | None = None) -> list[str]:
     if not tokens:
         return ["No API tokens."]
-    return table(TOKEN_COLUMNS, [token_row(t) for t in tokens])
+    rows = [token_row(t) for t in tokens]
+    return table(TOKEN_COLUMNS, rows, width=width, drop=_TOKEN_DROP, shrink=_TOKEN_SHRINK)
+
+
+def token_summary(t: dict[str, Any]) -> str:
+    """One token in a sentence: id, name, scopes, when last used (the revoke confirmation)."""
+    scopes = ",".join(str(s) for s in t.get("scopes") or [] if isinstance(s, str)) or "none"
+    used = t.get("last_used_at")
+    return (
+        f"{clean(t.get('id', '?'))} '{clean(t.get('name', ''))}' (scopes: {clean(scopes)}; "
+        f"last used: {clean(_day(used, time_of_day=True)) if used else 'never'})"
+    )
 
 
 def public_token(t: dict[str, Any]) -> dict[str, Any]:
