@@ -8,6 +8,8 @@ import click
 
 from ..errors import NotLoggedIn
 from ..identity import session_name
+from ..refresh import can_refresh
+from ..session import Session
 from ..text import clean
 from .app import Invocation, common_options
 from .views import session_document, timestamp
@@ -18,7 +20,8 @@ from .views import session_document, timestamp
 def status(inv: Invocation) -> None:
     """Show the active profile, API URL, account, expiry and credential source.
 
-    Exits 3 when there is no credential. Never prints a token.
+    Exits 3 when there is no credential, or when the session has expired (its access token and
+    its refresh token, or it has none). No network; never prints a token.
     """
     run_status(inv)
 
@@ -44,9 +47,16 @@ def run_status(inv: Invocation) -> None:
         inv.console.result(doc, [f"Profile {inv.profile!r}: not logged in."])
         raise NotLoggedIn(f"not logged in (profile {inv.profile!r})", hint=inv.login_hint())
     effective = inv.settings_for(session).api_url
-    doc.update(logged_in=True, **session_document(session, profile=inv.profile, storage=store.kind))
+    now = inv.now()
+    access_expired = session.expires_at is not None and session.expires_at <= now
+    refreshable = can_refresh(session, now)
+    # Expired: nothing left to use or to refresh it with; it takes a new sign-in.
+    expired = access_expired and not refreshable
+    doc.update(
+        logged_in=not expired, **session_document(session, profile=inv.profile, storage=store.kind)
+    )
     doc["credential_source"] = store.kind
-    doc["expired"] = session.expires_at is not None and session.expires_at <= inv.now()
+    doc.update(expired=expired, access_token_expired=access_expired, refreshable=refreshable)
     lines = [
         f"Profile: {inv.profile}",
         f"API URL: {session.api_url}",
@@ -57,9 +67,9 @@ def run_status(inv: Invocation) -> None:
             else ""
         ),
         f"Signed in with: {session.method}; MFA: {'yes' if session.mfa_authenticated else 'no'}",
-        f"Access token expires: {timestamp(session.expires_at) or 'unknown'}"
-        + (" (will be refreshed on next use)" if doc["expired"] else ""),
-        f"Session expires: {timestamp(session.refresh_expires_at) or 'unknown'}",
+        _access_line(session, expired=access_expired, refreshable=refreshable),
+        f"Session {'expired' if expired else 'expires'}: "
+        + (timestamp(_session_end(session)) or "unknown"),
         f"Stored in: {store.kind}",
     ]
     if session.issuer:
@@ -71,4 +81,27 @@ def run_status(inv: Invocation) -> None:
         lines.append(
             f"Warning: the configured API URL is {effective.value}; this session is not used"
         )
+    if expired:
+        lines[0:0] = [f"Profile {inv.profile!r}: the session has expired; sign in again."]
     inv.console.result(doc, lines)
+    if expired:
+        raise NotLoggedIn(
+            f"the session of profile {inv.profile!r} has expired", hint=inv.login_hint()
+        )
+
+
+def _session_end(session: Session) -> float | None:
+    """When the session can no longer be used: its refresh token's expiry, or with none, the
+    access token's."""
+    return session.refresh_expires_at if session.refresh_token else session.expires_at
+
+
+def _access_line(session: Session, *, expired: bool, refreshable: bool) -> str:
+    when = timestamp(session.expires_at) or "unknown"
+    if not expired:
+        note = "" if refreshable or session.expires_at is None else " (cannot be refreshed)"
+        return f"Access token expires: {when}{note}"
+    if refreshable:
+        return f"Access token expired: {when} (will be refreshed on next use)"
+    why = "the refresh token has expired" if session.refresh_token else "no refresh token"
+    return f"Access token expired: {when} ({why})"
