@@ -15,7 +15,7 @@ from ..session import Session
 from ..signin.password import password_sign_in
 from .app import Invocation, common_options, read_secret_line
 from .login_oauth import run_browser_login, run_device_login
-from .step_up import code_rejected, prompt_code
+from .step_up import code_rejected, continue_hints, prompt_code
 from .views import logged_in_line, session_document
 
 Method = Literal["password", "browser", "device"]
@@ -213,16 +213,17 @@ def run_password_login(inv: Invocation, opts: LoginOptions) -> None:
         password = str(click.prompt("Password", hide_input=True, err=True))
 
     try:
-        session = password_sign_in(
-            inv.api(),
-            email,
-            password,
-            ask_code=prompt_code if inv.interactive else None,
-            on_rejected=lambda: code_rejected(inv),
-        )
+        with continue_hints(inv, insecure_storage=opts.insecure_storage):
+            session = password_sign_in(
+                inv.api(),
+                email,
+                password,
+                ask_code=prompt_code if inv.interactive else None,
+                on_rejected=lambda why: code_rejected(inv, why),
+            )
     except MfaRequired as exc:
-        exc.message = f"{email} uses multi-factor authentication: a one-time code is needed"
-        exc.hint = inv.mfa_hint(exc.mfa_token, insecure_storage=opts.insecure_storage)
+        if not inv.interactive:
+            exc.message = f"{email} uses multi-factor authentication: a one-time code is needed"
         raise
     finally:
         del password

@@ -84,4 +84,11 @@ def run_challenge(inv: Invocation, opts: ChallengeOptions) -> None:
     else:
         code = None if inv.interactive else read_secret_line(sys.stdin, "MFA code")
     store = inv.store_for_new_session(insecure_storage=opts.insecure_storage)
-    complete_challenge(inv, mfa_token, code=code, store=store, announce=True)
+    complete_challenge(
+        inv,
+        mfa_token,
+        code=code,
+        store=store,
+        announce=True,
+        insecure_storage=opts.insecure_storage,
+    )

@@ -3,15 +3,17 @@ when an API call answers that it needs MFA."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import click
 
-from ..errors import MfaRequired, UsageError
+from ..errors import ApiError, MfaRequired, UsageError
 from ..session import Session
 from ..signin.password import MAX_CODE_ATTEMPTS, answer_mfa_challenge
 from ..store import CredentialStore
+from ..text import clean
 from .app import Invocation
 from .views import logged_in_line, session_document
 
@@ -25,10 +27,13 @@ def complete_challenge(
     code: str | None = None,
     store: CredentialStore | None = None,
     announce: bool = False,
+    insecure_storage: bool = False,
 ) -> Session:
-    """Ask for the code (or use `code`), exchange it, and store the session in place of the old."""
+    """Ask for the code (or use `code`), exchange it, and store the session in place of the old.
+    A code the server will not take ends with the `kt auth mfa challenge` command that tries
+    again with the same mfa_token; a token it no longer takes, with the login command."""
     if store is None:
-        store = inv.store_for_new_session(insecure_storage=False)
+        store = inv.store_for_new_session(insecure_storage=insecure_storage)
 
     def ask_code() -> str:
         if code is not None:
@@ -37,13 +42,14 @@ def complete_challenge(
             raise UsageError("no MFA code: pipe it on stdin or run on a terminal")
         return prompt_code()
 
-    session = answer_mfa_challenge(
-        inv.api(),
-        mfa_token,
-        ask_code,
-        attempts=1 if code is not None else MAX_CODE_ATTEMPTS,
-        on_rejected=lambda: code_rejected(inv),
-    )
+    with continue_hints(inv, insecure_storage=insecure_storage):
+        session = answer_mfa_challenge(
+            inv.api(),
+            mfa_token,
+            ask_code,
+            attempts=1 if code is not None else MAX_CODE_ATTEMPTS,
+            on_rejected=lambda why: code_rejected(inv, why),
+        )
     inv.authenticator.save(store, session)
     if announce:
         inv.console.result(
@@ -61,8 +67,23 @@ def prompt_code() -> str:
     return str(value).strip().replace(" ", "")
 
 
-def code_rejected(inv: Invocation) -> None:
-    inv.console.warn("that code was not accepted; try again")
+def code_rejected(inv: Invocation, why: str) -> None:
+    inv.console.warn(f"that code was not accepted: {clean(why)}")
+
+
+@contextmanager
+def continue_hints(inv: Invocation, *, insecure_storage: bool) -> Iterator[None]:
+    """An MFA challenge that ends without a session says how to go on: the exact
+    `kt auth mfa challenge` command while the mfa_token is good, else the login command."""
+    try:
+        yield
+    except MfaRequired as exc:
+        exc.hint = inv.mfa_hint(exc.mfa_token, insecure_storage=insecure_storage)
+        raise
+    except ApiError as exc:
+        if exc.code == "auth.mfa_token_expired":
+            exc.hint = inv.login_hint()
+        raise
 
 
 def with_step_up(inv: Invocation, run: Callable[[], T]) -> T:

@@ -8,7 +8,10 @@ from ..api import ApiClient
 from ..errors import ApiError, MfaRequired
 from ..session import Session
 
-MAX_CODE_ATTEMPTS = 3
+# How many codes one prompt takes at most: a bound for a server that never stops answering
+# "wrong code". The server's own limit (kt-devserver: 5 per mfa_token) normally ends it first,
+# with an answer that says so; at this bound the mfa_token comes back to continue with.
+MAX_CODE_ATTEMPTS = 10
 
 
 def password_sign_in(
@@ -17,7 +20,7 @@ def password_sign_in(
     password: str,
     *,
     ask_code: Callable[[], str] | None,
-    on_rejected: Callable[[], None] = lambda: None,
+    on_rejected: Callable[[str], None] = lambda why: None,
 ) -> Session:
     """Email and password; for an MFA account, the challenge with codes from `ask_code`. With
     no `ask_code` (nobody to ask), MfaRequired leaves with the mfa_token to answer it later."""
@@ -35,17 +38,23 @@ def answer_mfa_challenge(
     ask_code: Callable[[], str],
     *,
     attempts: int = MAX_CODE_ATTEMPTS,
-    on_rejected: Callable[[], None] = lambda: None,
+    on_rejected: Callable[[str], None] = lambda why: None,
 ) -> Session:
-    """Trade the mfa_token and a one-time code for a session; a rejected code is asked for
-    again (`on_rejected` is told), up to `attempts` codes in all."""
+    """Trade the mfa_token and a one-time code for a session. A rejected code is asked for again
+    (`on_rejected` is told what the server said) for as long as the server takes codes for this
+    token, up to `attempts` codes; past that, MfaRequired with the mfa_token, which stays good
+    for another try. Any other answer (the token burnt or expired, throttling) leaves as it is."""
     attempt = 1
     while True:
         code = ask_code()
         try:
             return api.mfa_challenge(mfa_token, code)
         except ApiError as exc:
-            if exc.code != "auth.invalid_mfa_code" or attempt >= attempts:
+            if exc.code != "auth.invalid_mfa_code":
                 raise
-        on_rejected()
+            if attempt >= attempts:
+                raise MfaRequired(
+                    f"the code was not accepted ({exc.message})", mfa_token=mfa_token
+                ) from None
+            on_rejected(exc.message)
         attempt += 1
