@@ -16,6 +16,8 @@ ALICE = ("alice@example.com", "alice-password")
 BOB = ("bob@example.com", "bob-password")
 # what the fast commands must not import (tests/test_startup_imports.py, tests/test_completion.py)
 HEAVY = ("aiohttp", "authlib", "jinja2")
+# what `kt --help` and every group's --help listing must not import either
+HTTP_STACK = ("httpx2", "keyring")
 
 
 @dataclass

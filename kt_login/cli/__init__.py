@@ -12,12 +12,22 @@ from .._version import __version__
 from ..errors import EXIT_INTERRUPTED, EXIT_USAGE, KtError
 from ..output import Console
 from ..text import clean
-from .lazy import LazyGroup
+from .lazy import Lazy, LazyGroup
+
+# Every command is declared here: its name, where it lives ("module:attribute") and its short
+# help, the first sentence of its docstring, which `kt … --help` lists without importing it.
+# Adding a command is one `Lazy(...)` line in its group; tests/test_cli_lazy.py fails, printing
+# the line to write, when a declared short help is not the command's own.
 
 
 @click.group(
     cls=LazyGroup,
-    lazy_subcommands={"completion": "kt_login.cli.completion:completion"},
+    lazy_subcommands={
+        "completion": Lazy(
+            "kt_login.cli.completion:completion",
+            "Print the shell-completion script for SHELL (bash, zsh or fish).",
+        ),
+    },
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, prog_name="kt")
@@ -28,16 +38,25 @@ def cli() -> None:
 @cli.group(
     cls=LazyGroup,
     lazy_subcommands={
-        name: f"kt_login.cli.{module}:{name.replace('-', '_')}"
-        for name, module in (
-            ("login", "login"),
-            ("logout", "logout"),
-            ("whoami", "whoami"),
-            ("status", "status"),
-            ("token", "token"),
-            ("mfa", "mfa"),
-            ("print-access-token", "print_token"),
-        )
+        "login": Lazy(
+            "kt_login.cli.login:login", "Sign in; the session is kept for later commands."
+        ),
+        "logout": Lazy(
+            "kt_login.cli.logout:logout",
+            "Revoke the active profile's session on the server and remove it from this machine.",
+        ),
+        "whoami": Lazy(
+            "kt_login.cli.whoami:whoami",
+            "Show the current user, organization, role and scopes, as the server sees them.",
+        ),
+        "status": Lazy(
+            "kt_login.cli.status:status",
+            "Show the active profile, API URL, account, expiry and credential source.",
+        ),
+        "print-access-token": Lazy(
+            "kt_login.cli.print_token:print_access_token",
+            "Print an access token for the profile, refreshed if needed, alone on stdout.",
+        ),
     },
 )
 def auth() -> None:
@@ -49,7 +68,54 @@ def auth() -> None:
     """
 
 
-@cli.group("config", cls=LazyGroup, lazy_subcommands={"show": "kt_login.cli.config_show:show"})
+@auth.group(
+    cls=LazyGroup,
+    lazy_subcommands={
+        "create": Lazy("kt_login.cli.token:create", "Create a token."),
+        "list": Lazy(
+            "kt_login.cli.token:list_tokens",
+            "List active tokens (with --all, revoked and expired ones too), never their secrets.",
+        ),
+        "revoke": Lazy(
+            "kt_login.cli.token:revoke",
+            "Revoke a token: every request made with it fails from now on.",
+        ),
+        "rotate": Lazy(
+            "kt_login.cli.token:rotate",
+            "Replace a token in one step: the old one is revoked and a new one with the same "
+            "name, scopes and lifetime is issued (or --expires-in-days).",
+        ),
+    },
+)
+def token() -> None:
+    """Create, list, revoke and rotate scoped API tokens."""
+
+
+@auth.group(
+    cls=LazyGroup,
+    lazy_subcommands={
+        "challenge": Lazy(
+            "kt_login.cli.mfa:challenge",
+            "Complete an MFA challenge; the new session has mfa_authenticated: true.",
+        ),
+    },
+)
+def mfa() -> None:
+    """Multi-factor authentication."""
+
+
+@cli.group(
+    "config",
+    cls=LazyGroup,
+    lazy_subcommands={
+        "show": Lazy(
+            "kt_login.cli.config_show:show",
+            "Show profile, API URL, credential store, config dir, and the issuer and client id "
+            "of browser and device sign-ins, each with its source (flag, environment, config "
+            "file, session, default).",
+        ),
+    },
+)
 def config_group() -> None:
     """Inspect kt's configuration."""
 

@@ -24,12 +24,7 @@ class ChallengeOptions:
     insecure_storage: bool = False
 
 
-@click.group()
-def mfa() -> None:
-    """Multi-factor authentication."""
-
-
-@mfa.command("challenge")
+@click.command("challenge")
 @click.option(
     "--token",
     "mfa_token",

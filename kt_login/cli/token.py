@@ -41,11 +41,6 @@ class RotateOptions:
     expires_in_days: int | None = None
 
 
-@click.group()
-def token() -> None:
-    """Create, list, revoke and rotate scoped API tokens."""
-
-
 def _token_id_option(fn: Any) -> Any:
     return click.option(
         "--token-id",
@@ -64,7 +59,7 @@ def _scopes(values: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(scopes))
 
 
-@token.command("create")
+@click.command("create")
 @click.option("--name", required=True, help="A name to recognise the token by.")
 @click.option(
     "--scope",
@@ -99,7 +94,7 @@ def run_create(inv: Invocation, opts: CreateOptions) -> None:
     _print_secret(inv, issued, "Created API token")
 
 
-@token.command("list")
+@click.command("list")
 @click.option("--all", "all_tokens", is_flag=True, help="Include revoked and expired tokens.")
 @common_options
 def list_tokens(inv: Invocation, **flags: Any) -> None:
@@ -131,7 +126,7 @@ def _list(inv: Invocation) -> list[dict[str, Any]]:
     return [public_token(t) for t in listed]
 
 
-@token.command("revoke")
+@click.command("revoke")
 @_token_id_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @common_options
@@ -186,7 +181,7 @@ def _find(inv: Invocation, token_id: str) -> dict[str, Any] | None:
     return next((t for t in listed if t.get("id") == token_id), None)
 
 
-@token.command("rotate")
+@click.command("rotate")
 @_token_id_option
 @click.option(
     "--expires-in-days",
