@@ -49,8 +49,19 @@ class Console:
         if not self.json_mode:
             self.err.write(line + "\n")
 
-    def warn(self, line: str) -> None:
-        """Warnings reach stderr in both modes; JSON consumers read stdout only."""
+    def progress(self, document: dict[str, Any]) -> None:
+        """What a --json caller needs while the command still runs (a sign-in URL, a device
+        code): one JSON line on stderr, as the result is on stdout only at the end."""
+        if self.json_mode:
+            self.err.write(json.dumps(document, sort_keys=True) + "\n")
+            self.err.flush()
+
+    def warn(self, line: str, *, code: str = "kt.warning") -> None:
+        """Warnings reach stderr in both modes, as one JSON line with --json
+        (`{"warning": {"code", "message"}}`); JSON consumers read the result on stdout only."""
+        if self.json_mode:
+            self.progress({"warning": {"code": code, "message": line}})
+            return
         self.err.write(f"Warning: {line}\n")
         self.err.flush()
 

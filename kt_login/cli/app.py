@@ -216,7 +216,8 @@ class Invocation:
         if store.kind != "keyring":
             self.console.warn(
                 f"the session will be stored in a plaintext file (mode 0600) under "
-                f"{self.base_settings.dir}; anyone who can read your files can use it"
+                f"{self.base_settings.dir}; anyone who can read your files can use it",
+                code="kt.plaintext_storage",
             )
         return store
 

@@ -99,7 +99,9 @@ def login(inv: Invocation, **flags: Any) -> None:
 
     With --browser, your browser opens the sign-in page (password, MFA or your company's
     single sign-on) and sends the result back to kt on 127.0.0.1. With --device, kt shows a
-    short code and a QR code to approve on another device.
+    short code and a QR code to approve on another device. With --json, both print one JSON
+    line on stderr before they wait: the sign-in URL and the listener's port, or the device
+    code and where to enter it.
 
     Without a method: password when --email is given, the browser when one can be opened, the
     device flow when none can (SSH without a display, no DISPLAY/WAYLAND_DISPLAY, a container).

@@ -4,9 +4,9 @@ sign-ins themselves are `signin.browser` and `signin.device`."""
 
 from __future__ import annotations
 
-import json
 import socket
 from typing import Any, TextIO, cast
+from urllib.parse import parse_qsl, urlsplit
 
 import segno
 
@@ -84,7 +84,20 @@ def show_sign_in_url(
 ) -> None:
     """Open the browser on `url` when one can be used; say where to go either way."""
     say = inv.console.info
-    if opener is not None and why_no_browser is None and opener(url):
+    opened = opener is not None and why_no_browser is None and opener(url)
+    if inv.json_mode:
+        # Like --device --json: enough to finish the sign-in if no browser shows up.
+        redirect = dict(parse_qsl(urlsplit(url).query)).get("redirect_uri", "")
+        inv.console.progress(
+            {
+                "authorization_url": url,
+                "redirect_uri": redirect,
+                "port": urlsplit(redirect).port,
+                "browser_opened": bool(opened),
+            }
+        )
+        return
+    if opened:
         say("Opened your browser to sign in. If it did not open, visit:")
         say(f"  {url}")
         return
@@ -130,18 +143,14 @@ def show_device_code(inv: Invocation, auth: DeviceAuthorization, *, show_qr: boo
             f" kt polls every {auth.interval:g} s"
         )
     if inv.json_mode:
-        inv.console.err.write(
-            json.dumps(
-                {
-                    "verification_uri": auth.verification_uri,
-                    "verification_uri_complete": auth.verification_uri_complete,
-                    "user_code": auth.user_code,
-                    "expires_in": int(auth.expires_in),
-                }
-            )
-            + "\n"
+        inv.console.progress(
+            {
+                "verification_uri": auth.verification_uri,
+                "verification_uri_complete": auth.verification_uri_complete,
+                "user_code": auth.user_code,
+                "expires_in": int(auth.expires_in),
+            }
         )
-        inv.console.err.flush()
         return
     say = inv.console.info
     say(f"To sign in, open {auth.verification_uri} on your phone or computer")
