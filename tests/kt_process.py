@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +66,19 @@ def kt(*args: str, env: dict[str, str], input: str | None = None, timeout: float
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def start_kt(*args: str, env: dict[str, str], stdin: bool = False) -> subprocess.Popen[str]:
+    """`kt ARGS` started and left running, stdout and stderr piped as text; stdin piped with
+    stdin=True, else empty. The caller waits on what kt prints, then ends it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "kt_login", *args],
+        env=env,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def password_login(
     env: dict[str, str],
     who: tuple[str, str] = ALICE,
@@ -82,6 +98,53 @@ def password_login(
         input=(who[1] if password is None else password) + "\n",
         timeout=timeout,
     )
+
+
+@dataclass
+class BlockedLogin:
+    """A `kt auth login --password-stdin` process stopped where it reads the password."""
+
+    proc: subprocess.Popen[str]
+    warning: str  # its first stderr line, printed just before it blocks
+
+    def send_password(self, password: str, timeout: float = 60) -> Result:
+        out, err = self.proc.communicate(password + "\n", timeout=timeout)
+        return Result(self.proc.returncode, out, err)
+
+    def interrupt(self, timeout: float = 20) -> Result:
+        """Ctrl-C, as a terminal sends it."""
+        self.proc.send_signal(signal.SIGINT)
+        out, err = self.proc.communicate(timeout=timeout)
+        return Result(self.proc.returncode, out, err)
+
+
+@contextmanager
+def login_blocked_on_password(
+    env: dict[str, str], who: tuple[str, str] = ALICE
+) -> Iterator[BlockedLogin]:
+    """`kt auth login --email WHO --password-stdin --insecure-storage`, nothing yet on stdin.
+
+    --insecure-storage makes kt print its plaintext-storage warning and then block reading the
+    password: reading that line is the readiness signal, no sleep. The process is killed on
+    the way out if the test left it running.
+    """
+    proc = start_kt(
+        "auth",
+        "login",
+        "--email",
+        who[0],
+        "--password-stdin",
+        "--insecure-storage",
+        env=env,
+        stdin=True,
+    )
+    try:
+        assert proc.stderr is not None
+        yield BlockedLogin(proc, proc.stderr.readline())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def imported_modules(args: tuple[str, ...], env: dict[str, str]) -> set[str]:

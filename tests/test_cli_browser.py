@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,7 +20,7 @@ from joserfc.jwk import RSAKey
 
 from kt_login.cli import main
 from kt_login.cli.app import App
-from tests.kt_process import base_env
+from tests.kt_process import base_env, start_kt
 
 ISSUER = "https://id.example"
 KEY = RSAKey.generate_key(2048, parameters={"kid": "k1"})
@@ -206,13 +204,7 @@ def _port_of(url: str) -> int:
 
 def test_headless_prints_url_and_ctrl_c_closes_everything(tmp_path, devserver):
     env = base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url)  # no DISPLAY, no BROWSER
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kt_login", "auth", "login", "--browser", "--insecure-storage"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_kt("auth", "login", "--browser", "--insecure-storage", env=env)
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:

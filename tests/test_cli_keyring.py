@@ -23,7 +23,14 @@ from secretstorage.collection import Collection
 
 from kt_login.store import KEYRING_SERVICE
 from tests.fixtures.devserver import DevServer, start_devserver
-from tests.kt_process import ALICE, Result, base_env, kt, password_login
+from tests.kt_process import (
+    ALICE,
+    Result,
+    base_env,
+    kt,
+    login_blocked_on_password,
+    password_login,
+)
 
 HANGING = "tests.fake_keyrings.HangingKeyring"
 TIMEOUT = 20  # seconds; a hanging keyring must never get near this
@@ -246,38 +253,15 @@ def test_locked_keyring_fails_closed_with_guidance(locked_env):
 
 def test_locked_keyring_with_insecure_storage_warns_before_writing(locked_env):
     env = locked_env
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kt_login",
-            "auth",
-            "login",
-            "--email",
-            ALICE[0],
-            "--password-stdin",
-            "--insecure-storage",
-        ],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdin is not None and proc.stderr is not None
+    with login_blocked_on_password(env) as login:
         # kt warns, then blocks reading the password: the warning exists, the file does not
-        warning = proc.stderr.readline()
+        warning = login.warning
         assert warning.startswith("Warning: ") and "plaintext" in warning, warning
         assert credential_files(env) == []
-        out, err = proc.communicate(ALICE[1] + "\n", timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
-    assert "file (plaintext)" in out
+        result = login.send_password(ALICE[1], timeout=TIMEOUT)
+    assert result.code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "file (plaintext)" in result.stdout
     (session_file,) = credential_files(env)
     assert session_file.name == "default.json"
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kt_devserver import totp
 from kt_devserver.demo import BOB_TOTP_SECRET
-from tests.kt_process import ALICE, BOB, base_env, kt, password_login
+from tests.kt_process import ALICE, BOB, base_env, kt, login_blocked_on_password, password_login
 
 
 def login(env, who=ALICE, *extra):
@@ -246,32 +243,12 @@ def test_unwritable_config_dir(tmp_path, devserver):
 
 
 def test_interrupt_during_login_exits_130_and_stores_nothing(env):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kt_login",
-            "auth",
-            "login",
-            "--email",
-            ALICE[0],
-            "--password-stdin",
-            "--insecure-storage",
-        ],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    # the plaintext warning is printed before kt blocks reading stdin: a readiness signal
-    first = proc.stderr.readline()
-    assert "plaintext" in first
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 130
-    assert "Traceback" not in err
+    with login_blocked_on_password(env) as login:
+        # the plaintext warning is printed before kt blocks reading stdin: a readiness signal
+        assert "plaintext" in login.warning
+        result = login.interrupt(timeout=20)
+    assert result.code == 130
+    assert "Traceback" not in result.stderr
     assert not [p for p in stored_files(env) if "credentials" in p.parts]
 
 

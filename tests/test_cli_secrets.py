@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 from kt_devserver import totp
 from kt_devserver.demo import BOB_TOTP_SECRET
 from tests.fixtures.devserver import DevServer
-from tests.kt_process import ALICE, BOB, Result, base_env, kt
+from tests.kt_process import ALICE, BOB, Result, base_env, kt, login_blocked_on_password
 
 WRONG = "Wrong-Password-Canary-5d1c9a"
 MODES = ((), ("--json",))
@@ -292,36 +290,15 @@ def test_password_stdin_keeps_the_password_out_of_the_command_line(tmp_path: Pat
     """HY-01: while `kt auth login --password-stdin` runs, /proc/<pid>/cmdline (readable by
     every local user) and its environment hold no password."""
     env = base_env(tmp_path, KEEPTRUSTS_API_URL=f"http://127.0.0.1:{_closed_port()}")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kt_login",
-            "auth",
-            "login",
-            "--email",
-            ALICE[0],
-            "--password-stdin",
-            "--insecure-storage",
-        ],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        assert proc.stdin is not None and proc.stderr is not None
+    with login_blocked_on_password(env) as login:
         # the plaintext-storage warning comes just before kt blocks reading the password
-        assert b"plaintext" in proc.stderr.readline()
-        assert proc.poll() is None
-        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
-        environ = Path(f"/proc/{proc.pid}/environ").read_bytes()
+        assert "plaintext" in login.warning
+        assert login.proc.poll() is None
+        cmdline = Path(f"/proc/{login.proc.pid}/cmdline").read_bytes()
+        environ = Path(f"/proc/{login.proc.pid}/environ").read_bytes()
         assert b"--password-stdin\0" in cmdline and ALICE[0].encode() in cmdline  # the real one
         assert ALICE[1].encode() not in cmdline + environ
-        out, err = proc.communicate(ALICE[1].encode() + b"\n", timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 5, err  # the password was read and sent: nothing listens there
-    assert ALICE[1].encode() not in out + err
+        result = login.send_password(ALICE[1], timeout=30)
+    # the password was read and sent: nothing listens there
+    assert result.code == 5, result.stderr
+    assert ALICE[1] not in result.stdout + result.stderr
