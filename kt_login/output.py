@@ -9,6 +9,7 @@ terminal (SECURITY.md HY-04).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -18,14 +19,40 @@ from typing import IO, Any
 from .text import clean
 
 
+def columns(stream: IO[str]) -> int:
+    """The width of the terminal `stream` writes to (its own size, then $COLUMNS, then 80)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or 80
+    except (AttributeError, OSError, ValueError):
+        return shutil.get_terminal_size().columns
+
+
 @dataclass
 class Console:
     json_mode: bool = False
     out: IO[str] = field(default_factory=lambda: sys.stdout)
     err: IO[str] = field(default_factory=lambda: sys.stderr)
+    # A status line (the device countdown) is on the terminal, to be cleared before other output.
+    _status: bool = field(default=False, init=False, repr=False)
+
+    def status(self, variants: Sequence[str]) -> None:
+        """Rewrite the one-line status on stderr with the longest of `variants` that fits the
+        terminal's width, so it never wraps (a wrapped line cannot be rewritten in place)."""
+        width = columns(self.err) - 1  # the last column would wrap at once on some terminals
+        line = next((v for v in variants if len(v) <= width), variants[-1][:width])
+        self.err.write(f"\r\x1b[K{line}")
+        self.err.flush()
+        self._status = True
+
+    def clear_status(self) -> None:
+        if self._status:
+            self.err.write("\r\x1b[K")
+            self.err.flush()
+            self._status = False
 
     def result(self, document: dict[str, Any], human: Sequence[str] = ()) -> None:
         """The command's answer on stdout: the JSON document, or the human lines."""
+        self.clear_status()
         if self.json_mode:
             self.out.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
         else:
@@ -38,7 +65,7 @@ class Console:
         isatty = getattr(self.out, "isatty", None)
         if not (isatty and isatty()):
             return None
-        return shutil.get_terminal_size().columns
+        return columns(self.out)
 
     def secret(self, value: str) -> None:
         """The one place a secret is printed: bare, on stdout, so `| cat` gets exactly one line."""
@@ -47,12 +74,14 @@ class Console:
 
     def info(self, line: str) -> None:
         if not self.json_mode:
+            self.clear_status()
             self.err.write(line + "\n")
 
     def progress(self, document: dict[str, Any]) -> None:
         """What a --json caller needs while the command still runs (a sign-in URL, a device
         code): one JSON line on stderr, as the result is on stdout only at the end."""
         if self.json_mode:
+            self.clear_status()
             self.err.write(json.dumps(document, sort_keys=True) + "\n")
             self.err.flush()
 
@@ -62,10 +91,12 @@ class Console:
         if self.json_mode:
             self.progress({"warning": {"code": code, "message": line}})
             return
+        self.clear_status()
         self.err.write(f"Warning: {line}\n")
         self.err.flush()
 
     def error(self, document: dict[str, Any], line: str, hint: str | None = None) -> None:
+        self.clear_status()
         if self.json_mode:
             self.err.write(json.dumps(document, sort_keys=True) + "\n")
         else:

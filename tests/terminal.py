@@ -22,7 +22,6 @@ class Terminal:
     def __init__(self, args, env, *, columns: int = 80, rows: int = 24):
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-        env = dict(env, COLUMNS=str(columns), LINES=str(rows))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kt_login", *args],
             env=env,

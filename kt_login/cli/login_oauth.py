@@ -123,15 +123,16 @@ def run_device_login(
         inv, insecure_storage=insecure_storage, issuer=issuer, client_id=client_id, scope=scope
     )
     countdown = Countdown(inv) if inv.interactive else None
-    signed = device_sign_in(
-        login,
-        http=inv.http(),
-        show_code=lambda auth: show_device_code(inv, auth, show_qr=show_qr),
-        on_wait=countdown.update if countdown else None,
-        clock=inv.app.clock,
-    )
-    if countdown:
-        countdown.done()
+    try:
+        signed = device_sign_in(
+            login,
+            http=inv.http(),
+            show_code=lambda auth: show_device_code(inv, auth, show_qr=show_qr),
+            on_wait=countdown.update if countdown else None,
+            clock=inv.app.clock,
+        )
+    finally:
+        inv.console.clear_status()  # the error (denied, expired) starts on a line of its own
     _finish(inv, signed, login, store, method="device")
 
 
@@ -168,19 +169,23 @@ def show_device_code(inv: Invocation, auth: DeviceAuthorization, *, show_qr: boo
 
 
 class Countdown:
-    """A one-line 'waiting' status on the terminal, rewritten at every poll."""
+    """A one-line 'waiting' status on the terminal, rewritten at every poll and fitted to the
+    terminal's width (Console.status); any other output clears it first."""
 
     def __init__(self, inv: Invocation) -> None:
-        self._err = inv.console.err
+        self._console = inv.console
 
     def update(self, remaining: float) -> None:
         minutes, seconds = divmod(int(remaining), 60)
-        self._err.write(f"\rWaiting for approval… code expires in {minutes}:{seconds:02d} ")
-        self._err.flush()
-
-    def done(self) -> None:
-        self._err.write("\r\x1b[K")
-        self._err.flush()
+        left = f"{minutes}:{seconds:02d}"
+        self._console.status(
+            (
+                f"Waiting for approval… code expires in {left}",
+                f"Waiting for approval… {left} left",
+                f"Waiting… {left}",
+                left,
+            )
+        )
 
 
 def _prepare(
