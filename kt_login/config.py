@@ -35,6 +35,10 @@ CONFIG_FILE = "config.toml"
 MAX_CONFIG_BYTES = 256 << 10
 CREDENTIAL_STORES = ("keyring", "file")
 
+# The keys config.toml may hold: at the top level, and in a [profiles.NAME] table.
+TOP_LEVEL_KEYS = ("profile", "credential_store")
+PROFILE_KEYS = ("api_url", "credential_store", "issuer", "client_id")
+
 ENV_API_URL = "KEEPTRUSTS_API_URL"
 ENV_API_TOKEN = "KEEPTRUSTS_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
 ENV_PROFILE = "KEEPTRUSTS_PROFILE"
@@ -107,6 +111,11 @@ def load_config_file(directory: Path) -> dict[str, Any]:
     data = read_file(path, limit=MAX_CONFIG_BYTES, error=ConfigError)
     if data is None:
         return {}
+    return parse_config(data, path)
+
+
+def parse_config(data: bytes, path: Path) -> dict[str, Any]:
+    """config.toml's bytes parsed, and its [profiles.NAME] tables checked (ConfigError)."""
     try:
         parsed = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -117,6 +126,25 @@ def load_config_file(directory: Path) -> dict[str, Any]:
     if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
         raise ConfigError(f"{path}: [profiles.NAME] entries must be tables")
     return parsed
+
+
+def check_setting(key: str, value: str) -> str:
+    """`value` as config.toml would hold it for `key`, by the rules `resolve` reads it with
+    (UsageError otherwise): a profile name, a store name, an API URL (normalized), a client id
+    (one word). The issuer's rule is flows.discovery.check_issuer, which sign-ins apply."""
+    if key == "profile":
+        return check_profile_name(value)
+    if key == "credential_store":
+        if value not in CREDENTIAL_STORES:
+            raise UsageError(f'credential_store must be "keyring" or "file", not {value!r}')
+        return value
+    if key == "api_url":
+        return normalize_api_url(value)
+    if key == "client_id":
+        if not value or _UNSAFE_IN_URL.search(value):
+            raise UsageError("client_id must be one word: no spaces or control characters")
+        return value
+    raise UsageError(f"unknown setting {key!r}")
 
 
 def is_profile_name(name: object) -> bool:
