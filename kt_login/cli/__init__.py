@@ -57,6 +57,10 @@ def cli() -> None:
             "kt_login.cli.print_token:print_access_token",
             "Print an access token for the profile, refreshed if needed, alone on stdout.",
         ),
+        "switch": Lazy(
+            "kt_login.cli.switch:switch",
+            "Make PROFILE the active profile (`profile` in config.toml) for every later command.",
+        ),
     },
 )
 def auth() -> None:
@@ -114,10 +118,15 @@ def mfa() -> None:
             "of browser and device sign-ins, each with its source (flag, environment, config "
             "file, session, default).",
         ),
+        "get": Lazy(
+            "kt_login.cli.config_edit:get", "Print KEY's value in config.toml, alone on stdout."
+        ),
+        "set": Lazy("kt_login.cli.config_edit:set_", "Set KEY to VALUE in config.toml."),
+        "unset": Lazy("kt_login.cli.config_edit:unset", "Remove KEY from config.toml."),
     },
 )
 def config_group() -> None:
-    """Inspect kt's configuration."""
+    """Inspect and change kt's configuration (config.toml)."""
 
 
 def main(argv: list[str] | None = None, *, obj: object = None) -> int:
