@@ -27,6 +27,7 @@ from ..output import Console
 from ..session import Session
 from ..store import Location, SessionStore, keyring_timeout
 from ..text import clean, run_hint
+from .profiles import complete_profiles
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -71,6 +72,7 @@ def common_options(fn: F) -> F:
     fn = click.option(
         "--profile",
         metavar="NAME",
+        shell_complete=complete_profiles,
         help="Profile to use (default: $KEEPTRUSTS_PROFILE or 'default').",
     )(fn)
 
