@@ -12,18 +12,29 @@ from ..refresh import can_refresh
 from ..session import Session
 from ..text import clean
 from .app import Invocation, common_options
+from .status_all import run_status_all
 from .views import session_document, timestamp
 
 
 @click.command()
+@click.option(
+    "--all",
+    "all_profiles",
+    is_flag=True,
+    help="Every profile: account, store, expiry, and which is active and why.",
+)
 @common_options
-def status(inv: Invocation) -> None:
+def status(inv: Invocation, all_profiles: bool) -> None:
     """Show the active profile, API URL, account, expiry and credential source.
 
     Exits 3 when there is no credential, or when the session has expired (its access token and
-    its refresh token, or it has none). No network; never prints a token.
+    its refresh token, or it has none); with --all, when the active profile's has. No network;
+    never prints a token.
     """
-    run_status(inv)
+    if all_profiles:
+        run_status_all(inv)
+    else:
+        run_status(inv)
 
 
 def run_status(inv: Invocation) -> None:
