@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -35,6 +36,14 @@ class Result:
     def error(self) -> dict[str, Any]:
         doc = json.loads(self.stderr.strip().splitlines()[-1])
         return doc["error"]
+
+
+def free_port() -> int:
+    """A loopback port nothing listened on a moment ago (the kernel's pick, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def base_env(home: Path, **extra: str) -> dict[str, str]:

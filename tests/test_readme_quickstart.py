@@ -3,26 +3,26 @@
 `scripts/demo` runs literally in a copy of the repository (tracked and not-ignored files, as in the
 working tree) with its own HOME, no KEEPTRUSTS_* settings, no D-Bus (so no real keyring is touched)
 and its own `.venv` (installed once for the module; reruns find it current); the kt-devserver it
-leaves running is stopped afterwards. Its port is 8765 unless KT_DEMO_PORT says otherwise: a
-kt-devserver already there (the README's first command, run earlier) is reused; anything else
-there is left alone and the demo's server takes a free port, which a look-alike server that
-answers /healthz like kt-devserver checks. `scripts/test` is this suite itself, so it is checked,
-not run (scripts/setup, which it runs first, has tests/test_setup_script.py).
+leaves running is stopped afterwards. The demo's port is 8765 unless KT_DEMO_PORT says otherwise;
+the copy is given a free port through KT_DEMO_PORT, never 8765 itself, so two suites on one
+machine (or a demo a developer left running) do not meet. A kt-devserver already on the port is
+reused; anything else there is left alone and the demo's server takes a free port, which a
+look-alike server that answers /healthz like kt-devserver checks. `scripts/test` is this suite
+itself, so it is checked, not run (scripts/setup, which it runs first, has
+tests/test_setup_script.py).
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.kt_process import REPO
+from tests.fixtures.devserver import DevServer
+from tests.kt_process import REPO, free_port
 
-DEMO_PORT = 8765
 DEMO_TIMEOUT = 600
 
 
@@ -56,6 +56,13 @@ def commands() -> list[str]:
 
 def test_quick_start_is_demo_then_test(commands):
     assert [program(c) for c in commands] == ["scripts/demo", "scripts/test"], commands
+
+
+def test_the_readme_names_the_demo_s_default_port(commands):
+    """The copy runs on a free port; the port the README promises is scripts/demo's default."""
+    default = re.search(r'port="\$\{KT_DEMO_PORT:-(\d+)\}"', (REPO / "scripts/demo").read_text())
+    assert default, "scripts/demo has no KT_DEMO_PORT default"
+    assert f"127.0.0.1:{default.group(1)}" in commands[0], commands[0]
 
 
 def test_parser_reads_only_the_quick_start_block():
@@ -91,47 +98,24 @@ def copy_repo(dest: Path) -> None:
         shutil.copy2(src, dest / rel)
 
 
-def port_state(port: int) -> str:
-    """ "free", "kt-devserver" (one already answers there, which scripts/demo reuses, as after
-    following the README's first command), or "other" (scripts/demo takes a free port)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-            return "free"
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-    try:
-        import httpx2
-
-        base = f"http://127.0.0.1:{port}"
-        meta = httpx2.get(f"{base}/.well-known/oauth-authorization-server", timeout=5).json()
-        if httpx2.get(f"{base}/healthz", timeout=5).json() == {"status": "ok"}:
-            if meta.get("issuer") == base:
-                return "kt-devserver"
-    except Exception:  # noqa: BLE001 - anything else on the port
-        pass
-    return "other"
-
-
 def stop_demo_server(copy: Path) -> None:
+    """SIGTERM to the server scripts/demo left running; waits on its exit (a pidfd), not on time."""
     pid_file = copy / ".demo" / "devserver.pid"
     if not pid_file.exists():
         return
-    pid = int(pid_file.read_text().strip())
     try:
-        os.kill(pid, signal.SIGTERM)
+        pidfd = os.pidfd_open(int(pid_file.read_text().strip()))
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+        exited, _, _ = select.select([pidfd], [], [], 10)  # readable once the process has exited
+        if not exited:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
 
 
 @dataclass
@@ -193,23 +177,15 @@ def logged_in_url(stdout: str) -> str:
 def test_demo_runs_as_written_and_a_rerun_reuses_its_server(commands, demo):
     line = commands[0]
     assert program(line) == "scripts/demo"
-    state = port_state(DEMO_PORT)
+    port = str(free_port())
     try:
-        proc, output = demo.run(line)
+        proc, output = demo.run(line, KT_DEMO_PORT=port)
         assert proc.returncode == 0, output
         url = logged_in_url(proc.stdout)
+        assert url == f"http://127.0.0.1:{port}", output
         everything = proc.stdout + proc.stderr
-        if state == "kt-devserver":  # the README's first command, run earlier: reused
-            assert url == f"http://127.0.0.1:{DEMO_PORT}", output
-            assert f"Reusing the kt-devserver already running on {url}" in everything, output
-        else:
-            if state == "free":
-                assert url == f"http://127.0.0.1:{DEMO_PORT}", output
-            else:  # something else holds 8765: the demo says so and takes another port
-                assert url != f"http://127.0.0.1:{DEMO_PORT}", output
-                assert f"Port {DEMO_PORT} on 127.0.0.1 is held by something" in everything
-            assert f"kt-devserver listening on {url}  (pid " in everything, output
-            assert STOP_HINT in everything, output
+        assert f"kt-devserver listening on {url}  (pid " in everything, output
+        assert STOP_HINT in everything, output
         assert "installing kt-login into .venv" in proc.stderr, output
         # everything the demo keeps is inside the copy, under .demo/
         assert (demo.copy / ".demo" / "config").is_dir(), output
@@ -223,16 +199,28 @@ def test_demo_runs_as_written_and_a_rerun_reuses_its_server(commands, demo):
         assert re.fullmatch(r"\d{6}\n", code.stdout), code.stdout + code.stderr
 
         # the rerun: no pip, the same server, and it says so and how to stop it
-        again, output = demo.run(line)
+        again, output = demo.run(line, KT_DEMO_PORT=port)
         assert again.returncode == 0, output
         assert logged_in_url(again.stdout) == url, output
         assert "installing kt-login" not in again.stderr, output
-        if state != "kt-devserver":
-            assert f"Reusing the demo's kt-devserver on {url}" in again.stdout, output
-            assert STOP_HINT in again.stdout, output
-            assert "kt-devserver listening" not in again.stdout + again.stderr, output
+        assert f"Reusing the demo's kt-devserver on {url}" in again.stdout, output
+        assert STOP_HINT in again.stdout, output
+        assert "kt-devserver listening" not in again.stdout + again.stderr, output
     finally:
         stop_demo_server(demo.copy)
+
+
+@pytest.mark.timeout(DEMO_TIMEOUT + 60)
+def test_demo_reuses_a_kt_devserver_already_on_its_port(commands, demo, devserver: DevServer):
+    """As after the README's first command was run earlier: that server is used, not replaced."""
+    stop_demo_server(demo.copy)  # the previous test's, if any
+    port = devserver.url.rsplit(":", 1)[1]
+    proc, output = demo.run(commands[0], KT_DEMO_PORT=port)
+    assert proc.returncode == 0, output
+    assert logged_in_url(proc.stdout) == devserver.url, output
+    assert f"Reusing the kt-devserver already running on {devserver.url}" in proc.stdout, output
+    assert "kt-devserver listening" not in proc.stdout + proc.stderr, output
+    assert not (demo.copy / ".demo" / "devserver.pid").exists(), output  # nothing of its own
 
 
 class LookAlike(BaseHTTPRequestHandler):
