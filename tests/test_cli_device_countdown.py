@@ -30,5 +30,5 @@ def test_the_countdown_fits_40_columns_and_the_expiry_error_starts_on_its_own_li
         status = tick.split("\n")[0].split("\r")[0]
         assert len(status) < COLUMNS, repr(status)  # never wraps, so \r rewrites it in place
     before_error = seen[: seen.index("Error:")]
-    assert before_error.endswith(CLEAR) or before_error.endswith("\n"), repr(before_error[-60:])
+    assert before_error.endswith((CLEAR, "\n")), repr(before_error[-60:])
     assert "expired" in seen[seen.index("Error:") :]
