@@ -189,7 +189,10 @@ class Authenticator:
             self.revoke(previous)
 
     def revoke(self, session: Session) -> RevocationFailed | None:
-        """End `session` on the server it came from; the error when that was not confirmed."""
+        """End `session` on the server it came from; the error when that was not confirmed. An
+        API token kept by `kt auth login --with-token` is the user's: kt never revokes it."""
+        if session.method == API_TOKEN:
+            return None
         return REVOKERS[session.kind](session, self.http)
 
 
