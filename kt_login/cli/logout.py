@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..authenticate import API_TOKEN
 from ..config import configured_profiles
 from ..errors import RevocationFailed, StoreError
 from ..session import Session
@@ -63,6 +64,22 @@ def run_logout(inv: Invocation, opts: LogoutOptions) -> None:
             results.append({"profile": name, "was_logged_in": False})
             if not all_profiles:
                 lines.append(f"Profile {name!r} was not logged in.")
+            continue
+        if session.method == API_TOKEN:  # kept by login --with-token: the user's to revoke
+            sessions.forget(name)
+            results.append(
+                {
+                    "profile": name,
+                    "was_logged_in": True,
+                    "server_revoked": False,
+                    "api_url": session.api_url,
+                }
+            )
+            lines.append(
+                f"Removed the API token of profile {name!r} from this machine; it stays valid "
+                f"until {timestamp(session.expires_at) or 'it expires'} "
+                "(kt auth token revoke ends it)."
+            )
             continue
         problem = inv.authenticator.revoke(session)
         revoked = problem is None
