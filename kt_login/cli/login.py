@@ -12,6 +12,7 @@ import click
 from ..browser import no_browser_reason
 from ..errors import MfaRequired, UsageError
 from ..session import Session
+from ..signin.api_token import api_token_sign_in
 from ..signin.password import password_sign_in
 from .app import Invocation, common_options, read_secret_line
 from .login_oauth import run_browser_login, run_device_login
@@ -36,6 +37,7 @@ class LoginOptions:
     scope: str | None = None
     device: bool = False
     no_qr: bool = False
+    with_token: bool = False
 
 
 @click.command()
@@ -89,6 +91,12 @@ class LoginOptions:
     "containers and machines without a browser.",
 )
 @click.option("--no-qr", is_flag=True, help="With --device: do not draw the QR code.")
+@click.option(
+    "--with-token",
+    is_flag=True,
+    help="Keep an existing API token for the profile, read from stdin (never an argument); "
+    "checked with whoami first.",
+)
 @common_options
 def login(inv: Invocation, **flags: Any) -> None:
     """Sign in; the session is kept for later commands.
@@ -110,6 +118,9 @@ def login(inv: Invocation, **flags: Any) -> None:
 
 
 def run_login(inv: Invocation, opts: LoginOptions) -> None:
+    if opts.with_token:
+        run_token_login(inv, opts)
+        return
     choice = choose_method(
         email=opts.email,
         password_given=opts.password is not None or opts.password_stdin,
@@ -231,6 +242,45 @@ def run_password_login(inv: Invocation, opts: LoginOptions) -> None:
         del password
     inv.authenticator.save(store, session)
     _announce(inv, session, store.kind)
+
+
+def run_token_login(inv: Invocation, opts: LoginOptions) -> None:
+    """--with-token: an API token from stdin, checked with whoami, kept as the profile's
+    credential (signin/api_token.py)."""
+    others = [
+        flag
+        for flag, given in (
+            ("--email", opts.email),
+            ("--password/--password-stdin", opts.password is not None or opts.password_stdin),
+            ("--browser/--no-browser", opts.browser or opts.no_browser),
+            ("--device", opts.device),
+            ("--issuer/--client-id", opts.issuer or opts.client_id),
+            ("--scope", opts.scope),
+        )
+        if given
+    ]
+    if others:
+        raise UsageError(f"--with-token signs in with the token alone: drop {', '.join(others)}")
+    if _is_tty(sys.stdin):
+        raise UsageError(
+            "--with-token reads the API token from standard input, e.g. "
+            "kt auth login --with-token < token.txt"
+        )
+    token = read_secret_line(sys.stdin, "API token").strip()
+    if inv.env_token:
+        inv.console.warn(
+            "KEEPTRUSTS_API_TOKEN is set: other commands will keep using it instead of this token"
+        )
+    store = inv.store_for_login(insecure_storage=opts.insecure_storage)
+    session = api_token_sign_in(inv.api(), token, now=inv.now())
+    del token
+    inv.authenticator.save(store, session)
+    _announce(inv, session, store.kind)
+
+
+def _is_tty(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _announce(inv: Invocation, session: Session, storage: str) -> None:
