@@ -19,6 +19,7 @@ import httpx2
 from . import config
 from .api import ApiClient, BearerAuth, SessionAuth, make_http_client
 from .errors import (
+    EXIT_ERROR,
     NOT_OFFERED,
     REFUSED,
     UNREACHABLE,
@@ -205,6 +206,8 @@ class NotRefreshable(NotLoggedIn):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+        if reason == API_TOKEN:
+            self.exit_code = EXIT_ERROR  # signing in again would not change that
 
 
 def check_refreshable(session: Session, now: float) -> None:
