@@ -57,6 +57,10 @@ def cli() -> None:
             "kt_login.cli.print_token:print_access_token",
             "Print an access token for the profile, refreshed if needed, alone on stdout.",
         ),
+        "refresh": Lazy(
+            "kt_login.cli.refresh_cmd:refresh",
+            "Refresh the profile's session now, whatever its expiry.",
+        ),
         "switch": Lazy(
             "kt_login.cli.switch:switch",
             "Make PROFILE the active profile (`profile` in config.toml) for every later command.",
