@@ -11,6 +11,11 @@ redirected back with `code` (or `error`) and `state`::
         ...  # the authorization server said no; result.error_description is untrusted text
     ...      # compare result.iss with the issuer (RFC 9207), then exchange result.code
 
+To keep the authorization request (state, nonce, PKCE challenge) off the browser's command line,
+which any local user can read, let `receive` build it and open the one-time link it gets instead::
+
+    result = receive(state, authorization_url=build_url, on_ready=open_browser)
+
 or, inside an event loop::
 
     async with CallbackServer(state=state) as server:
@@ -28,10 +33,14 @@ What it guarantees:
   with exactly one of `code`/`error`. Anything else gets a static page and the wait goes on, so a
   stale tab cannot end the sign-in. The first valid response wins; there is never a second result.
 - Pages are static: the built-in ones echo no query value and have no scripts or links (pages of
-  your own, `Pages(success=..., error=..., invalid=...)` passed as `pages=`, must not either).
+  your own, `Pages(success=..., error=..., invalid=..., used=...)` passed as `pages=`, must
+  not either).
   Every response carries
   `Content-Security-Policy: default-src 'none'`, `Referrer-Policy: no-referrer`,
   `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
+- A one-time link (`one_time_link(url)`: `http://127.0.0.1:PORT/<256 random bits>`) answers
+  its first GET with a 302 to `url` and every later GET with the `used` page; a second fetch ends
+  the wait with `LinkReused` (someone else opened the link), unless a valid callback came first.
 - Nothing about requests is logged: no access log, and aiohttp's parse errors lose their details.
 - `wait()` closes the listener before it returns or raises: on success, on the timeout
   (`CallbackTimeout`), on cancellation and on Ctrl-C. `receive()` raises KeyboardInterrupt after
@@ -45,7 +54,7 @@ It needs aiohttp and nothing else; importing it is cheap: aiohttp is loaded when
 """
 
 from ._pages import Pages
-from ._result import CallbackError, CallbackResult, CallbackTimeout, parse_redirect
+from ._result import CallbackError, CallbackResult, CallbackTimeout, LinkReused, parse_redirect
 from ._server import CallbackServer, receive
 
 __all__ = [
@@ -53,6 +62,7 @@ __all__ = [
     "CallbackResult",
     "CallbackServer",
     "CallbackTimeout",
+    "LinkReused",
     "Pages",
     "parse_redirect",
     "receive",

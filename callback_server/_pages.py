@@ -16,7 +16,9 @@ def _page(title: str, *paragraphs: str) -> str:
 
 @dataclass(frozen=True)
 class Pages:
-    """The HTML sent for a valid response (`success` or `error`) and for anything else (`invalid`).
+    """The HTML sent for a valid response (`success` or `error`), for anything else (`invalid`),
+    and for a one-time sign-in link fetched a second time (`used`, see
+    `CallbackServer.one_time_link`).
 
     Sent as they are, with `Content-Security-Policy: default-src 'none'`: keep them static, with no
     script, style sheet, image or link, and never put a query value into one.
@@ -37,6 +39,12 @@ class Pages:
         "This page does not belong to the sign-in in progress: the link is out of date, was already"
         " used, or was not meant for this terminal.",
         "If you are signing in, return to the terminal and use the link it shows there.",
+    )
+    used: str = _page(
+        "This sign-in link was already used",
+        "This link works once, and it had already been opened, perhaps by someone else on this"
+        " computer. The sign-in was stopped so that nobody else can finish it.",
+        "Return to the terminal and start the sign-in again.",
     )
 
 

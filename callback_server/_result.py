@@ -19,6 +19,11 @@ class CallbackTimeout(CallbackError):
     """No valid callback arrived within the timeout."""
 
 
+class LinkReused(CallbackError):
+    """The one-time sign-in link was fetched a second time: someone else may hold the
+    authorization request, so the wait was abandoned."""
+
+
 @dataclass(frozen=True)
 class CallbackResult:
     """The authorization response that carried the right state.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hmac
 import logging
+import secrets
 import socket
 import sys
 from collections.abc import Callable
@@ -12,7 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._pages import DEFAULT_PAGES, Pages
-from ._result import CallbackError, CallbackResult, CallbackTimeout, judge
+from ._result import CallbackError, CallbackResult, CallbackTimeout, LinkReused, judge
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -53,7 +55,8 @@ class CallbackServer:
     """Listens on 127.0.0.1 (or ::1) for one authorization response carrying `state`.
 
     `timeout` bounds `wait()`. To abort a wait, cancel the task running it; the listener closes.
-    `pages` are the HTML answers to the browser (see `Pages`).
+    `pages` are the HTML answers to the browser (see `Pages`). `one_time_link()` adds a start
+    address that redirects to the authorization request once.
     """
 
     def __init__(
@@ -81,9 +84,13 @@ class CallbackServer:
             "success": pages.success.encode(),
             "error": pages.error.encode(),
             "invalid": pages.invalid.encode(),
+            "used": pages.used.encode(),
         }
         self._done: asyncio.Future[CallbackResult] | None = None
         self._claimed = False
+        self._link_path: str | None = None
+        self._link_target = ""
+        self._link_fetched = False
 
     @property
     def redirect_uri(self) -> str:
@@ -126,6 +133,24 @@ class CallbackServer:
             raise
         return self._redirect_uri
 
+    def one_time_link(self, target: str) -> str:
+        """A loopback URL, `http://127.0.0.1:PORT/<random path>`, to open instead of `target`.
+
+        The first GET on it is answered with a 302 to `target` (the authorization request); any
+        later GET gets the `used` page and makes `wait()` raise `LinkReused`, unless a valid
+        callback was already taken. The path is 256 random bits, so a launcher's command line
+        shows only an address that stops working once the browser has fetched it.
+        """
+        if self._done is None:
+            raise RuntimeError("call start() before one_time_link()")
+        if self._link_path is not None:
+            raise RuntimeError("a CallbackServer has only one one-time link")
+        if not target or any(c in target for c in "\r\n\0"):
+            raise ValueError("the link's target must be one line")
+        self._link_path = "/" + secrets.token_urlsafe(32)
+        self._link_target = target
+        return f"http://{self._host_header}{self._link_path}"
+
     async def wait(self) -> CallbackResult:
         """The first valid callback. The listener is closed before this returns or raises."""
         if self._done is None:
@@ -165,6 +190,11 @@ class CallbackServer:
         # Pinning Host defeats DNS rebinding (CB-06); checked before anything else is looked at.
         if request.headers.getall("Host", []) != [self._host_header]:
             return _plain(421, "Misdirected request.")
+        link = self._link_path
+        if link is not None and hmac.compare_digest(
+            request.rel_url.raw_path.encode(), link.encode()
+        ):
+            return await self._follow_link(request)
         if request.rel_url.raw_path != self._path:
             return _plain(404, "Not found.")
         if request.method != "GET":
@@ -190,6 +220,35 @@ class CallbackServer:
             self._done.set_result(result)
         return response
 
+    async def _follow_link(self, request: web.BaseRequest) -> web.StreamResponse:
+        from aiohttp import web
+
+        if request.method != "GET":
+            response = _plain(405, "Method not allowed.")
+            response.headers["Allow"] = "GET"
+            return response
+        if not self._link_fetched:
+            self._link_fetched = True
+            return web.Response(
+                status=302, headers={**SECURITY_HEADERS, "Location": self._link_target}
+            )
+        _log.debug("the one-time sign-in link was fetched again")
+        response = self._page(410, "used")
+        if self._claimed:
+            return response  # a valid callback came first: the wait has its result
+        self._claimed = True  # no callback can complete the wait any more
+        response.force_close()
+        try:
+            # Sent before the wait ends, so that closing the listener cannot cut it off.
+            await response.prepare(request)
+            await response.write_eof()
+        finally:
+            assert self._done is not None
+            self._done.set_exception(
+                LinkReused("the one-time sign-in link was opened more than once")
+            )
+        return response
+
     def _page(self, status: int, name: str) -> web.Response:
         from aiohttp import web
 
@@ -210,13 +269,21 @@ def receive(
     path: str = "/callback",
     timeout: float = 300.0,
     pages: Pages = DEFAULT_PAGES,
+    authorization_url: Callable[[str], str] | None = None,
 ) -> CallbackResult:
-    """Receive one callback in a fresh event loop; see the package docstring."""
+    """Receive one callback in a fresh event loop; see the package docstring.
+
+    Without `authorization_url`, `on_ready` gets the redirect_uri. With it, `authorization_url`
+    gets the redirect_uri and returns the authorization request's URL, and `on_ready` gets the
+    one-time link to it (`CallbackServer.one_time_link`) to open or show instead."""
 
     async def run() -> CallbackResult:
         server = CallbackServer(state=state, path=path, port=port, timeout=timeout, pages=pages)
         async with server:
-            on_ready(server.redirect_uri)
+            if authorization_url is None:
+                on_ready(server.redirect_uri)
+            else:
+                on_ready(server.one_time_link(authorization_url(server.redirect_uri)))
             return await server.wait()
 
     return asyncio.run(run())

@@ -24,6 +24,7 @@ from callback_server import (
     CallbackResult,
     CallbackServer,
     CallbackTimeout,
+    LinkReused,
     Pages,
     _server,
     parse_redirect,
@@ -152,11 +153,13 @@ def test_exported_names():
         "CallbackResult",
         "CallbackServer",
         "CallbackTimeout",
+        "LinkReused",
         "Pages",
         "parse_redirect",
         "receive",
     ]
     assert issubclass(CallbackTimeout, CallbackError)
+    assert issubclass(LinkReused, CallbackError)
 
 
 def test_import_does_not_load_aiohttp_or_jinja2():
@@ -597,11 +600,144 @@ async def test_pages_of_ones_own_are_served_with_the_same_headers():
 
 
 def test_cb08_built_in_pages_are_static_and_self_contained():
-    for name in ("success", "error", "invalid"):
+    for name in ("success", "error", "invalid", "used"):
         page = getattr(Pages(), name).lower()
         for banned in ("<script", "<link", "<style", "style=", "href", "src=", "http", "{{", "{%"):
             assert banned not in page, (name, banned)
         assert "<title>" in page and "terminal" in page
+
+
+# --- LU-01: the one-time link (issue 11 case 1) -------------------------------------------------
+
+AUTHORIZE = "https://as.example/authorize?client_id=kt&state=" + STATE
+
+
+def link_target(link: str) -> str:
+    parts = urlsplit(link)
+    assert parts.scheme == "http" and not parts.query and not parts.fragment
+    return parts.path
+
+
+async def test_lu01_the_link_redirects_once_with_the_listener_headers(srv):
+    link = srv.one_time_link(AUTHORIZE)
+    assert urlsplit(link).netloc == urlsplit(srv.redirect_uri).netloc
+    assert STATE not in link and len(link_target(link)) == 1 + 43  # 256 bits, base64url
+    first = await request(srv, link_target(link))
+    assert first.status == 302 and first.headers["location"] == AUTHORIZE
+    assert SECURITY_HEADERS.items() <= first.headers.items()
+    await finish(srv)  # the callback is as before
+
+
+async def test_lu01_a_second_fetch_gets_the_used_page_and_ends_the_wait(srv):
+    link = link_target(srv.one_time_link(AUTHORIZE))
+    assert (await request(srv, link)).status == 302
+    second = await request(srv, link)
+    assert second.status == 410 and "already used" in second.text
+    assert "location" not in second.headers and STATE not in second.text
+    assert SECURITY_HEADERS.items() <= second.headers.items()
+    with pytest.raises(LinkReused) as caught:
+        await srv.wait()
+    assert "\n" not in str(caught.value)
+    assert refused(port_of(srv))
+    assert not tasks_left()
+
+
+async def test_lu01_no_callback_counts_once_the_link_was_reused(srv):
+    link = link_target(srv.one_time_link(AUTHORIZE))
+    await request(srv, link)
+    await request(srv, link)
+    assert (await request(srv, callback("late"))).status == 400
+    with pytest.raises(LinkReused):
+        await srv.wait()
+
+
+async def test_lu01_a_fetch_after_the_callback_leaves_the_result(srv):
+    link = link_target(srv.one_time_link(AUTHORIZE))
+    await request(srv, link)
+    assert (await request(srv, callback("good"))).status == 200
+    assert (await request(srv, link)).status == 410
+    assert (await srv.wait()).code == "good"
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "status"),
+    [
+        ("POST", "LINK", 405),
+        ("HEAD", "LINK", 405),
+        ("GET", "LINK/", 404),
+        ("GET", "LINKx", 404),
+        ("GET", "/", 404),
+    ],
+)
+async def test_lu01_only_a_get_on_the_exact_link_uses_it(srv, method, target, status):
+    link = link_target(srv.one_time_link(AUTHORIZE))
+    assert (await request(srv, target.replace("LINK", link), method=method)).status == status
+    assert (await request(srv, link)).status == 302  # still the first use
+    await finish(srv)
+
+
+async def test_lu01_a_foreign_host_does_not_use_the_link(srv):
+    link = link_target(srv.one_time_link(AUTHORIZE))
+    assert (await request(srv, link, host=f"attacker.example:{port_of(srv)}")).status == 421
+    assert (await request(srv, link)).status == 302
+
+
+async def test_lu01_one_link_per_server_and_only_once_started(srv):
+    with pytest.raises(RuntimeError):
+        CallbackServer(state=STATE).one_time_link(AUTHORIZE)
+    with pytest.raises(ValueError):
+        srv.one_time_link(AUTHORIZE + "\r\nSet-Cookie: x=1")
+    srv.one_time_link(AUTHORIZE)
+    with pytest.raises(RuntimeError):
+        srv.one_time_link(AUTHORIZE)
+
+
+async def test_lu01_pages_of_ones_own_include_the_used_page():
+    pages = Pages(used="<p>used</p>")
+    async with CallbackServer(state=STATE, pages=pages) as server:
+        link = link_target(server.one_time_link(AUTHORIZE))
+        await request(server, link)
+        assert (await request(server, link)).text == "<p>used</p>"
+        with pytest.raises(LinkReused):
+            await server.wait()
+
+
+def test_lu01_receive_builds_the_request_for_the_redirect_uri_and_shows_the_link():
+    built: list[str] = []
+    shown: list[str] = []
+    redirected: list[str] = []
+
+    def authorization_url(redirect_uri: str) -> str:
+        built.append(redirect_uri)
+        return f"https://as.example/authorize?redirect_uri={quote(redirect_uri)}"
+
+    def on_ready(link: str) -> None:
+        shown.append(link)
+
+        def browser() -> None:
+            redirected.append(
+                send_blocking(urlsplit(link).port or 0, get_bytes(link)).headers["location"]
+            )
+            urllib.request.urlopen(callback_url(built[0]), timeout=5).read()
+
+        threading.Thread(target=browser).start()
+
+    result = receive(STATE, authorization_url=authorization_url, on_ready=on_ready, timeout=10)
+    assert result.code == "abc"
+    assert redirected == [f"https://as.example/authorize?redirect_uri={quote(built[0])}"]
+    (link,) = shown
+    assert urlsplit(link).netloc == urlsplit(built[0]).netloc and STATE not in link
+
+
+def get_bytes(url: str) -> bytes:
+    parts = urlsplit(url)
+    return (
+        f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n".encode()
+    )
+
+
+def callback_url(redirect_uri: str) -> str:
+    return f"{redirect_uri}?{urlencode({'code': 'abc', 'state': STATE})}"
 
 
 # --- CB-09: nothing about requests reaches the logs --------------------------------------------
