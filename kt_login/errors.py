@@ -14,6 +14,7 @@
     ├── RevocationFailed         a session not ended where it was issued: exit 1 when the
     │                            server offers no revocation, 6 when it refused, 5 unreachable
     └── ValidationFailed         exit 7   bad token, issuer, state, transport rule
+        └── SignInLinkReused     exit 7   the one-time browser sign-in link was opened twice
 
 Messages are one line, say what failed and what to do next, and never carry a secret.
 """
@@ -120,6 +121,13 @@ class ApiError(KtError):
 class ValidationFailed(KtError):
     exit_code = EXIT_VALIDATION
     code = "kt.validation"
+
+
+class SignInLinkReused(ValidationFailed):
+    """The browser sign-in's one-time link was fetched a second time: someone else may hold the
+    authorization request, so the sign-in was stopped (issue 11 case 1)."""
+
+    code = "kt.sign_in_link_reused"
 
 
 # Fixed texts for the RFC 6749 §4.1.2.1 / §5.2 codes (SECURITY.md EH-02), by what the person needs
