@@ -62,7 +62,8 @@ class LoginOptions:
 @click.option(
     "--no-browser",
     is_flag=True,
-    help="With --browser: print the sign-in URL instead of opening a browser.",
+    help="With --browser: print the sign-in link instead of opening a browser (a one-time "
+    "link on kt's 127.0.0.1 listener: it works once, and a second use stops the sign-in).",
 )
 @click.option(
     "--issuer",

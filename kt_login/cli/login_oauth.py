@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 from typing import Any, TextIO, cast
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import segno
 
@@ -73,40 +73,45 @@ def _browser_sign_in(
     signed = browser_sign_in(
         login,
         http=inv.http(),
-        show_url=lambda url: show_sign_in_url(inv, url, opener, why_no_browser),
+        show_url=lambda url, redirect_uri: show_sign_in_url(
+            inv, url, redirect_uri, opener, why_no_browser
+        ),
         clock=inv.app.clock,
     )
     _finish(inv, signed, login, store, method="browser")
 
 
 def show_sign_in_url(
-    inv: Invocation, url: str, opener: Opener | None, why_no_browser: str | None
+    inv: Invocation, url: str, redirect_uri: str, opener: Opener | None, why_no_browser: str | None
 ) -> None:
-    """Open the browser on `url` when one can be used; say where to go either way."""
-    say = inv.console.info
+    """Open the browser on `url` when one can be used; say where to go either way.
+
+    `url` is the listener's one-time link (http://127.0.0.1:PORT/<random>), not the authorization
+    request, so printing it gives nothing away: it works once, and a second use stops the sign-in
+    (docs/security.md LU-01)."""
     opened = opener is not None and why_no_browser is None and opener(url)
     if inv.json_mode:
         # Like --device --json: enough to finish the sign-in if no browser shows up.
-        redirect = dict(parse_qsl(urlsplit(url).query)).get("redirect_uri", "")
         inv.console.progress(
             {
-                "authorization_url": url,
-                "redirect_uri": redirect,
-                "port": urlsplit(redirect).port,
+                "sign_in_url": url,
+                "redirect_uri": redirect_uri,
+                "port": urlsplit(redirect_uri).port,
                 "browser_opened": bool(opened),
             }
         )
         return
+    say = inv.console.info
     if opened:
-        say("Opened your browser to sign in. If it did not open, visit:")
+        say("Opened your browser to sign in. If it did not open, visit this link (it works once):")
         say(f"  {url}")
         return
     if opener is not None and why_no_browser is not None:
         say(f"Cannot open a browser here: {why_no_browser}.")
-        say("Open this URL in a browser on this machine to sign in")
+        say("Open this link in a browser on this machine to sign in; it works once")
         say("(or run kt auth login --device to sign in from another device):")
     else:
-        say("Open this URL in a browser on this machine to sign in:")
+        say("Open this link in a browser on this machine to sign in; it works once:")
     say(f"  {url}")
 
 

@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import httpx2
 
-from callback_server import CallbackError, CallbackTimeout, receive
+from callback_server import CallbackError, CallbackTimeout, LinkReused, receive
 
-from ..errors import KtError, NetworkError, OAuthError
+from ..errors import KtError, NetworkError, OAuthError, SignInLinkReused
 from ..flows import drive
 from ..flows.authcode import AuthorizationRequest, begin, check_response
 from ..flows.discovery import ProviderMetadata, discover
@@ -35,17 +35,19 @@ def browser_sign_in(
     login: SignInRequest,
     *,
     http: httpx2.Client,
-    show_url: Callable[[str], None],
+    show_url: Callable[[str, str], None],
     clock: Callable[[], float] = time.time,
 ) -> SignedIn:
-    """`show_url` gets the sign-in URL once the listener is up: to open a browser on it, or to
-    print it for the person to open."""
+    """`show_url` gets the sign-in link and the redirect_uri once the listener is up: to open a
+    browser on the link, or to print it for the person to open. The link is the listener's
+    one-time link, never the authorization request itself: state, nonce and PKCE challenge stay
+    off every command line (issue 11 case 1, docs/security.md LU-01)."""
     meta = drive(discover(login.issuer), http)
     scope = scope_to_ask(login, meta)
     state = new_state()
     pending: list[AuthorizationRequest] = []
 
-    def on_ready(redirect_uri: str) -> None:
+    def authorization_url(redirect_uri: str) -> str:
         request = begin(
             meta,
             client_id=login.client_id,
@@ -57,10 +59,22 @@ def browser_sign_in(
             acr_values=login.acr_values,
         )
         pending.append(request)
-        show_url(request.url)
+        return request.url
 
     try:
-        result = receive(state, on_ready=on_ready, port=login.port, timeout=login.timeout)
+        result = receive(
+            state,
+            authorization_url=authorization_url,
+            on_ready=lambda link: show_url(link, pending[0].redirect_uri),
+            port=login.port,
+            timeout=login.timeout,
+        )
+    except LinkReused:
+        raise SignInLinkReused(
+            "the sign-in link was opened twice, so someone else on this computer may have opened"
+            " it: kt stopped this sign-in and stored nothing",
+            hint="run kt auth login --browser again, and open its link only once",
+        ) from None
     except CallbackTimeout:
         raise KtError(
             f"no sign-in arrived within {int(login.timeout)} s (was the browser tab closed?)",

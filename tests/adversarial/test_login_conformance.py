@@ -579,7 +579,7 @@ def test_AZ_05_redirect_uri_and_pkce_sent_back(box: Box) -> None:
     """The token POST repeats redirect_uri byte for byte and proves the S256 challenge."""
     import base64
     import hashlib
-    from urllib.parse import parse_qs, urlsplit
+    from urllib.parse import urlsplit
 
     result = box.login()
     assert result.code == 0, result.stderr
@@ -594,8 +594,11 @@ def test_AZ_05_redirect_uri_and_pkce_sent_back(box: Box) -> None:
     )
     assert authorize.query["response_type"] == "code"
     assert "grant_type=password" not in json.dumps([r.form for r in box.server.requests])
-    opened = parse_qs(urlsplit(box.opener_calls[0]).query)
-    assert opened["state"] == [authorize.query["state"]]
+    # The browser was opened at the listener's one-time link, which carries no query (LU-01).
+    (opened,) = box.opener_calls
+    link, redirect = urlsplit(opened), urlsplit(authorize.query["redirect_uri"])
+    assert (link.scheme, link.netloc, link.query) == ("http", redirect.netloc, "")
+    assert authorize.query["state"] not in opened
 
 
 def test_NT_05_huge_metadata_is_abandoned_not_read_whole(box: Box) -> None:

@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
@@ -128,9 +128,15 @@ def test_EH_08_CB_02_two_concurrent_logins_stay_apart(box: Box, tmp_path: Path) 
     results = [Result(p.wait(60), *p.communicate()) for p in procs]
     for r in results:
         assert r.code == 0, r.stderr
-    opened = [parse_qs(urlsplit(b.opener_calls[0]).query) for b in (box, other)]
+    # Each browser got its own listener's one-time link (LU-01), and each link led to its own
+    # authorization request.
+    links = [urlsplit(b.opener_calls[0]) for b in (box, other)]
+    assert links[0].netloc != links[1].netloc and links[0].path != links[1].path
+    asked = [call.query for call in box.server.calls("GET", "/authorize")]
+    assert len(asked) == 2
     for name in ("redirect_uri", "state", "nonce", "code_challenge"):
-        assert opened[0][name] != opened[1][name], name
+        assert asked[0][name] != asked[1][name], name
+    assert {urlsplit(q["redirect_uri"]).netloc for q in asked} == {link.netloc for link in links}
     verifiers = {r.form["code_verifier"] for r in box.server.token_calls("authorization_code")}
     assert len(verifiers) == 2
 
