@@ -86,14 +86,17 @@ class Issuer:
         return httpx2.Response(404)
 
     def browser(self, url: str) -> bool:
-        """Plays the person's browser: 'signs in' and follows the redirect to kt's listener."""
-        q = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-        self.nonce = q["nonce"]
-        params = {"code": "code-CANARY", "state": q["state"], "iss": ISSUER}
-        params.update(self.callback_params)
-        params = {k: v for k, v in params.items() if v is not None}
+        """Plays the person's browser: follows kt's one-time link to the authorization request,
+        'signs in' and follows the redirect to kt's listener (in a thread: kt's listener runs
+        in the thread that calls the opener)."""
 
         def follow() -> None:
+            authorize = httpx2.get(url).headers["location"]  # the listener's 302
+            q = {k: v[0] for k, v in parse_qs(urlsplit(authorize).query).items()}
+            self.nonce = q["nonce"]
+            params = {"code": "code-CANARY", "state": q["state"], "iss": ISSUER}
+            params.update(self.callback_params)
+            params = {k: v for k, v in params.items() if v is not None}
             httpx2.get(q["redirect_uri"], params=params, headers={"Sec-Fetch-Mode": "navigate"})
 
         threading.Thread(target=follow, daemon=True).start()
@@ -196,9 +199,9 @@ def test_refused_sign_ins_leave_the_store_unchanged(tmp_path, capsys, case, bend
 
 
 def _port_of(url: str) -> int:
-    redirect = parse_qs(urlsplit(url).query)["redirect_uri"][0]
-    port = urlsplit(redirect).port
-    assert port is not None and urlsplit(redirect).hostname == "127.0.0.1"
+    """The listener's port: the printed URL is its one-time link (issue 11 case 1)."""
+    port = urlsplit(url).port
+    assert port is not None and urlsplit(url).hostname == "127.0.0.1"
     return port
 
 
