@@ -83,8 +83,12 @@ def test_no_browser_prints_url(env, kt_login, page):
         if line.strip().startswith("http"):
             url = line.strip()
             break
-    assert url and "code_challenge_method=S256" in url
+    # …which is kt's one-time loopback link, not the authorization request (issue 11 case 1)
+    assert url and url.startswith("http://127.0.0.1:") and "?" not in url
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "redirect_uri=" in r.url else None)
     page.goto(url)
+    assert asked and "code_challenge_method=S256" in asked[0], asked
     sign_in(page, "alice@example.com", "alice-password")
     approve(page)
     code, _, err = run.finish()

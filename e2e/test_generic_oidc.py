@@ -316,9 +316,13 @@ def test_openid_only_provider_signs_in_without_email_or_refresh_token(
     provider = openid_only_provider
     assert provider.metadata()["scopes_supported"] == ["openid"]
     run = kt_login(*login_args(provider.issuer), env=env)
-    url = run.url()
-    assert "scope=openid&" in url and "offline_access" not in url
-    sign_in_and_consent(page, url, "frank")
+    # kt opens its one-time loopback link (issue 11 case 1): the scope is in the authorization
+    # request the link redirects the browser to.
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "redirect_uri=" in r.url else None)
+    sign_in_and_consent(page, run.url(), "frank")
+    assert asked and asked[0].startswith(provider.issuer), asked
+    assert "scope=openid&" in asked[0] and "offline_access" not in asked[0]
     code, out, err = run.finish()
     assert code == 0, err
     doc = json.loads(out)
