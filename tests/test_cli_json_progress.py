@@ -35,7 +35,7 @@ def test_browser_login_json_prints_the_url_and_port_and_can_be_finished_without_
             line = proc.stderr.readline()
             assert line, f"kt ended before printing the sign-in URL: {lines}"
             lines.append(json.loads(line))  # every line on stderr is JSON
-            if "authorization_url" in lines[-1]:
+            if "sign_in_url" in lines[-1]:
                 break
         shown = lines[-1]
         (warning,) = [line["warning"] for line in lines if "warning" in line]
@@ -43,11 +43,14 @@ def test_browser_login_json_prints_the_url_and_port_and_can_be_finished_without_
         assert shown["browser_opened"] is False
         assert urlsplit(shown["redirect_uri"]).hostname == "127.0.0.1"
         assert shown["port"] == urlsplit(shown["redirect_uri"]).port > 0
-        assert shown["authorization_url"].startswith(devserver.url + "/oauth/authorize?")
+        # kt's one-time link on its listener, never the authorization request (issue 11 case 1)
+        assert urlsplit(shown["sign_in_url"]).netloc == urlsplit(shown["redirect_uri"]).netloc
         # finish the sign-in elsewhere, with nothing but what that line said
+        authorize = httpx2.get(shown["sign_in_url"], timeout=10).headers["location"]
+        assert authorize.startswith(devserver.url + "/oauth/authorize?")
         browser = Browser(devserver)
         try:
-            page = browser.http.get(shown["authorization_url"])
+            page = browser.http.get(authorize)
             page = browser.sign_in(page, demo.ALICE_EMAIL, demo.ALICE_PASSWORD)
             redirect = browser.approve(page)
             assert redirect.status_code in (302, 303)
