@@ -24,8 +24,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from kt_login.api import make_http_client
-from kt_login.authenticate import Authenticator
+from kt_login.config import DEFAULT_API_URL
 from kt_login.session import Session
 from kt_login.store import FileStore
 from tests.kt_process import REPO, base_env, kt
@@ -122,7 +121,8 @@ def openid_only_provider(tmp_path_factory) -> Iterator[OidcProvider]:
 
 @pytest.fixture
 def env(tmp_path):
-    # The default API URL is never used: in generic mode the session belongs to the issuer.
+    # The default API URL is never contacted: the provider is not the API, so the session is
+    # kept for the API URL but its tokens stay with the provider (issue 10 case 8).
     return base_env(tmp_path)
 
 
@@ -171,7 +171,7 @@ def test_signs_in_with_the_provider_and_keeps_its_identity(provider, env, kt_log
         "auth_time": None,
     }
     assert doc["user"] == {"id": "carol", "email": "carol@example.org", "name": "carol@example.org"}
-    assert doc["api_url"] == provider.issuer
+    assert doc["api_url"] == DEFAULT_API_URL  # the API URL is kept apart from the issuer
     # kt sends prompt=consent with offline_access (OIDC Core §11), so the provider grants it
     assert set(doc["scopes"]) == {"openid", "profile", "email", "offline_access"}
 
@@ -195,21 +195,20 @@ def test_session_refreshes_at_the_token_endpoint_with_rotation(provider, env, kt
     config_dir = Path(env["KEEPTRUSTS_CONFIG_DIR"])
     store = FileStore(config_dir)
     store.save("default", dataclasses.replace(first, expires_at=time.time() + 5))
-    stale = store.load("default")
-    assert stale is not None
-    userinfo = str(provider.metadata()["userinfo_endpoint"])
-    with make_http_client() as http:
-        # what a Python program does: the profile's credential, kept fresh by kt_login
-        authenticator = Authenticator.from_environment(http, api_url=stale.api_url, env=env)
-        reply = http.get(userinfo, auth=authenticator.credential().auth)
-    assert reply.status_code == 200 and reply.json()["sub"] == "dave"
+    # `kt auth whoami` on a session from a provider that is not the API: the API is not asked,
+    # and the access token about to expire is refreshed at the provider first.
+    who = kt("auth", "whoami", "--json", env=env)
+    assert who.code == 0, who.stderr
+    assert who.json()["api_asked"] is False and who.json()["user"]["id"] == "dave"
     fresh = store.load("default")
     assert fresh is not None
     assert fresh.refresh_token and fresh.refresh_token != first.refresh_token  # rotated
     assert fresh.access_token != first.access_token
     assert fresh.expires_at is not None and fresh.expires_at > time.time() + 60
     assert fresh.subject == "dave" and fresh.issuer == provider.issuer
-    assert reply.request.headers["Authorization"] == f"Bearer {fresh.access_token}"  # saved, used
+    userinfo = str(provider.metadata()["userinfo_endpoint"])
+    reply = httpx2.get(userinfo, headers={"Authorization": f"Bearer {fresh.access_token}"})
+    assert reply.status_code == 200 and reply.json()["sub"] == "dave"  # the saved one works
 
     # The saved refresh token works, and the provider answers a refresh with a new ID token:
     # so the refresh above passed kt's OIDC Core §12.2 check of one from a real provider.

@@ -49,6 +49,11 @@ class Credential:
     api: ApiClient
     auth: httpx2.Auth
     source: str  # ENVIRONMENT, or the store the session is kept in ("keyring", "file (plaintext)")
+    # The stored session, refreshed if it is about to expire (None for the environment's token).
+    session: Callable[[], Session] | None = None
+    # The identity provider that issued the session's tokens, when it is not the API.
+    foreign_issuer: str | None = None
+    profile: str | None = None
 
     def call(self, use: Callable[[ApiClient, httpx2.Auth], T]) -> T:
         """`use(api, auth)`, saying which credential was refused if the server refuses it."""
@@ -60,16 +65,42 @@ class Credential:
                 exc.hint = (
                     "set KEEPTRUSTS_API_TOKEN to a valid token, or unset it to use kt auth login"
                 )
+            elif self.foreign_issuer is not None:
+                # Signing in at the same provider again would bring the same refusal.
+                exc.message = (
+                    f"the Keeptrusts API at {self.api.api_url} does not accept this session's "
+                    f"token, which is from the identity provider {self.foreign_issuer} "
+                    f"({exc.message})"
+                )
+                exc.hint = api_sign_in_hint(self.api.api_url, self.profile)
             raise
+
+
+def sign_in_method_flags(method: str | None) -> list[str]:
+    """`--browser`/`--device` for a login command that replaces a session signed in that way,
+    so the command works as printed without a terminal, too."""
+    return [f"--{method}"] if method in ("browser", "device") else []
+
+
+def api_sign_in_hint(api_url: str, profile: str | None) -> str:
+    """The sign-in at the API's own issuer (browser or device, as the terminal allows)."""
+    flags = ["--profile", profile] if profile and profile != config.DEFAULT_PROFILE else []
+    return "sign in with the API itself: " + run_hint(
+        "kt", "auth", "login", *flags, "--issuer", api_url
+    )
 
 
 class NoCredential(NotLoggedIn):
     """The profile has no credential for the configured API."""
 
-    def __init__(self, message: str, *, api_url: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, api_url: str | None = None, method: str | None = None
+    ) -> None:
         super().__init__(message)
         # The configured API URL, when the stored session belongs to another one.
         self.api_url = api_url
+        # How that session was signed in ("browser", "device", "password", ...).
+        self.method = method
 
 
 class Authenticator:
@@ -129,8 +160,14 @@ class Authenticator:
             url = self.api_url.value
             return Credential(self.api(url), BearerAuth(self.env_token, url), ENVIRONMENT)
         keeper, where = self.keeper()
-        api = keeper.api
-        return Credential(api, SessionAuth(keeper.current, keeper.refresh), where.kind)
+        return Credential(
+            keeper.api,
+            SessionAuth(keeper.current, keeper.refresh),
+            where.kind,
+            session=keeper.current,
+            foreign_issuer=keeper.session.foreign_issuer,
+            profile=self.profile,
+        )
 
     def keeper(self) -> tuple[SessionKeeper, Location]:
         """The stored session's SessionKeeper (ignoring $KEEPTRUSTS_API_TOKEN) and where the
@@ -143,6 +180,7 @@ class Authenticator:
             raise NoCredential(
                 f"profile {self.profile!r} is logged in to {session.api_url}, not {api_url}",
                 api_url=api_url,
+                method=session.method,
             )
         keeper = SessionKeeper(
             session=session,
@@ -323,7 +361,7 @@ def session_auth(
         http.close()
         flags = ["--profile", profile] if profile else []
         flags += ["--api-url", exc.api_url] if exc.api_url else []
-        exc.hint = run_hint("kt", "auth", "login", *flags)
+        exc.hint = run_hint("kt", "auth", "login", *sign_in_method_flags(exc.method), *flags)
         raise
     except BaseException:
         http.close()

@@ -227,9 +227,11 @@ def resolve(
     session_client_id: str | None = None,
 ) -> Settings:
     """Effective settings. The `session_*` values are those of the profile's stored session (the
-    URL it was issued by; the issuer and client of its sign-in), used when nothing more explicit
-    names one, so a login against a server keeps working without re-typing its URL for every
-    command, and a browser sign-in goes back to the issuer it used last."""
+    API URL it was signed in for; the issuer and client the person named for its sign-in, when
+    that issuer is not the API), used when nothing more explicit names one, so a login against
+    a server keeps working without re-typing its URL for every command, and a browser sign-in
+    goes back to the identity provider it used last. An issuer that was the API's own is not
+    passed: the default issuer is the API URL, wherever that points now."""
     cdir = config_dir(env)
     file = load_config_file(Path(cdir.value))
     profiles: dict[str, dict[str, Any]] = file.get("profiles", {})

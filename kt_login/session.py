@@ -7,7 +7,7 @@ import math
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, Final, Literal
 
-from .config import DEFAULT_PROFILE
+from .config import DEFAULT_PROFILE, origin
 from .errors import StoreError
 from .text import run_hint
 
@@ -22,9 +22,20 @@ class Session:
     """What we persist for one profile.
 
     ST-06 allow-list: no password, no mfa_token, no PKCE data.
+
+    `api_url` and `issuer` are two different servers that may be one (issue 10 case 8):
+    `api_url` is the Keeptrusts API the session was signed in for — every API command of the
+    profile talks to it, and its tokens are sent to no other origin (ST-07); `issuer` is the
+    OAuth/OIDC provider that issued the tokens (browser and device sign-ins; None for the API's
+    own password sign-in), where they are refreshed and revoked. When the issuer is the API
+    (same origin), the tokens are API sessions; otherwise they are that provider's
+    (`foreign_issuer`), and the issuer is the one the person named (`--issuer` or the
+    profile's config), which the next sign-in goes back to. Sessions stored before kt kept the
+    two apart recorded a foreign issuer as their API URL too; they are read as sessions whose
+    issuer is their API.
     """
 
-    api_url: str  # origin the tokens belong to, e.g. "http://127.0.0.1:8765"
+    api_url: str  # the Keeptrusts API, e.g. "http://127.0.0.1:8765"; never the foreign issuer
     access_token: str
     refresh_token: str | None
     expires_at: float | None  # absolute epoch seconds; None = unknown
@@ -55,6 +66,16 @@ class Session:
     def __post_init__(self) -> None:
         if self.kind == OAUTH and not self.token_endpoint:
             raise ValueError("an OAuth session without token_endpoint")
+
+    @property
+    def foreign_issuer(self) -> str | None:
+        """The issuer when it is not the API (another origin): the identity provider the
+        person named, whose tokens are its own rather than API sessions. None for a password
+        sign-in and for a sign-in at the API's own issuer (the default, which follows the API
+        URL rather than being remembered)."""
+        if self.issuer is None or origin(self.issuer) == origin(self.api_url):
+            return None
+        return self.issuer
 
     def to_json(self) -> str:
         """Compact JSON with sorted keys; a non-finite time is written as unknown (null)."""

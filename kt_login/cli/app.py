@@ -21,7 +21,7 @@ import httpx2
 
 from .. import config
 from ..api import ApiClient, make_http_client
-from ..authenticate import Authenticator, Credential, NoCredential
+from ..authenticate import Authenticator, Credential, NoCredential, sign_in_method_flags
 from ..errors import KtError, StoreError, UsageError
 from ..output import Console
 from ..session import Session
@@ -124,34 +124,41 @@ class Invocation:
         )
 
     def settings_for(self, session: Session | None) -> config.Settings:
-        """Settings once the profile's stored session is known: its API URL, issuer and client
-        count where nothing more explicit names them."""
+        """Settings once the profile's stored session is known: its API URL, and the issuer and
+        client the person named for it, count where nothing more explicit names them."""
         if session is None:
             return self.base_settings
-        return config.resolve(
-            self.app.env,
-            profile_flag=self.profile_flag,
-            api_url_flag=self.api_url_flag,
-            session_api_url=session.api_url,
-            session_issuer=session.issuer,
-            session_client_id=session.client_id,
-        )
+        return self._resolve_with(session)
 
     def sign_in_settings(self, *, issuer: str | None, client_id: str | None) -> config.Settings:
         """Settings for a browser or device sign-in: the issuer and client flags, else the
-        profile's config, else those of its last sign-in; the API URL is not the session's."""
+        profile's config, else the issuer the person named at its last sign-in; the API URL as
+        every other command resolves it. An issuer that was the API's own is not remembered: the
+        default issuer follows the API URL (issue 10 case 8)."""
         try:
             current = self.find_session()[0]
         except KtError:
             current = None
+        return self._resolve_with(current, issuer_flag=issuer, client_id_flag=client_id)
+
+    def _resolve_with(
+        self,
+        session: Session | None,
+        *,
+        issuer_flag: str | None = None,
+        client_id_flag: str | None = None,
+    ) -> config.Settings:
+        named = session.foreign_issuer if session is not None else None
+        client_id = session.client_id if session is not None and named is not None else None
         return config.resolve(
             self.app.env,
             profile_flag=self.profile_flag,
             api_url_flag=self.api_url_flag,
-            issuer_flag=issuer,
-            client_id_flag=client_id,
-            session_issuer=current.issuer if current is not None else None,
-            session_client_id=current.client_id if current is not None else None,
+            issuer_flag=issuer_flag,
+            client_id_flag=client_id_flag,
+            session_api_url=session.api_url if session is not None else None,
+            session_issuer=named,
+            session_client_id=client_id,
         )
 
     @property
@@ -229,11 +236,14 @@ class Invocation:
         try:
             return self.authenticator.credential()
         except NoCredential as exc:
-            exc.hint = self.login_hint(exc.api_url)
+            exc.hint = self.login_hint(exc.api_url, method=exc.method)
             raise
 
-    def login_hint(self, api_url: str | None = None) -> str:
-        flags = ["--profile", self.profile] if self.profile_flag else []
+    def login_hint(self, api_url: str | None = None, *, method: str | None = None) -> str:
+        """`kt auth login` with this command's profile and API URL (and, replacing a session
+        signed in with --browser or --device, that flag)."""
+        flags = sign_in_method_flags(method)
+        flags += ["--profile", self.profile] if self.profile_flag else []
         if api_url or self.api_url_flag:
             flags += ["--api-url", api_url or self.base_settings.api_url.value]
         return run_hint("kt", "auth", "login", *flags)

@@ -208,6 +208,7 @@ def _prepare(
     return store, SignInRequest(
         issuer=settings.issuer.value,
         client_id=settings.client_id.value,
+        api_url=settings.api_url.value,
         scope=scope,
         **options,
     )
@@ -216,14 +217,7 @@ def _prepare(
 def _finish(
     inv: Invocation, signed: SignedIn, login: SignInRequest, store: CredentialStore, *, method: str
 ) -> None:
-    session = finish_oauth_sign_in(
-        inv.authenticator,
-        store,
-        signed,
-        login,
-        api_url=inv.base_settings.api_url.value,
-        method=method,
-    )
+    session = finish_oauth_sign_in(inv.authenticator, store, signed, login, method=method)
     notices = sign_in_notices(session, signed, now=inv.app.clock())
     for notice in notices:
         inv.console.info(notice)

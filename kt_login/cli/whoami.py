@@ -1,4 +1,11 @@
-"""`kt auth whoami`: ask the server who the current credential belongs to."""
+"""`kt auth whoami`: ask the server who the current credential belongs to.
+
+A session whose tokens come from an identity provider other than the API (`--issuer`, issue 10
+case 8) is not sent to the API for this: the API's whoami describes the API's own sessions, and
+kt has no standard sign (such as RFC 9728 metadata naming the provider) that the API accepts
+another issuer's tokens. whoami then shows the identity the provider's validated ID token (or
+UserInfo) gave at sign-in, refreshed at the provider if the access token is about to expire,
+and says that the API was not asked."""
 
 from __future__ import annotations
 
@@ -7,19 +14,30 @@ import click
 from ..api import Account
 from ..authenticate import ENVIRONMENT
 from ..identity import display_name, session_name
+from ..session import Session
 from ..text import clean
 from .app import Invocation, common_options
 from .step_up import with_step_up
+from .views import session_document
 
 
 @click.command()
 @common_options
 def whoami(inv: Invocation) -> None:
-    """Show the current user, organization, role and scopes, as the server sees them."""
+    """Show the current user, organization, role and scopes, as the server sees them.
+
+    For a session from another identity provider (--issuer), whose tokens are that provider's,
+    shows the identity of its sign-in and says the API was not asked.
+    """
     run_whoami(inv)
 
 
 def run_whoami(inv: Invocation) -> None:
+    first = inv.authenticated()
+    if first.session is not None and first.foreign_issuer is not None:
+        show_provider_identity(inv, first.session(), first.source)
+        return
+
     def run() -> tuple[Account, str, str]:
         who = inv.authenticated()
         return who.call(lambda api, auth: api.whoami(auth)), who.source, who.api.api_url
@@ -39,8 +57,33 @@ def run_whoami(inv: Invocation) -> None:
         f"Credential: {clean(_known(account.auth_method))} from {source}",
     ]
     inv.console.result(
-        {**account.reply, "profile": inv.profile, "api_url": api_url, "credential_source": source},
+        {
+            **account.reply,
+            "profile": inv.profile,
+            "api_url": api_url,
+            "api_asked": True,
+            "credential_source": source,
+        },
         lines,
+    )
+
+
+def show_provider_identity(inv: Invocation, session: Session, source: str) -> None:
+    """A foreign issuer's session: who it names, from the sign-in; the API is not asked."""
+    issuer = session.foreign_issuer
+    assert issuer is not None
+    lines = [
+        f"Signed in at {clean(issuer)} as {session_name(session)} "
+        f"(subject {clean(session.subject or '?')}, client {clean(session.client_id or '?')})",
+        f"API: {session.api_url} was not asked: this session's tokens are from the identity "
+        "provider above, not from the API",
+        f"Scopes: {clean(', '.join(session.scopes)) or '(none)'}",
+        f"MFA: {'yes' if session.mfa_authenticated else 'no'}",
+        f"Credential: {session.method} sign-in from {source}",
+    ]
+    doc = session_document(session, profile=inv.profile, storage=source)
+    inv.console.result(
+        {**doc, "api_asked": False, "credential_source": source, "issuer": issuer}, lines
     )
 
 

@@ -9,7 +9,6 @@ import math
 
 from ..api import BearerAuth
 from ..authenticate import Authenticator
-from ..config import origin
 from ..errors import KtError
 from ..session import Session
 from ..store import CredentialStore
@@ -22,19 +21,15 @@ def finish_oauth_sign_in(
     signed: SignedIn,
     login: SignInRequest,
     *,
-    api_url: str,
     method: str,
 ) -> Session:
-    # Tokens from the Keeptrusts issuer are API sessions; a foreign issuer's stay with it.
-    keeptrusts = origin(login.issuer) == origin(api_url)
+    """The session for `login.api_url`, whichever issuer signed the person in (issue 10 case 8:
+    the API URL is never replaced by the issuer). Tokens from the API's own issuer are API
+    sessions, described by its whoami; a foreign issuer's stay with it (the API is not asked)."""
     session = session_from_sign_in(
-        signed,
-        login=login,
-        api_url=api_url if keeptrusts else login.issuer,
-        now=authenticator.clock(),
-        method=method,
+        signed, login=login, api_url=login.api_url, now=authenticator.clock(), method=method
     )
-    if keeptrusts:
+    if session.foreign_issuer is None:
         session = with_account(authenticator, session)
     authenticator.save(where, session)
     return session

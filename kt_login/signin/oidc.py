@@ -30,6 +30,8 @@ DEFAULT_TIMEOUT = 300.0
 class SignInRequest:
     issuer: str
     client_id: str
+    # The Keeptrusts API the session is for (kept apart from the issuer, issue 10 case 8).
+    api_url: str
     scope: str | None = None  # None: kt's default scopes, narrowed to what the provider lists
     port: int = 0
     timeout: float = DEFAULT_TIMEOUT

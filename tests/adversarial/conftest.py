@@ -25,17 +25,25 @@ def hostile_as() -> Iterator[HostileAS]:
     server.stop()
 
 
-class Box:
-    """One user's machine: a home with a config dir, and the kt process run in it."""
+GENERIC_API_URL = "https://api.invalid"
 
-    def __init__(self, home: Path, server: HostileAS) -> None:
+
+class Box:
+    """One user's machine: a home with a config dir, and the kt process run in it.
+
+    By default in generic mode: the API URL is another server than the hostile AS, which is
+    then a foreign issuer (its sessions' tokens are its own). With `api_url=server.issuer` the
+    hostile AS is the API too (it serves a trivial /v1/auth/whoami), so its sessions are API
+    sessions that API commands use and refresh."""
+
+    def __init__(self, home: Path, server: HostileAS, *, api_url: str = GENERIC_API_URL) -> None:
         self.home = home
         self.server = server
         self.config = home / "config"
         self.opener_log = home / "opener.log"
         self.env = base_env(
             home,
-            KEEPTRUSTS_API_URL="https://api.invalid",  # generic mode: the issuer is not the API
+            KEEPTRUSTS_API_URL=api_url,
             BROWSER=f"{sys.executable} {HERE / 'browser.py'} %s",
             KT_ADV_OPENER_LOG=str(self.opener_log),
             PYTHONDONTWRITEBYTECODE="1",
@@ -98,11 +106,34 @@ def seeded_config(hostile_as: HostileAS, tmp_path_factory: pytest.TempPathFactor
     return box.config
 
 
+@pytest.fixture(scope="session")
+def seeded_api_config(hostile_as: HostileAS, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config dir holding an earlier good browser session with the hostile AS as the API and
+    its own issuer (file store)."""
+    home = tmp_path_factory.mktemp("seed-api")
+    box = Box(home, hostile_as, api_url=hostile_as.issuer)
+    hostile_as.reset()
+    result = box.login()
+    assert result.code == 0, result.stderr
+    assert box.credentials.is_file()
+    return box.config
+
+
+def _machine(box: Box, seeded: Path) -> Box:
+    shutil.copytree(seeded, box.config, symlinks=True)
+    os.chmod(box.config, 0o700)
+    box.server.reset()
+    return box
+
+
 @pytest.fixture
 def box(hostile_as: HostileAS, seeded_config: Path, tmp_path: Path) -> Box:
     """A machine already signed in (the seeded session), and a provider reset to honest."""
-    machine = Box(tmp_path, hostile_as)
-    shutil.copytree(seeded_config, machine.config, symlinks=True)
-    os.chmod(machine.config, 0o700)
-    hostile_as.reset()
-    return machine
+    return _machine(Box(tmp_path, hostile_as), seeded_config)
+
+
+@pytest.fixture
+def api_box(hostile_as: HostileAS, seeded_api_config: Path, tmp_path: Path) -> Box:
+    """A machine signed in at the hostile AS as the API's own issuer: API commands (whoami)
+    use the session and refresh it at the provider's token endpoint."""
+    return _machine(Box(tmp_path, hostile_as, api_url=hostile_as.issuer), seeded_api_config)

@@ -25,7 +25,8 @@ def stored(box: Box) -> dict[str, Any] | None:
 
 
 def api_env(box: Box) -> dict[str, str]:
-    """A command that uses the session: the hostile provider also serves /v1/auth/whoami."""
+    """A command that uses the session as the API's (on an `api_box`, whose API is the hostile
+    provider: it also serves /v1/auth/whoami)."""
     return {**box.env, "KEEPTRUSTS_API_URL": box.server.issuer}
 
 
@@ -83,9 +84,11 @@ def test_1_no_email_names_the_person_by_the_next_claim(
     assert f"Account: {shown}\n" in status.stdout and "Account: ?" not in status.stdout
     assert box.kt("auth", "status", "--json").json()["user"]["name"] == shown
 
-    who = kt("auth", "whoami", env=api_env(box))
+    # The provider is not the API (case 8): whoami names the person from the sign-in.
+    who = box.kt("auth", "whoami")
     assert who.code == 0, who.stderr
-    assert f"as {shown}" in who.stdout and "as ?" not in who.stdout
+    assert f"as {shown} (subject {SUBJECT}" in who.stdout and "as ?" not in who.stdout
+    assert "was not asked" in who.stdout
 
 
 def test_1_email_wins_when_there_is_one(box: Box) -> None:
@@ -170,9 +173,10 @@ def expire_soon(box: Box) -> dict[str, Any]:
     return expire(box)
 
 
-def test_6_a_later_auth_time_is_recorded_not_fatal(box: Box) -> None:
+def test_6_a_later_auth_time_is_recorded_not_fatal(api_box: Box) -> None:
     """A provider that puts the person's latest sign-in anywhere into refreshed ID tokens: the
     refresh is kept, with the rotated tokens and the new auth_time."""
+    box = api_box  # the hostile AS is the API too, so whoami uses the session
     old = expire_soon(box)
     later = int(old["auth_time"]) + 120
     box.server.behaviour.refresh_claims["auth_time"] = later
@@ -193,10 +197,11 @@ def test_6_a_later_auth_time_is_recorded_not_fatal(box: Box) -> None:
     ],
 )
 def test_6_iss_sub_aud_changes_stay_fatal_and_end_the_session(
-    box: Box, mutation: dict[str, object]
+    api_box: Box, mutation: dict[str, object]
 ) -> None:
     """OIDC Core §12.2: iss, sub and aud must not change. The refresh result is refused; since
     the stored refresh token is spent, the new tokens are revoked and the session cleared."""
+    box = api_box  # the hostile AS is the API too, so whoami uses the session
     old = expire_soon(box)
     box.server.behaviour.refresh_claims.update(mutation)
     result = kt("auth", "whoami", "--json", env=api_env(box))
@@ -210,9 +215,10 @@ def test_6_iss_sub_aud_changes_stay_fatal_and_end_the_session(
     assert again.code == 3 and len(box.server.token_calls("refresh_token")) == 1
 
 
-def test_6_userinfo_sub_anchors_refreshed_id_tokens(box: Box) -> None:
+def test_6_userinfo_sub_anchors_refreshed_id_tokens(api_box: Box) -> None:
     """A device sign-in without an ID token (case 3) stores UserInfo's sub; a refreshed ID token
     for another subject is then refused like any other change of sub."""
+    box = api_box  # the hostile AS is the API too, so whoami uses the session
     box.server.behaviour.device_id_token = False
     assert device_login(box).code == 0
     box.server.reset()
@@ -316,8 +322,9 @@ def test_11_403_invalid_code_on_the_code_exchange(box: Box) -> None:
     ],
 )  # fmt: skip
 def test_11_a_refused_refresh_of_any_kind_ends_the_session(
-    box: Box, answer: tuple[int, Any]
+    api_box: Box, answer: tuple[int, Any]
 ) -> None:
+    box = api_box  # the hostile AS is the API too, so whoami uses the session
     expire_soon(box)
     box.server.behaviour.refresh_answer = answer
     result = kt("auth", "whoami", "--json", env=api_env(box))
@@ -337,8 +344,9 @@ def test_11_a_refused_refresh_of_any_kind_ends_the_session(
     assert again.code == 3 and len(box.server.token_calls("refresh_token")) == 1
 
 
-def test_11_a_refresh_that_fails_at_the_provider_keeps_the_session(box: Box) -> None:
+def test_11_a_refresh_that_fails_at_the_provider_keeps_the_session(api_box: Box) -> None:
     """server_error is temporary: the session (whose refresh token was not spent) is kept."""
+    box = api_box  # the hostile AS is the API too, so whoami uses the session
     expire_soon(box)
     box.server.behaviour.refresh_answer = (503, {"error": "temporarily_unavailable"})
     result = kt("auth", "whoami", "--json", env=api_env(box))

@@ -1,9 +1,10 @@
 """Refresh and storage faults with the real `kt` process and the hostile provider.
 
 A good session (from a real sign-in against the hostile AS) is made to expire soon; `kt auth
-whoami` then refreshes it at the provider's token endpoint (generic mode: the API is the issuer,
-and the hostile AS serves a trivial /v1/auth/whoami). Afterwards the user is either still signed
-in or told to sign in again — never left with a corrupt or half-written store.
+whoami` then refreshes it at the provider's token endpoint (the hostile AS is the API as well as
+its issuer, and serves a trivial /v1/auth/whoami: the `api_box` machine). Afterwards the user
+is either still signed in or told to sign in again — never left with a corrupt or half-written
+store.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from .conftest import Box
 from .hostile_as import CLIENT_ID, DELETE
 
 WHOAMI = ("auth", "whoami", "--json")
+
+
+@pytest.fixture
+def box(api_box: Box) -> Box:
+    """Every machine here is signed in at the hostile AS as the API's own issuer."""
+    return api_box
 
 
 def api_env(box: Box) -> dict[str, str]:
