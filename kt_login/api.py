@@ -222,7 +222,6 @@ class ApiClient:
             request,
             auth=auth,
             server=f"the Keeptrusts API at {self.api_url}",
-            hint="is the server running? check KEEPTRUSTS_API_URL / --api-url",
         )
         return decode_reply(response, self.api_url)
 

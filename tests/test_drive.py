@@ -66,7 +66,12 @@ def test_drive_answers_each_effect():
         seen = drive(
             get_twice(), http, sleep=clock.sleep, monotonic=clock.monotonic, on_wait=waits.append
         )
-    assert seen == [204, 2.5, 6.5, "cannot reach https://down.example (connection refused)"]
+    assert seen == [
+        204,
+        2.5,
+        6.5,
+        "cannot reach the identity provider at https://down.example (connection refused)",
+    ]
     assert clock.sleeps == [2.5, 4.0]
     assert waits == [Wait(2.5, remaining=60.0), Wait(4.0)]
 
@@ -77,7 +82,12 @@ async def test_adrive_answers_each_effect_the_same():
         seen = await adrive(
             get_twice(), http, sleep=clock.asleep, monotonic=clock.monotonic, on_wait=waits.append
         )
-    assert seen == [204, 2.5, 6.5, "cannot reach https://down.example (connection refused)"]
+    assert seen == [
+        204,
+        2.5,
+        6.5,
+        "cannot reach the identity provider at https://down.example (connection refused)",
+    ]
     assert waits == [Wait(2.5, remaining=60.0), Wait(4.0)]
 
 
@@ -106,8 +116,12 @@ def test_a_refused_connection_reads_the_same_from_the_api_client_and_from_a_flow
     assert (
         from_api.value.message == f"cannot reach the Keeptrusts API at {url} (connection refused)"
     )
-    assert from_flow.value.message == f"cannot reach {url} (connection refused)"
+    assert (
+        from_flow.value.message
+        == f"cannot reach the identity provider at {url} (connection refused)"
+    )
     assert from_api.value.exit_code == from_flow.value.exit_code == 5
+    assert from_api.value.hint == from_flow.value.hint
 
 
 @pytest.mark.parametrize("make_client", [httpx2.Client, make_http_client])
@@ -123,8 +137,8 @@ def test_a_timeout_reads_the_same_from_the_api_client_and_from_a_flow(
             ApiClient(url, http).request("GET", "/v1/auth/whoami")
         with pytest.raises(NetworkError) as from_flow:
             drive(discover(url), http)
-    assert from_api.value.message == f"the Keeptrusts API at {url} did not answer in time"
-    assert from_flow.value.message == f"{url} did not answer in time"
+    assert from_api.value.message == f"cannot reach the Keeptrusts API at {url} (timed out)"
+    assert from_flow.value.message == f"cannot reach the identity provider at {url} (timed out)"
     assert from_api.value.hint == from_flow.value.hint
 
 

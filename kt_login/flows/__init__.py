@@ -25,12 +25,11 @@ import httpx2
 
 from ..errors import KtError
 from .transport import (
-    CONNECT_HINT,
     aread_reply,
     network_error,
+    provider_at,
     read_reply,
     undecodable,
-    where,
 )
 
 T = TypeVar("T")
@@ -118,13 +117,13 @@ async def adrive(
 
 
 @contextmanager
-def _transport_errors(request: httpx2.Request, server: str | None, hint: str) -> Iterator[None]:
+def _transport_errors(request: httpx2.Request, server: str | None) -> Iterator[None]:
     try:
         yield
     except httpx2.TransportError as exc:
-        raise network_error(exc, server or where(request.url), hint=hint) from None
+        raise network_error(exc, server or provider_at(request.url)) from None
     except httpx2.DecodingError:
-        raise undecodable(server or where(request.url)) from None
+        raise undecodable(server or provider_at(request.url)) from None
 
 
 def send(
@@ -133,12 +132,11 @@ def send(
     *,
     auth: httpx2.Auth | None = None,
     server: str | None = None,
-    hint: str = CONNECT_HINT,
 ) -> httpx2.Response:
     """`request` sent once over `client` (with `auth`, if any), its reply read by the one capped
     reader (`transport.read_reply`); a failed exchange is the NetworkError naming `server` (by
-    default the request's scheme://host)."""
-    with _transport_errors(request, server, hint):
+    default "the identity provider at scheme://host", as flows send only to one)."""
+    with _transport_errors(request, server):
         response = client.send(
             request,
             auth=auth if auth is not None else httpx2.USE_CLIENT_DEFAULT,
@@ -153,7 +151,7 @@ def send(
 
 
 async def _asend(client: httpx2.AsyncClient, request: httpx2.Request) -> httpx2.Response:
-    with _transport_errors(request, None, CONNECT_HINT):
+    with _transport_errors(request, None):
         response = await client.send(request, follow_redirects=False, stream=True)
         try:
             await aread_reply(response)

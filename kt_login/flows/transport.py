@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import socket
 import ssl
 from types import MappingProxyType
@@ -18,6 +19,7 @@ from typing import Any, Final, Literal
 import httpx2
 
 from ..errors import NetworkError, ServerError
+from ..text import clean
 
 _KIB = 1024
 _MIB = 1024 * _KIB
@@ -41,8 +43,21 @@ MAX_REPLY: Final = max(MAX_BYTES.values())
 # The longest lifetime kt believes a server means for a token or session (ten years).
 MAX_LIFETIME: Final = 10 * 365 * 86400.0
 
+# What to do next, by the reason an exchange failed (network_error).
 TIMEOUT_HINT = "check your network, or the server's status, and try again"
 CONNECT_HINT = "check your network and the server's address"
+_HINTS: Final = MappingProxyType(
+    {
+        "connection refused": "is the server running, and is the address (host and port) right?",
+        "timed out": TIMEOUT_HINT,
+        "name not found": "check the host name in the URL, and your network's DNS",
+        "TLS handshake failed": "check the URL: is the server at that address an https one?",
+        "connection closed": "the server ended the connection; try again",
+        "TLS certificate not trusted": "check that the URL is right and that the server's "
+        "certificate is valid for it",
+    }
+)
+_TLS_UNTRUSTED = "TLS certificate not trusted"
 
 
 def where(url: httpx2.URL) -> str:
@@ -50,34 +65,66 @@ def where(url: httpx2.URL) -> str:
     return f"{url.scheme}://{url.netloc.decode()}"
 
 
+def provider_at(url: httpx2.URL) -> str:
+    """How a flow's network error names its server (every flow talks to an identity provider)."""
+    return f"the identity provider at {where(url)}"
+
+
 def network_error(
-    exc: httpx2.TransportError, server: str, *, hint: str = CONNECT_HINT
+    exc: httpx2.TransportError, server: str, *, hint: str | None = None
 ) -> NetworkError:
-    """The NetworkError for a failed exchange with `server` (a URL or "the … at URL")."""
-    if isinstance(exc, httpx2.TimeoutException):
-        return NetworkError(f"{server} did not answer in time", hint=TIMEOUT_HINT)
-    return NetworkError(f"cannot reach {server} ({_reason(exc)})", hint=hint)
+    """The one wording of a failed exchange with `server` (a URL, or "the … at URL"), on every
+    path (the API client, every flow, sync or async): `cannot reach SERVER (REASON)`, the reason
+    in words (connection refused, timed out, name not found, TLS certificate not trusted: …),
+    never an exception's class name; the hint says what to do about that reason unless the
+    caller knows better."""
+    reason = _reason(exc)
+    if hint is None:
+        key = _TLS_UNTRUSTED if reason.startswith(_TLS_UNTRUSTED) else reason
+        hint = _HINTS.get(key, CONNECT_HINT)
+    return NetworkError(f"cannot reach {server} ({reason})", hint=hint)
 
 
-def _reason(exc: httpx2.TransportError) -> str:
-    if not isinstance(exc, httpx2.ConnectError):
-        return type(exc).__name__
-    # The async transport wraps the OS error ("All connection attempts failed"): read the chain.
+def _causes(exc: BaseException) -> list[BaseException]:
     causes: list[BaseException] = []
     cause: BaseException | None = exc
     while cause is not None and len(causes) < 8:
         causes.append(cause)
         cause = cause.__cause__ or cause.__context__
+    return causes
+
+
+def _reason(exc: httpx2.TransportError) -> str:
+    """Why an exchange failed, in words; the async transport wraps the OS error ("All connection
+    attempts failed"), so the chain of causes is read too."""
+    if isinstance(exc, httpx2.TimeoutException):
+        return "timed out"
+    causes = _causes(exc)
     text = " ".join(str(c) for c in causes).lower()
+    for cause in causes:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            detail = clean(cause.verify_message or "").strip().rstrip(".")
+            return f"{_TLS_UNTRUSTED}: {detail[:80]}" if detail else _TLS_UNTRUSTED
+    if "certificate verify failed" in text:
+        return _TLS_UNTRUSTED
+    if any(isinstance(c, ssl.SSLError) for c in causes) or "ssl" in text or "tls" in text:
+        return "TLS handshake failed"
     if any(isinstance(c, ConnectionRefusedError) for c in causes) or "refused" in text:
         return "connection refused"
     if any(isinstance(c, socket.gaierror) for c in causes) or (
         "name or service" in text or "nodename" in text or "getaddrinfo" in text
     ):
-        return "host not found"
-    if any(isinstance(c, ssl.SSLError) for c in causes) or "certificate" in text or "ssl" in text:
-        return "TLS verification failed"
-    return "cannot connect"
+        return "name not found"
+    if any(isinstance(c, ConnectionResetError | BrokenPipeError) for c in causes):
+        return "connection closed"
+    if isinstance(exc, httpx2.RemoteProtocolError | httpx2.ReadError | httpx2.WriteError):
+        return "connection closed"
+    if isinstance(exc, httpx2.ProxyError):
+        return "the proxy failed"
+    if any(isinstance(c, OSError) and c.errno is not None for c in causes):
+        errno_error = next(c for c in causes if isinstance(c, OSError) and c.errno is not None)
+        return clean(os.strerror(errno_error.errno or 0)).lower() or "network error"
+    return "network error"
 
 
 def too_large(server: str) -> ServerError:
