@@ -1,0 +1,65 @@
+"""docs/automation.md is true: every `sh` block runs, in order, in one working directory, with
+the real `kt` on PATH against a kt-devserver (alice signed in as the person who creates the CI
+token); its exit-code table is the README's."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.kt_process import ALICE, REPO, base_env, password_login
+
+DOC = REPO / "docs" / "automation.md"
+
+
+def sh_blocks() -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", DOC.read_text(), re.S)
+
+
+def exit_code_rows(text: str) -> list[str]:
+    section = text.split("## Exit codes", 1)[1]
+    return [line for line in section.splitlines() if re.match(r"\| \d+ \|", line)]
+
+
+def test_every_command_in_the_automation_recipes_runs(tmp_path: Path, devserver):
+    env = base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # the `kt` of this checkout
+    assert password_login(env, ALICE, "--insecure-storage").code == 0
+    work = tmp_path / "work"
+    work.mkdir()
+    blocks = sh_blocks()
+    assert len(blocks) >= 6
+    outputs = []
+    for block in blocks:
+        run = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, f"{block}\n--- stderr:\n{run.stderr}"
+        outputs.append(run.stdout)
+
+    token = (work / "ci-token.txt").read_text().strip()
+    assert token.startswith("kt_live_")
+    ci = outputs[1]  # the CI job: whoami --json, then status
+    whoami, _ = json.JSONDecoder().raw_decode(ci)
+    assert whoami["auth_method"] == "api_token" and whoami["token"]["name"] == "ci-deploy"
+    assert "KEEPTRUSTS_API_TOKEN" in ci
+    printed = json.loads((work / "token.json").read_text())
+    assert printed["access_token"] and printed["expires_in"] >= 600
+    assert printed["credential_source"] == "file (plaintext)"
+    assert any('"profile": "agent-a"' in out for out in outputs)
+    assert outputs[-1].strip() == "signed in"
+    for secret in (token, printed["access_token"]):
+        assert not any(secret in out for out in outputs)  # only where the recipe saved it
+
+
+def test_the_exit_code_table_is_the_readmes():
+    rows = exit_code_rows(DOC.read_text())
+    assert rows and rows == exit_code_rows((REPO / "README.md").read_text())
