@@ -93,7 +93,7 @@ class Session:
     def from_json(cls, text: str | bytes, *, profile: str = DEFAULT_PROFILE) -> Session:
         """Parse what `to_json` wrote; anything else raises StoreError, never KeyError/TypeError,
         with the login that replaces it (of `profile`, the profile it was stored for) as hint."""
-        corrupt = _relogin_hint(profile)
+        corrupt = relogin_hint(profile)
         try:
             data = json.loads(text, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -215,7 +215,7 @@ _CHECKS = {
 _OPTIONAL = frozenset(f.name for f in fields(Session) if f.default is not MISSING)
 
 
-def _relogin_hint(profile: str) -> str:
+def relogin_hint(profile: str) -> str:
     # A login replaces a session that cannot be read (SessionStore.choose_for_login).
     flags = [] if profile == DEFAULT_PROFILE else ["--profile", profile]
     return run_hint("kt", "auth", "login", *flags)
