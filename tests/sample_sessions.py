@@ -30,3 +30,23 @@ def make_session(**changes: object) -> Session:
         obtained_at=1_899_999_100.0,
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def make_big_oidc_session(size: int = 6000, **changes: object) -> Session:
+    """An OIDC session the size of those with big access tokens (an Entra/Okta JWT carrying a
+    few hundred group claims): `size` bytes of access token, the canary included."""
+    filler = "".join(f"grp-{i:05d}." for i in range(size // 10 + 1))
+    access = f"{ACCESS}.eyJncm91cHMiOiJ{filler}"[:size]
+    base = make_session(
+        access_token=access,
+        method="browser",
+        kind="oauth",
+        issuer="https://login.example.com",
+        client_id="kt-cli",
+        token_endpoint="https://login.example.com/oauth/token",
+        revocation_endpoint="https://login.example.com/oauth/revoke",
+        jwks_uri="https://login.example.com/jwks",
+        subject="00u1ada",
+        auth_time=1_899_999_000.0,
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]

@@ -393,7 +393,10 @@ def test_importing_the_store_stays_light() -> None:
         """
         import sys
         import kt_login.store
-        heavy = ("keyring", "aiohttp", "authlib", "jinja2", "filelock", "httpx2", "secretstorage")
+        heavy = (
+            "keyring", "aiohttp", "authlib", "jinja2", "filelock", "httpx2", "secretstorage",
+            "cryptography",
+        )
         print(sorted(m for m in sys.modules if m.split(".")[0] in heavy))
         """
     )

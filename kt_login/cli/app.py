@@ -25,7 +25,7 @@ from ..authenticate import Authenticator, Credential, NoCredential, sign_in_meth
 from ..errors import KtError, StoreError, UsageError
 from ..output import Console
 from ..session import Session
-from ..store import Location, SessionStore, keyring_timeout
+from ..store import Location, SessionStore, keyring_max_bytes, keyring_timeout
 from ..text import clean, run_hint
 from .profiles import complete_profiles
 
@@ -180,7 +180,11 @@ class Invocation:
         """One store per command, so a keyring that timed out once is not waited for again."""
         if self.app.store is not None:
             return self.app.store(self.base_settings.dir)
-        return SessionStore(self.base_settings.dir, keyring_timeout=keyring_timeout(self.app.env))
+        return SessionStore(
+            self.base_settings.dir,
+            keyring_timeout=keyring_timeout(self.app.env),
+            keyring_max_bytes=keyring_max_bytes(self.app.env),
+        )
 
     @cached_property
     def authenticator(self) -> Authenticator:
@@ -222,7 +226,7 @@ class Invocation:
     def store_for_login(self, *, insecure_storage: bool) -> Location:
         """store_for_new_session, with the plaintext warning said before anything is written."""
         store = self.store_for_new_session(insecure_storage=insecure_storage)
-        if store.kind != "keyring":
+        if store.name == "file":
             self.console.warn(
                 f"the session will be stored in a plaintext file (mode 0600) under "
                 f"{self.base_settings.dir}; anyone who can read your files can use it",

@@ -7,8 +7,10 @@ when a call is made, so importing this module stays light.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 
 KEYRING_SERVICE = "keeptrusts-cli"
 KEYRING_TIMEOUT_ENV = "KEEPTRUSTS_KEYRING_TIMEOUT"
+KEYRING_MAX_BYTES_ENV = "KEEPTRUSTS_KEYRING_MAX_BYTES"
 DEFAULT_KEYRING_TIMEOUT = 5.0
 MAX_KEYRING_TIMEOUT = 300.0
 UNAVAILABLE_HINT = (
@@ -42,6 +45,37 @@ def keyring_timeout(env: Mapping[str, str] | None = None) -> float:
     if not math.isfinite(value) or value <= 0:
         return DEFAULT_KEYRING_TIMEOUT
     return min(value, MAX_KEYRING_TIMEOUT)
+
+
+def keyring_max_bytes(env: Mapping[str, str] | None = None) -> int:
+    """The largest secret (UTF-8 bytes) kt puts whole in the keyring: KEEPTRUSTS_KEYRING_MAX_BYTES
+    if it is a positive whole number, else 0 (no limit of ours; the backend's own still apply)."""
+    raw = (os.environ if env is None else env).get(KEYRING_MAX_BYTES_ENV, "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 1 << 40 else 0
+
+
+# Backends known to refuse secrets above a size, as (how they store the text, bytes allowed):
+# Windows Credential Manager keeps a credential blob of at most CRED_MAX_CREDENTIAL_BLOB_SIZE
+# (5 * 512 bytes), and keyring writes the password into it as UTF-16.
+KNOWN_LIMITS: dict[str, tuple[str, int]] = {
+    "keyring.backends.Windows.WinVaultKeyring": ("utf-16-le", 5 * 512),
+}
+# How backends say a secret was too big: go-keyring and macOS tools ("data passed to Set was too
+# big"), Windows (RPC_X_BAD_STUB_DATA, 1783: "The stub received bad data"), and the usual words.
+_TOO_LARGE = re.compile(
+    r"too (big|large|long)|exceeds?\b.*\b(size|limit|length)|stub received bad data|\b1783\b",
+    re.IGNORECASE,
+)
+
+
+class SecretTooLarge(StoreUnavailable):
+    """The keyring refused a secret for its size (or it is above the configured limit)."""
+
+
+def _refused_for_size(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.E2BIG, errno.EMSGSIZE, errno.EFBIG):
+        return True
+    return any(_TOO_LARGE.search(str(part)) for part in (exc, *exc.args))
 
 
 class _KeyringTimeout(Exception):
@@ -120,9 +154,14 @@ class KeyringStore:
     kind = "keyring"
 
     def __init__(
-        self, *, timeout: float | None = None, backend: KeyringBackend | None = None
+        self,
+        *,
+        timeout: float | None = None,
+        backend: KeyringBackend | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self.timeout = keyring_timeout() if timeout is None else timeout
+        self.max_bytes = keyring_max_bytes() if max_bytes is None else max_bytes
         self._requested = backend
         self._backend: KeyringBackend | None = None
         self._broken: StoreUnavailable | None = None
@@ -134,16 +173,42 @@ class KeyringStore:
         self._call(lambda: backend.get_password(KEYRING_SERVICE, "kt:probe"))
 
     def load(self, profile: str) -> Session | None:
-        user = _username(check_profile_name(profile))
-        backend = self._resolve()
-        text = self._call(lambda: backend.get_password(KEYRING_SERVICE, user))
+        text = self.read(profile)
         return None if text is None else Session.from_json(text, profile=profile)
 
     def save(self, profile: str, session: Session) -> None:
+        self.write(profile, session.to_json())
+
+    def read(self, profile: str) -> str | None:
+        """The text of the profile's item, None when there is none."""
         user = _username(check_profile_name(profile))
-        blob = session.to_json()
         backend = self._resolve()
-        self._call(lambda: backend.set_password(KEYRING_SERVICE, user, blob), writing=True)
+        return self._call(lambda: backend.get_password(KEYRING_SERVICE, user))
+
+    def write(self, profile: str, text: str) -> None:
+        """Keep `text` as the profile's item. SecretTooLarge when it is above the configured or
+        the backend's known limit (nothing is sent), or the backend refused it for its size."""
+        user = _username(check_profile_name(profile))
+        backend = self._resolve()
+        limit = self.limit_for(text)
+        if limit is not None:
+            raise SecretTooLarge(
+                f"the session is larger than the OS keyring takes ({limit})", hint=UNAVAILABLE_HINT
+            )
+        self._call(lambda: backend.set_password(KEYRING_SERVICE, user, text), writing=True)
+
+    def limit_for(self, text: str) -> str | None:
+        """Why `text` is too large to send to this keyring (the limit it is above), or None.
+        Resolves the backend (one call at most)."""
+        size = len(text.encode())
+        if self.max_bytes and size > self.max_bytes:
+            return f"{size} bytes; {KEYRING_MAX_BYTES_ENV} is {self.max_bytes}"
+        backend = self._resolve()
+        name = f"{type(backend).__module__}.{type(backend).__qualname__}"
+        known = KNOWN_LIMITS.get(name)
+        if known is not None and len(text.encode(known[0])) > known[1]:
+            return f"{name} holds at most {known[1]} bytes"
+        return None
 
     def delete(self, profile: str) -> bool:
         """Delete the profile's item; True if there was one."""
@@ -185,6 +250,11 @@ class KeyringStore:
         except KtError:
             raise
         except Exception as exc:
+            if writing and _refused_for_size(exc):
+                raise SecretTooLarge(
+                    f"the OS keyring refused the secret for its size ({type(exc).__name__})",
+                    hint=UNAVAILABLE_HINT,
+                ) from None
             raise StoreUnavailable(_describe(exc, writing=writing), hint=UNAVAILABLE_HINT) from None
 
 

@@ -13,15 +13,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..config import check_profile_name
-from ..errors import KtError, StoreUnavailable
-from ..session import Session
+from ..errors import KtError, StoreError, StoreUnavailable
+from ..session import Session, relogin_hint
+from .envelope import EnvelopeFiles, key_from_item, key_item, new_key
 from .file_store import FileStore
 from .index import Where, read_index, update_index
-from .keyring_store import KeyringStore
+from .keyring_store import KeyringStore, SecretTooLarge
 from .locks import check_locks, refresh_lock
 
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
+
+ENVELOPE_KIND = "keyring (envelope)"
 
 
 class CredentialStore(Protocol):
@@ -29,7 +32,7 @@ class CredentialStore(Protocol):
 
     @property
     def kind(self) -> str:
-        """Shown by `kt auth status`: "keyring" or "file (plaintext)"."""
+        """Shown by `kt auth status`: "keyring", "keyring (envelope)" or "file (plaintext)"."""
         ...
 
     def load(self, profile: str) -> Session | None: ...
@@ -41,28 +44,30 @@ class CredentialStore(Protocol):
 
 class Location:
     """One backend of a SessionStore: what `find` and `choose_for_login` return and what `save`
-    takes. Saving or deleting through it goes through the facade, so the rules above hold."""
+    takes. Loading, saving or deleting through it goes through the facade, so the rules above
+    hold. The keyring's Location says whether the session last loaded or saved through it is
+    sealed (`kind` "keyring (envelope)": too large for the keyring, so encrypted in a file whose
+    key the keyring holds); `name` is the backend either way."""
 
     def __init__(self, store: SessionStore, name: Where, backend: FileStore | KeyringStore):
         self.store = store
         self.name: Where = name
         self.backend = backend
+        self.sealed = False
 
     @property
     def kind(self) -> str:
-        return self.backend.kind
+        return ENVELOPE_KIND if self.sealed else self.backend.kind
 
     def load(self, profile: str) -> Session | None:
-        return self.backend.load(profile)
+        return self.store.load(profile, self)
 
     def save(self, profile: str, session: Session) -> None:
         self.store.save(profile, session, into=self)
 
     def delete(self, profile: str) -> bool:
         """Delete the session from this backend only (no keyring call for a file session)."""
-        removed = self.backend.delete(profile)
-        update_index(self.store.config_dir, profile, None, only_if=self.name)
-        return removed
+        return self.store.delete(profile, self)
 
     def __repr__(self) -> str:
         return f"Location({self.name!r}, {str(self.store.config_dir)!r})"
@@ -80,10 +85,14 @@ class SessionStore:
         *,
         keyring_timeout: float | None = None,
         keyring_backend: KeyringBackend | None = None,
+        keyring_max_bytes: int | None = None,
     ) -> None:
         self.config_dir = Path(config_dir)
         self.files = FileStore(self.config_dir)
-        self.keyring = KeyringStore(timeout=keyring_timeout, backend=keyring_backend)
+        self.envelopes = EnvelopeFiles(self.config_dir)
+        self.keyring = KeyringStore(
+            timeout=keyring_timeout, backend=keyring_backend, max_bytes=keyring_max_bytes
+        )
         self.in_file = Location(self, "file", self.files)
         self.in_keyring = Location(self, "keyring", self.keyring)
 
@@ -91,40 +100,123 @@ class SessionStore:
         """The profile's session and where it is, or (None, None).
 
         A file wins without any D-Bus call. An unusable keyring means "not logged in" unless the
-        index says the session is in the keyring; then we cannot tell, and raise StoreUnavailable.
-        """
+        index (or a sealed file) says the session is in the keyring; then we cannot tell, and
+        raise StoreUnavailable."""
         check_profile_name(profile)
         session = self.files.load(profile)
         if session is not None:
             return session, self.in_file
+        where = self.in_keyring
         try:
-            session = self.keyring.load(profile)
+            session = self.load(profile, where)
         except StoreUnavailable:
-            if read_index(self.config_dir).get(profile) == "keyring":
+            if read_index(self.config_dir).get(profile) == "keyring" or self.envelopes.exists(
+                profile
+            ):
                 raise
             return None, None
-        return (session, self.in_keyring) if session is not None else (None, None)
+        return (session, where) if session is not None else (None, None)
+
+    def load(self, profile: str, where: Location) -> Session | None:
+        """The profile's session in `where` alone; for the keyring, opening a sealed one (and
+        noting in `where` whether it was)."""
+        if where.name == "file":
+            return self.files.load(profile)
+        text = self.keyring.read(profile)
+        key = None if text is None else key_from_item(text)
+        where.sealed = key is not None
+        if text is None:
+            if self.envelopes.exists(profile):
+                raise StoreError(
+                    f"the sealed session of profile {profile!r} is in "
+                    f"{self.envelopes.path(profile)}, but its key is no longer in the OS "
+                    "keyring, so it cannot be opened",
+                    hint=relogin_hint(profile),
+                )
+            return None
+        if key is None:
+            return Session.from_json(text, profile=profile)
+        session = self.envelopes.open(profile, key)
+        if session is None:
+            raise StoreError(
+                f"the OS keyring holds the key of a sealed session of profile {profile!r}, "
+                f"but {self.envelopes.path(profile)} is missing",
+                hint=relogin_hint(profile),
+            )
+        return session
 
     def save(self, profile: str, session: Session, *, into: Location) -> None:
-        """Save `session` in `into`, then remove the copy the other backend may hold."""
+        """Save `session` in `into`, then remove the copy the other backend may hold. In the
+        keyring, a session larger than it takes (the configured or known limit, or the keyring
+        refuses it for its size) is sealed: its key in the keyring, the session encrypted in a
+        0600 file (never plaintext)."""
         check_profile_name(profile)
-        into.backend.save(profile, session)
         if into.name == "keyring":
+            into.sealed = self._save_in_keyring(profile, session)
             self.files.delete(profile)
-        elif read_index(self.config_dir).get(profile) == "keyring":
-            # Best effort, and only when we know there is a copy: a hung keyring must not slow
-            # down every refresh. The file wins in `find` either way.
-            with contextlib.suppress(KtError):
-                self.keyring.delete(profile)
+        else:
+            into.backend.save(profile, session)
+            self.envelopes.delete(profile)
+            if read_index(self.config_dir).get(profile) == "keyring":
+                # Best effort, and only when we know there is a copy: a hung keyring must not
+                # slow down every refresh. The file wins in `find` either way.
+                with contextlib.suppress(KtError):
+                    self.keyring.delete(profile)
         update_index(self.config_dir, profile, into.name)
 
+    def _save_in_keyring(self, profile: str, session: Session) -> bool:
+        """Keep the session whole in the keyring if it fits, else sealed; True when sealed."""
+        blob = session.to_json()
+        if self.keyring.limit_for(blob) is None:
+            try:
+                self.keyring.write(profile, blob)
+            except SecretTooLarge:
+                pass
+            else:
+                self.envelopes.delete(profile)  # a sealed copy from before
+                return False
+        # The profile's key is kept across saves (a refresh then writes the file alone, atomically);
+        # a new one is written only after the file sealed under it, so a crash in between leaves
+        # the previous item in the keyring.
+        try:
+            current = self.keyring.read(profile)
+            key = None if current is None else key_from_item(current)
+        except StoreError:
+            key = None
+        if key is not None:
+            self.envelopes.seal(profile, session, key)
+            return True
+        key = new_key()
+        self.envelopes.seal(profile, session, key)
+        try:
+            self.keyring.write(profile, key_item(key))
+        except KtError:
+            with contextlib.suppress(KtError):
+                self.envelopes.delete(profile)
+            raise
+        return True
+
+    def delete(self, profile: str, where: Location) -> bool:
+        """Delete the profile's session from `where` only (a keyring session: its item and its
+        sealed file; no keyring call for a file session)."""
+        check_profile_name(profile)
+        if where.name == "file":
+            removed = self.files.delete(profile)
+        else:
+            removed = self.keyring.delete(profile)
+            removed = self.envelopes.delete(profile) or removed
+        update_index(self.config_dir, profile, None, only_if=where.name)
+        return removed
+
     def forget(self, profile: str) -> bool:
-        """Delete the profile's session from both backends (ST-08); True if anything was removed.
+        """Delete the profile's session from every backend (ST-08): the file, the keyring item
+        and a sealed file; True if anything was removed.
 
         An unusable keyring is only an error when the index says a session is in it."""
         check_profile_name(profile)
         in_keyring = read_index(self.config_dir).get(profile) == "keyring"
         removed = self.files.delete(profile)
+        removed = self.envelopes.delete(profile) or removed
         try:
             removed = self.keyring.delete(profile) or removed
         except StoreUnavailable:
@@ -161,11 +253,14 @@ class SessionStore:
             if not in_file:
                 raise
             return self.in_file
+        self.envelopes.exists(profile)  # a file kt must not replace is refused before the login
         return self.in_keyring
 
     def known_profiles(self) -> list[str]:
-        """Profiles that may hold a session: the index plus any credentials/<name>.json."""
-        return sorted(set(read_index(self.config_dir)) | self.files.profiles())
+        """Profiles that may hold a session: the index plus any credentials/<name>.json and
+        envelopes/<name>.json."""
+        names = set(read_index(self.config_dir)) | self.files.profiles()
+        return sorted(names | self.envelopes.profiles())
 
     @contextlib.contextmanager
     def lock(self, profile: str, timeout: float = 30.0) -> Iterator[None]:
