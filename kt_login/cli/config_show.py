@@ -14,15 +14,15 @@ from .app import Invocation, common_options
 def show(inv: Invocation) -> None:
     """Show profile, API URL, credential store, config dir, and the issuer and client id of
     browser and device sign-ins, each with its source (flag, environment, config file,
-    session, default)."""
+    session, default); and where the profile's session is stored, if it has one."""
     run_show(inv)
 
 
 def run_show(inv: Invocation) -> None:
     try:
-        session = inv.find_session()[0]
+        session, where = inv.find_session()
     except KtError:
-        session = None
+        session, where = None, None
     settings = inv.settings_for(session)
     doc = {
         **settings.as_dict(),
@@ -32,6 +32,9 @@ def run_show(inv: Invocation) -> None:
             "source": "environment" if inv.env_token else "default",
         },
     }
+    if where is not None:
+        # where the profile's session is, e.g. "keyring (envelope)": too big for the keyring
+        doc["session_stored_in"] = {"value": where.kind, "source": "session"}
     lines = [
         f"{name:17} {entry['value']}  ({entry['source']})"
         for name, entry in doc.items()
