@@ -16,6 +16,7 @@ import os
 import queue
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -36,9 +37,10 @@ CLIENT_ID = "kt-cli"
 
 
 class OidcProvider:
-    def __init__(self, issuer: str, proc: subprocess.Popen[str]) -> None:
+    def __init__(self, issuer: str, proc: subprocess.Popen[str], log: Path) -> None:
         self.issuer = issuer
         self.proc = proc
+        self.log = log  # its stderr
 
     def metadata(self) -> dict[str, object]:
         r = httpx2.get(self.issuer + "/.well-known/openid-configuration")
@@ -48,7 +50,8 @@ class OidcProvider:
         return doc
 
 
-def _start_provider(log: Path, *, scopes: str | None = None) -> OidcProvider:
+def _start_provider(log: Path, **settings: str) -> OidcProvider:
+    """provider.mjs with `settings` as its environment (SCOPES, DEVICE_ID_TOKEN)."""
     node = shutil.which("node")
     if node is None:
         pytest.fail("no node on PATH: run scripts/setup (it installs Node 22 into .venv) first")
@@ -58,7 +61,7 @@ def _start_provider(log: Path, *, scopes: str | None = None) -> OidcProvider:
         proc = subprocess.Popen(
             [node, str(PROVIDER_DIR / "provider.mjs")],
             cwd=PROVIDER_DIR,
-            env={**os.environ, "SCOPES": scopes} if scopes else None,
+            env={**os.environ, **settings},
             stdin=subprocess.PIPE,  # the provider exits when this closes
             stdout=subprocess.PIPE,
             stderr=err,
@@ -89,7 +92,7 @@ def _start_provider(log: Path, *, scopes: str | None = None) -> OidcProvider:
             )
         seen.append(line)
         if line.startswith(READY_PREFIX):
-            return OidcProvider(line[len(READY_PREFIX) :].strip(), proc)
+            return OidcProvider(line[len(READY_PREFIX) :].strip(), proc, log)
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -114,7 +117,17 @@ def provider(tmp_path_factory) -> Iterator[OidcProvider]:
 def openid_only_provider(tmp_path_factory) -> Iterator[OidcProvider]:
     """The provider configured to support the `openid` scope alone (issue 10 case 2)."""
     log = tmp_path_factory.mktemp("oidc-provider-openid") / "stderr.log"
-    started = _start_provider(log, scopes="openid")
+    started = _start_provider(log, SCOPES="openid")
+    yield started
+    _stop(started.proc)
+
+
+@pytest.fixture(scope="module")
+def no_device_id_token_provider(tmp_path_factory) -> Iterator[OidcProvider]:
+    """The provider configured to return no ID token from the device grant (issue 10 case 3);
+    UserInfo still names the person, and refreshes still bring ID tokens."""
+    log = tmp_path_factory.mktemp("oidc-provider-device") / "stderr.log"
+    started = _start_provider(log, DEVICE_ID_TOKEN="none")
     yield started
     _stop(started.proc)
 
@@ -259,41 +272,28 @@ def _refresh_grant(provider: OidcProvider, refresh_token: str) -> httpx2.Respons
     )
 
 
-def test_device_sign_in_with_the_provider(provider, env, page):
-    """RFC 8628 against an independent provider: kt polls while the 'phone' approves."""
-    import json
-    import sys
-
+def device_sign_in(provider: OidcProvider, env, page, login: str) -> dict[str, object]:
+    """`kt auth login --device --json` while the 'phone' (Chromium) approves: the result."""
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "kt_login",
-            "auth",
-            "login",
-            "--device",
-            "--issuer",
-            provider.issuer,
-            "--client-id",
-            CLIENT_ID,
-            "--insecure-storage",
-            "--json",
+            sys.executable, "-m", "kt_login", "auth", "login", "--device",
+            "--issuer", provider.issuer, "--client-id", CLIENT_ID, "--insecure-storage", "--json",
         ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
+    )  # fmt: skip
     assert proc.stderr is not None
     info = None
     for line in proc.stderr:
-        if line.startswith("{"):
-            info = json.loads(line)
+        if line.startswith("{") and "verification_uri" in (doc := json.loads(line)):
+            info = doc  # the device code's line (a warning's line may come before it)
             break
     assert info is not None, proc.communicate()[1]
     page.goto(info["verification_uri_complete"])
     page.click("button[type=submit]")  # confirm the code shown
-    page.fill("input[name=login]", "dave")
+    page.fill("input[name=login]", login)
     page.fill("input[name=password]", "any password")
     page.click("button[type=submit]")
     page.wait_for_selector("input[name=login]", state="detached")
@@ -301,9 +301,45 @@ def test_device_sign_in_with_the_provider(provider, env, page):
     page.wait_for_selector("text=Sign-in Success")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    doc = json.loads(out)
+    result: dict[str, object] = json.loads(out)
+    return result
+
+
+def test_device_sign_in_with_the_provider(provider, env, page):
+    """RFC 8628 against an independent provider: kt polls while the 'phone' approves."""
+    doc = device_sign_in(provider, env, page, "dave")
     assert doc["method"] == "device" and doc["identity"]["subject"] == "dave"
     assert doc["identity"]["issuer"] == provider.issuer
+
+
+def test_device_grant_without_id_token_signs_in_by_userinfo_and_refreshes(
+    no_device_id_token_provider, env, page
+):
+    """The provider returns no ID token from the device grant (RFC 8628 §3.5 does not require
+    one): kt names the person by UserInfo's sub and email, and that sub then anchors the ID
+    token the provider's refresh brings, which kt accepts (issue 10 case 3)."""
+    provider = no_device_id_token_provider
+    doc = device_sign_in(provider, env, page, "grace")
+    assert "device grant: id_token withheld" in provider.log.read_text()  # really none came
+    assert doc["identity"]["subject"] == "grace" and doc["identity"]["auth_time"] is None
+    assert doc["user"] == {"id": "grace", "email": "grace@example.org", "name": "grace@example.org"}
+    store = FileStore(Path(env["KEEPTRUSTS_CONFIG_DIR"]))
+    first = store.load("default")
+    assert first is not None and first.subject == "grace" and first.refresh_token
+
+    store.save("default", dataclasses.replace(first, expires_at=time.time() + 5))
+    who = kt("auth", "whoami", "--json", env=env)  # refreshes at the provider first
+    assert who.code == 0, who.stderr
+    assert who.json()["user"]["id"] == "grace"
+    fresh = store.load("default")
+    assert fresh is not None and fresh.subject == "grace"
+    assert fresh.refresh_token and fresh.refresh_token != first.refresh_token  # rotated
+    assert fresh.expires_at is not None and fresh.expires_at > time.time() + 60
+    # This grant's refreshes do bring ID tokens: so the refresh above passed kt's OIDC Core
+    # §12.2 check of one against the sub UserInfo gave at sign-in.
+    again = _refresh_grant(provider, fresh.refresh_token)
+    assert again.status_code == 200, again.text
+    assert again.json()["id_token"]
 
 
 def test_openid_only_provider_signs_in_without_email_or_refresh_token(

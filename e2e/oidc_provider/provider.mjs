@@ -19,6 +19,13 @@
 // (issue 10 case 2: a provider that grants neither email nor offline_access). It publishes
 // just those in scopes_supported, releases only their claims, and issues a refresh token only
 // when offline_access was granted.
+//
+// Env DEVICE_ID_TOKEN=none (optional): the device grant's token response carries no id_token
+// (issue 10 case 3: RFC 8628 §3.5 returns a plain RFC 6749 §5.1 token response, which need not
+// have one). The access token still has openid, so UserInfo answers with sub and email, and
+// refresh grants still return ID tokens. oidc-provider adds an ID token whenever openid was
+// granted, so a post-middleware (its documented extension point, "Pre- and post-middlewares")
+// takes it out, and says so on stderr: "device grant: id_token withheld".
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -94,6 +101,20 @@ const provider = new Provider(issuer, {
     };
   },
 });
+
+if (process.env.DEVICE_ID_TOKEN === 'none') {
+  provider.use(async (ctx, next) => {
+    await next();
+    if (
+      ctx.oidc?.route === 'token'
+      && ctx.oidc.params?.grant_type === 'urn:ietf:params:oauth:grant-type:device_code'
+      && ctx.body && typeof ctx.body === 'object' && 'id_token' in ctx.body
+    ) {
+      delete ctx.body.id_token;
+      console.error('device grant: id_token withheld');
+    }
+  });
+}
 
 server.on('request', provider.callback());
 
