@@ -186,9 +186,11 @@ class HostileAS:
             site = web.TCPSite(self._runner, "127.0.0.1", 0, reuse_address=False)
             await site.start()
             self.port = self._runner.addresses[0][1]
-            self._ready.set()
 
         loop.run_until_complete(up())
+        # ready only once run_forever runs: a stop() right after start() must not land in
+        # run_until_complete, which would swallow it and leave the server up for good
+        loop.call_soon(self._ready.set)
         loop.run_forever()
         assert self._runner is not None
         loop.run_until_complete(self._runner.cleanup())
