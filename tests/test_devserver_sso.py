@@ -1,19 +1,15 @@
-"""In-process tests of kt-devserver's SSO federation (kt_devserver/oauth/sso.py) against a tiny
-upstream OpenID Connect provider written here with aiohttp and joserfc: first sign-in creates the
-user, the same (iss, sub) maps to the same user, other domains are refused, a bad ID token (wrong
-nonce, wrong audience, unlisted alg) is refused, and an unreachable provider ends the pending
-authorization with temporarily_unavailable."""
+"""In-process tests of kt-devserver's SSO federation (kt_devserver/oauth/sso.py) against the stub
+OpenID provider (HostileAS) as a confidential client: first sign-in creates the user, the same
+(iss, sub) maps to the same user, other domains are refused, a bad ID token (wrong nonce, wrong
+audience, unlisted alg) is refused, and an unreachable provider ends the pending authorization
+with temporarily_unavailable."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 import json
 import re
-import secrets
-import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,13 +17,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from joserfc import jwt
-from joserfc.jwk import KeySet, OctKey, RSAKey
 
 from kt_devserver import demo
 from kt_devserver.app import create_app
 from kt_devserver.oauth.scopes import ACR_MFA, ACR_PASSWORD
 from kt_devserver.state import Settings, SsoConfig
+from tests.adversarial.hostile_as import RSA_K1, HostileAS
 from tests.fixtures.oauth_app import Page, exchange, id_claims, page_of, submit
 from tests.fixtures.oauth_client import CLIENT_ID, authorization
 
@@ -35,89 +30,12 @@ UPSTREAM_CLIENT = "devserver"
 UPSTREAM_SECRET = "upstream-secret"  # noqa: S105 - test value
 
 
-class Upstream:
-    """A minimal OpenID Connect provider: /authorize signs `next_user` in at once."""
-
-    def __init__(self) -> None:
-        self.key = RSAKey.generate_key(2048, parameters={"kid": "k1", "alg": "RS256"})
-        self.issuer = ""
-        self.next_user: dict[str, Any] = {}
-        self.id_token_overrides: dict[str, Any] = {}
-        self.alg = "RS256"
-        self.jwks_body: bytes | None = None  # instead of the public key set
-        self.codes: dict[str, dict[str, str]] = {}
-        self.app = web.Application()
-        self.app.router.add_get("/.well-known/openid-configuration", self.discovery)
-        self.app.router.add_get("/authorize", self.authorize)
-        self.app.router.add_post("/token", self.token)
-        self.app.router.add_get("/jwks", self.jwks)
-
-    async def discovery(self, request: web.Request) -> web.Response:
-        i = self.issuer
-        return web.json_response(
-            {
-                "issuer": i,
-                "authorization_endpoint": i + "/authorize",
-                "token_endpoint": i + "/token",
-                "jwks_uri": i + "/jwks",
-                "authorization_response_iss_parameter_supported": True,
-            }
-        )
-
-    async def jwks(self, request: web.Request) -> web.Response:
-        if self.jwks_body is not None:
-            return web.Response(body=self.jwks_body, content_type="application/json")
-        return web.json_response(KeySet([self.key]).as_dict(private=False))
-
-    async def authorize(self, request: web.Request) -> web.Response:
-        q = request.query
-        assert q["response_type"] == "code" and q["client_id"] == UPSTREAM_CLIENT
-        assert q["code_challenge_method"] == "S256" and "openid" in q["scope"].split()
-        assert q["state"] and q["nonce"]
-        code = secrets.token_urlsafe(16)
-        self.codes[code] = dict(q)
-        location = aiohttp.helpers.URL(q["redirect_uri"]).with_query(
-            code=code, state=q["state"], iss=self.issuer
-        )
-        return web.Response(status=302, headers={"Location": str(location)})
-
-    async def token(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        raw = base64.b64encode(f"{UPSTREAM_CLIENT}:{UPSTREAM_SECRET}".encode()).decode()
-        if request.headers.get("Authorization") != "Basic " + raw:
-            return web.json_response({"error": "invalid_client"}, status=401)
-        req = self.codes.pop(str(form["code"]), None)
-        if req is None:
-            return web.json_response({"error": "invalid_grant"}, status=400)
-        digest = hashlib.sha256(str(form["code_verifier"]).encode()).digest()
-        if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != req["code_challenge"]:
-            return web.json_response({"error": "invalid_grant"}, status=400)
-        assert form["redirect_uri"] == req["redirect_uri"]
-        now = int(time.time())
-        claims = {
-            "iss": self.issuer,
-            "aud": UPSTREAM_CLIENT,
-            "iat": now,
-            "exp": now + 300,
-            "nonce": req["nonce"],
-            **self.next_user,
-            **self.id_token_overrides,
-        }
-        key: Any = self.key if self.alg == "RS256" else OctKey.import_key(b"x" * 32)
-        id_token = jwt.encode({"alg": self.alg, "kid": "k1"}, claims, key)
-        return web.json_response(
-            {"access_token": "at", "token_type": "Bearer", "id_token": id_token}
-        )
-
-
 @pytest.fixture
-async def upstream() -> AsyncIterator[tuple[Upstream, TestServer]]:
-    stub = Upstream()
-    server = TestServer(stub.app)
-    await server.start_server()
-    stub.issuer = str(server.make_url("")).rstrip("/")
-    yield stub, server
-    await server.close()
+def upstream() -> Iterator[HostileAS]:
+    """The upstream provider kt-devserver federates to; `behaviour.id_claims` is who signs in."""
+    server = HostileAS(client_id=UPSTREAM_CLIENT, client_secret=UPSTREAM_SECRET).start()
+    yield server
+    server.stop()
 
 
 def _app(issuer: str, domains: tuple[str, ...] = ("example.org",)) -> web.Application:
@@ -128,9 +46,8 @@ def _app(issuer: str, domains: tuple[str, ...] = ("example.org",)) -> web.Applic
 
 
 @pytest.fixture
-async def client(upstream) -> AsyncIterator[TestClient[Any, Any]]:
-    stub, _ = upstream
-    async with TestClient(TestServer(_app(stub.issuer))) as test_client:
+async def client(upstream: HostileAS) -> Any:
+    async with TestClient(TestServer(_app(upstream.issuer))) as test_client:
         yield test_client
 
 
@@ -149,6 +66,11 @@ async def through_upstream(client: TestClient[Any, Any], start: str) -> Page:
         async with http.get(response.headers["Location"], allow_redirects=False) as up:
             assert up.status == 302, await up.text()
             back = urlsplit(up.headers["Location"])
+    # kt-devserver asked the upstream as an OpenID relying party with PKCE does
+    q = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert q["response_type"] == ["code"] and q["client_id"] == [UPSTREAM_CLIENT]
+    assert q["code_challenge_method"] == ["S256"] and "openid" in q["scope"][0].split()
+    assert q["state"][0] and q["nonce"][0]
     assert back.path == "/oauth/sso/callback"
     return await page_of(await client.get(back.path + "?" + back.query, allow_redirects=False))
 
@@ -174,8 +96,7 @@ def return_query(page: Page) -> dict[str, str]:
 
 
 async def test_first_sign_in_creates_the_user_and_completes_the_authorization(upstream, client):
-    stub, _ = upstream
-    stub.next_user = {"sub": "u-1", "email": "carol@example.org", "name": "Carol"}
+    upstream.behaviour.id_claims = {"sub": "u-1", "email": "carol@example.org", "name": "Carol"}
     auth, page = await sso_sign_in(client)
     assert page.kind == "consent", page.text
     callback = await submit(client, page, decision="approve")
@@ -191,14 +112,22 @@ async def test_first_sign_in_creates_the_user_and_completes_the_authorization(up
     assert who.status == 200, doc
     assert doc["user"]["email"] == "carol@example.org"
     assert doc["organization"]["name"] == demo.ORGANIZATION_NAME and doc["role"] == "member"
+    # the code was exchanged once, with the client's secret (client_secret_basic), PKCE and
+    # the redirect_uri of the authorization request (the stub refuses any other)
+    (exchanged,) = upstream.token_calls("authorization_code")
+    assert exchanged.headers["Authorization"].startswith("Basic ")
+    assert exchanged.form["code_verifier"]
 
 
 async def test_same_iss_sub_maps_to_the_same_user_even_if_the_email_changes(upstream, client):
-    stub, _ = upstream
-    stub.next_user = {"sub": "u-2", "email": "dave@example.org"}
+    upstream.behaviour.id_claims = {"sub": "u-2", "email": "dave@example.org"}
     auth, page = await sso_sign_in(client)
     first = await id_claims(client, (await _code_tokens(client, auth, page))["id_token"])
-    stub.next_user = {"sub": "u-2", "email": "dave.renamed@example.org", "amr": ["pwd", "mfa"]}
+    upstream.behaviour.id_claims = {
+        "sub": "u-2",
+        "email": "dave.renamed@example.org",
+        "amr": ["pwd", "mfa"],
+    }
     auth, page = await sso_sign_in(client, prompt="login")
     second = await id_claims(client, (await _code_tokens(client, auth, page))["id_token"])
     assert second["sub"] == first["sub"] and second["email"] == "dave@example.org"
@@ -214,8 +143,7 @@ async def _code_tokens(client: TestClient[Any, Any], auth: Any, page: Page) -> A
 
 
 async def test_user_from_another_domain_is_refused(upstream, client):
-    stub, _ = upstream
-    stub.next_user = {"sub": "u-3", "email": "mallory@elsewhere.test"}
+    upstream.behaviour.id_claims = {"sub": "u-3", "email": "mallory@elsewhere.test"}
     auth, page = await sso_sign_in(client)
     assert page.status == 403
     assert error_code(page) == "sso_domain_not_allowed"
@@ -230,12 +158,11 @@ async def test_user_from_another_domain_is_refused(upstream, client):
     [{"nonce": "not-the-nonce"}, {"aud": "someone-else"}, {"iss": "http://evil.test"}, "HS256"],
 )
 async def test_bad_upstream_id_token_is_refused(upstream, client, override):
-    stub, _ = upstream
-    stub.next_user = {"sub": "u-4", "email": "erin@example.org"}
-    if override == "HS256":
-        stub.alg = "HS256"
+    upstream.behaviour.id_claims = {"sub": "u-4", "email": "erin@example.org"}
+    if override == "HS256":  # an unlisted alg, keyed with the upstream's public key
+        upstream.behaviour.id_sign = "hs256-public-key"
     else:
-        stub.id_token_overrides = override
+        upstream.behaviour.id_claims.update(override)
     _, page = await sso_sign_in(client)
     assert error_code(page) == "sso_invalid_id_token"
     assert return_query(page)["error"] == "access_denied"
@@ -250,18 +177,16 @@ async def test_bad_upstream_id_token_is_refused(upstream, client, override):
     ],
 )
 async def test_unusable_upstream_keys_are_refused(upstream, client, jwks, code):
-    stub, _ = upstream
-    stub.next_user = {"sub": "u-7", "email": "hal@example.org"}
-    private = json.dumps(KeySet([stub.key]).as_dict(private=True)).encode()
-    stub.jwks_body = private if jwks == "private" else jwks
+    upstream.behaviour.id_claims = {"sub": "u-7", "email": "hal@example.org"}
+    private = json.dumps({"keys": [RSA_K1.as_dict(private=True)]}).encode()
+    upstream.behaviour.jwks_body = private if jwks == "private" else jwks
     _, page = await sso_sign_in(client)
     assert error_code(page) == code
     assert return_query(page)["error"] == "access_denied"
 
 
 async def test_state_is_single_use_and_bound_to_the_browser(upstream, client):
-    stub, _ = upstream
-    stub.next_user = {"sub": "u-5", "email": "frank@example.org"}
+    upstream.behaviour.id_claims = {"sub": "u-5", "email": "frank@example.org"}
     auth = authorization()
     page = await page_of(await client.get("/oauth/authorize", params=auth.params))
     response = await client.get(sso_link(page), allow_redirects=False)
@@ -279,9 +204,8 @@ async def test_state_is_single_use_and_bound_to_the_browser(upstream, client):
 
 
 async def test_upstream_down_gives_a_clear_page_and_temporarily_unavailable(upstream):
-    stub, server = upstream
-    issuer = stub.issuer
-    await server.close()
+    issuer = upstream.issuer
+    upstream.stop()  # its port is closed: nothing answers there
     async with TestClient(TestServer(_app(issuer))) as client:
         auth = authorization()
         page = await page_of(await client.get("/oauth/authorize", params=auth.params))
@@ -294,14 +218,14 @@ async def test_upstream_down_gives_a_clear_page_and_temporarily_unavailable(upst
 
 
 async def test_several_domains_ask_for_the_domain_first(upstream):
-    stub, _ = upstream
-    stub.next_user = {"sub": "u-6", "email": "gina@example.net"}
-    async with TestClient(TestServer(_app(stub.issuer, ("example.org", "example.net")))) as client:
+    upstream.behaviour.id_claims = {"sub": "u-6", "email": "gina@example.net"}
+    domains = ("example.org", "example.net")
+    async with TestClient(TestServer(_app(upstream.issuer, domains))) as client:
         auth = authorization()
         page = await page_of(await client.get("/oauth/authorize", params=auth.params))
         ask = await page_of(await client.get(sso_link(page)))
         assert ask.status == 200 and 'name="domain"' in ask.text
-        assert urlsplit(stub.issuer).netloc in ask.headers["Content-Security-Policy"]
+        assert urlsplit(upstream.issuer).netloc in ask.headers["Content-Security-Policy"]
         link = sso_link(page) + "&domain=nowhere.test"
         again = await page_of(await client.get(link))
         assert 'data-error="sso_domain_unknown"' in again.text
@@ -322,8 +246,7 @@ def test_client_id_constant_is_the_cli():
 
 
 async def test_sso_user_cannot_sign_in_with_a_password(upstream, client):
-    stub, _ = upstream
-    stub.next_user = {"sub": "u-7", "email": "hana@example.org"}
+    upstream.behaviour.id_claims = {"sub": "u-7", "email": "hana@example.org"}
     auth, page = await sso_sign_in(client)
     await _code_tokens(client, auth, page)
     login = await page_of(

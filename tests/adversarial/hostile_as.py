@@ -1,14 +1,20 @@
-"""A hostile OpenID provider for the real `kt` process to sign in against.
+"""The one stub OpenID provider of the tests: honest by default, hostile per case.
+
+Used by the adversarial suite (the real `kt` process), tests/test_cli_browser.py (`kt` in
+process, `HostileAS.browser` as its opener) and tests/test_devserver_sso.py (kt-devserver's SSO
+federating to it as a confidential client: `HostileAS(client_id=..., client_secret=...)`).
 
 An aiohttp server on 127.0.0.1:0, run on its own event loop in a thread (readiness through an
 event, no sleeps). Issuer: ``http://127.0.0.1:<port>`` (plain http is allowed on loopback, NT-01).
 Its behaviour is set per case through `Behaviour` (metadata overrides, ID-token claim/header
-mutations and forgeries, JWKS contents, token-endpoint replies and redirects, huge documents, a
-revocation endpoint answering 503, a refresh request held until the test has killed kt); every
-request it receives is recorded.
+mutations and forgeries, JWKS contents or a raw JWKS body, token-endpoint replies and redirects,
+huge documents, a revocation endpoint answering 503, a token request held until the test lets it
+go); every request it receives is recorded, and every code and token it hands out is kept in
+`issued` so a test can prove none of them was printed. Like a real provider it binds a code to
+its PKCE challenge and redirect_uri and, with a client secret, wants client_secret_basic.
 
 `/authorize` answers at once with a 302 to the `redirect_uri` carrying code/state/iss (per case),
-so a "browser" only has to follow redirects (see browser.py).
+so a "browser" only has to follow redirects (see browser.py, or `HostileAS.browser`).
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ import json
 import secrets
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 from joserfc import jwt
@@ -102,10 +109,12 @@ class Behaviour:
     id_claims: dict[str, Any] = field(default_factory=dict)
     id_sign: str = "rsa-k1"
     jwks: list[Any] | None = None  # default: the public k1 and e1
+    jwks_body: bytes | None = None  # served instead of any key set (application/json)
     jwks_sequence: list[list[Any]] | None = None  # one document per fetch (rotation)
     token_reply: dict[str, Any] = field(default_factory=dict)
     token_status: int = 200
     token_redirect: str | None = None  # a 307 Location for the token endpoint
+    token_hold: threading.Event | None = None  # answer any token request only once set
     refresh_claims: dict[str, Any] = field(default_factory=dict)
     refresh_id_token: bool = True
     code_id_token: bool = True  # an ID token in the authorization code grant's reply
@@ -146,10 +155,15 @@ class Seen:
 
 
 class HostileAS:
-    def __init__(self) -> None:
+    def __init__(self, client_id: str = CLIENT_ID, client_secret: str | None = None) -> None:
+        self.client_id = client_id  # the audience of its ID tokens
+        self.client_secret = client_secret  # set: the token endpoint wants client_secret_basic
         self.behaviour = Behaviour()
         self.requests: list[Seen] = []
+        self.issued: list[str] = []  # every code and token handed out
+        self.opened: list[str] = []  # the URLs `browser` was asked to open
         self._codes: dict[str, str | None] = {}  # code -> nonce
+        self._bound: dict[str, tuple[str, str]] = {}  # code -> (code_challenge, redirect_uri)
         self._scopes: dict[str, str] = {}  # code or device code -> the scope asked for
         self._spent_refresh: set[str] = set()
         self._counter = 0
@@ -197,13 +211,35 @@ class HostileAS:
         loop.close()
 
     def stop(self) -> None:
-        if self._loop is not None:
+        """Stop serving (the port is closed afterwards); stopping twice is harmless."""
+        if self._loop is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+
+    def browser(self, url: str) -> bool:
+        """The person's browser, for `App(opener=...)`: in a thread, so the opener returns at
+        once, it GETs a loopback URL following redirects (/authorize answers with a 302 to kt's
+        listener). Anything else is only recorded, never fetched: no network beyond loopback."""
+        self.opened.append(url)
+        if urlsplit(url).hostname != "127.0.0.1":
+            return True
+
+        def follow() -> None:
+            request = urllib.request.Request(url, headers={"Sec-Fetch-Mode": "navigate"})
+            try:
+                opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                opener.open(request, timeout=30).read()
+            except Exception:  # noqa: BLE001 - kt may refuse the callback; that is the point
+                pass
+
+        threading.Thread(target=follow, daemon=True).start()
+        return True
 
     def reset(self) -> Behaviour:
         self.behaviour = Behaviour()
         self.requests.clear()
+        self.issued.clear()
+        self.opened.clear()
         self._spent_refresh.clear()
         self._jwks_fetches = 0
         return self.behaviour
@@ -305,8 +341,10 @@ class HostileAS:
     async def _authorize(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
         q = request.query
         code = "code-" + secrets.token_urlsafe(12)
+        self.issued.append(code)
         self._codes[code] = q.get("nonce")
         self._scopes[code] = q.get("scope", "")
+        self._bound[code] = (q.get("code_challenge", ""), q.get("redirect_uri", ""))
         params = _apply(
             {"code": code, "state": q.get("state", ""), "iss": self.issuer},
             self.behaviour.callback,
@@ -317,7 +355,23 @@ class HostileAS:
 
     def _next(self, prefix: str) -> str:
         self._counter += 1
-        return f"{prefix}-{self._counter}-{secrets.token_hex(4)}"
+        token = f"{prefix}-{self._counter}-{secrets.token_hex(4)}"
+        self.issued.append(token)
+        return token
+
+    def _client_refused(self, request: web.Request) -> bool:
+        if self.client_secret is None:
+            return False
+        basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        return request.headers.get("Authorization") != "Basic " + basic
+
+    def _code_unbound(self, code: str, form: dict[str, str]) -> bool:
+        """RFC 7636 §4.6 and RFC 6749 §4.1.3: the verifier and redirect_uri the code was for."""
+        challenge, redirect_uri = self._bound.pop(code, ("", ""))
+        verifier = form.get("code_verifier", "")
+        if challenge and b64(hashlib.sha256(verifier.encode()).digest()) != challenge:
+            return True
+        return bool(redirect_uri) and form.get("redirect_uri") != redirect_uri
 
     def id_token(self, claims: dict[str, Any], *, refresh: bool = False) -> str:
         b = self.behaviour
@@ -325,7 +379,7 @@ class HostileAS:
         base = {
             "iss": self.issuer,
             "sub": SUBJECT,
-            "aud": CLIENT_ID,
+            "aud": self.client_id,
             "iat": now,
             "exp": now + 300,
             "auth_time": self.auth_time,
@@ -340,16 +394,23 @@ class HostileAS:
             b.id_sign, "k1"
         )
         header = _apply({"alg": alg, "kid": kid, "typ": "JWT"}, b.id_header)
-        return sign(header, payload, "rsa-k1" if refresh else b.id_sign)
+        token = sign(header, payload, "rsa-k1" if refresh else b.id_sign)
+        self.issued.append(token)
+        return token
 
     async def _token(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
         b = self.behaviour
         if b.token_redirect is not None:
             return web.Response(status=307, headers={"Location": b.token_redirect})
+        if b.token_hold is not None:
+            await asyncio.get_running_loop().run_in_executor(None, b.token_hold.wait, 60)
+        if self._client_refused(request):
+            return web.json_response({"error": "invalid_client"}, status=401)
         grant = form.get("grant_type")
         if grant == "authorization_code":
             code = form.get("code", "")
-            if code not in self._codes:
+            if code not in self._codes or self._code_unbound(code, form):
+                self._codes.pop(code, None)
                 return web.json_response({"error": "invalid_grant"}, status=400)
             nonce = self._codes.pop(code)  # single use
             scope = self._scopes.pop(code, "")
@@ -400,6 +461,7 @@ class HostileAS:
         if self._refused_scope(form.get("scope", "")):
             return web.json_response({"error": "invalid_scope"}, status=400)
         device_code = "dc-" + secrets.token_urlsafe(16)
+        self.issued.append(device_code)
         self._codes[device_code] = None
         self._scopes[device_code] = form.get("scope", "")
         reply = {
@@ -414,6 +476,8 @@ class HostileAS:
     async def _jwks(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
         b = self.behaviour
         self._jwks_fetches += 1
+        if b.jwks_body is not None:
+            return web.Response(body=b.jwks_body, content_type="application/json")
         if b.jwks_sequence is not None:
             keys = b.jwks_sequence[min(self._jwks_fetches, len(b.jwks_sequence)) - 1]
         elif b.jwks is not None:
