@@ -47,6 +47,11 @@ def session_document(session: Session, *, profile: str, storage: str) -> dict[st
 def logged_in_line(session: Session, storage: str) -> str:
     who = session_name(session)
     org = f" ({clean(session.organization)}, {clean(session.role)})" if session.organization else ""
+    if session.foreign_issuer is not None:  # the API was not asked (issue 10 case 8)
+        return (
+            f"Signed in at {clean(session.foreign_issuer)} as {who}. Session stored in: "
+            f"{storage}; API commands use {session.api_url}."
+        )
     return f"Logged in to {session.api_url} as {who}{org}. Session stored in: {storage}."
 
 

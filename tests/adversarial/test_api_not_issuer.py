@@ -84,6 +84,22 @@ def test_8_foreign_issuer_sign_in_keeps_the_api_url(
     assert whoami_asked(hostile_as) == 0  # the old bug: <issuer>/v1/auth/whoami
 
 
+def test_8_the_login_line_names_the_provider_and_the_api(
+    hostile_as: HostileAS, devserver: DevServer, tmp_path: Path
+) -> None:
+    box = Box(tmp_path, hostile_as, api_url=devserver.url)
+    hostile_as.reset()
+    login = box.kt(
+        "auth", "login", "--browser", "--issuer", hostile_as.issuer, "--client-id", CLIENT_ID,
+        "--insecure-storage", "--timeout", "20",
+    )  # fmt: skip
+    assert login.code == 0, login.stderr
+    assert login.stdout == (
+        f"Signed in at {hostile_as.issuer} as {EMAIL}. Session stored in: file (plaintext); "
+        f"API commands use {devserver.url}.\n"
+    )
+
+
 def test_8_an_api_that_refuses_the_providers_token_says_so_without_a_loop(
     hostile_as: HostileAS, devserver: DevServer, tmp_path: Path
 ) -> None:
