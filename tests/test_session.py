@@ -165,3 +165,24 @@ def test_session_repr_masks_tokens() -> None:
     odd = make_session(access_token="no-prefix-secret", refresh_token=None)
     assert "no-prefix-secret" not in repr(odd)
     assert "refresh_token=None" in repr(odd)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "foreign"),
+    [
+        pytest.param(None, None, id="password-sign-in"),
+        pytest.param("https://api.example.com", None, id="the-api-is-the-issuer"),
+        pytest.param("https://API.example.com:443", None, id="same-origin"),
+        pytest.param("https://id.example.com", "https://id.example.com", id="another-provider"),
+        pytest.param("https://api.example.com:8443", "https://api.example.com:8443", id="port"),
+    ],
+)
+def test_a_foreign_issuer_is_one_that_is_not_the_api(
+    issuer: str | None, foreign: str | None
+) -> None:
+    """Issue 10 case 8: the API URL and the issuer are kept apart; the issuer is foreign when it
+    is another origin than the API (its tokens are that provider's, not API sessions)."""
+    extra = {"kind": "oauth", "token_endpoint": "https://x.example/token"} if issuer else {}
+    session = make_session(api_url="https://api.example.com", issuer=issuer, **extra)
+    assert session.foreign_issuer == foreign
+    assert Session.from_json(session.to_json()).foreign_issuer == foreign
