@@ -31,9 +31,12 @@ from .config import (
 )
 from .errors import ConfigError, UsageError
 from .flows.discovery import check_issuer
+from .store.locks import file_lock
 from .store.private_files import atomic_write, make_config_dir
 from .trusted_files import check_directory, read_file
 
+CONFIG_LOCK = ".config"  # under <config dir>/locks; no profile name starts with "."
+LOCK_TIMEOUT = 10.0
 _HEADER = re.compile(r"\s*\[[^\[].*")
 _KEY = re.compile(r"""\s*([A-Za-z0-9_-]+|"[^"\\]*"|'[^']*')\s*=""")
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
@@ -101,30 +104,36 @@ def get_value(directory: Path, where: Address) -> str | None:
 def set_value(directory: Path, where: Address, value: str) -> str:
     """Write `value` (checked, as it will be kept) at `where`; returns the value kept."""
     value = check_value(where.key, value)
-    text, before = read_config(directory)
-    expected = copy.deepcopy(before)
-    table = expected
-    for name in where.table:
-        table = table.setdefault(name, {})
-    table[where.key] = value
-    _write(directory, _with_line(text, where, f"{_key(where.key)} = {_string(value)}"), expected)
+    read_config(directory)  # a file kt refuses is refused before anything is created
+    with file_lock(directory, CONFIG_LOCK, LOCK_TIMEOUT):  # two changes at once: both kept
+        text, before = read_config(directory)
+        expected = copy.deepcopy(before)
+        table = expected
+        for name in where.table:
+            table = table.setdefault(name, {})
+        table[where.key] = value
+        line = f"{_key(where.key)} = {_string(value)}"
+        _write(directory, _with_line(text, where, line), expected)
     return value
 
 
 def unset_value(directory: Path, where: Address) -> bool:
     """Remove `where` from the file; False when it was not there."""
-    text, before = read_config(directory)
-    table: Any = before
-    for name in where.table:
-        table = table.get(name) if isinstance(table, dict) else None
-    if not isinstance(table, dict) or where.key not in table:
+    if get_value(directory, where) is None:
         return False
-    expected = copy.deepcopy(before)
-    target = expected
-    for name in where.table:
-        target = target[name]
-    del target[where.key]
-    _write(directory, _with_line(text, where, None), expected)
+    with file_lock(directory, CONFIG_LOCK, LOCK_TIMEOUT):
+        text, before = read_config(directory)
+        table: Any = before
+        for name in where.table:
+            table = table.get(name) if isinstance(table, dict) else None
+        if not isinstance(table, dict) or where.key not in table:
+            return False
+        expected = copy.deepcopy(before)
+        target = expected
+        for name in where.table:
+            target = target[name]
+        del target[where.key]
+        _write(directory, _with_line(text, where, None), expected)
     return True
 
 

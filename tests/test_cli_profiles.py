@@ -261,8 +261,29 @@ def test_config_set_creates_the_config_dir_owner_only(tmp_path):
     assert stat.S_IMODE(cfg(env).stat().st_mode) == 0o700
     assert stat.S_IMODE(config_file(env).stat().st_mode) == 0o600
     assert config_file(env).read_text() == '[profiles.p]\napi_url = "https://api.example.com"\n'
-    leftovers = [p.name for p in cfg(env).iterdir() if p.name != "config.toml"]
+    leftovers = [p.name for p in cfg(env).iterdir() if p.name not in ("config.toml", "locks")]
     assert leftovers == []  # the temporary file of the atomic replace is gone
+    assert stat.S_IMODE((cfg(env) / "locks").stat().st_mode) == 0o700
+
+
+def test_config_sets_at_once_all_land(tmp_path):
+    env = base_env(tmp_path)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "kt_login", "config", "set", "api_url"]
+            + [f"https://api{i}.example.com", "--profile", f"p{i}"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(8)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    profiles = tomllib.loads(config_file(env).read_text())["profiles"]
+    assert profiles == {f"p{i}": {"api_url": f"https://api{i}.example.com"} for i in range(8)}
 
 
 def test_config_set_warns_when_the_environment_wins(env):
