@@ -47,7 +47,7 @@ from kt_login.refresh import SessionKeeper
 from kt_login.session import Session
 from kt_login.store import FileStore, SessionStore
 from tests.fixtures.devserver import DevServer, start_devserver
-from tests.kt_process import ALICE, REPO, Result, base_env, kt
+from tests.kt_process import ALICE, REPO, Result, base_env, kt, password_login
 
 PROFILE = "default"
 REFRESH = "/v1/auth/refresh"
@@ -287,16 +287,7 @@ def env(tmp_path: Path, proxy: CountingProxy) -> dict[str, str]:
 
 
 def login(env: dict[str, str]) -> Session:
-    r = kt(
-        "auth",
-        "login",
-        "--email",
-        ALICE[0],
-        "--password-stdin",
-        "--insecure-storage",
-        env=env,
-        input=ALICE[1] + "\n",
-    )
+    r = password_login(env, ALICE, "--insecure-storage")
     assert r.code == 0, r.stderr
     return stored(env)
 

@@ -11,23 +11,12 @@ import pytest
 from kt_login.errors import NetworkError, OAuthError, ServerError, ValidationFailed
 from kt_login.flows import Wait, WaitingFlow, drive
 from kt_login.flows.device import DeviceAuthorization, parse_device_authorization, poll
+from tests.fixtures.clock import FakeClock
 
 T = TypeVar("T")
 ISSUER = "https://as.example"
 TOKENS = {"access_token": "at", "token_type": "Bearer", "expires_in": 600}
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def monotonic(self) -> float:
-        return self.now
+START = 1000.0  # the fake clock's reading when a test begins
 
 
 class Server:
@@ -56,7 +45,7 @@ def auth(interval=5.0, expires_in=600.0) -> DeviceAuthorization:
     )
 
 
-def step(flow: WaitingFlow[T], send, clock: Clock, waits: list[Wait] | None = None) -> T:
+def step(flow: WaitingFlow[T], send, clock: FakeClock, waits: list[Wait] | None = None) -> T:
     """What a driver does, by hand: a Wait advances the fake clock and is answered with the
     elapsed time; a request goes to `send`, whose NetworkError is thrown into the flow."""
     started = clock.monotonic()
@@ -87,7 +76,7 @@ def run(server, clock, **kw):
 
 def test_dv01_pending_slow_down_slow_down_pending_success():
     clock, server = (
-        Clock(),
+        FakeClock(START),
         Server("authorization_pending", "slow_down", "slow_down", "authorization_pending", "ok"),
     )
     assert run(server, clock).access_token == "at"
@@ -100,7 +89,7 @@ def test_dv01_pending_slow_down_slow_down_pending_success():
 
 @pytest.mark.parametrize("error", ["access_denied", "expired_token", "invalid_grant", "bogus"])
 def test_dv01_stops_on_other_errors(error):
-    clock, server = Clock(), Server("authorization_pending", error, "ok")
+    clock, server = FakeClock(START), Server("authorization_pending", error, "ok")
     with pytest.raises(OAuthError) as info:
         run(server, clock)
     assert len(server.posts) == 2  # nothing after the error
@@ -109,7 +98,7 @@ def test_dv01_stops_on_other_errors(error):
 
 def test_dv01_connection_failure_doubles_the_next_wait():
     boom = NetworkError("down")
-    clock, server = Clock(), Server("authorization_pending", boom, boom, "ok")
+    clock, server = FakeClock(START), Server("authorization_pending", boom, boom, "ok")
     run(server, clock)
     assert clock.sleeps == [5, 5, 10, 20]
 
@@ -128,16 +117,16 @@ def test_dv01_nonsense_interval_means_five_seconds(interval):
 
 
 def test_dv02_stops_at_expires_in_without_restarting():
-    clock, server = Clock(), Server()  # pending forever
+    clock, server = FakeClock(START), Server()  # pending forever
     with pytest.raises(OAuthError) as info:
         run(server, clock, expires_in=30.0)
     assert info.value.error == "expired_token"
-    assert clock.now - 1000.0 <= 30.0 + 5.0
+    assert clock.now - START <= 30.0 + 5.0
     assert len(server.posts) == 6
 
 
 def test_server_error_is_not_retried():
-    clock = Clock()
+    clock = FakeClock(START)
 
     def send(request):
         return httpx2.Response(502, content=b"<html>secret-body")
@@ -175,7 +164,7 @@ def test_dv04_device_code_not_in_repr():
 
 
 def test_each_wait_says_how_long_is_left_for_the_countdown():
-    clock, server, waits = Clock(), Server("authorization_pending", "ok"), []
+    clock, server, waits = FakeClock(START), Server("authorization_pending", "ok"), []
     flow = poll(auth(expires_in=60.0), token_endpoint=ISSUER + "/token", client_id="kt-cli")
     step(flow, server.send, clock, waits)
     assert waits == [Wait(5.0, remaining=60.0), Wait(5.0, remaining=55.0)]
@@ -183,7 +172,7 @@ def test_each_wait_says_how_long_is_left_for_the_countdown():
 
 def test_a_poll_that_would_start_after_expiry_is_not_sent():
     """Slow answers count too: the flow never polls once the driver's clock is past expires_in."""
-    clock, posts = Clock(), []
+    clock, posts = FakeClock(START), []
 
     def slow(request):
         posts.append(request)
@@ -195,11 +184,11 @@ def test_a_poll_that_would_start_after_expiry_is_not_sent():
         step(flow, slow, clock)
     assert info.value.error == "expired_token"
     assert len(posts) == 2  # at 5 s and 22 s; the next would be at 39 s, past 30 s
-    assert clock.now - 1000.0 <= 30.0 + 12 + 5
+    assert clock.now - START <= 30.0 + 12 + 5
 
 
 def test_drive_performs_the_waits_and_reports_a_refused_connection_to_the_flow():
-    clock, answers, waits = Clock(), ["pending", "refused", "ok"], []
+    clock, answers, waits = FakeClock(START), ["pending", "refused", "ok"], []
 
     def handler(request: httpx2.Request) -> httpx2.Response:
         answer = answers.pop(0)
@@ -253,7 +242,7 @@ def test_dv01_the_server_s_interval_is_waited_however_long(interval):
     """RFC 8628 §3.5: kt must not poll faster than asked (it used to cap at 60 s)."""
     authorization = _authorization(interval=interval)
     assert authorization.interval == interval and not authorization.interval_capped
-    clock, waits = Clock(), []
+    clock, waits = FakeClock(START), []
     flow = poll(authorization, token_endpoint=ISSUER + "/token", client_id="kt-cli")
     step(flow, Server("authorization_pending", "ok").send, clock, waits)
     assert [w.seconds for w in waits] == [interval, interval]
@@ -261,7 +250,7 @@ def test_dv01_the_server_s_interval_is_waited_however_long(interval):
 
 def test_dv01_a_connection_failure_never_shortens_a_long_interval():
     boom = NetworkError("down")
-    clock, server = Clock(), Server(boom, "ok")
+    clock, server = FakeClock(START), Server(boom, "ok")
     run(server, clock, interval=120.0, expires_in=3600.0)
     assert clock.sleeps == [120, 120]
 

@@ -15,28 +15,13 @@ from kt_login.errors import NetworkError, ServerError
 from kt_login.flows import Flow, Wait, WaitingFlow, adrive, drive
 from kt_login.flows.discovery import discover
 from kt_login.flows.transport import MAX_BYTES, MAX_REPLY
+from tests.fixtures.clock import FakeClock
 
 
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 def get_twice() -> WaitingFlow[list[object]]:

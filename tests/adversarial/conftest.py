@@ -3,9 +3,11 @@ runner for the real `kt` process."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +79,18 @@ class Box:
     @property
     def credentials(self) -> Path:
         return self.config / "credentials" / "default.json"
+
+    def expire_soon(self) -> dict[str, object]:
+        """Make the stored access token expire in 5 s (the file keeps mode 0600); returns the
+        stored document as it was written."""
+        doc: dict[str, object] = json.loads(self.credentials.read_bytes())
+        doc["expires_at"] = time.time() + 5
+        tmp = self.credentials.with_name("seed.tmp")
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(doc, fh)
+        os.replace(tmp, self.credentials)
+        return doc
 
     def snapshot(self) -> dict[str, tuple[int, bytes | str]]:
         """Every file under the config dir with its mode (bytes; a symlink's target). The empty

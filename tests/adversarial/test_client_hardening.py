@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from kt_login.text import clean
-from tests.kt_process import Result, base_env, kt
-from tests.test_cli_tty import Terminal
+from tests.kt_process import Result, base_env, kt, password_login
+from tests.terminal import Terminal
 
 from .conftest import Box
 from .hostile_api import SESSION, HostileAPI, Reply, mfa_required
@@ -51,10 +51,7 @@ def env(tmp_path: Path, api: HostileAPI) -> dict[str, str]:
 
 
 def login(env: dict[str, str], *extra: str) -> Result:
-    return kt(
-        "auth", "login", "--email", "eve@hostile.test", "--password-stdin",
-        "--insecure-storage", *extra, env=env, input=PASSWORD + "\n",
-    )  # fmt: skip
+    return password_login(env, ("eve@hostile.test", PASSWORD), "--insecure-storage", *extra)
 
 
 def stored(env: dict[str, str]) -> list[str]:

@@ -167,17 +167,11 @@ def test_3_invalid_id_token_tokens_are_revoked(box: Box) -> None:
 # --------------------------------------------------------------------------- 6. auth_time moves
 
 
-def expire_soon(box: Box) -> dict[str, Any]:
-    from .test_refresh_and_storage import expire_soon as expire
-
-    return expire(box)
-
-
 def test_6_a_later_auth_time_is_recorded_not_fatal(api_box: Box) -> None:
     """A provider that puts the person's latest sign-in anywhere into refreshed ID tokens: the
     refresh is kept, with the rotated tokens and the new auth_time."""
     box = api_box  # the hostile AS is the API too, so whoami uses the session
-    old = expire_soon(box)
+    old = box.expire_soon()
     later = int(old["auth_time"]) + 120
     box.server.behaviour.refresh_claims["auth_time"] = later
     result = kt("auth", "whoami", "--json", env=api_env(box))
@@ -202,7 +196,7 @@ def test_6_iss_sub_aud_changes_stay_fatal_and_end_the_session(
     """OIDC Core §12.2: iss, sub and aud must not change. The refresh result is refused; since
     the stored refresh token is spent, the new tokens are revoked and the session cleared."""
     box = api_box  # the hostile AS is the API too, so whoami uses the session
-    old = expire_soon(box)
+    old = box.expire_soon()
     box.server.behaviour.refresh_claims.update(mutation)
     result = kt("auth", "whoami", "--json", env=api_env(box))
     assert result.code == 3, result.stderr
@@ -222,7 +216,7 @@ def test_6_userinfo_sub_anchors_refreshed_id_tokens(api_box: Box) -> None:
     box.server.behaviour.device_id_token = False
     assert device_login(box).code == 0
     box.server.reset()
-    expire_soon(box)
+    box.expire_soon()
     box.server.behaviour.refresh_claims["sub"] = "user-2"
     result = kt("auth", "whoami", "--json", env=api_env(box))
     assert result.code == 3, result.stderr
@@ -233,7 +227,7 @@ def test_6_userinfo_sub_anchors_refreshed_id_tokens(api_box: Box) -> None:
     box.server.behaviour.device_id_token = False
     assert device_login(box).code == 0
     box.server.reset()
-    expire_soon(box)
+    box.expire_soon()
     accepted = kt("auth", "whoami", "--json", env=api_env(box))
     assert accepted.code == 0, accepted.stderr
     new = stored(box)
@@ -325,7 +319,7 @@ def test_11_a_refused_refresh_of_any_kind_ends_the_session(
     api_box: Box, answer: tuple[int, Any]
 ) -> None:
     box = api_box  # the hostile AS is the API too, so whoami uses the session
-    expire_soon(box)
+    box.expire_soon()
     box.server.behaviour.refresh_answer = answer
     result = kt("auth", "whoami", "--json", env=api_env(box))
     assert result.code == 3, result.stderr
@@ -347,7 +341,7 @@ def test_11_a_refused_refresh_of_any_kind_ends_the_session(
 def test_11_a_refresh_that_fails_at_the_provider_keeps_the_session(api_box: Box) -> None:
     """server_error is temporary: the session (whose refresh token was not spent) is kept."""
     box = api_box  # the hostile AS is the API too, so whoami uses the session
-    expire_soon(box)
+    box.expire_soon()
     box.server.behaviour.refresh_answer = (503, {"error": "temporarily_unavailable"})
     result = kt("auth", "whoami", "--json", env=api_env(box))
     assert result.code == 6, result.stderr

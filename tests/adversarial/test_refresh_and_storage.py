@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -46,18 +45,6 @@ def whoami(box: Box) -> Result:
     return kt(*WHOAMI, env=api_env(box))
 
 
-def expire_soon(box: Box) -> dict[str, object]:
-    """Make the stored access token expire in 5 s (the file keeps mode 0600)."""
-    doc = json.loads(box.credentials.read_bytes())
-    doc["expires_at"] = time.time() + 5
-    tmp = box.credentials.with_name("seed.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(doc, fh)
-    os.replace(tmp, box.credentials)
-    return doc
-
-
 def stored(box: Box) -> dict[str, object] | None:
     if not box.credentials.exists():
         return None
@@ -76,7 +63,7 @@ def one_line_error(result: Result) -> dict[str, object]:
 
 
 def test_LC_01_oidcc_client_test_refresh_token_happy_path(box: Box) -> None:
-    old = expire_soon(box)
+    old = box.expire_soon()
     result = whoami(box)
     assert result.code == 0, result.stderr
     assert len(box.server.token_calls("refresh_token")) == 1
@@ -106,7 +93,7 @@ def test_ID_06_oidcc_client_test_refresh_token_invalid(
     used. The provider has already rotated the stored refresh token, so the session is not kept
     with it (issue 10, case 6): the tokens the refresh brought are revoked, the session is
     cleared, and the person is told to sign in again (exit 3)."""
-    old = expire_soon(box)
+    old = box.expire_soon()
     box.server.behaviour.refresh_claims.update(mutation)
     result = whoami(box)
     assert result.code == 3, result.stderr
@@ -122,7 +109,7 @@ def test_ID_06_oidcc_client_test_refresh_token_invalid(
 
 
 def test_LC_04_invalid_grant_clears_and_says_sign_in_again(box: Box) -> None:
-    doc = expire_soon(box)
+    doc = box.expire_soon()
     box.server._spent_refresh.add(str(doc["refresh_token"]))  # the AS saw it used already
     result = whoami(box)
     assert result.code == 3, result.stderr
@@ -152,7 +139,7 @@ def test_ST_05_LC_03_sigkill_while_the_refresh_is_in_flight(
     """kt is killed while the provider holds its refresh request: the store keeps the old
     session, intact; the next command either works (AS with a grace period) or says sign in
     again (AS with reuse detection), and leaves no corrupt store."""
-    expire_soon(box)
+    box.expire_soon()
     b = box.server.behaviour
     b.reuse_detection = reuse_detection
     b.refresh_hold = threading.Event()
@@ -183,7 +170,7 @@ def test_ST_05_LC_03_sigkill_while_the_refresh_is_in_flight(
 
 def test_ST_05_LC_03_sigkill_after_the_refresh_was_saved(box: Box) -> None:
     """Killed while using the new access token: the new session is stored whole and works."""
-    old = expire_soon(box)
+    old = box.expire_soon()
     b = box.server.behaviour
     b.whoami_hold = threading.Event()
     proc = _start(box, *WHOAMI)
@@ -216,7 +203,7 @@ def test_LC_03_write_failure_after_a_successful_refresh(box: Box) -> None:
     """The provider rotated the refresh token but kt cannot save it: non-zero exit with
     're-login required', no second refresh with the spent token, the store as it was (the old
     file intact, no temp file); the next command says sign in again."""
-    expire_soon(box)
+    box.expire_soon()
     before = box.snapshot()
     proc = subprocess.run(
         [sys.executable, "-m", "kt_login", *WHOAMI],
