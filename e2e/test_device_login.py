@@ -4,38 +4,10 @@ in for the person's phone, approves (or denies) on the verification page."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 from kt_devserver import totp
 from kt_devserver.demo import BOB_TOTP_SECRET
-from tests.kt_process import base_env, kt
-
-
-def start(env, *extra):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kt_login",
-            "auth",
-            "login",
-            "--device",
-            "--insecure-storage",
-            "--json",
-            *extra,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    for line in proc.stderr:  # the one JSON line comes before polling starts
-        if line.startswith("{"):
-            return proc, json.loads(line)
-    proc.kill()
-    raise AssertionError("kt printed no device code: " + proc.communicate()[1])
+from tests.kt_process import base_env, kt, start_device_login
 
 
 def approve_on_page(page, info, email, password, *, code=None, decision="approve"):
@@ -52,7 +24,7 @@ def approve_on_page(page, info, email, password, *, code=None, decision="approve
 
 def test_alice_approves_on_another_device(tmp_path, devserver, page):
     env = base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url)
-    proc, info = start(env)
+    proc, info = start_device_login(env)
     assert set(info) == {"verification_uri", "verification_uri_complete", "user_code", "expires_in"}
     approve_on_page(page, info, "alice@example.com", "alice-password")
     page.wait_for_selector("text=You can return to your device")
@@ -66,7 +38,7 @@ def test_alice_approves_on_another_device(tmp_path, devserver, page):
 
 def test_bob_approves_with_totp(tmp_path, devserver, page):
     env = base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url)
-    proc, info = start(env)
+    proc, info = start_device_login(env)
     approve_on_page(page, info, "bob@example.com", "bob-password", code=totp.code(BOB_TOTP_SECRET))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -75,7 +47,7 @@ def test_bob_approves_with_totp(tmp_path, devserver, page):
 
 def test_denied_on_the_other_device(tmp_path, devserver, page):
     env = base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url)
-    proc, info = start(env)
+    proc, info = start_device_login(env)
     approve_on_page(page, info, "alice@example.com", "alice-password", decision="deny")
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3
@@ -86,7 +58,7 @@ def test_denied_on_the_other_device(tmp_path, devserver, page):
 def test_code_expires(tmp_path, devserver_factory):
     server = devserver_factory("--device-code-ttl", "2", "--device-interval", "1")
     env = base_env(tmp_path, KEEPTRUSTS_API_URL=server.url)
-    proc, info = start(env)
+    proc, info = start_device_login(env)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3
     assert json.loads(err.strip().splitlines()[-1])["error"]["code"] == "oauth.expired_token"

@@ -12,12 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import queue
-import shutil
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,101 +19,29 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from e2e.npm_provider import OidcProvider, start_provider, stop_provider
 from kt_login.config import DEFAULT_API_URL
 from kt_login.session import Session
 from kt_login.store import FileStore
-from tests.kt_process import REPO, base_env, kt
+from tests.kt_process import base_env, kt, start_device_login
 
-PROVIDER_DIR = REPO / "e2e" / "oidc_provider"
-READY_PREFIX = "oidc-provider listening on "
-READY_TIMEOUT = 20.0
 CLIENT_ID = "kt-cli"
-
-
-class OidcProvider:
-    def __init__(self, issuer: str, proc: subprocess.Popen[str], log: Path) -> None:
-        self.issuer = issuer
-        self.proc = proc
-        self.log = log  # its stderr
-
-    def metadata(self) -> dict[str, object]:
-        r = httpx2.get(self.issuer + "/.well-known/openid-configuration")
-        r.raise_for_status()
-        doc = r.json()
-        assert isinstance(doc, dict)
-        return doc
-
-
-def _start_provider(log: Path, **settings: str) -> OidcProvider:
-    """provider.mjs with `settings` as its environment (SCOPES, DEVICE_ID_TOKEN)."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("no node on PATH: run scripts/setup (it installs Node 22 into .venv) first")
-    if not (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
-        pytest.fail("oidc-provider is not installed: run: (cd e2e/oidc_provider && npm ci)")
-    with log.open("w") as err:
-        proc = subprocess.Popen(
-            [node, str(PROVIDER_DIR / "provider.mjs")],
-            cwd=PROVIDER_DIR,
-            env={**os.environ, **settings},
-            stdin=subprocess.PIPE,  # the provider exits when this closes
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-        proc.stdout.close()  # the provider has exited; this thread was its only reader
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + READY_TIMEOUT
-    seen: list[str] = []
-    while True:
-        try:
-            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            line = None
-        if line is None:
-            _stop(proc)
-            pytest.fail(
-                f"oidc-provider did not become ready within {READY_TIMEOUT:.0f} s;\n"
-                f"stdout: {''.join(seen)}\nstderr: {log.read_text()}"
-            )
-        seen.append(line)
-        if line.startswith(READY_PREFIX):
-            return OidcProvider(line[len(READY_PREFIX) :].strip(), proc, log)
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.stdin is not None:
-        proc.stdin.close()
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory) -> Iterator[OidcProvider]:
-    started = _start_provider(tmp_path_factory.mktemp("oidc-provider") / "stderr.log")
+    started = start_provider(tmp_path_factory.mktemp("oidc-provider") / "stderr.log")
     yield started
-    _stop(started.proc)
+    stop_provider(started.proc)
 
 
 @pytest.fixture(scope="module")
 def openid_only_provider(tmp_path_factory) -> Iterator[OidcProvider]:
     """The provider configured to support the `openid` scope alone (issue 10 case 2)."""
     log = tmp_path_factory.mktemp("oidc-provider-openid") / "stderr.log"
-    started = _start_provider(log, SCOPES="openid")
+    started = start_provider(log, SCOPES="openid")
     yield started
-    _stop(started.proc)
+    stop_provider(started.proc)
 
 
 @pytest.fixture(scope="module")
@@ -127,9 +49,9 @@ def no_device_id_token_provider(tmp_path_factory) -> Iterator[OidcProvider]:
     """The provider configured to return no ID token from the device grant (issue 10 case 3);
     UserInfo still names the person, and refreshes still bring ID tokens."""
     log = tmp_path_factory.mktemp("oidc-provider-device") / "stderr.log"
-    started = _start_provider(log, DEVICE_ID_TOKEN="none")
+    started = start_provider(log, DEVICE_ID_TOKEN="none")
     yield started
-    _stop(started.proc)
+    stop_provider(started.proc)
 
 
 @pytest.fixture
@@ -274,23 +196,7 @@ def _refresh_grant(provider: OidcProvider, refresh_token: str) -> httpx2.Respons
 
 def device_sign_in(provider: OidcProvider, env, page, login: str) -> dict[str, object]:
     """`kt auth login --device --json` while the 'phone' (Chromium) approves: the result."""
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "kt_login", "auth", "login", "--device",
-            "--issuer", provider.issuer, "--client-id", CLIENT_ID, "--insecure-storage", "--json",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    info = None
-    for line in proc.stderr:
-        if line.startswith("{") and "verification_uri" in (doc := json.loads(line)):
-            info = doc  # the device code's line (a warning's line may come before it)
-            break
-    assert info is not None, proc.communicate()[1]
+    proc, info = start_device_login(env, "--issuer", provider.issuer, "--client-id", CLIENT_ID)
     page.goto(info["verification_uri_complete"])
     page.click("button[type=submit]")  # confirm the code shown
     page.fill("input[name=login]", login)

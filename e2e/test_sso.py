@@ -9,27 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from e2e.test_device_login import start as start_device_login
-from e2e.test_generic_oidc import OidcProvider, _start_provider, _stop
+from e2e.npm_provider import OidcProvider, start_provider, stop_provider
 from tests.fixtures.devserver import DevServer, start_devserver
-from tests.kt_process import base_env, kt
+from tests.kt_process import base_env, free_port, kt, start_device_login
 
 SSO_CLIENT_ID = "kt-devserver"
 SSO_CLIENT_SECRET = "e2e-sso-secret"  # noqa: S105 - test value
 SSO_DOMAIN = "example.org"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class _Env:
@@ -69,7 +60,7 @@ def _devserver(tmp_path: Path, port: int, issuer: str) -> DevServer:
 
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory) -> Iterator[tuple[OidcProvider, DevServer]]:
-    port = _free_port()
+    port = free_port()
     client = {
         "client_id": SSO_CLIENT_ID,
         "client_secret": SSO_CLIENT_SECRET,
@@ -81,11 +72,11 @@ def federation(tmp_path_factory) -> Iterator[tuple[OidcProvider, DevServer]]:
     }
     tmp = tmp_path_factory.mktemp("sso")
     with _Env(EXTRA_CLIENT_JSON=json.dumps(client)):
-        provider = _start_provider(tmp / "provider.log")
+        provider = start_provider(tmp / "provider.log")
     server = _devserver(tmp, port, provider.issuer)
     yield provider, server
     server.stop()
-    _stop(provider.proc)
+    stop_provider(provider.proc)
 
 
 @pytest.fixture
@@ -143,8 +134,8 @@ def test_user_from_another_domain_is_refused(env, kt_login, page):
 
 
 def test_provider_down_gives_a_clear_page_and_cli_error(tmp_path, kt_login, page):
-    dead_issuer = f"http://127.0.0.1:{_free_port()}"
-    server = _devserver(tmp_path, _free_port(), dead_issuer)
+    dead_issuer = f"http://127.0.0.1:{free_port()}"
+    server = _devserver(tmp_path, free_port(), dead_issuer)
     try:
         env = base_env(tmp_path, KEEPTRUSTS_API_URL=server.url)
         run = kt_login("--browser", "--insecure-storage", "--json", env=env)

@@ -88,6 +88,21 @@ def start_kt(*args: str, env: dict[str, str], stdin: bool = False) -> subprocess
     )
 
 
+def start_device_login(
+    env: dict[str, str], *extra: str
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """`kt auth login --device --insecure-storage --json EXTRA`, started; returned with the
+    device code's JSON line (verification_uri, user_code, ...), which kt prints on stderr before
+    it polls (a warning's JSON line may come first). The caller approves, then ends it."""
+    proc = start_kt("auth", "login", "--device", "--insecure-storage", "--json", *extra, env=env)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("{") and "verification_uri" in (doc := json.loads(line)):
+            return proc, doc
+    proc.kill()
+    raise AssertionError("kt printed no device code: " + proc.communicate()[1])
+
+
 def password_login(
     env: dict[str, str],
     who: tuple[str, str] = ALICE,
