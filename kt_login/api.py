@@ -9,6 +9,8 @@ credential to any request whose origin differs from the one it belongs to.
 from __future__ import annotations
 
 import logging
+import os
+import ssl
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -77,9 +79,11 @@ def make_http_client(transport: httpx2.BaseTransport | None = None) -> httpx2.Cl
             " which kt does not support",
             hint="unset it, or name an http:// proxy",
         ) from None
+    except (OSError, ssl.SSLError) as exc:  # the trust store SSL_CERT_FILE names
+        raise _unusable_trust_store(exc) from None
 
     def say_if_proxied(request: httpx2.Request) -> None:
-        if client._transport_for_url(request.url) is not client._transport:
+        if goes_through_proxy(client, str(request.url)):
             log.debug(
                 "%s is reached through the proxy set in the environment"
                 " (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY)",
@@ -88,6 +92,28 @@ def make_http_client(transport: httpx2.BaseTransport | None = None) -> httpx2.Cl
 
     client.event_hooks["request"].append(say_if_proxied)
     return client
+
+
+def goes_through_proxy(client: httpx2.Client, url: str) -> bool:
+    """Whether `client` (from make_http_client) sends a request for `url` through a proxy the
+    environment names: never for loopback (DIRECT_TO_LOOPBACK), else as HTTP(S)_PROXY,
+    ALL_PROXY and NO_PROXY say."""
+    return client._transport_for_url(httpx2.URL(url)) is not client._transport
+
+
+def _unusable_trust_store(exc: OSError | ssl.SSLError) -> UsageError:
+    """SSL_CERT_FILE (which kt's TLS reads, like OpenSSL) names no file of certificates."""
+    path = os.environ.get("SSL_CERT_FILE", "")
+    why = (
+        exc.strerror or type(exc).__name__
+        if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError)
+        else "no certificate in it"
+    )
+    return UsageError(
+        f"SSL_CERT_FILE names {clean(path)!r}, which kt cannot use as its trusted certificates "
+        f"({why})",
+        hint="point SSL_CERT_FILE at a PEM file of CA certificates, or run: unset SSL_CERT_FILE",
+    )
 
 
 def same_origin(url: str | httpx2.URL, base: str) -> bool:
