@@ -14,7 +14,10 @@ from .app import Invocation, common_options
 def show(inv: Invocation) -> None:
     """Show profile, API URL, credential store, config dir, and the issuer and client id of
     browser and device sign-ins, each with its source (flag, environment, config file,
-    session, default); and where the profile's session is stored, if it has one."""
+    session, default).
+
+    With a stored session, session_stored_in says where it is: keyring, keyring (envelope) for
+    one too large for the keyring, or file (plaintext)."""
     run_show(inv)
 
 
