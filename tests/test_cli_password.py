@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import stat
 from pathlib import Path
 
@@ -11,7 +10,15 @@ import pytest
 
 from kt_devserver import totp
 from kt_devserver.demo import BOB_TOTP_SECRET
-from tests.kt_process import ALICE, BOB, base_env, kt, login_blocked_on_password, password_login
+from tests.kt_process import (
+    ALICE,
+    BOB,
+    base_env,
+    free_port,
+    kt,
+    login_blocked_on_password,
+    password_login,
+)
 
 
 def login(env, who=ALICE, *extra):
@@ -186,14 +193,8 @@ def test_expired_mfa_token(tmp_path, devserver_factory):
     assert r.error()["code"] == "auth.mfa_token_expired"
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_server_down(tmp_path):
-    env = base_env(tmp_path, KEEPTRUSTS_API_URL=f"http://127.0.0.1:{_closed_port()}")
+    env = base_env(tmp_path, KEEPTRUSTS_API_URL=f"http://127.0.0.1:{free_port()}")
     r = login(env, ALICE, "--json")
     assert r.code == 5
     assert "cannot reach" in r.error()["message"]

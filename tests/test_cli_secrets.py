@@ -7,7 +7,6 @@ appear only where it is documented to, and never in the server's log or in any o
 from __future__ import annotations
 
 import json
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from kt_devserver import totp
 from kt_devserver.demo import BOB_TOTP_SECRET
 from tests.fixtures.devserver import DevServer
-from tests.kt_process import ALICE, BOB, Result, base_env, kt, login_blocked_on_password
+from tests.kt_process import ALICE, BOB, Result, base_env, free_port, kt, login_blocked_on_password
 
 WRONG = "Wrong-Password-Canary-5d1c9a"
 MODES = ((), ("--json",))
@@ -280,16 +279,10 @@ def test_canary_sweep(sweep: Sweep, devserver: DevServer) -> None:
             assert_no_canary(str(path), path.read_text(errors="replace"), everything)
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_password_stdin_keeps_the_password_out_of_the_command_line(tmp_path: Path) -> None:
     """HY-01: while `kt auth login --password-stdin` runs, /proc/<pid>/cmdline (readable by
     every local user) and its environment hold no password."""
-    env = base_env(tmp_path, KEEPTRUSTS_API_URL=f"http://127.0.0.1:{_closed_port()}")
+    env = base_env(tmp_path, KEEPTRUSTS_API_URL=f"http://127.0.0.1:{free_port()}")
     with login_blocked_on_password(env) as login:
         # the plaintext-storage warning comes just before kt blocks reading the password
         assert "plaintext" in login.warning

@@ -3,7 +3,6 @@ what they send back for each effect, the one transport-error mapping, the reply-
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 
 import httpx2
@@ -16,12 +15,7 @@ from kt_login.flows import Flow, Wait, WaitingFlow, adrive, drive
 from kt_login.flows.discovery import discover
 from kt_login.flows.transport import MAX_BYTES, MAX_REPLY
 from tests.fixtures.clock import FakeClock
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.kt_process import free_port
 
 
 def get_twice() -> WaitingFlow[list[object]]:
@@ -92,7 +86,7 @@ def test_an_error_the_flow_does_not_catch_ends_the_drive_and_closes_the_flow():
 
 
 def test_a_refused_connection_reads_the_same_from_the_api_client_and_from_a_flow():
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with make_http_client() as http:
         with pytest.raises(NetworkError) as from_api:
             ApiClient(url, http).request("GET", "/v1/auth/whoami")
@@ -175,7 +169,7 @@ async def test_adrive_against_a_real_server_abandons_a_huge_reply() -> None:
         with pytest.raises(ServerError, match="too large"):
             await adrive(discover(base + "/huge"), http)
         with pytest.raises(NetworkError, match="connection refused"):
-            await adrive(discover(f"http://127.0.0.1:{closed_port()}"), http)
+            await adrive(discover(f"http://127.0.0.1:{free_port()}"), http)
     assert sum(sent) < 20 * MAX_REPLY
 
 

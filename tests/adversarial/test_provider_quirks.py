@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.kt_process import Result, kt
+from tests.kt_process import Result, free_port, kt
 
 from .conftest import Box
 from .hostile_as import CLIENT_ID, DELETE, EMAIL, SUBJECT
@@ -556,14 +556,6 @@ def rewrite_session(box: Box, **changes: object) -> dict[str, Any]:
     return doc
 
 
-def closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 LOGOUT_CASES = [
     pytest.param(
         "not_offered", 1, "offers no token revocation", id="a-no-revocation-endpoint"
@@ -590,7 +582,7 @@ def test_5_logout_that_cannot_revoke_names_its_case(
             "error_description": "public clients may not revoke",
         }
     else:
-        rewrite_session(box, revocation_endpoint=f"http://127.0.0.1:{closed_port()}/revoke")
+        rewrite_session(box, revocation_endpoint=f"http://127.0.0.1:{free_port()}/revoke")
     doc = stored(box)
     assert doc is not None and doc["refresh_expires_at"] is None
     result = box.kt("auth", "logout")
@@ -614,7 +606,7 @@ def test_5_logout_error_code_names_the_case(box: Box, reason: str, code: int, sa
         box.server.behaviour.revocation_status = 401
         box.server.behaviour.revocation_reply = {"error": "invalid_client"}
     else:
-        rewrite_session(box, revocation_endpoint=f"http://127.0.0.1:{closed_port()}/revoke")
+        rewrite_session(box, revocation_endpoint=f"http://127.0.0.1:{free_port()}/revoke")
     result = box.kt("auth", "logout", "--json")
     assert result.code == code, result.stderr
     error = result.error()
