@@ -1,4 +1,5 @@
-"""pytest plugins for tests/ and e2e/: real kt-devserver processes, a real Secret Service.
+"""pytest plugins for tests/ and e2e/: real kt-devserver processes, a real Secret Service, a
+fake clock.
 
 Everything under e2e/ (the npm OpenID provider, whole logins) and every test that drives the real
 Chromium is marked `e2e`, so the fast part runs alone with `scripts/test -m "not e2e"`.
@@ -12,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.devserver",
     "tests.fixtures.secret_service",
     "tests.fixtures.browser",
+    "tests.fixtures.clock",
 ]
 
 _E2E = Path(__file__).resolve().parent / "e2e"

@@ -8,13 +8,13 @@ import pytest
 
 from kt_devserver import totp
 from kt_devserver.demo import BOB_TOTP_SECRET
-from tests.kt_process import base_env, kt
+from tests.kt_process import ALICE, BOB, kt, password_login
 from tests.terminal import Terminal
 
 
 @pytest.fixture
-def env(tmp_path, devserver):
-    env = base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url)
+def env(env):
+    """The shared `env` (tests/fixtures/devserver.py), its sessions kept in files."""
     cfg = Path(env["KEEPTRUSTS_CONFIG_DIR"])
     cfg.mkdir(parents=True)
     (cfg / "config.toml").write_text('credential_store = "file"\n')
@@ -22,29 +22,12 @@ def env(tmp_path, devserver):
 
 
 def alice(env):
-    r = kt(
-        "auth",
-        "login",
-        "--email",
-        "alice@example.com",
-        "--password-stdin",
-        env=env,
-        input="alice-password\n",
-    )
+    r = password_login(env, ALICE)
     assert r.code == 0, r.stderr
 
 
 def bob_with_mfa(env):
-    r = kt(
-        "auth",
-        "login",
-        "--email",
-        "bob@example.com",
-        "--password-stdin",
-        "--json",
-        env=env,
-        input="bob-password\n",
-    )
+    r = password_login(env, BOB, "--json")
     assert r.code == 4
     token = r.error()["mfa_token"]
     r = kt("auth", "mfa", "challenge", "--token", token, env=env, input=totp.code(BOB_TOTP_SECRET))

@@ -23,11 +23,6 @@ from tests.fixtures.clock import FakeClock
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def settings() -> Settings:
     return Settings(access_token_ttl=60, refresh_token_ttl=3600, mfa_token_ttl=120)
 

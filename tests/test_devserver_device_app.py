@@ -28,11 +28,6 @@ INTERVAL = 5
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 async def client(clock: FakeClock) -> AsyncIterator[TestClient[Any, Any]]:
     settings = Settings(device_code_ttl=TTL, device_interval=INTERVAL)
     async with TestClient(TestServer(create_app(settings=settings, clock=clock))) as test_client:

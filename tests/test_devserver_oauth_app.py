@@ -30,11 +30,6 @@ REFRESH_TTL = 3600
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 async def client(clock: FakeClock) -> AsyncIterator[TestClient[Any, Any]]:
     settings = Settings(access_token_ttl=ACCESS_TTL, refresh_token_ttl=REFRESH_TTL)
     app = create_app(settings=settings, clock=clock)
