@@ -45,6 +45,14 @@ def can_refresh(session: Session, now: float) -> bool:
     )
 
 
+def session_state(session: Session, now: float) -> str:
+    """ "logged in", "refresh on next use" (the access token expired, the refresh token has not)
+    or "expired" (neither is left: it takes a new sign-in)."""
+    if session.expires_at is None or session.expires_at > now:
+        return "logged in"
+    return "refresh on next use" if can_refresh(session, now) else "expired"
+
+
 class SessionKeeper:
     def __init__(
         self,

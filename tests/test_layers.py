@@ -1,8 +1,8 @@
 """Import layering: a module may import only from its own layer or the layers below it.
 
     kt_login.cli (commands, presentation)
-      > use cases: kt_login.signin, kt_login.authenticate, kt_login.config_edit, the public
-        library (kt_login/__init__)
+      > use cases: kt_login.signin, kt_login.authenticate, kt_login.config_edit,
+        kt_login.doctor, the public library (kt_login/__init__)
       > kt_login.api, .store, .flows, .idtoken, .refresh, .browser, .debuglog
       > kt_login.config, .session, .errors, .text, .trusted_files, .identity
 
@@ -24,7 +24,13 @@ PACKAGES = ("kt_login", "callback_server", "kt_devserver")
 # Highest first. A module belongs to the first prefix that names it (or one of its parents).
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("kt_login.cli", "kt_login.__main__", "kt_login.output"),
-    ("kt_login.signin", "kt_login.authenticate", "kt_login.config_edit", "kt_login"),
+    (
+        "kt_login.signin",
+        "kt_login.authenticate",
+        "kt_login.config_edit",
+        "kt_login.doctor",
+        "kt_login",
+    ),
     (
         "kt_login.api",
         "kt_login.store",

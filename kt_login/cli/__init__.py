@@ -61,6 +61,10 @@ def cli() -> None:
             "kt_login.cli.refresh_cmd:refresh",
             "Refresh the profile's session now, whatever its expiry.",
         ),
+        "doctor": Lazy(
+            "kt_login.cli.doctor:doctor",
+            "Check what signing in needs here, and say how to fix what is wrong.",
+        ),
         "switch": Lazy(
             "kt_login.cli.switch:switch",
             "Make PROFILE the active profile (`profile` in config.toml) for every later command.",

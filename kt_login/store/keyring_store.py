@@ -11,8 +11,11 @@ import errno
 import math
 import os
 import re
+import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from ..config import check_profile_name
@@ -66,6 +69,18 @@ _TOO_LARGE = re.compile(
     r"too (big|large|long)|exceeds?\b.*\b(size|limit|length)|stub received bad data|\b1783\b",
     re.IGNORECASE,
 )
+
+
+PROBE_USER = "kt:doctor-probe"
+
+
+@dataclass(frozen=True)
+class KeyringProbe:
+    """What `KeyringStore.probe` found: the backend, and how long its calls took."""
+
+    backend: str  # module.class, e.g. keyring.backends.SecretService.Keyring
+    seconds: float  # write, read back and delete of the probe secret, together
+    limit: str | None  # what is sealed rather than kept whole, when kt knows a limit
 
 
 class SecretTooLarge(StoreUnavailable):
@@ -141,6 +156,10 @@ def _delete_password(backend: KeyringBackend, username: str) -> bool:
     return True
 
 
+def _name(backend: object) -> str:
+    return f"{type(backend).__module__}.{type(backend).__qualname__}"
+
+
 def _username(profile: str) -> str:
     return f"profile:{profile}"
 
@@ -171,6 +190,32 @@ class KeyringStore:
         for a password, so a login never happens only to find nowhere to keep its session."""
         backend = self._resolve()
         self._call(lambda: backend.get_password(KEYRING_SERVICE, "kt:probe"))
+
+    def probe(self) -> KeyringProbe:
+        """Write a random probe secret (username PROBE_USER), read it back and delete it, each
+        call under the timeout; StoreUnavailable says what failed (kt auth doctor)."""
+        backend = self._resolve()
+        value = secrets.token_urlsafe(16)
+        started = time.monotonic()
+        self._call(lambda: backend.set_password(KEYRING_SERVICE, PROBE_USER, value), writing=True)
+        read = self._call(lambda: backend.get_password(KEYRING_SERVICE, PROBE_USER))
+        deleted = self._call(lambda: _delete_password(backend, PROBE_USER))
+        elapsed = time.monotonic() - started
+        if read != value:
+            raise StoreUnavailable(
+                "the OS keyring did not give back the probe secret kt wrote", hint=UNAVAILABLE_HINT
+            )
+        if not deleted:
+            raise StoreUnavailable(
+                "the OS keyring could not delete the probe secret kt wrote", hint=UNAVAILABLE_HINT
+            )
+        name = _name(backend)
+        limit = None
+        if self.max_bytes:
+            limit = f"sessions over {self.max_bytes} bytes ({KEYRING_MAX_BYTES_ENV}) are sealed"
+        elif name in KNOWN_LIMITS:
+            limit = f"sessions over {KNOWN_LIMITS[name][1]} bytes are sealed (the backend's limit)"
+        return KeyringProbe(backend=name, seconds=elapsed, limit=limit)
 
     def load(self, profile: str) -> Session | None:
         text = self.read(profile)
@@ -203,8 +248,7 @@ class KeyringStore:
         size = len(text.encode())
         if self.max_bytes and size > self.max_bytes:
             return f"{size} bytes; {KEYRING_MAX_BYTES_ENV} is {self.max_bytes}"
-        backend = self._resolve()
-        name = f"{type(backend).__module__}.{type(backend).__qualname__}"
+        name = _name(self._resolve())
         known = KNOWN_LIMITS.get(name)
         if known is not None and len(text.encode(known[0])) > known[1]:
             return f"{name} holds at most {known[1]} bytes"
