@@ -260,6 +260,20 @@ class KeyringStore:
         backend = self._resolve()
         return self._call(lambda: _delete_password(backend, user))
 
+    # Items beside the profiles' sessions, e.g. "pending:<handle>" (store/pending.py); a name
+    # with a colon never clashes with "profile:<name>" of a valid profile.
+    def read_item(self, name: str) -> str | None:
+        backend = self._resolve()
+        return self._call(lambda: backend.get_password(KEYRING_SERVICE, name))
+
+    def write_item(self, name: str, text: str) -> None:
+        backend = self._resolve()
+        self._call(lambda: backend.set_password(KEYRING_SERVICE, name, text), writing=True)
+
+    def delete_item(self, name: str) -> bool:
+        backend = self._resolve()
+        return self._call(lambda: _delete_password(backend, name))
+
     def _resolve(self) -> KeyringBackend:
         if self._backend is not None:
             return self._backend
