@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx2
 
 from ..errors import ValidationFailed
 from ..flows import drive
 from ..flows.device import DeviceAuthorization, poll, request_device_code
-from ..flows.discovery import discover
+from ..flows.discovery import ProviderMetadata, discover
 from .oidc import SignedIn, SignInRequest, checked_sign_in, scope_explained, scope_to_ask
 
 
@@ -29,6 +30,42 @@ def device_sign_in(
     (DV-06); with no nonce in this grant, the ID token's iat must be fresh instead. A token
     response without an ID token is accepted (§3.5: an RFC 6749 §5.1 response): UserInfo says
     who signed in."""
+    started = start_device_sign_in(login, http=http)
+    show_code(started.authorization)
+    return wait_for_approval(
+        login, started, http=http, on_wait=on_wait, clock=clock, sleep=sleep, monotonic=monotonic
+    )
+
+
+@dataclass(frozen=True)
+class DeviceStarted:
+    """A device sign-in waiting for the person: the provider, the scope asked for, the code."""
+
+    meta: ProviderMetadata
+    scope: str
+    authorization: DeviceAuthorization
+
+
+def start_device_sign_in(login: SignInRequest, *, http: httpx2.Client) -> DeviceStarted:
+    """Discovery and the device authorization request (the first half of `device_sign_in`, and
+    all of `kt auth login --device --start`)."""
+    meta = provider_with_device_grant(login, http=http)
+    scope = scope_to_ask(login, meta)
+    with scope_explained(login, scope, meta, method="device"):
+        authorization = drive(
+            request_device_code(
+                meta.device_authorization_endpoint or "",
+                client_id=login.client_id,
+                scope=scope,
+                issuer=meta.issuer,
+            ),
+            http,
+        )
+    return DeviceStarted(meta, scope, authorization)
+
+
+def provider_with_device_grant(login: SignInRequest, *, http: httpx2.Client) -> ProviderMetadata:
+    """The issuer's metadata, which must offer the device grant."""
     meta = drive(discover(login.issuer), http)
     if meta.device_authorization_endpoint is None:
         raise ValidationFailed(
@@ -36,18 +73,23 @@ def device_sign_in(
             + meta.missing("device_authorization_endpoint"),
             hint="use kt auth login --browser (with --no-browser over SSH) or --email",
         )
-    scope = scope_to_ask(login, meta)
+    return meta
+
+
+def wait_for_approval(
+    login: SignInRequest,
+    started: DeviceStarted,
+    *,
+    http: httpx2.Client,
+    on_wait: Callable[[float], None] | None = None,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> SignedIn:
+    """The poll until the person approved (or denied, or the code expired), then the checks
+    (the second half of `device_sign_in`, and of `kt auth login --complete`)."""
+    meta, scope, authorization = started.meta, started.scope, started.authorization
     with scope_explained(login, scope, meta, method="device"):
-        authorization = drive(
-            request_device_code(
-                meta.device_authorization_endpoint,
-                client_id=login.client_id,
-                scope=scope,
-                issuer=meta.issuer,
-            ),
-            http,
-        )
-        show_code(authorization)
         tokens = drive(
             poll(authorization, token_endpoint=meta.token_endpoint, client_id=login.client_id),
             http,
