@@ -10,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx2
+
+from kt_devserver import demo
+from tests.fixtures.oauth_client import form_of
 from tests.kt_process import ALICE, REPO, base_env, password_login
 
 DOC = REPO / "docs" / "automation.md"
@@ -17,6 +21,20 @@ DOC = REPO / "docs" / "automation.md"
 
 def sh_blocks() -> list[str]:
     return re.findall(r"```sh\n(.*?)```", DOC.read_text(), re.S)
+
+
+def person_approves(url: str, verification_uri_complete: str) -> None:
+    """alice, on her phone: open the link, confirm the code, sign in, approve."""
+    with httpx2.Client(base_url=url, timeout=10, follow_redirects=True) as browser:
+        page = browser.get(verification_uri_complete)
+        for fields in (
+            {"decision": "continue"},
+            {"email": demo.ALICE_EMAIL, "password": demo.ALICE_PASSWORD},
+            {"decision": "approve"},
+        ):
+            form = form_of(page)
+            page = browser.post(form.action, data={**form.fields, **fields})
+        assert page.status_code == 200 and 'data-result="approved"' in page.text, page.text
 
 
 def exit_code_rows(text: str) -> list[str]:
@@ -44,6 +62,9 @@ def test_every_command_in_the_automation_recipes_runs(tmp_path: Path, devserver)
         )
         assert run.returncode == 0, f"{block}\n--- stderr:\n{run.stderr}"
         outputs.append(run.stdout)
+        if "--device --start" in block:  # the person approves on their phone
+            started = json.loads((work / "start.json").read_text())
+            person_approves(devserver.url, started["verification_uri_complete"])
 
     token = (work / "ci-token.txt").read_text().strip()
     assert token.startswith("kt_live_")
@@ -55,7 +76,9 @@ def test_every_command_in_the_automation_recipes_runs(tmp_path: Path, devserver)
     assert printed["access_token"] and printed["expires_in"] >= 600
     assert printed["credential_source"] == "file (plaintext)"
     assert any('"profile": "agent-a"' in out for out in outputs)
-    assert outputs[-1].strip() == "signed in"
+    (status,) = [out for block, out in zip(blocks, outputs, strict=True) if "signed in" in block]
+    assert status.strip() == "signed in"
+    assert "Logged in to" in outputs[-1] and "alice@example.com" in outputs[-1]  # agent-b
     for secret in (token, printed["access_token"]):
         assert not any(secret in out for out in outputs)  # only where the recipe saved it
 

@@ -14,8 +14,10 @@ from ..errors import MfaRequired, UsageError
 from ..session import Session
 from ..signin.api_token import api_token_sign_in
 from ..signin.password import password_sign_in
+from ..store.pending import check_handle
 from .app import Invocation, common_options, read_secret_line
 from .login_oauth import run_browser_login, run_device_login
+from .login_steps import run_cancel, run_complete, run_device_start
 from .step_up import code_rejected, continue_hints, prompt_code
 from .views import logged_in_line, session_document
 
@@ -38,6 +40,10 @@ class LoginOptions:
     device: bool = False
     no_qr: bool = False
     with_token: bool = False
+    start: bool = False
+    complete: str | None = None
+    wait: int = 300
+    cancel: str | None = None
 
 
 @click.command()
@@ -98,6 +104,27 @@ class LoginOptions:
     help="Keep an existing API token for the profile, read from stdin (never an argument); "
     "checked with whoami first.",
 )
+@click.option(
+    "--start",
+    is_flag=True,
+    help="With --device: print the code, the URL and a handle, and exit at once; finish with "
+    "--complete HANDLE.",
+)
+@click.option(
+    "--complete",
+    metavar="HANDLE",
+    help="Finish the sign-in --start began: wait for the approval and keep the session.",
+)
+@click.option(
+    "--wait",
+    type=click.IntRange(0, 86400),
+    default=300,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --complete: how long to wait for the approval (exit 3, auth.sign_in_pending, "
+    "when it has not come; run --complete again).",
+)
+@click.option("--cancel", metavar="HANDLE", help="Forget the sign-in --start began.")
 @common_options
 def login(inv: Invocation, **flags: Any) -> None:
     """Sign in; the session is kept for later commands.
@@ -112,6 +139,10 @@ def login(inv: Invocation, **flags: Any) -> None:
     line on stderr before they wait: the sign-in URL and the listener's port, or the device
     code and where to enter it.
 
+    For agents and scripts: --device --start prints the code, the URL and a handle and exits
+    at once; --complete HANDLE [--wait SECONDS] finishes it; --with-token < FILE keeps an
+    existing API token.
+
     Without a method: password when --email is given, the browser when one can be opened, the
     device flow when none can (SSH without a display, no DISPLAY/WAYLAND_DISPLAY, a container).
     """
@@ -119,6 +150,9 @@ def login(inv: Invocation, **flags: Any) -> None:
 
 
 def run_login(inv: Invocation, opts: LoginOptions) -> None:
+    if opts.start or opts.complete or opts.cancel:
+        run_two_step(inv, opts)
+        return
     if opts.with_token:
         run_token_login(inv, opts)
         return
@@ -243,6 +277,30 @@ def run_password_login(inv: Invocation, opts: LoginOptions) -> None:
         del password
     inv.authenticator.save(store, session)
     _announce(inv, session, store.kind)
+
+
+def run_two_step(inv: Invocation, opts: LoginOptions) -> None:
+    """--device --start, --complete HANDLE, --cancel HANDLE (cli/login_steps.py)."""
+    if sum((opts.start, opts.complete is not None, opts.cancel is not None)) > 1:
+        raise UsageError("use one of --start, --complete and --cancel")
+    if opts.complete is not None or opts.cancel is not None:
+        handle = check_handle(opts.complete or opts.cancel or "")
+        if opts.cancel is not None:
+            run_cancel(inv, handle)
+        else:
+            run_complete(inv, handle, wait=opts.wait)
+        return
+    if opts.browser or opts.no_browser:
+        raise UsageError("--start works with --device for now (a browser sign-in needs kt running)")
+    if not opts.device or opts.email or opts.password is not None or opts.password_stdin:
+        raise UsageError("--start begins a device sign-in: use kt auth login --device --start")
+    run_device_start(
+        inv,
+        insecure_storage=opts.insecure_storage,
+        issuer=opts.issuer,
+        client_id=opts.client_id,
+        scope=opts.scope,
+    )
 
 
 def run_token_login(inv: Invocation, opts: LoginOptions) -> None:
