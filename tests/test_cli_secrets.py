@@ -151,6 +151,9 @@ def _without_allowed_mfa_token(run: Run, mfa_tokens: set[str]) -> str:
     for line in run.result.stderr.splitlines():
         if line.startswith("{"):
             doc = json.loads(line)
+            if "error" not in doc:  # a JSON warning line (e.g. plaintext storage): kept whole
+                kept.append(line)
+                continue
             err = doc["error"]
             token = err.pop("mfa_token", None)
             if token is not None:
