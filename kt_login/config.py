@@ -11,6 +11,7 @@ platform's user config dir. Only kt reads it; nothing secret belongs in it.
     credential_store = "file"             # per-profile override
     issuer = "https://login.example.com"  # OpenID issuer for --browser/--device (default: API URL)
     client_id = "kt-cli"                  # the OAuth client at that issuer
+    port = 53682                          # loopback port of --browser (default: any free one)
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ CREDENTIAL_STORES = ("keyring", "file")
 
 # The keys config.toml may hold: at the top level, and in a [profiles.NAME] table.
 TOP_LEVEL_KEYS = ("profile", "credential_store")
-PROFILE_KEYS = ("api_url", "credential_store", "issuer", "client_id")
+PROFILE_KEYS = ("api_url", "credential_store", "issuer", "client_id", "port")
+# The loopback port of browser sign-ins; 0 lets the system pick a free one.
+ANY_PORT = 0
+MAX_PORT = 65535
 
 ENV_API_URL = "KEEPTRUSTS_API_URL"
 ENV_API_TOKEN = "KEEPTRUSTS_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
@@ -74,6 +78,9 @@ class Settings:
     # The OpenID issuer and OAuth client for browser and device sign-ins.
     issuer: Setting
     client_id: Setting
+    # The loopback port of browser sign-ins ("0": any free port): --port, else the profile's
+    # `port`, for a provider that accepts only the exact redirect URIs registered with it.
+    port: Setting = Setting(str(ANY_PORT), DEFAULT)
 
     @property
     def dir(self) -> Path:
@@ -89,6 +96,7 @@ class Settings:
                 ("credential_store", self.credential_store),
                 ("issuer", self.issuer),
                 ("client_id", self.client_id),
+                ("port", self.port),
             )
         }
 
@@ -144,7 +152,22 @@ def check_setting(key: str, value: str) -> str:
         if not value or _UNSAFE_IN_URL.search(value):
             raise UsageError("client_id must be one word: no spaces or control characters")
         return value
+    if key == "port":
+        port = port_number(value)
+        if port is None:
+            raise UsageError(f"port must be a number from 0 to {MAX_PORT}, not {value!r}")
+        return str(port)
     raise UsageError(f"unknown setting {key!r}")
+
+
+def port_number(value: object) -> int | None:
+    """A loopback port as config.toml may hold it: a TOML integer or a string of digits (as
+    `kt config set` writes it), 0 to 65535; None for anything else."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 5:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PORT:
+        return value
+    return None
 
 
 def is_profile_name(name: object) -> bool:
@@ -225,6 +248,7 @@ def resolve(
     session_api_url: str | None = None,
     session_issuer: str | None = None,
     session_client_id: str | None = None,
+    port_flag: int | None = None,
 ) -> Settings:
     """Effective settings. The `session_*` values are those of the profile's stored session (the
     API URL it was signed in for; the issuer and client the person named for its sign-in, when
@@ -283,7 +307,22 @@ def resolve(
         credential_store=store,
         issuer=issuer,
         client_id=client_id,
+        port=_port(section, port_flag, Path(cdir.value) / CONFIG_FILE),
     )
+
+
+def _port(section: Mapping[str, Any], port_flag: int | None, path: Path) -> Setting:
+    """--port, else the profile's `port`, else any free port."""
+    if port_flag is not None:
+        return Setting(str(port_flag), FLAG)
+    if "port" not in section:
+        return Setting(str(ANY_PORT), DEFAULT)
+    port = port_number(section["port"])
+    if port is None:
+        raise ConfigError(
+            f"{path}: port must be a number from 0 to {MAX_PORT}, not {section['port']!r}"
+        )
+    return Setting(str(port), CONFIG)
 
 
 def _oauth_client(

@@ -84,3 +84,26 @@ def test_the_session_api_url_counts_only_where_nothing_names_one():
     assert api_url_with_session(Setting(API, DEFAULT), "http://127.0.0.1:8765/") == Setting(
         "http://127.0.0.1:8765", SESSION
     )
+
+
+def test_the_browser_port_is_the_flag_else_the_profile_s_else_any(env, tmp_path):
+    """Issue 10 case 10: a per-profile `port` for providers that match redirect URIs exactly."""
+    assert resolve(env).port == Setting("0", DEFAULT)
+    (tmp_path / "config.toml").write_text("[profiles.default]\nport = 8400\n")
+    assert resolve(env).port == Setting("8400", CONFIG)
+    assert resolve(env, port_flag=0).port == Setting("0", FLAG)
+    assert resolve(env, port_flag=9000).port == Setting("9000", FLAG)
+    write_profile(env, port="8401")  # as `kt config set port 8401` writes it
+    assert resolve(env).port == Setting("8401", CONFIG)
+    assert resolve(env).as_dict()["port"] == {"value": "8401", "source": CONFIG}
+
+
+@pytest.mark.parametrize("value", ['"8400x"', '"-1"', "65536", "-1", "true", "8400.0", "[8400]"])
+def test_a_port_that_is_not_one_is_a_config_error_naming_the_file(env, tmp_path, value):
+    from kt_login.errors import ConfigError
+
+    (tmp_path / "config.toml").write_text(f"[profiles.default]\nport = {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        resolve(env)
+    assert str(tmp_path / "config.toml") in caught.value.message
+    assert "port must be a number from 0 to 65535" in caught.value.message
