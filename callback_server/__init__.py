@@ -25,7 +25,10 @@ or, inside an event loop::
 What it guarantees:
 
 - It listens on `127.0.0.1` (on `::1` only when IPv4 loopback is unavailable), never on another
-  interface, with an OS-chosen port unless `port` is given, and without SO_REUSEADDR/SO_REUSEPORT.
+  interface, with an OS-chosen port unless `port` is given, and without SO_REUSEPORT. A fixed
+  `port` gets SO_REUSEADDR on Linux and macOS, so that the last sign-in's connections in
+  TIME-WAIT do not block it; a second live listener on it is still refused (SO_EXCLUSIVEADDRUSE on
+  Windows). An OS-chosen port has neither.
   `redirect_uri` uses the same literal: `http://127.0.0.1:PORT/callback` or `http://[::1]:PORT/...`.
 - Only `GET` on exactly `path` with `Host: 127.0.0.1:PORT` counts; fetch()/subresource requests
   (`Sec-Fetch-Mode` other than `navigate`) are refused. A response completes the wait only if its
@@ -45,7 +48,8 @@ What it guarantees:
 - `wait()` closes the listener before it returns or raises: on success, on the timeout
   (`CallbackTimeout`), on cancellation and on Ctrl-C. `receive()` raises KeyboardInterrupt after
   closing, and lets exceptions from `on_ready` through after closing.
-- Bind failures raise `CallbackError` with a one-line message naming the port.
+- Bind failures raise `CallbackError` with a one-line message naming the port (`PortInUse` when
+  a fixed port is taken: it never falls back to another port).
 
 `parse_redirect()` applies the same checks to a redirect URL a person pasted (for flows where the
 browser runs on another machine).
@@ -54,7 +58,14 @@ It needs aiohttp and nothing else; importing it is cheap: aiohttp is loaded when
 """
 
 from ._pages import Pages
-from ._result import CallbackError, CallbackResult, CallbackTimeout, LinkReused, parse_redirect
+from ._result import (
+    CallbackError,
+    CallbackResult,
+    CallbackTimeout,
+    LinkReused,
+    PortInUse,
+    parse_redirect,
+)
 from ._server import CallbackServer, receive
 
 __all__ = [
@@ -64,6 +75,7 @@ __all__ = [
     "CallbackTimeout",
     "LinkReused",
     "Pages",
+    "PortInUse",
     "parse_redirect",
     "receive",
 ]

@@ -19,6 +19,14 @@ class CallbackTimeout(CallbackError):
     """No valid callback arrived within the timeout."""
 
 
+class PortInUse(CallbackError):
+    """The fixed port asked for is taken by another listener (the server never picks another)."""
+
+    def __init__(self, message: str, *, host: str, port: int) -> None:
+        super().__init__(message)
+        self.host, self.port = host, port
+
+
 class LinkReused(CallbackError):
     """The one-time sign-in link was fetched a second time: someone else may hold the
     authorization request, so the wait was abandoned."""

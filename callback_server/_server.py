@@ -14,7 +14,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._pages import DEFAULT_PAGES, Pages
-from ._result import CallbackError, CallbackResult, CallbackTimeout, LinkReused, judge
+from ._result import (
+    CallbackError,
+    CallbackResult,
+    CallbackTimeout,
+    LinkReused,
+    PortInUse,
+    judge,
+)
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -309,11 +316,18 @@ def _listen(port: int) -> tuple[socket.socket, str]:
 
 
 def _listen_on(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
-    # Our own socket rather than TCPSite: asyncio would set SO_REUSEADDR (RFC 8252 B.5 says not to).
+    # Our own socket rather than TCPSite, which sets SO_REUSEADDR on every socket and can bind
+    # every interface. An OS-chosen port never needs SO_REUSEADDR (RFC 8252 B.5: SHOULD NOT).
+    # A fixed port does on Linux and macOS: the last sign-in's connections linger in TIME-WAIT
+    # for a minute and would refuse the bind although nothing listens. There SO_REUSEADDR still
+    # refuses a second live listener on the same address (without SO_REUSEPORT, never set). On
+    # Windows it would let another socket take the port, so Windows has SO_EXCLUSIVEADDRUSE.
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         if sys.platform == "win32":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+        elif port != 0:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(16)
         sock.setblocking(False)
@@ -325,7 +339,9 @@ def _listen_on(family: socket.AddressFamily, host: str, port: int) -> socket.soc
 
 def _bind_error(exc: OSError, host: str, port: int) -> CallbackError:
     if exc.errno == errno.EADDRINUSE:
-        return CallbackError(f"port {port} on {host} is already in use; pick another or use 0")
+        return PortInUse(
+            f"port {port} on {host} is already in use; pick another or use 0", host=host, port=port
+        )
     if exc.errno == errno.EACCES:
         return CallbackError(f"not allowed to listen on port {port} on {host}; try port 0")
     return CallbackError(f"cannot listen on {host} port {port}: {exc.strerror or exc}")

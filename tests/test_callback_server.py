@@ -26,6 +26,7 @@ from callback_server import (
     CallbackTimeout,
     LinkReused,
     Pages,
+    PortInUse,
     _server,
     parse_redirect,
     receive,
@@ -155,11 +156,13 @@ def test_exported_names():
         "CallbackTimeout",
         "LinkReused",
         "Pages",
+        "PortInUse",
         "parse_redirect",
         "receive",
     ]
     assert issubclass(CallbackTimeout, CallbackError)
     assert issubclass(LinkReused, CallbackError)
+    assert issubclass(PortInUse, CallbackError)
 
 
 def test_import_does_not_load_aiohttp_or_jinja2():
@@ -305,6 +308,59 @@ async def test_cb03_busy_fixed_port_is_a_one_line_error_naming_it():
     assert str(port) in message and "in use" in message and "\n" not in message
     assert not tasks_left()
     async with server:  # the port is free again: the same server can try once more
+        await finish(server)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def in_time_wait(port: int) -> bool:
+    """A TCP connection on 127.0.0.1:`port` in TIME-WAIT (Linux /proc/net/tcp, state 06)."""
+    local = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as table:
+        return any(line.split()[1] == local and line.split()[3] == "06" for line in list(table)[1:])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads Linux's /proc/net/tcp")
+async def test_cb03_a_fixed_port_binds_again_while_the_last_connection_is_in_time_wait():
+    """Issue 10 case 10: the previous sign-in's connection, closed by the server first, lingers
+    in TIME-WAIT; a plain bind is refused, the listener's (SO_REUSEADDR) is not."""
+    port = free_port()
+    async with CallbackServer(state=STATE, port=port) as first:
+        await finish(first)  # the server answers and closes the connection first
+    assert in_time_wait(port)
+    with socket.socket() as plain, pytest.raises(OSError) as caught:
+        plain.bind(("127.0.0.1", port))
+    assert caught.value.errno == errno.EADDRINUSE  # the TIME-WAIT is real
+    async with CallbackServer(state=STATE, port=port) as again:
+        assert again.redirect_uri == f"http://127.0.0.1:{port}/callback"
+        await finish(again)
+
+
+async def test_cb03_a_fixed_port_still_refuses_a_second_live_listener():
+    port = free_port()
+    async with CallbackServer(state=STATE, port=port) as server:
+        (sock,) = listening_sockets(port)
+        with sock:
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 0
+        with pytest.raises(PortInUse) as caught:
+            await CallbackServer(state=STATE, port=port).start()
+        assert (caught.value.host, caught.value.port) == ("127.0.0.1", port)
+        for options, host in (
+            ((socket.SO_REUSEADDR,), "127.0.0.1"),
+            ((socket.SO_REUSEADDR, socket.SO_REUSEPORT), "127.0.0.1"),
+            ((socket.SO_REUSEADDR,), "0.0.0.0"),  # noqa: S104 - the intruder's wildcard bind
+        ):
+            with socket.socket() as intruder:
+                for option in options:
+                    intruder.setsockopt(socket.SOL_SOCKET, option, 1)
+                with pytest.raises(OSError) as refused_bind:
+                    intruder.bind((host, port))
+                assert refused_bind.value.errno == errno.EADDRINUSE, (options, host)
         await finish(server)
 
 
