@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, wraps
 from pathlib import Path
@@ -130,16 +130,21 @@ class Invocation:
             return self.base_settings
         return self._resolve_with(session)
 
-    def sign_in_settings(self, *, issuer: str | None, client_id: str | None) -> config.Settings:
+    def sign_in_settings(
+        self, *, issuer: str | None, client_id: str | None, port: int | None = None
+    ) -> config.Settings:
         """Settings for a browser or device sign-in: the issuer and client flags, else the
         profile's config, else the issuer the person named at its last sign-in; the API URL as
         every other command resolves it. An issuer that was the API's own is not remembered: the
-        default issuer follows the API URL (issue 10 case 8)."""
+        default issuer follows the API URL (issue 10 case 8). The loopback port: the flag, else
+        the profile's `port` (issue 10 case 10)."""
         try:
             current = self.find_session()[0]
         except KtError:
             current = None
-        return self._resolve_with(current, issuer_flag=issuer, client_id_flag=client_id)
+        return self._resolve_with(
+            current, issuer_flag=issuer, client_id_flag=client_id, port_flag=port
+        )
 
     def _resolve_with(
         self,
@@ -147,6 +152,7 @@ class Invocation:
         *,
         issuer_flag: str | None = None,
         client_id_flag: str | None = None,
+        port_flag: int | None = None,
     ) -> config.Settings:
         named = session.foreign_issuer if session is not None else None
         client_id = session.client_id if session is not None and named is not None else None
@@ -159,6 +165,7 @@ class Invocation:
             session_api_url=session.api_url if session is not None else None,
             session_issuer=named,
             session_client_id=client_id,
+            port_flag=port_flag,
         )
 
     @property
@@ -243,10 +250,12 @@ class Invocation:
             exc.hint = self.login_hint(exc.api_url, method=exc.method)
             raise
 
-    def login_hint(self, api_url: str | None = None, *, method: str | None = None) -> str:
+    def login_hint(
+        self, api_url: str | None = None, *, method: str | None = None, more: Sequence[str] = ()
+    ) -> str:
         """`kt auth login` with this command's profile and API URL (and, replacing a session
-        signed in with --browser or --device, that flag)."""
-        flags = sign_in_method_flags(method)
+        signed in with --browser or --device, that flag; then the `more` flags)."""
+        flags = [*sign_in_method_flags(method), *more]
         flags += ["--profile", self.profile] if self.profile_flag else []
         if api_url or self.api_url_flag:
             flags += ["--api-url", api_url or self.base_settings.api_url.value]

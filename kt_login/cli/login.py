@@ -34,7 +34,7 @@ class LoginOptions:
     no_browser: bool = False
     issuer: str | None = None
     client_id: str | None = None
-    port: int = 0
+    port: int | None = None
     timeout: int = 300
     scope: str | None = None
     device: bool = False
@@ -80,8 +80,11 @@ class LoginOptions:
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
-    default=0,
-    help="Fixed loopback port for the browser's redirect (default: any free port).",
+    default=None,
+    help="Loopback port for the browser's redirect (http://127.0.0.1:PORT/callback), for a "
+    "provider that accepts only the exact redirect URIs registered with it (default: the "
+    "profile's `port` in config.toml, else any free port; 0: any free port). A taken port is an "
+    "error: kt never moves to another one.",
 )
 @click.option(
     "--timeout",

@@ -5,6 +5,7 @@ sign-ins themselves are `signin.browser` and `signin.device`."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from typing import Any, TextIO, cast
 from urllib.parse import urlsplit
 
@@ -18,7 +19,7 @@ from ..signin.device import device_sign_in
 from ..signin.finish import finish_oauth_sign_in, sign_in_notices
 from ..signin.oidc import SignedIn, SignInRequest
 from ..store import CredentialStore
-from ..text import clean
+from ..text import clean, run_hint
 from .app import Invocation
 from .views import logged_in_line, session_document
 
@@ -30,7 +31,7 @@ def run_browser_login(
     open_browser: bool,
     issuer: str | None,
     client_id: str | None,
-    port: int,
+    port: int | None,
     timeout: int,
     scope: str | None,
 ) -> None:
@@ -43,7 +44,16 @@ def run_browser_login(
         port=port,
         timeout=float(timeout),
     )
-    _browser_sign_in(inv, store, login, open_browser=open_browser)
+    flags = ["--insecure-storage"] if insecure_storage else []
+    for flag, value in (("--issuer", issuer), ("--client-id", client_id), ("--scope", scope)):
+        flags += [flag, value] if value else []
+    if not open_browser:
+        flags.append("--no-browser")
+
+    def rerun(port: int) -> str:
+        return inv.login_hint(None, method="browser", more=["--port", str(port), *flags])
+
+    _browser_sign_in(inv, store, login, open_browser=open_browser, rerun=rerun)
 
 
 def run_browser_step_up(inv: Invocation, *, acr_values: str, insecure_storage: bool) -> None:
@@ -60,11 +70,23 @@ def run_browser_step_up(inv: Invocation, *, acr_values: str, insecure_storage: b
         client_id=current.client_id if current is not None and current.client_id else None,
         scope=None,
     )
-    _browser_sign_in(inv, store, step_up(login, acr_values=acr_values), open_browser=True)
+
+    def rerun(port: int) -> str:  # mfa challenge has no --port: the profile's setting is the way
+        where = ["--profile", inv.profile] if inv.profile_flag else []
+        return run_hint("kt", "config", "set", "port", str(port), *where)
+
+    _browser_sign_in(
+        inv, store, step_up(login, acr_values=acr_values), open_browser=True, rerun=rerun
+    )
 
 
 def _browser_sign_in(
-    inv: Invocation, store: CredentialStore, login: SignInRequest, *, open_browser: bool
+    inv: Invocation,
+    store: CredentialStore,
+    login: SignInRequest,
+    *,
+    open_browser: bool,
+    rerun: Callable[[int], str],
 ) -> None:
     opener = (inv.app.opener or system_opener) if open_browser else None
     why_no_browser = (
@@ -77,6 +99,7 @@ def _browser_sign_in(
             inv, url, redirect_uri, opener, why_no_browser
         ),
         clock=inv.app.clock,
+        rerun=rerun,
     )
     _finish(inv, signed, login, store, method="browser")
 
@@ -200,16 +223,19 @@ def _prepare(
     issuer: str | None,
     client_id: str | None,
     scope: str | None,
+    port: int | None = None,
     **options: Any,
 ) -> tuple[CredentialStore, SignInRequest]:
-    """The store (probed, fails closed now) and what to ask which issuer for."""
+    """The store (probed, fails closed now) and what to ask which issuer for, on which
+    loopback port (--port, else the profile's `port`, else any free one)."""
     store = inv.store_for_login(insecure_storage=insecure_storage)
-    settings = inv.sign_in_settings(issuer=issuer, client_id=client_id)
+    settings = inv.sign_in_settings(issuer=issuer, client_id=client_id, port=port)
     return store, SignInRequest(
         issuer=settings.issuer.value,
         client_id=settings.client_id.value,
         api_url=settings.api_url.value,
         scope=scope,
+        port=int(settings.port.value),
         **options,
     )
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import httpx2
 
-from callback_server import CallbackError, CallbackTimeout, LinkReused, receive
+from callback_server import CallbackError, CallbackTimeout, LinkReused, PortInUse, receive
 
 from ..errors import KtError, NetworkError, OAuthError, SignInLinkReused
 from ..flows import drive
@@ -17,6 +18,7 @@ from ..flows.authcode import AuthorizationRequest, begin, check_response
 from ..flows.discovery import ProviderMetadata, discover
 from ..flows.pkce import new_state
 from ..flows.tokens import TokenResponse, exchange_code
+from ..text import run_hint
 from .oidc import SignedIn, SignInRequest, checked_sign_in, scope_explained, scope_to_ask
 
 # Token-endpoint errors that say something other than "this code was refused".
@@ -37,11 +39,13 @@ def browser_sign_in(
     http: httpx2.Client,
     show_url: Callable[[str, str], None],
     clock: Callable[[], float] = time.time,
+    rerun: Callable[[int], str] | None = None,
 ) -> SignedIn:
     """`show_url` gets the sign-in link and the redirect_uri once the listener is up: to open a
     browser on the link, or to print it for the person to open. The link is the listener's
     one-time link, never the authorization request itself: state, nonce and PKCE challenge stay
-    off every command line (issue 11 case 1, docs/security.md LU-01)."""
+    off every command line (issue 11 case 1, docs/security.md LU-01). `rerun(port)` is the hint
+    to sign in again on a fixed port (default: `kt auth login --browser --port PORT`)."""
     meta = drive(discover(login.issuer), http)
     scope = scope_to_ask(login, meta)
     state = new_state()
@@ -76,10 +80,18 @@ def browser_sign_in(
             hint="run kt auth login --browser again, and open its link only once",
         ) from None
     except CallbackTimeout:
-        raise KtError(
-            f"no sign-in arrived within {int(login.timeout)} s (was the browser tab closed?)",
-            hint="run kt auth login --browser again (or --device where no browser can be used)",
-        ) from None
+        (request,) = pending
+        raise _no_response(login, request.redirect_uri, rerun) from None
+    except PortInUse as exc:
+        error = KtError(
+            f"port {exc.port} on {exc.host} is in use by another program, so kt cannot receive"
+            " the sign-in there; kt never moves to another port on its own, as a provider that"
+            " accepts only registered redirect URIs would refuse it",
+            hint="stop the program on that port, or sign in with another --port (and register"
+            " its redirect URI with such a provider); --port 0 takes any free port",
+        )
+        error.code = "kt.port_in_use"
+        raise error from None
     except CallbackError as exc:
         raise KtError(f"could not receive the sign-in: {exc}") from None
     (request,) = pending
@@ -97,6 +109,26 @@ def browser_sign_in(
         max_age=request.max_age,
         acr_values=request.acr_values,
     )
+
+
+def _no_response(
+    login: SignInRequest, redirect_uri: str, rerun: Callable[[int], str] | None
+) -> KtError:
+    """No callback within the wait: the tab was closed, or the provider refused the redirect
+    address on its own page (exact redirect matching, issue 10 case 10)."""
+    port = urlsplit(redirect_uri).port or 0
+    error = KtError(
+        f"no sign-in arrived within {int(login.timeout)} s (was the browser tab"
+        " closed?). A provider that accepts only the exact redirect URIs registered with it shows"
+        " its own error page about the redirect address instead: register"
+        f" {redirect_uri} with it and sign in with --port {port}, or set port = {port} in the"
+        " profile's config.toml",
+        hint=rerun(port)
+        if rerun
+        else run_hint("kt", "auth", "login", "--browser", "--port", str(port)),
+    )
+    error.code = "kt.sign_in_timeout"
+    return error
 
 
 def _exchange(
