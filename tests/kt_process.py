@@ -46,6 +46,15 @@ def free_port() -> int:
         return port
 
 
+def in_time_wait(port: int) -> bool:
+    """A TCP connection on 127.0.0.1:`port` in TIME-WAIT (Linux /proc/net/tcp, state 06): what
+    is left of a connection the local end closed first, for about a minute."""
+    local = f"0100007F:{port:04X}"
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in list(table)[1:]]
+    return any(row[1] == local and row[3] == "06" for row in rows)
+
+
 def base_env(home: Path, **extra: str) -> dict[str, str]:
     """A clean environment: no inherited KEEPTRUSTS_* or keyring settings leak into a test."""
     env = {
