@@ -32,6 +32,7 @@ from callback_server import (
     receive,
 )
 from callback_server._result import judge
+from tests.kt_process import free_port, in_time_wait
 
 REPO = Path(__file__).resolve().parent.parent
 STATE = "st4te-Xq9vR2mP7kL1nB8cZ3wD5f"
@@ -309,19 +310,6 @@ async def test_cb03_busy_fixed_port_is_a_one_line_error_naming_it():
     assert not tasks_left()
     async with server:  # the port is free again: the same server can try once more
         await finish(server)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def in_time_wait(port: int) -> bool:
-    """A TCP connection on 127.0.0.1:`port` in TIME-WAIT (Linux /proc/net/tcp, state 06)."""
-    local = f"0100007F:{port:04X}"
-    with open("/proc/net/tcp") as table:
-        return any(line.split()[1] == local and line.split()[3] == "06" for line in list(table)[1:])
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads Linux's /proc/net/tcp")

@@ -21,22 +21,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.kt_process import free_port, in_time_wait
+
 from .conftest import Box
-
-TIME_WAIT = "06"  # /proc/net/tcp's state
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def in_time_wait(port: int) -> bool:
-    local = f"0100007F:{port:04X}"
-    with open("/proc/net/tcp") as table:
-        rows = [line.split() for line in list(table)[1:]]
-    return any(row[1] == local and row[3] == TIME_WAIT for row in rows)
 
 
 def redirect_ports(box: Box) -> list[int | None]:
