@@ -462,8 +462,11 @@ def test_LF_04_login_replaces_an_unreadable_session_and_says_so(
     result = signed_in.login()
     assert result.code == 0, result.stderr
     notice = [line for line in result.stderr.splitlines() if "cannot be read" in line]
-    assert len(notice) == 1 and notice[0].startswith("Warning: "), result.stderr
-    assert "profile 'default'" in notice[0] and "this login replaces it" in notice[0]
+    assert len(notice) == 1, result.stderr  # --json: the warning is one JSON line on stderr
+    warning = json.loads(notice[0])["warning"]
+    assert warning["code"] == "kt.warning"
+    assert "profile 'default'" in warning["message"]
+    assert warning["message"].endswith("this login replaces it")
     assert signed_in.kt("auth", "whoami").code == 0
     assert stat.S_IMODE(signed_in.credentials.stat().st_mode) == 0o600
 
