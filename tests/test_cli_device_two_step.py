@@ -151,8 +151,8 @@ def test_a_pending_file_others_may_read_is_refused(env):
     [
         (("--complete", "../../etc/passwd"), "not a sign-in handle"),
         (("--cancel", "d" + "0" * 24, "--complete", "d" + "0" * 24), "one of --start"),
-        (("--browser", "--start"), "--start works with --device"),
-        (("--start",), "use kt auth login --device --start"),
+        (("--start",), "--start needs --browser or --device"),
+        (("--device", "--start", "--email", "a@example.com"), "drop --email"),
     ],
 )
 def test_usage_errors(env, args, says):

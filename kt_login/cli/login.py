@@ -17,7 +17,7 @@ from ..signin.password import password_sign_in
 from ..store.pending import check_handle
 from .app import Invocation, common_options, read_secret_line
 from .login_oauth import run_browser_login, run_device_login
-from .login_steps import run_cancel, run_complete, run_device_start
+from .login_steps import run_browser_start, run_cancel, run_complete, run_device_start
 from .step_up import code_rejected, continue_hints, prompt_code
 from .views import logged_in_line, session_document
 
@@ -110,8 +110,8 @@ class LoginOptions:
 @click.option(
     "--start",
     is_flag=True,
-    help="With --device: print the code, the URL and a handle, and exit at once; finish with "
-    "--complete HANDLE.",
+    help="With --browser or --device: print the link (or code and URL) and a handle, and exit "
+    "at once; finish with --complete HANDLE.",
 )
 @click.option(
     "--complete",
@@ -142,9 +142,9 @@ def login(inv: Invocation, **flags: Any) -> None:
     line on stderr before they wait: the sign-in URL and the listener's port, or the device
     code and where to enter it.
 
-    For agents and scripts: --device --start prints the code, the URL and a handle and exits
-    at once; --complete HANDLE [--wait SECONDS] finishes it; --with-token < FILE keeps an
-    existing API token.
+    For agents and scripts: --browser --start or --device --start prints the sign-in link (or
+    the code and URL) and a handle and exits at once; --complete HANDLE [--wait SECONDS]
+    finishes it; --with-token < FILE keeps an existing API token.
 
     Without a method: password when --email is given, the browser when one can be opened, the
     device flow when none can (SSH without a display, no DISPLAY/WAYLAND_DISPLAY, a container).
@@ -293,10 +293,21 @@ def run_two_step(inv: Invocation, opts: LoginOptions) -> None:
         else:
             run_complete(inv, handle, wait=opts.wait)
         return
-    if opts.browser or opts.no_browser:
-        raise UsageError("--start works with --device for now (a browser sign-in needs kt running)")
-    if not opts.device or opts.email or opts.password is not None or opts.password_stdin:
-        raise UsageError("--start begins a device sign-in: use kt auth login --device --start")
+    if opts.email or opts.password is not None or opts.password_stdin or opts.with_token:
+        raise UsageError("--start begins a browser or device sign-in: drop --email/--password")
+    if opts.browser == opts.device:
+        raise UsageError("--start needs --browser or --device")
+    if opts.browser:
+        run_browser_start(
+            inv,
+            insecure_storage=opts.insecure_storage,
+            issuer=opts.issuer,
+            client_id=opts.client_id,
+            scope=opts.scope,
+            port=opts.port,
+            timeout=opts.timeout,
+        )
+        return
     run_device_start(
         inv,
         insecure_storage=opts.insecure_storage,

@@ -5,6 +5,15 @@ HANDLE` forgets it. The pending state is store/pending.py's owner-only file."""
 
 from __future__ import annotations
 
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
 import click
 
 from ..errors import KtError, NetworkError, NotLoggedIn, OAuthError, ServerError, UsageError
@@ -16,13 +25,22 @@ from ..signin.device import (
     wait_for_approval,
 )
 from ..signin.oidc import SignInRequest
-from ..store.pending import delete_pending, load_pending, new_handle, save_pending
+from ..store.pending import (
+    delete_pending,
+    load_pending,
+    new_handle,
+    read_state,
+    save_pending,
+    write_state,
+)
 from ..text import run_hint
 from .app import Invocation
 from .login_oauth import Countdown, _finish, _prepare
 from .views import timestamp
 
 STATE_VERSION = 1
+HOLDER_START_TIMEOUT = 60.0  # for the listener to be up and the link ready
+COMPLETE_POLL = 0.2  # how often --complete looks at a browser sign-in's state
 
 
 def _command(*words: str) -> str:
@@ -94,6 +112,10 @@ def run_device_start(
 
 def run_complete(inv: Invocation, handle: str, *, wait: int) -> None:
     directory = inv.base_settings.dir
+    state = read_state(directory, handle)
+    if state is not None and state.get("method") == "browser":
+        _complete_browser(inv, handle, state, wait=wait)
+        return
     keyring = inv.session_store.keyring
     found = load_pending(directory, handle, keyring=keyring)
     state, device_code = found if found is not None else ({}, "")
@@ -174,6 +196,9 @@ def run_complete(inv: Invocation, handle: str, *, wait: int) -> None:
 
 
 def run_cancel(inv: Invocation, handle: str) -> None:
+    state = read_state(inv.base_settings.dir, handle)
+    if state is not None and state.get("method") == "browser":
+        _stop_holder(state, handle)
     removed = delete_pending(inv.base_settings.dir, handle, keyring=inv.session_store.keyring)
     if not removed:
         raise UsageError(
@@ -183,3 +208,177 @@ def run_cancel(inv: Invocation, handle: str) -> None:
         {"cancelled": True, "handle": handle},
         [f"Cancelled sign-in {handle}; its code can no longer be used from this machine."],
     )
+
+
+# --------------------------------------------------------------------------- --browser --start
+
+
+def run_browser_start(
+    inv: Invocation,
+    *,
+    insecure_storage: bool,
+    issuer: str | None,
+    client_id: str | None,
+    scope: str | None,
+    port: int,
+    timeout: int,
+) -> None:
+    """Spawn the process that holds the listener (cli/browser_holder.py), print the link it
+    gives and exit; the holder finishes the sign-in and leaves the outcome for --complete."""
+    _, login = _prepare(
+        inv, insecure_storage=insecure_storage, issuer=issuer, client_id=client_id, scope=scope
+    )
+    directory = inv.base_settings.dir
+    handle = new_handle()
+    now = inv.now()
+    write_state(
+        directory,
+        handle,
+        {
+            "version": STATE_VERSION,
+            "method": "browser",
+            "status": "starting",
+            "profile": inv.profile,
+            "api_url": login.api_url,
+            "issuer": login.issuer,
+            "client_id": login.client_id,
+            "scope": login.scope,
+            "port": port,
+            "timeout": timeout,
+            "expires_at": now + timeout,
+            "insecure_storage": insecure_storage,
+        },
+    )
+    holder = subprocess.Popen(  # noqa: S603 - this interpreter, our module, our arguments
+        [sys.executable, "-m", "kt_login.cli.browser_holder", handle, str(directory)],
+        env=dict(inv.app.env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # not ended with this terminal's session or process group
+        close_fds=True,
+    )
+    assert holder.stdout is not None
+    ready, _, _ = select.select([holder.stdout], [], [], HOLDER_START_TIMEOUT)
+    line = holder.stdout.readline() if ready else b""
+    holder.stdout.close()
+    try:
+        said: dict[str, Any] = json.loads(line) if line else {}
+    except ValueError:
+        said = {}
+    if "sign_in_url" not in said:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait()
+        delete_pending(directory, handle, keyring=inv.session_store.keyring)
+        raise _error_from(said.get("error") or {"message": "the sign-in listener did not start"})
+    complete = _command("kt", "auth", "login", "--complete", handle)
+    cancel = _command("kt", "auth", "login", "--cancel", handle)
+    url = str(said["sign_in_url"])
+    inv.console.result(
+        {
+            "handle": handle,
+            "method": "browser",
+            "profile": inv.profile,
+            "sign_in_url": url,
+            "redirect_uri": said.get("redirect_uri"),
+            "expires_at": timestamp(now + timeout),
+            "expires_in": timeout,
+            "complete_command": complete,
+            "cancel_command": cancel,
+        },
+        [
+            f"To sign in, open this link in a browser on this machine (it works once, until "
+            f"{timestamp(now + timeout)}):",
+            f"  {url}",
+            "Then finish here with:",
+            f"  {complete}",
+        ],
+    )
+
+
+def _complete_browser(inv: Invocation, handle: str, state: dict[str, Any], *, wait: int) -> None:
+    directory = inv.base_settings.dir
+    deadline = time.monotonic() + wait
+    while True:
+        status = state.get("status")
+        if status in ("done", "failed"):
+            break
+        if not _alive(state, handle):
+            state = read_state(directory, handle) or state  # it may have just finished
+            if state.get("status") in ("done", "failed"):
+                break
+            state = {
+                **state,
+                "status": "failed",
+                "error": {
+                    "message": "the sign-in's listener stopped before the sign-in finished",
+                    "exit_code": 1,
+                },
+            }
+            break
+        if time.monotonic() >= deadline:
+            pending = NotLoggedIn(
+                f"sign-in {handle} has not come back from the browser yet (waited {wait} s); "
+                f"it can be finished until {timestamp(float(state['expires_at']))}",
+                hint=run_hint("kt", "auth", "login", "--complete", handle),
+            )
+            pending.code = "auth.sign_in_pending"
+            raise pending
+        time.sleep(COMPLETE_POLL)
+        state = read_state(directory, handle) or {
+            **state,
+            "status": "failed",
+            "error": {"message": "it was cancelled"},
+        }
+    delete_pending(directory, handle, keyring=inv.session_store.keyring)
+    if state["status"] == "failed":
+        raise _error_from(state.get("error") or {})
+    inv.console.result(state["result"], [_logged_in_text(state["result"])])
+
+
+def _logged_in_text(doc: dict[str, Any]) -> str:
+    user = doc.get("user") or {}
+    return (
+        f"Logged in to {doc.get('api_url')} as {user.get('name') or user.get('email')}. "
+        f"Session stored in: {doc.get('credential_store')}."
+    )
+
+
+def _error_from(error: dict[str, Any]) -> KtError:
+    failure = KtError(str(error.get("message") or "the sign-in failed"), hint=error.get("hint"))
+    failure.code = str(error.get("code") or "kt.error")
+    code = error.get("exit_code")
+    failure.exit_code = code if isinstance(code, int) and 0 < code < 256 else 1
+    return failure
+
+
+def _alive(state: dict[str, Any], handle: str) -> bool:
+    """Is this sign-in's holder still running? (True until it has said who it is.)"""
+    pid = state.get("pid")
+    if not isinstance(pid, int):
+        return state.get("status") == "starting"
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):  # gone, or another user's: not ours
+        return False
+    return _is_holder(pid, handle)
+
+
+def _is_holder(pid: int, handle: str) -> bool:
+    """Only this sign-in's holder is ever signalled, never a process that got its pid later."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = fh.read().split(b"\0")
+    except OSError:
+        return True  # no /proc (not Linux): the pid is all there is to go on
+    return b"kt_login.cli.browser_holder" in argv and handle.encode() in argv
+
+
+def _stop_holder(state: dict[str, Any], handle: str) -> None:
+    pid = state.get("pid")
+    if isinstance(pid, int) and _alive(state, handle):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass

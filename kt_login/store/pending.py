@@ -61,9 +61,7 @@ def save_pending(
         state["device_code_in"] = "file"
         state["device_code"] = device_code
     try:
-        make_config_dir(Path(config_dir))
-        make_private_dir(Path(config_dir) / PENDING_DIR)
-        atomic_write(_path(config_dir, handle), json.dumps(state, sort_keys=True).encode())
+        write_state(config_dir, handle, state)
     except BaseException:
         if keyring is not None:
             keyring.delete_item(_item(handle))
@@ -88,6 +86,19 @@ def load_pending(
             f"the device code of sign-in {handle} is gone", hint="start the sign-in again"
         )
     return state, code
+
+
+def write_state(config_dir: Path, handle: str, state: dict[str, Any]) -> None:
+    """Write a pending sign-in that holds no secret (a browser sign-in's: its secrets live in
+    the process holding its listener)."""
+    make_config_dir(Path(config_dir))
+    make_private_dir(Path(config_dir) / PENDING_DIR)
+    atomic_write(_path(config_dir, handle), json.dumps(state, sort_keys=True).encode())
+
+
+def read_state(config_dir: Path, handle: str) -> dict[str, Any] | None:
+    """The pending sign-in's state, None when there is none."""
+    return _read(config_dir, handle)
 
 
 def _read(config_dir: Path, handle: str) -> dict[str, Any] | None:
