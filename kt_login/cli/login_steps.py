@@ -299,6 +299,10 @@ def run_browser_start(
 
 def _complete_browser(inv: Invocation, handle: str, state: dict[str, Any], *, wait: int) -> None:
     directory = inv.base_settings.dir
+    if inv.profile_flag and inv.profile_flag != state.get("profile"):
+        raise UsageError(
+            f"sign-in {handle} is for profile {state.get('profile')!r}, not {inv.profile_flag!r}"
+        )
     deadline = time.monotonic() + wait
     while True:
         status = state.get("status")
@@ -329,7 +333,7 @@ def _complete_browser(inv: Invocation, handle: str, state: dict[str, Any], *, wa
         state = read_state(directory, handle) or {
             **state,
             "status": "failed",
-            "error": {"message": "it was cancelled"},
+            "error": {"message": f"sign-in {handle} was cancelled"},
         }
     delete_pending(directory, handle, keyring=inv.session_store.keyring)
     if state["status"] == "failed":
