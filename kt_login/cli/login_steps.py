@@ -220,13 +220,18 @@ def run_browser_start(
     issuer: str | None,
     client_id: str | None,
     scope: str | None,
-    port: int,
+    port: int | None,
     timeout: int,
 ) -> None:
     """Spawn the process that holds the listener (cli/browser_holder.py), print the link it
     gives and exit; the holder finishes the sign-in and leaves the outcome for --complete."""
     _, login = _prepare(
-        inv, insecure_storage=insecure_storage, issuer=issuer, client_id=client_id, scope=scope
+        inv,
+        insecure_storage=insecure_storage,
+        issuer=issuer,
+        client_id=client_id,
+        scope=scope,
+        port=port,  # --port, else the profile's port, else any free one
     )
     directory = inv.base_settings.dir
     handle = new_handle()
@@ -243,7 +248,7 @@ def run_browser_start(
             "issuer": login.issuer,
             "client_id": login.client_id,
             "scope": login.scope,
-            "port": port,
+            "port": login.port,
             "timeout": timeout,
             "expires_at": now + timeout,
             "insecure_storage": insecure_storage,
