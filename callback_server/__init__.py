@@ -52,7 +52,10 @@ What it guarantees:
   a fixed port is taken: it never falls back to another port).
 
 `parse_redirect()` applies the same checks to a redirect URL a person pasted (for flows where the
-browser runs on another machine).
+browser runs on another machine). `CallbackServer.offer_pasted(text)` (and `receive`'s
+`accept_pasted`) takes such a pasted answer while the listener waits: the whole redirected URL, or
+`CODE#STATE` from a provider's "copy this code" page; same state check, first answer wins, pasted
+or called back, and a second is never taken.
 
 It needs aiohttp and nothing else; importing it is cheap: aiohttp is loaded when a server starts.
 """

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 # RFC 6749 §3.1: response parameters MUST NOT be included more than once (EH-01).
 _SINGLE_VALUED = frozenset({"code", "state", "iss", "error", "error_description", "error_uri"})
 _MAX_FIELDS = 64
+_MAX_PASTE = 8190  # like a request line: authorization codes fit easily
+# A code and its state as a provider's "copy this code" page shows them: CODE#STATE or CODE STATE.
+_PAIR = re.compile(r"([A-Za-z0-9._~+/=-]+)(?:#|\s+)([A-Za-z0-9._~+/=-]+)")
+_BARE = re.compile(r"[A-Za-z0-9._~+/=-]+")
 
 
 class CallbackError(Exception):
@@ -107,3 +112,37 @@ def parse_redirect(url: str, *, redirect_uri: str, state: str) -> CallbackResult
     if result is None:
         raise CallbackError("the pasted URL does not carry a valid response for this sign-in")
     return result
+
+
+def pasted_query(text: str, *, redirect_uri: str) -> str:
+    """The raw query a pasted answer stands for, to be judged like a callback's (`judge`).
+
+    Two forms: the whole address the browser ended on, whose scheme, host, port and path must
+    equal `redirect_uri`'s (its query is taken as is, `iss` included); or a code with its state
+    as a provider's page shows them, `CODE#STATE` or `CODE STATE` (no `iss` then: a caller whose
+    provider promises one refuses it, RFC 9207 §2.4). A code alone is refused: its state could
+    not be checked. Raises CallbackError with a fixed message (it never quotes the paste).
+    """
+    text = text.strip()
+    if not text or len(text) > _MAX_PASTE:
+        raise CallbackError("nothing that looks like a sign-in answer was pasted")
+    if "://" in text:
+        try:
+            got, want = urlsplit(text), urlsplit(redirect_uri)
+            same_place = (got.scheme, got.netloc, got.path) == (want.scheme, want.netloc, want.path)
+        except ValueError:
+            same_place = False
+        if not same_place:
+            raise CallbackError("the pasted address is not this sign-in's redirect address")
+        return got.query
+    if pair := _PAIR.fullmatch(text):
+        return urlencode({"code": pair[1], "state": pair[2]})
+    if _BARE.fullmatch(text):
+        raise CallbackError(
+            "a code alone cannot be checked against this sign-in: paste it with its state"
+            " (CODE#STATE), or the whole address the browser ended on"
+        )
+    raise CallbackError(
+        "paste the whole address the browser ended on, or the code and state as the page"
+        " shows them (CODE#STATE)"
+    )

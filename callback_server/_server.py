@@ -21,6 +21,7 @@ from ._result import (
     LinkReused,
     PortInUse,
     judge,
+    pasted_query,
 )
 
 if TYPE_CHECKING:
@@ -175,6 +176,26 @@ class CallbackServer:
         finally:
             await self.close()
 
+    def offer_pasted(self, text: str) -> str | None:
+        """An answer a person pasted (the browser was on another machine), judged exactly like a
+        callback (`pasted_query`, then the same state check): it completes the wait, and no
+        callback can any more, unless a result was taken first. None when it was taken, else
+        why not (a fixed line that never quotes the paste); the wait goes on then. Call it on
+        the server's event loop."""
+        if self._done is None:
+            raise RuntimeError("call start() before offer_pasted()")
+        if self._claimed:
+            return "this sign-in already has its answer; a second one is never taken"
+        try:
+            result = judge(pasted_query(text, redirect_uri=self.redirect_uri), self._state)
+        except CallbackError as exc:
+            return str(exc)
+        if result is None:
+            return "the pasted answer does not belong to this sign-in (its state does not match)"
+        self._claimed = True
+        self._done.set_result(result)
+        return None
+
     async def close(self) -> None:
         """Stop listening and drop open connections. Safe to call more than once."""
         runner, self._runner = self._runner, None
@@ -277,12 +298,17 @@ def receive(
     timeout: float = 300.0,
     pages: Pages = DEFAULT_PAGES,
     authorization_url: Callable[[str], str] | None = None,
+    accept_pasted: Callable[[Callable[[str], str | None]], Callable[[], None]] | None = None,
 ) -> CallbackResult:
     """Receive one callback in a fresh event loop; see the package docstring.
 
     Without `authorization_url`, `on_ready` gets the redirect_uri. With it, `authorization_url`
     gets the redirect_uri and returns the authorization request's URL, and `on_ready` gets the
-    one-time link to it (`CallbackServer.one_time_link`) to open or show instead."""
+    one-time link to it (`CallbackServer.one_time_link`) to open or show instead.
+
+    `accept_pasted(offer)`, called on the loop after `on_ready`, starts taking pasted answers
+    (a prompt) and returns what stops it; `offer` is `CallbackServer.offer_pasted`. The first
+    answer wins, pasted or called back; the stop runs before `receive` returns or raises."""
 
     async def run() -> CallbackResult:
         server = CallbackServer(state=state, path=path, port=port, timeout=timeout, pages=pages)
@@ -291,7 +317,13 @@ def receive(
                 on_ready(server.redirect_uri)
             else:
                 on_ready(server.one_time_link(authorization_url(server.redirect_uri)))
-            return await server.wait()
+            if accept_pasted is None:
+                return await server.wait()
+            stop = accept_pasted(server.offer_pasted)
+            try:
+                return await server.wait()
+            finally:
+                stop()
 
     return asyncio.run(run())
 
