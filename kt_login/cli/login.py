@@ -137,8 +137,11 @@ def login(inv: Invocation, **flags: Any) -> None:
     and an MFA account exits 4 with the `kt auth mfa challenge` command to run.
 
     With --browser, your browser opens the sign-in page (password, MFA or your company's
-    single sign-on) and sends the result back to kt on 127.0.0.1. With --device, kt shows a
-    short code and a QR code to approve on another device. With --json, both print one JSON
+    single sign-on) and sends the result back to kt on 127.0.0.1; on a terminal kt also takes
+    the answer pasted from a browser on another machine (the whole address it ended on, or
+    CODE#STATE from the provider's page), checked like the callback: first one wins. With
+    --device, kt shows a short code and a QR code to approve on another device. With --json,
+    both print one JSON
     line on stderr before they wait: the sign-in URL and the listener's port, or the device
     code and where to enter it.
 

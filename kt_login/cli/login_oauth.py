@@ -4,7 +4,11 @@ sign-ins themselves are `signin.browser` and `signin.device`."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import socket
+import sys
+import termios
 from collections.abc import Callable
 from typing import Any, TextIO, cast
 from urllib.parse import urlsplit
@@ -100,8 +104,92 @@ def _browser_sign_in(
         ),
         clock=inv.app.clock,
         rerun=rerun,
+        accept_pasted=PastePrompt(inv, sys.stdin.fileno()) if _can_prompt(inv) else None,
     )
     _finish(inv, signed, login, store, method="browser")
+
+
+def _can_prompt(inv: Invocation) -> bool:
+    """A person at a terminal whose input kt can watch while the listener waits (POSIX)."""
+    if not inv.interactive or sys.platform == "win32":
+        return False
+    try:
+        return os.isatty(sys.stdin.fileno())
+    except (AttributeError, OSError, ValueError):  # a test's stdin without a descriptor
+        return False
+
+
+class PastePrompt:
+    """The paste-back prompt beside the loopback listener (issue 13 item 1): where the browser
+    runs on another machine, its redirect to 127.0.0.1 never reaches kt, and the person pastes
+    the address it ended on (or CODE#STATE from a provider's page) instead. Each line goes to
+    the listener's `offer`, which judges it exactly like a callback; a refused one is said and
+    the wait goes on. Whichever answer comes first wins: when the callback does, the prompt ends
+    and what was typed but not entered is discarded, so nothing reaches the shell afterwards.
+    The terminal stays in its normal line mode throughout: there is nothing to restore."""
+
+    def __init__(self, inv: Invocation, fd: int) -> None:
+        self._console, self._fd = inv.console, fd
+
+    def __call__(self, offer: Callable[[str], str | None]) -> Callable[[], None]:
+        loop = asyncio.get_running_loop()
+        err = self._console.err
+        pending = bytearray()
+        state = {"reading": True, "answered": False}
+
+        def ask() -> None:
+            err.write("Paste here and press Enter: ")
+            err.flush()
+
+        def stop_reading() -> None:
+            if state["reading"]:
+                state["reading"] = False
+                loop.remove_reader(self._fd)
+
+        def readable() -> None:
+            try:
+                chunk = os.read(self._fd, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:  # end of input (Ctrl-D): the browser may still answer
+                stop_reading()
+                err.write("\n")
+                err.flush()
+                return
+            pending.extend(chunk)
+            while b"\n" in pending:
+                line, _, rest = bytes(pending).partition(b"\n")
+                pending[:] = rest
+                text = line.decode(errors="replace")
+                if not text.strip():
+                    ask()
+                    continue
+                why = offer(text)
+                if why is None:
+                    state["answered"] = True
+                    stop_reading()
+                    return
+                self._console.warn(why)
+                ask()
+
+        def stop() -> None:
+            was_reading = state["reading"]
+            stop_reading()
+            if was_reading and not state["answered"]:
+                try:  # typed ahead but not entered: it must not run as a shell command later
+                    termios.tcflush(self._fd, termios.TCIFLUSH)
+                except termios.error:
+                    pass
+                err.write("\n")
+                err.flush()
+
+        self._console.info(
+            "If your browser is on another machine, it cannot reach 127.0.0.1 here: paste the"
+        )
+        self._console.info("address it ended on (or CODE#STATE from the provider's page) instead.")
+        ask()
+        loop.add_reader(self._fd, readable)
+        return stop
 
 
 def show_sign_in_url(

@@ -40,12 +40,16 @@ def browser_sign_in(
     show_url: Callable[[str, str], None],
     clock: Callable[[], float] = time.time,
     rerun: Callable[[int], str] | None = None,
+    accept_pasted: Callable[[Callable[[str], str | None]], Callable[[], None]] | None = None,
 ) -> SignedIn:
     """`show_url` gets the sign-in link and the redirect_uri once the listener is up: to open a
     browser on the link, or to print it for the person to open. The link is the listener's
     one-time link, never the authorization request itself: state, nonce and PKCE challenge stay
     off every command line (issue 11 case 1, docs/security.md LU-01). `rerun(port)` is the hint
-    to sign in again on a fixed port (default: `kt auth login --browser --port PORT`)."""
+    to sign in again on a fixed port (default: `kt auth login --browser --port PORT`).
+    `accept_pasted` takes pasted answers while the listener waits (a browser on another machine):
+    judged like the callback, first one wins (`callback_server.receive`); what is pasted then
+    meets the same checks as a callback (state, iss, one code exchange)."""
     meta = drive(discover(login.issuer), http)
     scope = scope_to_ask(login, meta)
     state = new_state()
@@ -72,6 +76,7 @@ def browser_sign_in(
             on_ready=lambda link: show_url(link, pending[0].redirect_uri),
             port=login.port,
             timeout=login.timeout,
+            accept_pasted=accept_pasted,
         )
     except LinkReused:
         raise SignInLinkReused(
