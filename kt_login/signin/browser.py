@@ -82,7 +82,7 @@ def browser_sign_in(
         raise SignInLinkReused(
             "the sign-in link was opened twice, so someone else on this computer may have opened"
             " it: kt stopped this sign-in and stored nothing",
-            hint="run kt auth login --browser again, and open its link only once",
+            hint="open its link only once: " + run_hint("kt", "auth", "login", "--browser"),
         ) from None
     except CallbackTimeout:
         (request,) = pending
@@ -158,12 +158,13 @@ def _exchange(
         # invalid_code for a PKCE verifier): at this endpoint all mean the code was refused.
         raise exc.restated(
             "the identity provider refused the grant: it did not accept the sign-in code",
-            hint="run kt auth login again",
+            hint=run_hint("kt", "auth", "login", "--browser"),
         ) from None
     except NetworkError as exc:
         # The code may have been spent: retrying could only fail or, worse, trip replay detection.
         raise NetworkError(
-            exc.message, hint="the sign-in was not completed; run kt auth login again"
+            exc.message,
+            hint="the sign-in was not completed; " + run_hint("kt", "auth", "login", "--browser"),
         ) from None
 
 
