@@ -63,7 +63,8 @@ class Credential:
             if self.source == ENVIRONMENT:
                 exc.message = f"the API token in KEEPTRUSTS_API_TOKEN was refused ({exc.message})"
                 exc.hint = (
-                    "set KEEPTRUSTS_API_TOKEN to a valid token, or unset it to use kt auth login"
+                    "set KEEPTRUSTS_API_TOKEN to a valid token, or unset it to use the stored "
+                    "session"
                 )
             elif self.foreign_issuer is not None:
                 # Signing in at the same provider again would bring the same refusal.

@@ -24,6 +24,7 @@ import httpx2
 from .errors import ServerError, ValidationFailed
 from .flows import Flow, drive
 from .flows.transport import check_size, json_document
+from .text import run_hint
 
 # The one algorithm allow-list: asymmetric only, so no `none` and no HS* keyed with a public key.
 ALLOWED_ALGS = frozenset(
@@ -54,7 +55,9 @@ class IdClaims:
 
 
 def _invalid(why: str) -> ValidationFailed:
-    return ValidationFailed(f"the ID token is not valid: {why}", hint="run kt auth login again")
+    return ValidationFailed(
+        f"the ID token is not valid: {why}", hint=run_hint("kt", "auth", "login")
+    )
 
 
 def parse_jwks(body: bytes) -> list[Any]:

@@ -8,6 +8,7 @@ an Authenticator). What a command does with them lives in those layers, not here
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,10 +23,10 @@ import httpx2
 from .. import config
 from ..api import ApiClient, make_http_client
 from ..authenticate import Authenticator, Credential, NoCredential, sign_in_method_flags
-from ..errors import KtError, StoreError, UsageError
+from ..errors import KtError, StoreError, StoreUnavailable, UsageError
 from ..output import Console
 from ..session import Session
-from ..store import Location, SessionStore, keyring_max_bytes, keyring_timeout
+from ..store import UNAVAILABLE_HINT, Location, SessionStore, keyring_max_bytes, keyring_timeout
 from ..text import clean, run_hint
 from .profiles import complete_profiles
 
@@ -90,9 +91,51 @@ def common_options(fn: F) -> F:
         app = ctx.find_object(App) or App()
         inv = Invocation(app, profile_flag=profile, api_url_flag=api_url, json_mode=json_mode)
         ctx.call_on_close(inv.close)  # when the command ends, however it ends
-        return fn(inv, *args, **kw)
+        try:
+            return fn(inv, *args, **kw)
+        except KtError as exc:
+            exc.hint = inv.working_hint(exc, ctx)
+            raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def _given(ctx: click.Context, **changes: object) -> list[tuple[str, list[str]]]:
+    """The options of the command being run as the person gave them — (parameter name, its
+    words) — with `changes` (a parameter's name → its new value) applied; secrets left out."""
+    values = {**ctx.params, **changes}
+    given: list[tuple[str, list[str]]] = []
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name is None:
+            continue
+        value = values.get(param.name)
+        if param.name in _NEVER_REPEATED or value in (None, False, ()) or value == param.default:
+            continue
+        flag = max(param.opts, key=len)
+        if param.is_flag:
+            given.append((param.name, [flag]))
+            continue
+        for one in value if param.multiple and isinstance(value, tuple | list) else (value,):
+            given.append((param.name, [flag, str(one)]))
+    return given
+
+
+def _rerun(ctx: click.Context, **changes: object) -> list[str]:
+    """The command being run again, as the person gave it, with `changes` applied."""
+    words = ["kt", *ctx.command_path.split()[1:]]
+    for _, option in _given(ctx, **changes):
+        words += option
+    return words
+
+
+# Secrets, and what only ever makes sense once, are not put into a command to paste.
+_NEVER_REPEATED = frozenset({"password", "debug"})
+# A sign-in method a hint names replaces the ones given that cannot go with it.
+_CONFLICTS = {
+    "--browser": {"device", "email", "password_stdin"},
+    "--device": {"browser", "no_browser", "email", "password_stdin"},
+    "--email": {"browser", "no_browser", "device"},
+}
 
 
 class Invocation:
@@ -260,6 +303,57 @@ class Invocation:
         if api_url or self.api_url_flag:
             flags += ["--api-url", api_url or self.base_settings.api_url.value]
         return run_hint("kt", "auth", "login", *flags)
+
+    def working_hint(self, exc: KtError, ctx: click.Context) -> str | None:
+        """`exc`'s hint made a command that works as printed for this command (issue 12,
+        defect 4): a keyring that cannot be used gets --insecure-storage only where the
+        command has it, and a `kt …` command to run carries this command's --profile and
+        --api-url."""
+        hint = exc.hint
+        if isinstance(exc, StoreUnavailable) and hint == UNAVAILABLE_HINT:
+            if "insecure_storage" in ctx.params:
+                again = run_hint(*_rerun(ctx, insecure_storage=True))
+                hint = (
+                    f"unlock your keyring, or keep the session in a plaintext file (0600): {again}"
+                )
+            else:
+                login = run_hint("kt", "auth", "login", "--insecure-storage")
+                hint = (
+                    "unlock your keyring and try again, or sign in keeping the session in a "
+                    f"plaintext file (0600): {login}"
+                )
+        return self._with_common_flags(hint, ctx)
+
+    def _with_common_flags(self, hint: str | None, ctx: click.Context) -> str | None:
+        """A hint ending in `run: kt …`, completed from this command: the same command again
+        keeps the options given (those the hint names, and the sign-in methods that cannot
+        go with them, aside); any other gets this command's --profile and --api-url."""
+        if not hint or "run: kt " not in hint:
+            return hint
+        before, _, command = hint.rpartition("run: ")
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            return hint
+        if words[:1] != ["kt"] or len(words) < 2:
+            return hint
+        named = {w for w in words if w.startswith("--")}
+        path = ctx.command_path.split()[1:]
+        extra: list[str] = []
+        try:
+            if words[1 : 1 + len(path)] == path:
+                dropped = set().union(*(_CONFLICTS.get(w, set()) for w in named))
+                for name, option in _given(ctx):
+                    if option[0] not in named and name not in dropped:
+                        extra += option
+            else:
+                if self.profile_flag and "--profile" not in named:
+                    extra += ["--profile", self.profile]
+                if self.api_url_flag and "--api-url" not in named:
+                    extra += ["--api-url", self.base_settings.api_url.value]
+        except KtError:  # the flags themselves are what is wrong: the hint stays as it was
+            return hint
+        return f"{before}{run_hint(*words, *extra)}" if extra else hint
 
     def mfa_hint(self, mfa_token: str | None, *, insecure_storage: bool = False) -> str:
         if not mfa_token:

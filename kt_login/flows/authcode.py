@@ -15,6 +15,7 @@ import httpx2
 
 from ..config import check_transport, origin
 from ..errors import OAuthError, ValidationFailed
+from ..text import run_hint
 from .discovery import ProviderMetadata
 from .pkce import new_nonce, new_state, new_verifier, s256
 
@@ -133,14 +134,15 @@ def check_response(
             raise ValidationFailed(
                 f"the provider broke RFC 9207: its error response lacks the issuer (iss) it "
                 f"promised, so it cannot be trusted ({said})",
-                hint="run kt auth login again; if this repeats, tell the provider's administrator",
+                hint="if this repeats, tell the provider's administrator; to try again, "
+                + run_hint("kt", "auth", "login", "--browser"),
             )
         raise ValidationFailed("the sign-in response lacks the issuer (iss) the provider promised")
     if result.error is not None:
         raise OAuthError(
             result.error,
             description=result.error_description,
-            hint="run kt auth login again to retry",
+            hint=run_hint("kt", "auth", "login", "--browser"),
         )
     if not result.code:
         raise ValidationFailed("the sign-in response carries no authorization code")

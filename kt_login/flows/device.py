@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import httpx2
 
 from ..errors import KtError, NetworkError, OAuthError, ServerError, ValidationFailed
-from ..text import clean
+from ..text import clean, run_hint
 from . import Flow, Wait, WaitingFlow
 from .authcode import safe_browser_url
 from .tokens import FORM, TokenResponse, json_reply, parse_token_response
@@ -148,8 +148,8 @@ _RFC_POLL_ERRORS = frozenset(
     {"access_denied", "expired_token", "server_error", "temporarily_unavailable", "invalid_scope"}
 )
 _NOT_ALLOWED_HINT = (
-    "the provider may not allow this client the device grant: "
-    "use kt auth login --browser (with --no-browser over SSH)"
+    "the provider may not allow this client the device grant; sign in in a browser instead "
+    "(with --no-browser over SSH): " + run_hint("kt", "auth", "login", "--browser")
 )
 
 
@@ -175,5 +175,5 @@ def _expired(auth: DeviceAuthorization, last: str) -> OAuthError:
     return OAuthError(
         "expired_token",
         said=f"not approved within {int(auth.expires_in)} s; {last}",
-        hint="run kt auth login --device again",
+        hint=run_hint("kt", "auth", "login", "--device"),
     )

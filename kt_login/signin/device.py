@@ -13,6 +13,7 @@ from ..errors import ValidationFailed
 from ..flows import drive
 from ..flows.device import DeviceAuthorization, poll, request_device_code
 from ..flows.discovery import ProviderMetadata, discover
+from ..text import run_hint
 from .oidc import SignedIn, SignInRequest, checked_sign_in, scope_explained, scope_to_ask
 
 
@@ -71,7 +72,8 @@ def provider_with_device_grant(login: SignInRequest, *, http: httpx2.Client) -> 
         raise ValidationFailed(
             f"{login.issuer} does not offer device sign-in: "
             + meta.missing("device_authorization_endpoint"),
-            hint="use kt auth login --browser (with --no-browser over SSH) or --email",
+            hint="sign in in a browser (with --no-browser over SSH), or with --email: "
+            + run_hint("kt", "auth", "login", "--browser"),
         )
     return meta
 

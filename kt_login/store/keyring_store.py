@@ -30,10 +30,9 @@ KEYRING_TIMEOUT_ENV = "KEEPTRUSTS_KEYRING_TIMEOUT"
 KEYRING_MAX_BYTES_ENV = "KEEPTRUSTS_KEYRING_MAX_BYTES"
 DEFAULT_KEYRING_TIMEOUT = 5.0
 MAX_KEYRING_TIMEOUT = 300.0
-UNAVAILABLE_HINT = (
-    "unlock your keyring, or re-run with --insecure-storage "
-    "to keep the session in a plaintext file (0600)"
-)
+# The command line says what else can be done (cli.app.Invocation.working_hint): only some
+# commands take --insecure-storage.
+UNAVAILABLE_HINT = "unlock your keyring and try again"
 
 T = TypeVar("T")
 
