@@ -130,12 +130,14 @@ def _rerun(ctx: click.Context, **changes: object) -> list[str]:
 
 # Secrets, and what only ever makes sense once, are not put into a command to paste.
 _NEVER_REPEATED = frozenset({"password", "debug"})
-# A sign-in method a hint names replaces the ones given that cannot go with it.
-_CONFLICTS = {
-    "--browser": {"device", "email", "password_stdin"},
-    "--device": {"browser", "no_browser", "email", "password_stdin"},
-    "--email": {"browser", "no_browser", "device"},
-}
+# What a hint to run the same command again keeps of the options given: where the session
+# goes and the sign-in's settings — not the method (the hint names it), nor one-shot steps
+# (--start, --complete) or the output format.
+_CARRIED = frozenset(
+    {"insecure_storage", "issuer", "client_id", "scope", "port", "timeout", "no_qr", "no_browser"}
+)
+# A sign-in method a hint names drops the carried options that cannot go with it.
+_CONFLICTS = {"--device": {"no_browser"}, "--email": {"no_browser"}}
 
 
 class Invocation:
@@ -325,9 +327,9 @@ class Invocation:
         return self._with_common_flags(hint, ctx)
 
     def _with_common_flags(self, hint: str | None, ctx: click.Context) -> str | None:
-        """A hint ending in `run: kt …`, completed from this command: the same command again
-        keeps the options given (those the hint names, and the sign-in methods that cannot
-        go with them, aside); any other gets this command's --profile and --api-url."""
+        """A hint ending in `run: kt …`, completed from this command: it gets this command's
+        --profile and --api-url, and the same command again keeps the sign-in's settings
+        given (_CARRIED: --insecure-storage, --issuer, --scope …) that the hint does not name."""
         if not hint or "run: kt " not in hint:
             return hint
         before, _, command = hint.rpartition("run: ")
@@ -344,13 +346,12 @@ class Invocation:
             if words[1 : 1 + len(path)] == path:
                 dropped = set().union(*(_CONFLICTS.get(w, set()) for w in named))
                 for name, option in _given(ctx):
-                    if option[0] not in named and name not in dropped:
+                    if name in _CARRIED - dropped and option[0] not in named:
                         extra += option
-            else:
-                if self.profile_flag and "--profile" not in named:
-                    extra += ["--profile", self.profile]
-                if self.api_url_flag and "--api-url" not in named:
-                    extra += ["--api-url", self.base_settings.api_url.value]
+            if self.profile_flag and "--profile" not in named:
+                extra += ["--profile", self.profile]
+            if self.api_url_flag and "--api-url" not in named:
+                extra += ["--api-url", self.base_settings.api_url.value]
         except KtError:  # the flags themselves are what is wrong: the hint stays as it was
             return hint
         return f"{before}{run_hint(*words, *extra)}" if extra else hint

@@ -470,7 +470,7 @@ def test_2_invalid_scope_says_what_was_asked_what_is_listed_and_what_works(
     # the options given are kept (issue 12, defect 4), so the command works as printed
     assert error["hint"] == (
         f"run: kt auth login --browser --issuer {box.server.issuer} --client-id {CLIENT_ID} "
-        f"--scope {quoted} --insecure-storage --timeout 20 --json"
+        f"--scope {quoted} --insecure-storage --timeout 20"
     )
     assert not box.server.token_calls()
     assert box.snapshot() == before
@@ -485,7 +485,7 @@ def test_2_invalid_scope_at_device_authorization(box: Box) -> None:
     result = device_login(box)
     assert result.code == 3, result.stderr
     assert result.error()["hint"].startswith("run: kt auth login --device ")
-    assert result.error()["hint"].endswith("--scope openid --insecure-storage --json")
+    assert result.error()["hint"].endswith("--scope openid --insecure-storage")
 
 
 # ------------------------------------------------------------------------ 4. two metadata documents
