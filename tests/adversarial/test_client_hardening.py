@@ -9,7 +9,6 @@ docs/security.md PX-01, NT-05, NU-01, SH-01, DV-01, LC-07).
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import socket
 import subprocess
@@ -156,20 +155,39 @@ def test_PX_01_a_socks_proxy_is_a_clear_error_not_a_crash(
 # --------------------------------------------------------------------------- case 5: unbounded
 
 
+# `python -m kt_login`, reporting on exit the high-water mark of its own address space (VmHWM).
+# Not the rusage of os.wait4: a child spawned by vfork + exec inherits its parent's peak RSS as
+# its ru_maxrss, so that figure was pytest's once the suite's process grew past the limit.
+MEASURED = """
+import atexit, os, runpy, sys
+
+def report():
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["KT_TEST_PEAK_FILE"], "w") as out:
+        out.write(str(kib * 1024))
+
+atexit.register(report)
+sys.argv[0] = "kt"
+runpy.run_module("kt_login", run_name="__main__", alter_sys=True)
+"""
+
+
 def kt_measured(*args: str, env: dict[str, str], input: str = "") -> tuple[Result, int]:
     """`kt` as `kt()` runs it, with the peak resident memory of that one process (bytes)."""
-    out, err = (Path(env["HOME"]) / name for name in ("measured.out", "measured.err"))
+    home = Path(env["HOME"])
+    out, err, peak = (home / name for name in ("measured.out", "measured.err", "measured.peak"))
     with open(out, "w") as o, open(err, "w") as e:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kt_login", *args],
-            env=env, stdin=subprocess.PIPE, stdout=o, stderr=e, text=True,
+            [sys.executable, "-c", MEASURED, *args],
+            env={**env, "KT_TEST_PEAK_FILE": str(peak)},
+            stdin=subprocess.PIPE, stdout=o, stderr=e, text=True,
         )  # fmt: skip
         assert proc.stdin is not None
         proc.stdin.write(input)
         proc.stdin.close()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    return Result(proc.returncode, out.read_text(), err.read_text()), usage.ru_maxrss * 1024
+        proc.wait()
+    return Result(proc.returncode, out.read_text(), err.read_text()), int(peak.read_text())
 
 
 @pytest.mark.parametrize("attack", ["login-reply", "whoami-with-token", "whoami-401-with-session"])
