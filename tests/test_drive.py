@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 import httpx2
 import pytest
-from aiohttp import web
 
 from kt_login.api import ApiClient, make_http_client
 from kt_login.errors import NetworkError, ServerError
 from kt_login.flows import Flow, Wait, WaitingFlow, adrive, drive
 from kt_login.flows.discovery import discover
 from kt_login.flows.transport import MAX_BYTES, MAX_REPLY
+from tests.adversarial.hostile_as import HostileAS
 from tests.fixtures.clock import FakeClock
 from tests.kt_process import free_port
 
@@ -136,55 +136,18 @@ def test_every_cap_is_within_the_transport_cap():
 
 
 async def test_adrive_against_a_real_server_abandons_a_huge_reply() -> None:
-    sent: list[int] = []
-
-    async def huge(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse()
-        await response.prepare(request)
-        chunk = b"x" * 65536
-        try:
-            for _ in range(800):  # 50 MiB if read to the end
-                await response.write(chunk)
-                sent.append(len(chunk))
-        except (ConnectionResetError, ConnectionError):
-            pass
-        return response
-
-    async def metadata(request: web.Request) -> web.Response:
-        issuer = f"http://127.0.0.1:{request.url.port}"
-        return web.json_response(
-            {
-                "issuer": issuer,
-                "authorization_endpoint": issuer + "/authorize",
-                "token_endpoint": issuer + "/token",
-            }
-        )
-
-    app = web.Application()
-    app.router.add_get("/.well-known/openid-configuration", metadata)
-    app.router.add_get("/huge/.well-known/openid-configuration", huge)
-    async with serve(app) as base, httpx2.AsyncClient() as http:
-        meta = await adrive(discover(base), http)
-        assert meta.token_endpoint == base + "/token"
-        with pytest.raises(ServerError, match="too large"):
-            await adrive(discover(base + "/huge"), http)
-        with pytest.raises(NetworkError, match="connection refused"):
-            await adrive(discover(f"http://127.0.0.1:{free_port()}"), http)
-    assert sum(sent) < 20 * MAX_REPLY
-
-
-class serve:
-    """An aiohttp app on 127.0.0.1:0 for the duration of an `async with`; yields its base URL."""
-
-    def __init__(self, app: web.Application) -> None:
-        self._runner = web.AppRunner(app)
-
-    async def __aenter__(self) -> str:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        return f"http://127.0.0.1:{port}"
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._runner.cleanup()
+    """Against the stub provider over real loopback HTTP: its metadata is read, a 600 MiB one is
+    abandoned soon after the cap, and a port nothing listens on is a refused connection."""
+    server = HostileAS().start()
+    try:
+        async with httpx2.AsyncClient() as http:
+            meta = await adrive(discover(server.issuer), http)
+            assert meta.token_endpoint == server.issuer + "/token"
+            server.behaviour.metadata_huge = 600 * 1024 * 1024
+            with pytest.raises(ServerError, match="too large"):
+                await adrive(discover(server.issuer), http)
+            with pytest.raises(NetworkError, match="connection refused"):
+                await adrive(discover(f"http://127.0.0.1:{free_port()}"), http)
+    finally:
+        server.stop()
+    assert server.metadata_sent < 20 * MAX_REPLY
