@@ -46,6 +46,7 @@ def _headless_by_default(monkeypatch: pytest.MonkeyPatch, no_keyring_env: dict[s
     monkeypatch.setattr(keyring.core, "_keyring_backend", fail.Keyring())
     monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", no_keyring_env["DBUS_SESSION_BUS_ADDRESS"])
     monkeypatch.delenv("KEEPTRUSTS_KEYRING_TIMEOUT", raising=False)
+    monkeypatch.delenv("KEEPTRUSTS_KEYRING_MAX_BYTES", raising=False)
 
 
 def use_backend(monkeypatch: pytest.MonkeyPatch, backend: KeyringBackend) -> KeyringBackend:
