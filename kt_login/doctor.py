@@ -96,8 +96,22 @@ def _checks(where: Surroundings) -> Iterator[Check]:
     settings, config_check = _config(where)
     yield config_check
     client, client_error = _client(where)
+    try:
+        yield from _the_rest(where, settings, config_check, client, client_error)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _the_rest(
+    where: Surroundings,
+    settings: config.Settings | None,
+    config_check: Check,
+    client: httpx2.Client | None,
+    client_error: KtError | None,
+) -> Iterator[Check]:
+    skipped = "not checked: kt cannot read its settings until the config file is fixed"
     if settings is None:
-        skipped = "not checked: kt cannot read its settings until the config file is fixed"
         for name in ("api_url", "tls", "clock"):
             yield Check(name, WARN, skipped, config_check.fix)
     else:
@@ -110,14 +124,11 @@ def _checks(where: Surroundings) -> Iterator[Check]:
     yield _loopback()
     yield _browser(where)
     if settings is None:
-        skipped = "not checked: kt cannot read its settings until the config file is fixed"
         yield Check("sessions", WARN, skipped, config_check.fix)
         yield Check("issuer", WARN, skipped, config_check.fix)
         return
     yield _sessions(where, store, settings)
     yield _issuer(settings, client, client_error)
-    if client is not None:
-        client.close()
 
 
 # --------------------------------------------------------------------------------- config
