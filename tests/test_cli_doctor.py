@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 import uuid
@@ -20,7 +19,7 @@ import pytest
 
 from tests.adversarial.hostile_as import DELETE, HostileAS
 from tests.fixtures.devserver import DevServer, start_devserver
-from tests.kt_process import ALICE, Result, base_env, kt, password_login
+from tests.kt_process import ALICE, Result, base_env, free_port, kt, password_login
 
 CHECKS = [
     "config",
@@ -221,9 +220,7 @@ def test_unknown_config_keys_warn_with_the_unset_command(healthy):
 
 
 def test_a_proxy_without_loopback_bypass_warns_and_the_fix_passes(healthy):
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
+    port = free_port()
     proxied = dict(healthy, HTTPS_PROXY=f"http://user:pw-CANARY@127.0.0.1:{port}", NO_PROXY="corp")
     r, checks = doctor(proxied)
     assert r.code == 1
@@ -250,9 +247,7 @@ def test_an_api_that_does_not_answer_fails(healthy, devserver):
     write_config(
         healthy, f'[profiles.{healthy["KEEPTRUSTS_PROFILE"]}]\nissuer = "{devserver.url}"\n'
     )
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    url = f"http://127.0.0.1:{free_port()}"
     r, checks = doctor(healthy, "--api-url", url)
     assert not_ok(checks) == {"api_url": "fail", "clock": "warn"}
     assert "connection refused" in checks["api_url"]["detail"]
