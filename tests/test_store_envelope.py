@@ -14,7 +14,7 @@ import pytest
 from keyring.backends import fail
 
 from kt_login.errors import KtError, StoreError, StoreUnavailable
-from kt_login.store import ENVELOPE_KIND, KEYRING_SERVICE, SessionStore
+from kt_login.store import ENVELOPE_KIND, KEYRING_SERVICE, UNAVAILABLE_HINT, SessionStore
 from tests.fake_keyrings import MemoryKeyring, SizeLimitedKeyring
 from tests.sample_sessions import ACCESS, REFRESH, make_big_oidc_session, make_session
 
@@ -243,7 +243,7 @@ def test_a_keyring_that_refuses_even_the_key_fails_closed(tmp_path: Path) -> Non
     sessions = store_over(tmp_path, backend)
     with pytest.raises(StoreUnavailable, match="for its size") as caught:
         sessions.save("work", make_big_oidc_session(), into=sessions.in_keyring)
-    assert "--insecure-storage" in (caught.value.hint or "")
+    assert caught.value.hint == UNAVAILABLE_HINT  # a keyring that cannot be used: no plaintext
     assert backend.items == {}
     assert everything_written(tmp_path, backend).count("CANARY") == 0
     assert not sealed_file(tmp_path).exists()
