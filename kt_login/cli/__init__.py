@@ -140,7 +140,7 @@ def config_group() -> None:
 def main(argv: list[str] | None = None, *, obj: object = None) -> int:
     """Run `kt`; returns the exit code (0 ok, 1 error, 2 usage, 3 login required, 4 MFA
     required, 5 network, 6 server error, 7 validation failed, 130 interrupted)."""
-    args = sys.argv[1:] if argv is None else argv
+    args = common_options_last(sys.argv[1:] if argv is None else argv)
     json_mode = "--json" in args
     console = Console(json_mode=json_mode)
     debug = "--debug" in args or _debug()
@@ -189,6 +189,37 @@ def main(argv: list[str] | None = None, *, obj: object = None) -> int:
             raise
         return 1
     return 0
+
+
+_COMMON_WITH_VALUE = ("--profile", "--api-url")
+_COMMON_FLAGS = ("--json", "--debug")
+
+
+def common_options_last(args: list[str]) -> list[str]:
+    """The command line with the options every command takes (--profile, --api-url, --json,
+    --debug) moved from before the verbs to the end, where click reads them: `kt --profile work
+    auth whoami` is `kt auth whoami --profile work` (issue 12). Nothing moves past `--` or the
+    first option of the command's own."""
+    moved: list[str] = []
+    kept: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in _COMMON_FLAGS:
+            moved.append(arg)
+            i += 1
+        elif arg in _COMMON_WITH_VALUE and i + 1 < len(args):
+            moved += args[i : i + 2]
+            i += 2
+        elif arg.partition("=")[0] in _COMMON_WITH_VALUE and "=" in arg:
+            moved.append(arg)
+            i += 1
+        elif arg.startswith("-"):
+            break  # "--", --help, --version, or an option of the command's: click reads on
+        else:
+            kept.append(arg)
+            i += 1
+    return [*kept, *args[i:], *moved] if moved else list(args)
 
 
 def _debug() -> bool:
