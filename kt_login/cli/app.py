@@ -253,6 +253,13 @@ class Invocation:
         """The configured API, without a credential (sign-ins)."""
         return self.authenticator.api(self.base_settings.api_url.value)
 
+    def stored_session(self) -> Session | None:
+        """The profile's stored session, or None when there is none or it cannot be read."""
+        try:
+            return self.find_session()[0]
+        except KtError:
+            return None
+
     def find_session(self) -> tuple[Session | None, Location | None]:
         return self.session_store.find(self.profile)
 

@@ -19,7 +19,7 @@ from .app import Invocation, common_options, read_secret_line
 from .login_oauth import run_browser_login, run_device_login
 from .login_steps import run_browser_start, run_cancel, run_complete, run_device_start
 from .step_up import code_rejected, continue_hints, prompt_code
-from .views import logged_in_line, session_document
+from .views import logged_in_line, replaced, replaced_line, session_document
 
 Method = Literal["password", "browser", "device"]
 
@@ -93,7 +93,11 @@ class LoginOptions:
     show_default=True,
     help="Seconds to wait for the browser sign-in.",
 )
-@click.option("--scope", metavar="SCOPES", help="Scopes to ask for (space-separated).")
+@click.option(
+    "--scope",
+    metavar="SCOPES",
+    help="With --browser or --device: scopes to ask for (space-separated).",
+)
 @click.option(
     "--device",
     is_flag=True,
@@ -243,6 +247,12 @@ def run_password_login(inv: Invocation, opts: LoginOptions) -> None:
     password = opts.password
     if password is not None and opts.password_stdin:
         raise UsageError("use either --password or --password-stdin, not both")
+    if opts.scope:  # never silently ignored (issue 12)
+        raise UsageError(
+            "--scope is for --browser and --device sign-ins: an email and password sign-in "
+            "gets the account's own scopes (see kt auth whoami); drop --scope, or sign in with "
+            "--browser or --device"
+        )
     if password is not None:
         inv.console.warn(
             "using --password on the command line is insecure (it shows in process lists and "
@@ -281,8 +291,9 @@ def run_password_login(inv: Invocation, opts: LoginOptions) -> None:
         raise
     finally:
         del password
+    previous = inv.stored_session()
     inv.authenticator.save(store, session)
-    _announce(inv, session, store.kind)
+    _announce(inv, session, store.kind, replaced(previous, session))
 
 
 def run_two_step(inv: Invocation, opts: LoginOptions) -> None:
@@ -350,8 +361,9 @@ def run_token_login(inv: Invocation, opts: LoginOptions) -> None:
     store = inv.store_for_login(insecure_storage=opts.insecure_storage)
     session = api_token_sign_in(inv.api(), token, now=inv.now())
     del token
+    previous = inv.stored_session()
     inv.authenticator.save(store, session)
-    _announce(inv, session, store.kind)
+    _announce(inv, session, store.kind, replaced(previous, session))
 
 
 def _is_tty(stream: object) -> bool:
@@ -359,8 +371,15 @@ def _is_tty(stream: object) -> bool:
     return bool(isatty and isatty())
 
 
-def _announce(inv: Invocation, session: Session, storage: str) -> None:
+def _announce(inv: Invocation, session: Session, storage: str, gone: dict[str, Any] | None) -> None:
+    lines = [logged_in_line(session, storage)]
+    if gone is not None:
+        lines.append(replaced_line(gone, inv.profile))
     inv.console.result(
-        {"logged_in": True, **session_document(session, profile=inv.profile, storage=storage)},
-        [logged_in_line(session, storage)],
+        {
+            "logged_in": True,
+            **session_document(session, profile=inv.profile, storage=storage),
+            "replaced": gone,
+        },
+        lines,
     )

@@ -25,7 +25,7 @@ from ..signin.oidc import SignedIn, SignInRequest
 from ..store import CredentialStore
 from ..text import clean, run_hint
 from .app import Invocation
-from .views import logged_in_line, session_document
+from .views import logged_in_line, replaced, replaced_line, session_document
 
 
 def run_browser_login(
@@ -331,15 +331,21 @@ def _prepare(
 def _finish(
     inv: Invocation, signed: SignedIn, login: SignInRequest, store: CredentialStore, *, method: str
 ) -> None:
+    previous = inv.stored_session()
     session = finish_oauth_sign_in(inv.authenticator, store, signed, login, method=method)
+    gone = replaced(previous, session)
     notices = sign_in_notices(session, signed, now=inv.app.clock())
     for notice in notices:
         inv.console.info(notice)
+    lines = [logged_in_line(session, store.kind)]
+    if gone is not None:
+        lines.append(replaced_line(gone, inv.profile))
     inv.console.result(
         {
             "logged_in": True,
             **session_document(session, profile=inv.profile, storage=store.kind),
             "notices": notices,
+            "replaced": gone,
         },
-        [logged_in_line(session, store.kind)],
+        lines,
     )

@@ -55,6 +55,27 @@ def logged_in_line(session: Session, storage: str) -> str:
     return f"Logged in to {session.api_url} as {who}{org}. Session stored in: {storage}."
 
 
+def replaced(previous: Session | None, session: Session) -> dict[str, Any] | None:
+    """The account a new sign-in took the place of, when it is another one (another person, or
+    another API): what `kt auth login` says it replaced."""
+    if previous is None:
+        return None
+    same = (previous.user_id or previous.user_email, previous.api_url) == (
+        session.user_id or session.user_email,
+        session.api_url,
+    )
+    if same and session_name(previous) == session_name(session):
+        return None
+    return {"user": session_name(previous), "api_url": previous.api_url}
+
+
+def replaced_line(gone: dict[str, Any], profile: str) -> str:
+    return (
+        f"This replaced the session of {clean(gone['user'])} at {clean(gone['api_url'])} "
+        f"(profile {profile!r}), which was signed out."
+    )
+
+
 TOKEN_COLUMNS = ("ID", "NAME", "SCOPES", "STATE", "CREATED", "EXPIRES", "LAST USED", "PREFIX")
 # What a narrow terminal loses first, then what is cut short (output.table).
 _TOKEN_DROP = ("PREFIX", "CREATED", "LAST USED")

@@ -1,0 +1,79 @@
+"""Issue 12's friction list, through the real `kt` against kt-devserver: the common options
+anywhere on the line, a new sign-in that says whom it replaced, --scope never silently ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kt_login.cli import common_options_last
+from kt_login.store import FileStore
+from tests.kt_process import ALICE, kt, password_login
+from tests.sample_sessions import make_session
+
+
+@pytest.fixture
+def env(env):
+    cfg = Path(env["KEEPTRUSTS_CONFIG_DIR"])
+    cfg.mkdir(parents=True, exist_ok=True)
+    (cfg / "config.toml").write_text('credential_store = "file"\n')
+    return env
+
+
+def test_common_options_before_the_verbs_work(env):
+    assert password_login(env, ALICE, "--profile", "work").code == 0
+    who = kt("--profile", "work", "auth", "whoami", env=env)
+    assert who.code == 0, who.stderr
+    assert ALICE[0] in who.stdout
+    status = kt("--json", "auth", "--profile=work", "status", env=env)
+    assert status.code == 0, status.stderr
+    assert status.json()["profile"] == "work"
+    other = kt("auth", "--profile", "nobody", "whoami", env=env)
+    assert other.code == 3 and "profile 'nobody'" in other.stderr
+
+
+@pytest.mark.parametrize(
+    "given, read",
+    [
+        (["--profile", "w", "auth", "whoami"], ["auth", "whoami", "--profile", "w"]),
+        (
+            ["auth", "--json", "token", "list", "--all"],
+            ["auth", "token", "list", "--all", "--json"],
+        ),
+        (["--api-url=http://x", "config", "show"], ["config", "show", "--api-url=http://x"]),
+        (["auth", "whoami", "--profile", "w"], ["auth", "whoami", "--profile", "w"]),
+        (["--help"], ["--help"]),
+        (["--profile"], ["--profile"]),  # no value: click says so
+        (["auth", "login", "--email", "a", "--json"], ["auth", "login", "--email", "a", "--json"]),
+    ],
+)
+def test_where_the_common_options_are_read(given, read):
+    assert common_options_last(given) == read
+
+
+def test_a_sign_in_as_someone_else_says_whom_it_replaced(env):
+    assert password_login(env, ALICE).code == 0
+    again = password_login(env, ALICE, "--json")
+    assert again.code == 0 and again.json()["replaced"] is None  # the same account: nothing to say
+    carol = make_session(
+        api_url=env["KEEPTRUSTS_API_URL"], user_email="carol@example.com", user_id="usr_carol"
+    )
+    store = FileStore(Path(env["KEEPTRUSTS_CONFIG_DIR"]))
+    store.save("default", carol)
+    human = password_login(env, ALICE)
+    assert human.code == 0, human.stderr
+    assert (
+        f"This replaced the session of carol@example.com at {env['KEEPTRUSTS_API_URL']} "
+        "(profile 'default'), which was signed out." in human.stdout
+    )
+    store.save("default", carol)
+    doc = password_login(env, ALICE, "--json").json()
+    assert doc["replaced"] == {"user": "carol@example.com", "api_url": env["KEEPTRUSTS_API_URL"]}
+
+
+def test_scope_is_refused_for_a_password_sign_in(env):
+    r = password_login(env, ALICE, "--scope", "tokens:read")
+    assert r.code == 2
+    assert "--scope is for --browser and --device" in r.stderr
+    assert kt("auth", "status", env=env).code == 3  # nothing was signed in
