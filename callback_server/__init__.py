@@ -30,7 +30,12 @@ What it guarantees:
   TIME-WAIT do not block it; a second live listener on it is still refused (SO_EXCLUSIVEADDRUSE on
   Windows). An OS-chosen port has neither.
   `redirect_uri` uses the same literal: `http://127.0.0.1:PORT/callback` or `http://[::1]:PORT/...`.
-- Only `GET` on exactly `path` with `Host: 127.0.0.1:PORT` counts; fetch()/subresource requests
+  `host="::1"` listens on ::1 only (an error where there is no IPv6 loopback). `host="localhost"`
+  (for providers that refuse IP literals) listens on the same port on both 127.0.0.1 and ::1,
+  each bound to its literal as above, never on the name; where there is no IPv6 loopback, on
+  127.0.0.1 alone (logged at debug level). Its redirect_uri is `http://localhost:PORT/callback`.
+- Only `GET` on exactly `path` with `Host` the redirect_uri's (`127.0.0.1:PORT`, `[::1]:PORT` or
+  `localhost:PORT`, on every family) counts; fetch()/subresource requests
   (`Sec-Fetch-Mode` other than `navigate`) are refused. A response completes the wait only if its
   `state` matches (constant-time) and `code`, `state`, `iss`, `error` each appear at most once,
   with exactly one of `code`/`error`. Anything else gets a static page and the wait goes on, so a
@@ -41,7 +46,8 @@ What it guarantees:
   Every response carries
   `Content-Security-Policy: default-src 'none'`, `Referrer-Policy: no-referrer`,
   `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
-- A one-time link (`one_time_link(url)`: `http://127.0.0.1:PORT/<256 random bits>`) answers
+- A one-time link (`one_time_link(url)`: `http://127.0.0.1:PORT/<256 random bits>`, with the
+  redirect_uri's host) answers
   its first GET with a 302 to `url` and every later GET with the `used` page; a second fetch ends
   the wait with `LinkReused` (someone else opened the link), unless a valid callback came first.
 - Nothing about requests is logged: no access log, and aiohttp's parse errors lose their details.

@@ -40,6 +40,12 @@ SECURITY_HEADERS = {
 _MAX_LINE = 8190  # request line and each header; authorization codes fit easily
 _MAX_HEADERS = 64
 _SHUTDOWN_TIMEOUT = 2.0
+# The hosts a redirect_uri may name. `localhost` is never bound as a name (it could resolve to
+# another interface, RFC 8252 §8.3): it means both loopback literals, on one port.
+LOCALHOST = "localhost"
+REDIRECT_HOSTS = ("127.0.0.1", "::1", LOCALHOST)
+# Attempts at an OS-chosen port free on both 127.0.0.1 and ::1 (for `localhost`).
+_DUAL_STACK_TRIES = 8
 
 
 class _WithholdRequestBytes(logging.Filter):
@@ -62,7 +68,10 @@ _http_log.addFilter(_WithholdRequestBytes())
 class CallbackServer:
     """Listens on 127.0.0.1 (or ::1) for one authorization response carrying `state`.
 
-    `timeout` bounds `wait()`. To abort a wait, cancel the task running it; the listener closes.
+    `host` is what the redirect_uri names: "127.0.0.1" (the default; ::1 when IPv4 loopback is
+    unavailable), "::1" (only ::1), or "localhost" (the same port on 127.0.0.1 and on ::1, or
+    127.0.0.1 alone where there is no IPv6 loopback). `timeout` bounds `wait()`. To abort a
+    wait, cancel the task running it; the listener closes.
     `pages` are the HTML answers to the browser (see `Pages`). `one_time_link()` adds a start
     address that redirects to the authorization request once.
     """
@@ -75,6 +84,7 @@ class CallbackServer:
         port: int = 0,
         timeout: float = 300.0,
         pages: Pages = DEFAULT_PAGES,
+        host: str = "127.0.0.1",
     ) -> None:
         if not state:
             raise ValueError("state must not be empty")
@@ -84,7 +94,10 @@ class CallbackServer:
             raise ValueError("port must be between 0 and 65535")
         if timeout <= 0:
             raise ValueError("timeout must be positive")
+        if host not in REDIRECT_HOSTS:
+            raise ValueError(f"host must be one of {', '.join(REDIRECT_HOSTS)}")
         self._state, self._path, self._port, self._timeout = state, path, port, timeout
+        self._host = host
         self._runner: web.BaseRunner | None = None
         self._redirect_uri: str | None = None
         self._host_header = ""
@@ -112,9 +125,9 @@ class CallbackServer:
             raise RuntimeError("a CallbackServer can be started only once")
         from aiohttp import web
 
-        sock, host = _listen(self._port)
+        socks, host = _listen(self._host, self._port)
         try:
-            port = sock.getsockname()[1]
+            port = socks[0].getsockname()[1]
             authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             server = _server_class()(
                 self._handle,
@@ -128,21 +141,24 @@ class CallbackServer:
             runner = web.ServerRunner(server, shutdown_timeout=_SHUTDOWN_TIMEOUT)
             await runner.setup()
         except BaseException:
-            sock.close()
+            for sock in socks:
+                sock.close()
             raise
         self._runner = runner
         self._host_header = authority
         self._redirect_uri = f"http://{authority}{self._path}"
         self._done = asyncio.get_running_loop().create_future()
         try:
-            await web.SockSite(runner, sock).start()
+            for sock in socks:  # one site per address family, the same handler and Host pin
+                await web.SockSite(runner, sock).start()
         except BaseException:
             await self.close()
             raise
         return self._redirect_uri
 
     def one_time_link(self, target: str) -> str:
-        """A loopback URL, `http://127.0.0.1:PORT/<random path>`, to open instead of `target`.
+        """A loopback URL, `http://127.0.0.1:PORT/<random path>` (the redirect_uri's host), to
+        open instead of `target`.
 
         The first GET on it is answered with a 302 to `target` (the authorization request); any
         later GET gets the `used` page and makes `wait()` raise `LinkReused`, unless a valid
@@ -299,6 +315,7 @@ def receive(
     pages: Pages = DEFAULT_PAGES,
     authorization_url: Callable[[str], str] | None = None,
     accept_pasted: Callable[[Callable[[str], str | None]], Callable[[], None]] | None = None,
+    host: str = "127.0.0.1",
 ) -> CallbackResult:
     """Receive one callback in a fresh event loop; see the package docstring.
 
@@ -311,7 +328,9 @@ def receive(
     answer wins, pasted or called back; the stop runs before `receive` returns or raises."""
 
     async def run() -> CallbackResult:
-        server = CallbackServer(state=state, path=path, port=port, timeout=timeout, pages=pages)
+        server = CallbackServer(
+            state=state, path=path, port=port, timeout=timeout, pages=pages, host=host
+        )
         async with server:
             if authorization_url is None:
                 on_ready(server.redirect_uri)
@@ -334,20 +353,61 @@ def _plain(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text + "\n", headers=SECURITY_HEADERS)
 
 
-def _listen(port: int) -> tuple[socket.socket, str]:
-    """A listening socket on the IPv4 loopback literal, or on ::1 when IPv4 is unavailable."""
+def _listen(host: str, port: int) -> tuple[list[socket.socket], str]:
+    """The listening sockets for a redirect_uri naming `host`, and the host it names."""
+    if host == LOCALHOST:
+        return _listen_dual_stack(port), LOCALHOST
+    if host == "::1":
+        return [_listen_or_fail(socket.AF_INET6, "::1", port)], "::1"
     try:
-        return _listen_on(socket.AF_INET, "127.0.0.1", port), "127.0.0.1"
+        return [_listen_on(socket.AF_INET, "127.0.0.1", port)], "127.0.0.1"
     except OSError as exc:
-        if exc.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+        if exc.errno not in _NO_SUCH_ADDRESS:
             raise _bind_error(exc, "127.0.0.1", port) from None
+    return [_listen_or_fail(socket.AF_INET6, "::1", port)], "::1"
+
+
+_NO_SUCH_ADDRESS = (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
+
+
+def _listen_dual_stack(port: int) -> list[socket.socket]:
+    """`localhost`: one port on 127.0.0.1 and on ::1, as browsers and port forwarders resolve
+    the name either way; 127.0.0.1 alone where this machine has no IPv6 loopback. An OS-chosen
+    port is taken on 127.0.0.1 first; if ::1 has it taken, another one is tried."""
+    for _ in range(_DUAL_STACK_TRIES):
+        v4 = _listen_or_fail(socket.AF_INET, "127.0.0.1", port)
+        chosen = v4.getsockname()[1]
+        try:
+            return [v4, _listen_on(socket.AF_INET6, "::1", chosen, fixed=port != 0)]
+        except OSError as exc:
+            if exc.errno in _NO_SUCH_ADDRESS:
+                _log.debug("no IPv6 loopback (::1) here: localhost is served on 127.0.0.1 only")
+                return [v4]
+            v4.close()
+            if port != 0 or exc.errno != errno.EADDRINUSE:
+                raise _bind_error(exc, "::1", chosen) from None
+    raise CallbackError("cannot find a port free on both 127.0.0.1 and ::1; try again")
+
+
+def _listen_or_fail(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
     try:
-        return _listen_on(socket.AF_INET6, "::1", port), "::1"
+        return _listen_on(family, host, port)
     except OSError as exc:
-        raise _bind_error(exc, "::1", port) from None
+        if exc.errno in _NO_SUCH_ADDRESS:
+            raise CallbackError(
+                f"cannot listen on {host}: this machine has no {_FAMILY_NAME[family]} loopback"
+            ) from None
+        raise _bind_error(exc, host, port) from None
 
 
-def _listen_on(family: socket.AddressFamily, host: str, port: int) -> socket.socket:
+_FAMILY_NAME = {socket.AF_INET: "IPv4", socket.AF_INET6: "IPv6"}
+
+
+def _listen_on(
+    family: socket.AddressFamily, host: str, port: int, *, fixed: bool | None = None
+) -> socket.socket:
+    """`fixed`: whether the port was asked for (default: `port` is not 0); the ::1 half of an
+    OS-chosen `localhost` port is bound to a number but was not asked for."""
     # Our own socket rather than TCPSite, which sets SO_REUSEADDR on every socket and can bind
     # every interface. An OS-chosen port never needs SO_REUSEADDR (RFC 8252 B.5: SHOULD NOT).
     # A fixed port does on Linux and macOS: the last sign-in's connections linger in TIME-WAIT
@@ -356,9 +416,11 @@ def _listen_on(family: socket.AddressFamily, host: str, port: int) -> socket.soc
     # Windows it would let another socket take the port, so Windows has SO_EXCLUSIVEADDRUSE.
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if sys.platform == "win32":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
-        elif port != 0:
+        elif port != 0 if fixed is None else fixed:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(16)

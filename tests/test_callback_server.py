@@ -259,7 +259,17 @@ def test_cb01_regression_guard_no_tcpsite_or_wildcard_host():
                 name = getattr(node.func, "attr", getattr(node.func, "id", ""))
                 assert name not in {"TCPSite", "create_server", "run_app"}, path
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                assert node.value not in {"0.0.0.0", "::", "localhost"}, path
+                assert node.value not in {"0.0.0.0", "::"}, path
+    # `localhost` names a redirect host; it is written once, and never handed to bind (the
+    # sockets of a localhost server are bound to the literals: test_localhost_listens_on_...).
+    constants = [
+        (path.name, node)
+        for path in (REPO / "callback_server").glob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and node.value == "localhost"
+    ]
+    assert [name for name, _ in constants] == ["_server.py"]
+    assert _server.LOCALHOST == "localhost"
 
 
 async def test_cb02_ephemeral_ports_two_servers_at_once():
@@ -350,6 +360,160 @@ async def test_cb03_a_fixed_port_still_refuses_a_second_live_listener():
                     intruder.bind((host, port))
                 assert refused_bind.value.errno == errno.EADDRINUSE, (options, host)
         await finish(server)
+
+
+# --- issue 13 item 2: the redirect host (127.0.0.1, [::1], localhost on both families) --------
+
+
+async def send_from(family_host: str, port: int, target: str, host_header: str) -> Reply:
+    request_bytes = f"GET {target} HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n"
+    return await send_raw(port, request_bytes.encode(), family_host)
+
+
+def bound_addresses(port: int) -> list[str]:
+    socks = listening_sockets(port)
+    try:
+        for sock in socks:
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 0
+        return sorted(s.getsockname()[0] for s in socks)
+    finally:
+        for s in socks:
+            s.close()
+
+
+async def test_localhost_listens_on_both_loopback_literals_on_one_port():
+    async with CallbackServer(state=STATE, host="localhost", timeout=30) as server:
+        port = port_of(server)
+        assert server.redirect_uri == f"http://localhost:{port}/callback"
+        assert bound_addresses(port) == ["127.0.0.1", "::1"]  # never the name, never a wildcard
+        for sock in listening_sockets(port):
+            with sock:  # an OS-chosen port: exclusive on both families (CB-03)
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 0
+        # Each family answers, pinned to localhost:PORT (CB-06): its own literal is misdirected.
+        for literal, own in (("127.0.0.1", f"127.0.0.1:{port}"), ("::1", f"[::1]:{port}")):
+            assert (await send_from(literal, port, "/", f"localhost:{port}")).status == 404
+            assert (await send_from(literal, port, callback(), own)).status == 421
+            assert (
+                await send_from(literal, port, callback(), f"evil.example:{port}")
+            ).status == 421
+        # The browser's redirect comes over ::1 and completes the sign-in.
+        reply = await send_from("::1", port, callback("over-v6"), f"localhost:{port}")
+        assert reply.status == 200
+        assert (await server.wait()).code == "over-v6"
+    assert refused(port) and refused(port, "::1")
+    assert not tasks_left()
+
+
+async def test_localhost_answers_over_ipv4_too():
+    async with CallbackServer(state=STATE, host="localhost", timeout=30) as server:
+        port = port_of(server)
+        reply = await send_from("127.0.0.1", port, callback("over-v4"), f"localhost:{port}")
+        assert reply.status == 200
+        assert (await server.wait()).code == "over-v4"
+    assert refused(port) and refused(port, "::1")
+
+
+async def test_localhost_one_time_link_names_localhost_and_works_over_ipv6():
+    async with CallbackServer(state=STATE, host="localhost", timeout=30) as server:
+        port = port_of(server)
+        link = urlsplit(server.one_time_link(AUTHORIZE))
+        assert link.netloc == f"localhost:{port}"
+        reply = await send_from("::1", port, link.path, f"localhost:{port}")
+        assert (reply.status, reply.headers["location"]) == (302, AUTHORIZE)
+        await finish(server)
+
+
+async def test_localhost_on_a_fixed_port_binds_both_and_refuses_intruders_on_each():
+    port = free_port()
+    async with CallbackServer(state=STATE, host="localhost", port=port) as server:
+        assert server.redirect_uri == f"http://localhost:{port}/callback"
+        assert bound_addresses(port) == ["127.0.0.1", "::1"]
+        for sock in listening_sockets(port):
+            with sock:  # SO_REUSEADDR for TIME-WAIT only on a fixed port, as for 127.0.0.1
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
+        for family, literal in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            with socket.socket(family) as intruder:
+                intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                with pytest.raises(OSError) as caught:
+                    intruder.bind((literal, port))
+                assert caught.value.errno == errno.EADDRINUSE, literal
+        await finish(server)
+
+
+async def test_localhost_fixed_port_taken_on_ipv6_is_port_in_use_naming_it():
+    with socket.socket(socket.AF_INET6) as squatter:
+        squatter.bind(("::1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        with pytest.raises(PortInUse) as caught:
+            await CallbackServer(state=STATE, host="localhost", port=port).start()
+    assert (caught.value.host, caught.value.port) == ("::1", port)
+    assert refused(port)  # the 127.0.0.1 half was closed again
+    assert not tasks_left()
+
+
+async def test_localhost_any_port_moves_on_when_ipv6_has_it_taken(monkeypatch):
+    real, taken = _server._listen_on, []
+
+    def ipv6_taken_once(family, host, port, **options):
+        if family == socket.AF_INET6 and not taken:
+            taken.append(port)
+            raise OSError(errno.EADDRINUSE, "Address already in use")
+        return real(family, host, port, **options)
+
+    monkeypatch.setattr(_server, "_listen_on", ipv6_taken_once)
+    async with CallbackServer(state=STATE, host="localhost") as server:
+        port = port_of(server)
+        assert taken and port != taken[0]
+        assert bound_addresses(port) == ["127.0.0.1", "::1"]
+        await finish(server)
+
+
+def no_ipv6(monkeypatch):
+    real = _server._listen_on
+
+    def without_ipv6(family, host, port, **options):
+        if family == socket.AF_INET6:
+            raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+        return real(family, host, port, **options)
+
+    monkeypatch.setattr(_server, "_listen_on", without_ipv6)
+
+
+async def test_localhost_without_ipv6_serves_ipv4_alone_and_logs_it(monkeypatch, caplog):
+    no_ipv6(monkeypatch)
+    caplog.set_level(logging.DEBUG, logger="callback_server")
+    async with CallbackServer(state=STATE, host="localhost") as server:
+        port = port_of(server)
+        assert server.redirect_uri == f"http://localhost:{port}/callback"
+        assert bound_addresses(port) == ["127.0.0.1"]
+        assert "no IPv6 loopback (::1) here" in caplog.text
+        await finish(server)
+
+
+async def test_ipv6_only_host_binds_ipv6_and_pins_its_literal():
+    async with CallbackServer(state=STATE, host="::1", timeout=30) as server:
+        port = port_of(server)
+        assert server.redirect_uri == f"http://[::1]:{port}/callback"
+        assert bound_addresses(port) == ["::1"]
+        assert refused(port)  # nothing on 127.0.0.1
+        assert (await send_from("::1", port, callback(), f"localhost:{port}")).status == 421
+        assert (await send_from("::1", port, callback(), f"127.0.0.1:{port}")).status == 421
+        await finish(server)
+
+
+async def test_ipv6_only_host_without_ipv6_is_a_clear_error(monkeypatch):
+    no_ipv6(monkeypatch)
+    with pytest.raises(CallbackError) as caught:
+        await CallbackServer(state=STATE, host="::1").start()
+    assert str(caught.value) == "cannot listen on ::1: this machine has no IPv6 loopback"
+    assert not tasks_left()
+
+
+def test_unknown_redirect_host_is_refused():
+    for host in ("0.0.0.0", "::", "[::1]", "example.com", ""):  # noqa: S104 - refused values
+        with pytest.raises(ValueError, match="host must be one of"):
+            CallbackServer(state=STATE, host=host)
 
 
 # --- CB-04: the listener lives only as long as the wait ----------------------------------------
