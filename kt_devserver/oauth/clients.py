@@ -3,6 +3,11 @@
 `kt-cli` is a public native client. Its registered redirect URIs are `http://127.0.0.1/callback`
 and `http://[::1]/callback`; a request may add any port (RFC 8252 §7.3) and nothing else: no
 other host (`localhost` included), path, query, fragment, userinfo or scheme.
+
+`kt-cli-localhost` is the same client as registered with a provider that refuses IP literals:
+its one redirect URI is `http://localhost/callback` (RFC 8252 §8.3: NOT RECOMMENDED, but what
+such providers accept), with any port, and the IP literals are refused (issue 13 item 2:
+`kt auth login --browser --redirect-host localhost --client-id kt-cli-localhost`).
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE  # type: ignore[import
 from kt_devserver.oauth.scopes import OIDC_SCOPES
 
 KT_CLI = "kt-cli"
+KT_CLI_LOCALHOST = "kt-cli-localhost"
 
 _LOOPBACK_REDIRECT = re.compile(
-    r"http://(?P<host>127\.0\.0\.1|\[::1\])(?::(?P<port>[1-9][0-9]{0,4}))?(?P<path>/[^?#]*)"
+    r"http://(?P<host>127\.0\.0\.1|\[::1\]|localhost)(?::(?P<port>[1-9][0-9]{0,4}))?(?P<path>/[^?#]*)"
 )
 
 
@@ -80,6 +86,13 @@ CLIENTS: dict[str, Client] = {
         client_id=KT_CLI,
         client_name="Keeptrusts CLI (kt)",
         redirect_uris=("http://127.0.0.1/callback", "http://[::1]/callback"),
+        grant_types=("authorization_code", "refresh_token", DEVICE_CODE_GRANT_TYPE),
+        scopes=OIDC_SCOPES,
+    ),
+    KT_CLI_LOCALHOST: Client(
+        client_id=KT_CLI_LOCALHOST,
+        client_name="Keeptrusts CLI (kt), localhost redirect",
+        redirect_uris=("http://localhost/callback",),
         grant_types=("authorization_code", "refresh_token", DEVICE_CODE_GRANT_TYPE),
         scopes=OIDC_SCOPES,
     ),

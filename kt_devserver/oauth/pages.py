@@ -39,6 +39,7 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {targe
 # so a request whose redirect URI is on [::1] gets the scheme-source `http:` instead.
 IPV4_LOOPBACK_TARGETS = "http://127.0.0.1:*"
 IPV6_LOOPBACK_TARGETS = "http:"
+LOCALHOST_TARGETS = "http://localhost:*"
 
 PAGE_HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
@@ -58,8 +59,12 @@ def _environment() -> jinja2.Environment:
 
 
 def content_security_policy(redirect_uri: str | None) -> str:
-    ipv6 = redirect_uri is not None and redirect_uri.startswith("http://[::1]")
-    return _CSP.format(targets=IPV6_LOOPBACK_TARGETS if ipv6 else IPV4_LOOPBACK_TARGETS)
+    targets = IPV4_LOOPBACK_TARGETS
+    if redirect_uri is not None and redirect_uri.startswith("http://[::1]"):
+        targets = IPV6_LOOPBACK_TARGETS
+    elif redirect_uri is not None and redirect_uri.startswith("http://localhost:"):
+        targets = LOCALHOST_TARGETS  # the client that registered localhost (oauth/clients.py)
+    return _CSP.format(targets=targets)
 
 
 def render(
