@@ -12,6 +12,9 @@ platform's user config dir. Only kt reads it; nothing secret belongs in it.
     issuer = "https://login.example.com"  # OpenID issuer for --browser/--device (default: API URL)
     client_id = "kt-cli"                  # the OAuth client at that issuer
     port = 53682                          # loopback port of --browser (default: any free one)
+    redirect_host = "localhost"           # host of --browser's redirect: 127.0.0.1 (default),
+                                          # [::1], or localhost (both, for IP-literal refusers)
+    login_method = "device"               # kt auth login without a method flag: device, browser
 """
 
 from __future__ import annotations
@@ -38,15 +41,31 @@ CREDENTIAL_STORES = ("keyring", "file")
 
 # The keys config.toml may hold: at the top level, and in a [profiles.NAME] table.
 TOP_LEVEL_KEYS = ("profile", "credential_store")
-PROFILE_KEYS = ("api_url", "credential_store", "issuer", "client_id", "port")
+PROFILE_KEYS = (
+    "api_url",
+    "credential_store",
+    "issuer",
+    "client_id",
+    "port",
+    "redirect_host",
+    "login_method",
+)
 # The loopback port of browser sign-ins; 0 lets the system pick a free one.
 ANY_PORT = 0
 MAX_PORT = 65535
+# The host a browser sign-in's redirect_uri names (issue 13 item 2): an IP literal, or
+# `localhost` (listened for on both 127.0.0.1 and ::1) for providers that refuse literals.
+REDIRECT_HOSTS = ("127.0.0.1", "[::1]", "localhost")
+DEFAULT_REDIRECT_HOST = "127.0.0.1"
+# How `kt auth login` signs in when no method flag says (issue 13 item 3); "auto": kt chooses.
+LOGIN_METHODS = ("device", "browser")
+AUTO_LOGIN_METHOD = "auto"
 
 ENV_API_URL = "KEEPTRUSTS_API_URL"
 ENV_API_TOKEN = "KEEPTRUSTS_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
 ENV_PROFILE = "KEEPTRUSTS_PROFILE"
 ENV_CONFIG_DIR = "KEEPTRUSTS_CONFIG_DIR"
+ENV_LOGIN_METHOD = "KEEPTRUSTS_LOGIN_METHOD"
 
 # A profile name becomes a file name and a keyring username, so it is kept strict.
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -81,6 +100,11 @@ class Settings:
     # The loopback port of browser sign-ins ("0": any free port): --port, else the profile's
     # `port`, for a provider that accepts only the exact redirect URIs registered with it.
     port: Setting = Setting(str(ANY_PORT), DEFAULT)
+    # The redirect_uri's host: --redirect-host, else the profile's `redirect_host`.
+    redirect_host: Setting = Setting(DEFAULT_REDIRECT_HOST, DEFAULT)
+    # The sign-in method without a method flag: KEEPTRUSTS_LOGIN_METHOD, else the profile's
+    # `login_method`, else "auto" (kt chooses by what the machine can do).
+    login_method: Setting = Setting(AUTO_LOGIN_METHOD, DEFAULT)
 
     @property
     def dir(self) -> Path:
@@ -97,6 +121,8 @@ class Settings:
                 ("issuer", self.issuer),
                 ("client_id", self.client_id),
                 ("port", self.port),
+                ("redirect_host", self.redirect_host),
+                ("login_method", self.login_method),
             )
         }
 
@@ -157,7 +183,20 @@ def check_setting(key: str, value: str) -> str:
         if port is None:
             raise UsageError(f"port must be a number from 0 to {MAX_PORT}, not {value!r}")
         return str(port)
+    if key == "redirect_host":
+        if value not in REDIRECT_HOSTS:
+            raise UsageError(f"redirect_host must be {_one_of(REDIRECT_HOSTS)}, not {value!r}")
+        return value
+    if key == "login_method":
+        if value not in LOGIN_METHODS:
+            raise UsageError(f"login_method must be {_one_of(LOGIN_METHODS)}, not {value!r}")
+        return value
     raise UsageError(f"unknown setting {key!r}")
+
+
+def _one_of(values: tuple[str, ...]) -> str:
+    quoted = [f'"{v}"' for v in values]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 def port_number(value: object) -> int | None:
@@ -249,6 +288,7 @@ def resolve(
     session_issuer: str | None = None,
     session_client_id: str | None = None,
     port_flag: int | None = None,
+    redirect_host_flag: str | None = None,
 ) -> Settings:
     """Effective settings. The `session_*` values are those of the profile's stored session (the
     API URL it was signed in for; the issuer and client the person named for its sign-in, when
@@ -308,7 +348,53 @@ def resolve(
         issuer=issuer,
         client_id=client_id,
         port=_port(section, port_flag, Path(cdir.value) / CONFIG_FILE),
+        redirect_host=_choice(
+            section,
+            "redirect_host",
+            REDIRECT_HOSTS,
+            Path(cdir.value) / CONFIG_FILE,
+            flag=redirect_host_flag,
+            default=DEFAULT_REDIRECT_HOST,
+        ),
+        login_method=_choice(
+            section,
+            "login_method",
+            LOGIN_METHODS,
+            Path(cdir.value) / CONFIG_FILE,
+            env_value=env.get(ENV_LOGIN_METHOD) or None,
+            env_name=ENV_LOGIN_METHOD,
+            default=AUTO_LOGIN_METHOD,
+        ),
     )
+
+
+def _choice(
+    section: Mapping[str, Any],
+    key: str,
+    allowed: tuple[str, ...],
+    path: Path,
+    *,
+    default: str,
+    flag: str | None = None,
+    env_value: str | None = None,
+    env_name: str = "",
+) -> Setting:
+    """One of `allowed`: the flag, else the environment variable, else the profile's `key`,
+    else `default`. A value that is not one of them names where it came from."""
+    if flag is not None:
+        if flag not in allowed:
+            raise UsageError(f"{key} must be {_one_of(allowed)}, not {flag!r}")
+        return Setting(flag, FLAG)
+    if env_value is not None:
+        if env_value not in allowed:
+            raise UsageError(f"{env_name} must be {_one_of(allowed)}, not {env_value!r}")
+        return Setting(env_value, ENVIRONMENT)
+    if key not in section:
+        return Setting(default, DEFAULT)
+    value = section[key]
+    if value not in allowed:
+        raise ConfigError(f"{path}: {key} must be {_one_of(allowed)}, not {value!r}")
+    return Setting(value, CONFIG)
 
 
 def _port(section: Mapping[str, Any], port_flag: int | None, path: Path) -> Setting:

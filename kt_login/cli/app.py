@@ -176,19 +176,28 @@ class Invocation:
         return self._resolve_with(session)
 
     def sign_in_settings(
-        self, *, issuer: str | None, client_id: str | None, port: int | None = None
+        self,
+        *,
+        issuer: str | None,
+        client_id: str | None,
+        port: int | None = None,
+        redirect_host: str | None = None,
     ) -> config.Settings:
         """Settings for a browser or device sign-in: the issuer and client flags, else the
         profile's config, else the issuer the person named at its last sign-in; the API URL as
         every other command resolves it. An issuer that was the API's own is not remembered: the
         default issuer follows the API URL (issue 10 case 8). The loopback port: the flag, else
-        the profile's `port` (issue 10 case 10)."""
+        the profile's `port` (issue 10 case 10); the redirect host likewise (issue 13 item 2)."""
         try:
             current = self.find_session()[0]
         except KtError:
             current = None
         return self._resolve_with(
-            current, issuer_flag=issuer, client_id_flag=client_id, port_flag=port
+            current,
+            issuer_flag=issuer,
+            client_id_flag=client_id,
+            port_flag=port,
+            redirect_host_flag=redirect_host,
         )
 
     def _resolve_with(
@@ -198,6 +207,7 @@ class Invocation:
         issuer_flag: str | None = None,
         client_id_flag: str | None = None,
         port_flag: int | None = None,
+        redirect_host_flag: str | None = None,
     ) -> config.Settings:
         named = session.foreign_issuer if session is not None else None
         client_id = session.client_id if session is not None and named is not None else None
@@ -211,6 +221,7 @@ class Invocation:
             session_issuer=named,
             session_client_id=client_id,
             port_flag=port_flag,
+            redirect_host_flag=redirect_host_flag,
         )
 
     @property

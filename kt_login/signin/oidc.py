@@ -34,6 +34,7 @@ class SignInRequest:
     api_url: str
     scope: str | None = None  # None: kt's default scopes, narrowed to what the provider lists
     port: int = 0
+    redirect_host: str = "127.0.0.1"  # the redirect_uri's host: 127.0.0.1, [::1] or localhost
     timeout: float = DEFAULT_TIMEOUT
     prompt: str | None = None
     max_age: int | None = None
