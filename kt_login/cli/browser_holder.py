@@ -72,6 +72,7 @@ def run(handle: str, directory: Path) -> int:
             api_url=str(state["api_url"]),
             scope=state["scope"] if isinstance(state["scope"], str) else None,
             port=int(state["port"]),
+            redirect_host=str(state.get("redirect_host", "127.0.0.1")),
             timeout=float(state["timeout"]),
         )
         signed = browser_sign_in(login, http=inv.http(), show_url=show_url, clock=app.clock)

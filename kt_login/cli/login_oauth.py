@@ -38,6 +38,7 @@ def run_browser_login(
     port: int | None,
     timeout: int,
     scope: str | None,
+    redirect_host: str | None = None,
 ) -> None:
     store, login = _prepare(
         inv,
@@ -46,10 +47,16 @@ def run_browser_login(
         client_id=client_id,
         scope=scope,
         port=port,
+        redirect_host=redirect_host,
         timeout=float(timeout),
     )
     flags = ["--insecure-storage"] if insecure_storage else []
-    for flag, value in (("--issuer", issuer), ("--client-id", client_id), ("--scope", scope)):
+    for flag, value in (
+        ("--issuer", issuer),
+        ("--client-id", client_id),
+        ("--scope", scope),
+        ("--redirect-host", redirect_host),
+    ):
         flags += [flag, value] if value else []
     if not open_browser:
         flags.append("--no-browser")
@@ -312,18 +319,23 @@ def _prepare(
     client_id: str | None,
     scope: str | None,
     port: int | None = None,
+    redirect_host: str | None = None,
     **options: Any,
 ) -> tuple[CredentialStore, SignInRequest]:
     """The store (probed, fails closed now) and what to ask which issuer for, on which
-    loopback port (--port, else the profile's `port`, else any free one)."""
+    loopback port (--port, else the profile's `port`, else any free one) and redirect host
+    (--redirect-host, else the profile's `redirect_host`, else 127.0.0.1)."""
     store = inv.store_for_login(insecure_storage=insecure_storage)
-    settings = inv.sign_in_settings(issuer=issuer, client_id=client_id, port=port)
+    settings = inv.sign_in_settings(
+        issuer=issuer, client_id=client_id, port=port, redirect_host=redirect_host
+    )
     return store, SignInRequest(
         issuer=settings.issuer.value,
         client_id=settings.client_id.value,
         api_url=settings.api_url.value,
         scope=scope,
         port=int(settings.port.value),
+        redirect_host=settings.redirect_host.value,
         **options,
     )
 

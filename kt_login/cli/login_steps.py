@@ -222,6 +222,7 @@ def run_browser_start(
     scope: str | None,
     port: int | None,
     timeout: int,
+    redirect_host: str | None = None,
 ) -> None:
     """Spawn the process that holds the listener (cli/browser_holder.py), print the link it
     gives and exit; the holder finishes the sign-in and leaves the outcome for --complete."""
@@ -232,6 +233,7 @@ def run_browser_start(
         client_id=client_id,
         scope=scope,
         port=port,  # --port, else the profile's port, else any free one
+        redirect_host=redirect_host,  # likewise
     )
     directory = inv.base_settings.dir
     handle = new_handle()
@@ -249,6 +251,7 @@ def run_browser_start(
             "client_id": login.client_id,
             "scope": login.scope,
             "port": login.port,
+            "redirect_host": login.redirect_host,
             "timeout": timeout,
             "expires_at": now + timeout,
             "insecure_storage": insecure_storage,

@@ -75,6 +75,7 @@ def browser_sign_in(
             authorization_url=authorization_url,
             on_ready=lambda link: show_url(link, pending[0].redirect_uri),
             port=login.port,
+            host=login.redirect_host.strip("[]"),  # the listener's spelling of [::1]
             timeout=login.timeout,
             accept_pasted=accept_pasted,
         )
