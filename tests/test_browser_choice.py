@@ -7,6 +7,7 @@ import pytest
 from kt_login import browser
 from kt_login.browser import no_browser_reason
 from kt_login.cli.login import MethodChoice, choose_method
+from kt_login.config import CONFIG, DEFAULT, ENVIRONMENT, Setting
 from kt_login.errors import UsageError
 
 
@@ -83,3 +84,43 @@ def test_choose_method_refuses(given, says):
     with pytest.raises(UsageError) as info:
         choose_method(**{**NOTHING, **given})
     assert says in info.value.message
+
+
+# ------------------------------------------- login_method / KEEPTRUSTS_LOGIN_METHOD (issue 13)
+
+
+@pytest.mark.parametrize(
+    ("given", "choice"),
+    [
+        # the profile's login_method, where nothing else says
+        (
+            {"preferred": Setting("device", CONFIG)},
+            MethodChoice("device", "Using device sign-in (login_method in config)."),
+        ),
+        (
+            {"preferred": Setting("browser", CONFIG), "why_no_browser": "no display"},
+            MethodChoice("browser", "Using browser sign-in (login_method in config)."),
+        ),
+        # the environment (config.resolve already let it win over the profile)
+        (
+            {"preferred": Setting("device", ENVIRONMENT)},
+            MethodChoice("device", "Using device sign-in (KEEPTRUSTS_LOGIN_METHOD)."),
+        ),
+        # it is something to go on without a terminal
+        (
+            {"preferred": Setting("browser", ENVIRONMENT), "interactive": False},
+            MethodChoice("browser", "Using browser sign-in (KEEPTRUSTS_LOGIN_METHOD)."),
+        ),
+        # flags win
+        ({"preferred": Setting("device", ENVIRONMENT), "browser": True}, MethodChoice("browser")),
+        (
+            {"preferred": Setting("browser", CONFIG), "device": True},
+            MethodChoice("device", "Using device sign-in (--device)."),
+        ),
+        ({"preferred": Setting("device", CONFIG), "email": "a@b"}, MethodChoice("password")),
+        # the default ("auto") names nothing: kt chooses as before
+        ({"preferred": Setting("auto", DEFAULT)}, MethodChoice("browser", BROWSER_NOTE)),
+    ],
+)
+def test_choose_method_with_a_preferred_method(given, choice):
+    assert choose_method(**{**NOTHING, **given}) == choice

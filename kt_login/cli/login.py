@@ -10,6 +10,7 @@ from typing import Any, Literal
 import click
 
 from ..browser import no_browser_reason
+from ..config import DEFAULT, ENV_LOGIN_METHOD, ENVIRONMENT, REDIRECT_HOSTS, Setting
 from ..errors import MfaRequired, UsageError
 from ..session import Session
 from ..signin.api_token import api_token_sign_in
@@ -35,6 +36,7 @@ class LoginOptions:
     issuer: str | None = None
     client_id: str | None = None
     port: int | None = None
+    redirect_host: str | None = None
     timeout: int = 300
     scope: str | None = None
     device: bool = False
@@ -85,6 +87,14 @@ class LoginOptions:
     "provider that accepts only the exact redirect URIs registered with it (default: the "
     "profile's `port` in config.toml, else any free port; 0: any free port). A taken port is an "
     "error: kt never moves to another one.",
+)
+@click.option(
+    "--redirect-host",
+    type=click.Choice(REDIRECT_HOSTS),
+    default=None,
+    help="Host of the browser's redirect: 127.0.0.1 (the default), [::1], or localhost for a "
+    "provider that refuses IP literals (kt then listens on the same port on both 127.0.0.1 and "
+    "::1, never on another interface). Default: the profile's `redirect_host`, else 127.0.0.1.",
 )
 @click.option(
     "--timeout",
@@ -153,8 +163,10 @@ def login(inv: Invocation, **flags: Any) -> None:
     the code and URL) and a handle and exits at once; --complete HANDLE [--wait SECONDS]
     finishes it; --with-token < FILE keeps an existing API token.
 
-    Without a method: password when --email is given, the browser when one can be opened, the
-    device flow when none can (SSH without a display, no DISPLAY/WAYLAND_DISPLAY, a container).
+    Without a method flag: password when --email is given; else the method
+    KEEPTRUSTS_LOGIN_METHOD or the profile's `login_method` names (device or browser; `kt config
+    set login_method device`); else the browser when one can be opened, the device flow when
+    none can (SSH without a display, no DISPLAY/WAYLAND_DISPLAY, a container).
     """
     run_login(inv, LoginOptions(**flags))
 
@@ -174,6 +186,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
         oauth_flags=bool(opts.issuer or opts.client_id),
         interactive=inv.interactive,
         why_no_browser=None if inv.app.opener is not None else no_browser_reason(inv.app.env),
+        preferred=inv.base_settings.login_method,
     )
     if choice.note:
         inv.console.info(choice.note)
@@ -194,6 +207,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             issuer=opts.issuer,
             client_id=opts.client_id,
             port=opts.port,
+            redirect_host=opts.redirect_host,
             timeout=opts.timeout,
             scope=opts.scope,
         )
@@ -216,10 +230,12 @@ def choose_method(
     oauth_flags: bool,
     interactive: bool,
     why_no_browser: str | None,
+    preferred: Setting | None = None,
 ) -> MethodChoice:
-    """password with --email; else the browser when one can be opened (`why_no_browser` is
-    None); else the device flow. Without a terminal and nothing to go on, stop with guidance
-    instead of waiting (EH-06)."""
+    """password with --email; else the method `preferred` names (KEEPTRUSTS_LOGIN_METHOD, else
+    the profile's `login_method`; its DEFAULT, "auto", names none); else the browser when one
+    can be opened (`why_no_browser` is None); else the device flow. Flags win over `preferred`.
+    Without a terminal and nothing to go on, stop with guidance instead of waiting (EH-06)."""
     if browser and device:
         raise UsageError("use either --browser or --device")
     if (browser or device) and (email or password_given):
@@ -230,6 +246,10 @@ def choose_method(
         return MethodChoice("device", "Using device sign-in (--device).")
     if email or password_given:
         return MethodChoice("password")
+    if preferred is not None and preferred.source != DEFAULT:
+        where = ENV_LOGIN_METHOD if preferred.source == ENVIRONMENT else "login_method in config"
+        method: Method = "device" if preferred.value == "device" else "browser"
+        return MethodChoice(method, f"Using {method} sign-in ({where}).")
     if not interactive and not oauth_flags:
         raise UsageError(
             "nothing to sign in with: pass --email with --password-stdin, or --browser, "
@@ -319,6 +339,7 @@ def run_two_step(inv: Invocation, opts: LoginOptions) -> None:
             client_id=opts.client_id,
             scope=opts.scope,
             port=opts.port,
+            redirect_host=opts.redirect_host,
             timeout=opts.timeout,
         )
         return
