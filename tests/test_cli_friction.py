@@ -77,3 +77,14 @@ def test_scope_is_refused_for_a_password_sign_in(env):
     assert r.code == 2
     assert "--scope is for --browser and --device" in r.stderr
     assert kt("auth", "status", env=env).code == 3  # nothing was signed in
+
+
+def test_config_show_and_status_name_the_store_in_the_same_words(env):
+    assert password_login(env, ALICE).code == 0  # credential_store = "file" in config.toml
+    status = kt("auth", "status", env=env)
+    shown = kt("config", "show", env=env)
+    assert "Stored in: file (plaintext)" in status.stdout
+    lines = {line.split()[0]: line for line in shown.stdout.splitlines()}
+    assert lines["credential_store"].split("  (")[0].split(None, 1)[1] == "file (plaintext)"
+    assert lines["session_stored_in"].split("  (")[0].split(None, 1)[1] == "file (plaintext)"
+    assert kt("config", "show", "--json", env=env).json()["credential_store"]["value"] == "file"

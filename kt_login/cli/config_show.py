@@ -6,6 +6,7 @@ import click
 
 from ..config import CONFIG_FILE
 from ..errors import KtError
+from ..store import FileStore, KeyringStore
 from .app import Invocation, common_options
 
 
@@ -39,9 +40,17 @@ def run_show(inv: Invocation) -> None:
         # where the profile's session is, e.g. "keyring (envelope)": too big for the keyring
         doc["session_stored_in"] = {"value": where.kind, "source": "session"}
     lines = [
-        f"{name:17} {entry['value']}  ({entry['source']})"
+        f"{name:17} {_worded(name, entry['value'])}  ({entry['source']})"
         for name, entry in doc.items()
         if isinstance(entry, dict)
     ]
     lines.append(f"{'config_file':17} {doc['config_file']}")
     inv.console.result(doc, lines)
+
+
+# The credential_store setting in the words `kt auth status` uses for where a session is.
+_STORE_WORDS = {"keyring": KeyringStore.kind, "file": FileStore.kind}
+
+
+def _worded(name: str, value: str) -> str:
+    return _STORE_WORDS.get(value, value) if name == "credential_store" else value
