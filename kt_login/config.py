@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from .errors import ConfigError, KtError, UsageError
 from .trusted_files import check_directory, read_file
@@ -259,15 +259,41 @@ def check_transport(url: str, what: str, *, error: type[KtError] = UsageError) -
 
 
 def normalize_api_url(url: str) -> str:
-    """An API base URL that satisfies the transport rule, without a trailing slash."""
-    parts = check_transport(url.strip(), "the API URL")
+    """An API base URL that satisfies the transport rule, without a trailing slash. A URL that
+    does not is named in the error, with the URL that would do when kt can tell (issue 12)."""
+    given = url.strip()
+    try:
+        parts = check_transport(given, "the API URL")
+    except UsageError as exc:
+        raise UsageError(f"{exc.message} (got {_shown(given)})", hint=_api_url_fix(given)) from None
     if parts.query or parts.fragment:
-        raise UsageError("invalid API URL: no query or fragment allowed")
+        raise UsageError(
+            f"invalid API URL {_shown(given)}: no query or fragment allowed",
+            hint=f"use {urlunsplit(parts._replace(query='', fragment=''))}",
+        )
     host = parts.hostname or ""
     netloc = f"[{host}]" if ":" in host else host
     if parts.port is not None and parts.port != (443 if parts.scheme == "https" else 80):
         netloc += f":{parts.port}"
     return f"{parts.scheme}://{netloc.lower()}{parts.path.rstrip('/')}"
+
+
+def _shown(url: str) -> str:
+    text = "".join(c if c.isprintable() and not c.isspace() else "?" for c in url)
+    return repr(text if len(text) <= 120 else text[:119] + "…")
+
+
+def _api_url_fix(url: str) -> str | None:
+    """The API URL that was probably meant: https for a URL without a scheme or with http to a
+    host that is not loopback."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        rest = url.removeprefix("//")
+    elif scheme.lower() != "http":
+        return "the API URL is https://HOST[:PORT][/PATH] (http only on loopback hosts)"
+    if not rest or _UNSAFE_IN_URL.search(rest) or "@" in rest.partition("/")[0]:
+        return "the API URL is https://HOST[:PORT][/PATH] (http only on loopback hosts)"
+    return f"use https://{rest}"
 
 
 def origin(url: str) -> tuple[str, str, int]:

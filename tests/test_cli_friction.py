@@ -88,3 +88,28 @@ def test_config_show_and_status_name_the_store_in_the_same_words(env):
     assert lines["credential_store"].split("  (")[0].split(None, 1)[1] == "file (plaintext)"
     assert lines["session_stored_in"].split("  (")[0].split(None, 1)[1] == "file (plaintext)"
     assert kt("config", "show", "--json", env=env).json()["credential_store"]["value"] == "file"
+
+
+@pytest.mark.parametrize(
+    "url, fix",
+    [
+        ("http://api.example.com/api", "use https://api.example.com/api"),
+        ("api.example.com", "use https://api.example.com"),
+        ("https://api.example.com/v1?x=1", "use https://api.example.com/v1"),
+    ],
+)
+def test_a_bad_api_url_is_named_with_the_fix(tmp_path, url, fix):
+    from tests.kt_process import base_env
+
+    for env in (base_env(tmp_path, KEEPTRUSTS_API_URL=url), base_env(tmp_path)):
+        args = (
+            ("auth", "status")
+            if "KEEPTRUSTS_API_URL" in env
+            else ("auth", "status", "--api-url", url)
+        )
+        r = kt(*args, env=env)
+        assert r.code == 2, r.stderr
+        error, hint = r.stderr.strip().splitlines()[-2:]
+        assert repr(url) in error and hint == fix
+        fixed = kt("auth", "status", "--api-url", fix.removeprefix("use "), env=base_env(tmp_path))
+        assert fixed.code == 3  # the suggested URL is accepted: only no session is left
