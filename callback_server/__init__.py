@@ -61,7 +61,8 @@ What it guarantees:
 browser runs on another machine). `CallbackServer.offer_pasted(text)` (and `receive`'s
 `accept_pasted`) takes such a pasted answer while the listener waits: the whole redirected URL, or
 `CODE#STATE` from a provider's "copy this code" page; same state check, first answer wins, pasted
-or called back, and a second is never taken.
+or called back, and a second is never taken. `parse_pasted()` judges one without a listener (the
+redirect went to a provider's own "copy this code" page).
 
 It needs aiohttp and nothing else; importing it is cheap: aiohttp is loaded when a server starts.
 """
@@ -73,6 +74,7 @@ from ._result import (
     CallbackTimeout,
     LinkReused,
     PortInUse,
+    parse_pasted,
     parse_redirect,
 )
 from ._server import CallbackServer, receive
@@ -85,6 +87,7 @@ __all__ = [
     "LinkReused",
     "Pages",
     "PortInUse",
+    "parse_pasted",
     "parse_redirect",
     "receive",
 ]

@@ -146,3 +146,15 @@ def pasted_query(text: str, *, redirect_uri: str) -> str:
         "paste the whole address the browser ended on, or the code and state as the page"
         " shows them (CODE#STATE)"
     )
+
+
+def parse_pasted(text: str, *, redirect_uri: str, state: str) -> CallbackResult:
+    """A pasted answer (`pasted_query`'s forms) judged exactly like a live callback (`judge`).
+
+    Raises CallbackError with a fixed message (it never quotes the paste)."""
+    result = judge(pasted_query(text, redirect_uri=redirect_uri), state)
+    if result is None:
+        raise CallbackError(
+            "the pasted answer does not belong to this sign-in (its state does not match)"
+        )
+    return result

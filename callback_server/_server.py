@@ -21,7 +21,7 @@ from ._result import (
     LinkReused,
     PortInUse,
     judge,
-    pasted_query,
+    parse_pasted,
 )
 
 if TYPE_CHECKING:
@@ -203,11 +203,9 @@ class CallbackServer:
         if self._claimed:
             return "this sign-in already has its answer; a second one is never taken"
         try:
-            result = judge(pasted_query(text, redirect_uri=self.redirect_uri), self._state)
+            result = parse_pasted(text, redirect_uri=self.redirect_uri, state=self._state)
         except CallbackError as exc:
             return str(exc)
-        if result is None:
-            return "the pasted answer does not belong to this sign-in (its state does not match)"
         self._claimed = True
         self._done.set_result(result)
         return None

@@ -158,6 +158,7 @@ def test_exported_names():
         "LinkReused",
         "Pages",
         "PortInUse",
+        "parse_pasted",
         "parse_redirect",
         "receive",
     ]
