@@ -192,3 +192,93 @@ def test_ctrl_c_at_the_prompt(env, issuer):
     assert "interrupted" in term.seen and "Traceback" not in term.seen
     assert listener_closed(link)
     assert not signed_in(env)
+
+
+# --- kt auth login --remote: the provider's own "copy this code" page as redirect URI --------
+
+
+def remote_login(env: dict[str, str], issuer: HostileAS, *extra: str) -> tuple[Terminal, str]:
+    term = Terminal(
+        [
+            "auth",
+            "login",
+            "--remote",
+            "--issuer",
+            issuer.issuer,
+            "--client-id",
+            issuer.client_id,
+            "--insecure-storage",
+            "--timeout",
+            "60",
+            *extra,
+        ],
+        env,
+        columns=400,
+    )
+    seen = term.expect(PROMPT)
+    match = re.search(re.escape(issuer.issuer) + r"/authorize\S+", seen)
+    assert match, seen
+    return term, match[0]
+
+
+def with_remote_page(issuer: HostileAS) -> str:
+    page = issuer.issuer + "/remote-page"
+    issuer.behaviour.metadata = {"keeptrusts_remote_redirect_uri": page}
+    return page
+
+
+def test_remote_the_answer_from_the_providers_page_signs_in(env, issuer):
+    page = with_remote_page(issuer)
+    term, url = remote_login(env, issuer)
+    assert parse_qs(urlsplit(url).query)["redirect_uri"] == [page]
+    answer = _location(url)  # the provider's page, which shows this address to copy
+    assert answer.startswith(page + "?")
+    term.type("not an answer")
+    term.expect("paste the whole address")
+    term.type(answer)
+    assert term.finish() == 0, term.seen
+    assert "Signed in" in term.seen
+    (exchange,) = issuer.token_calls("authorization_code")
+    assert exchange.form["redirect_uri"] == page
+    assert signed_in(env)
+
+
+def test_remote_refuses_another_sign_ins_answer_and_a_foreign_issuer(env, issuer):
+    with_remote_page(issuer)
+    issuer.behaviour.callback = {"iss": "https://evil.example"}
+    term, url = remote_login(env, issuer)
+    answer = _location(url)
+    query = parse_qs(urlsplit(answer).query)
+    forged = answer.split("?")[0] + "?" + urlencode({**query, "state": "another"}, True)
+    term.type(forged)
+    term.expect("does not belong to this sign-in")
+    term.type(answer)  # the right state, but the issuer of another provider
+    assert term.finish() == 7, term.seen
+    assert "another issuer" in term.seen
+    assert not issuer.token_calls("authorization_code")
+    assert not signed_in(env)
+
+
+def test_remote_with_a_provider_without_such_a_page(env, issuer):
+    term = Terminal(
+        ["auth", "login", "--remote", "--issuer", issuer.issuer, "--insecure-storage"], env
+    )
+    assert term.finish() == 1, term.seen
+    assert "no page that shows a sign-in's answer" in term.seen
+    assert "kt auth login --browser --no-browser" in term.seen
+    assert not issuer.calls("GET", "/authorize")
+
+
+def test_remote_needs_a_terminal(env, issuer):
+    with_remote_page(issuer)
+    result = kt("auth", "login", "--remote", "--issuer", issuer.issuer, env=env)
+    assert result.code == 2, result.stderr
+    assert "needs a terminal" in result.stderr and "kt auth login --device" in result.stderr
+
+
+def test_remote_ctrl_c_at_the_prompt(env, issuer):
+    with_remote_page(issuer)
+    term, _ = remote_login(env, issuer)
+    term.proc.send_signal(signal.SIGINT)
+    assert term.finish() == 130, term.seen
+    assert "interrupted" in term.seen and "Traceback" not in term.seen

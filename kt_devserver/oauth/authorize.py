@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from authlib.oauth2.rfc6749 import (  # type: ignore[import-untyped]
@@ -46,6 +47,7 @@ from kt_devserver.oauth.http import (
     oauth_of,
     oauth_request,
 )
+from kt_devserver.oauth.metadata import REMOTE_CALLBACK_PATH
 from kt_devserver.oauth.pages import (
     cookie_secret,
     csrf_ok,
@@ -183,7 +185,7 @@ def _precheck(request: KtRequest) -> None:
     redirect_uri = data.get("redirect_uri")
     if client is None or redirect_uri is None:
         return  # authlib's own refusals (unknown client, missing redirect_uri) quote nothing
-    if not client.check_redirect_uri(redirect_uri):
+    if not client.accepts(redirect_uri, request.issuer):
         raise InvalidRequestError("The redirect_uri is not registered for this client.")
     if data.get("response_type") != "code":
         raise UnsupportedResponseTypeError(
@@ -301,6 +303,27 @@ async def posted_form(request: web.Request, step: str) -> Posted | web.Response:
     if txn.step != step:
         return error_page(400, "invalid_request", "This form was already answered.")
     return Posted(ctx, browser, txn, form)
+
+
+async def remote_callback(request: web.Request) -> web.Response:
+    """The page a browser lands on when the CLI's loopback is out of its reach (issue 13 item
+    1): the authorization response to paste back into the CLI, the whole address as a callback
+    would carry it (code, state and iss), as the redirect's query was. Nothing is kept here:
+    the code is checked, once, by the token endpoint, with the client's PKCE verifier."""
+    query = request.query
+    issuer = issuer_of(request)
+    if len(query.getall("code", [])) != 1 or len(query.getall("state", [])) != 1:
+        error = query.get("error")
+        if error is not None:
+            return error_page(400, "remote_" + error[:64], "The sign-in was not completed.")
+        return error_page(400, "invalid_request", "This page shows a sign-in's answer to copy.")
+    answer = (
+        issuer
+        + REMOTE_CALLBACK_PATH
+        + "?"
+        + urlencode({"code": query["code"], "state": query["state"], "iss": issuer})
+    )
+    return render("as_remote_callback.html", answer=answer)
 
 
 def device_outcome(approved: bool) -> web.Response:

@@ -2,7 +2,8 @@
 
 `kt-cli` is a public native client. Its registered redirect URIs are `http://127.0.0.1/callback`
 and `http://[::1]/callback`; a request may add any port (RFC 8252 §7.3) and nothing else: no
-other host (`localhost` included), path, query, fragment, userinfo or scheme.
+other host (`localhost` included), path, query, fragment, userinfo or scheme. It may also use
+the server's own "copy this code" page, `{issuer}/oauth/remote-callback`, exactly (`accepts`).
 
 `kt-cli-localhost` is the same client as registered with a provider that refuses IP literals:
 its one redirect URI is `http://localhost/callback` (RFC 8252 §8.3: NOT RECOMMENDED, but what
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE  # type: ignore[import-untyped]
 
+from kt_devserver.oauth.metadata import REMOTE_CALLBACK_PATH
 from kt_devserver.oauth.scopes import OIDC_SCOPES
 
 KT_CLI = "kt-cli"
@@ -47,6 +49,14 @@ class Client:
     scopes: tuple[str, ...]
     response_types: tuple[str, ...] = ("code",)
     token_endpoint_auth_method: str = "none"  # noqa: S105 - public client
+    # May use the server's own page as redirect URI, for a browser that cannot reach the client.
+    remote_page: bool = False
+
+    def accepts(self, redirect_uri: str, issuer: str) -> bool:
+        """A registered redirect URI (`check_redirect_uri`), or this server's remote page."""
+        if self.remote_page and redirect_uri == issuer + REMOTE_CALLBACK_PATH:
+            return True
+        return self.check_redirect_uri(redirect_uri)
 
     # --- authlib ClientMixin -----------------------------------------------------------------
 
@@ -88,6 +98,7 @@ CLIENTS: dict[str, Client] = {
         redirect_uris=("http://127.0.0.1/callback", "http://[::1]/callback"),
         grant_types=("authorization_code", "refresh_token", DEVICE_CODE_GRANT_TYPE),
         scopes=OIDC_SCOPES,
+        remote_page=True,
     ),
     KT_CLI_LOCALHOST: Client(
         client_id=KT_CLI_LOCALHOST,

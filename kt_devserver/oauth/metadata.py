@@ -15,6 +15,11 @@ REVOKE_PATH = "/oauth/revoke"
 JWKS_PATH = "/oauth/jwks"
 USERINFO_PATH = "/oauth/userinfo"
 DEVICE_AUTHORIZATION_PATH = "/oauth/device_authorization"
+# The "copy this code" page (issue 13 item 1): a redirect URI on the server itself, for a CLI
+# whose loopback the browser cannot reach; announced under a vendor name (RFC 8414 §2 allows
+# additional metadata), as no standard one exists.
+REMOTE_CALLBACK_PATH = "/oauth/remote-callback"
+REMOTE_REDIRECT_METADATA = "keeptrusts_remote_redirect_uri"
 
 
 def metadata(issuer: str) -> dict[str, Any]:
@@ -54,6 +59,7 @@ def metadata(issuer: str) -> dict[str, Any]:
             "email_verified",
         ],  # fmt: skip
         "authorization_response_iss_parameter_supported": True,
+        REMOTE_REDIRECT_METADATA: issuer + REMOTE_CALLBACK_PATH,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "claims_parameter_supported": False,

@@ -42,6 +42,7 @@ from kt_devserver.oauth.metadata import (
     AUTHORIZE_PATH,
     DEVICE_AUTHORIZATION_PATH,
     JWKS_PATH,
+    REMOTE_CALLBACK_PATH,
     REVOKE_PATH,
     TOKEN_PATH,
     USERINFO_PATH,
@@ -145,6 +146,7 @@ def register(app: web.Application) -> None:
     app.router.add_post(AUTHORIZE_PATH + "/login", authorize.login)
     app.router.add_post(AUTHORIZE_PATH + "/mfa", authorize.mfa)
     app.router.add_post(AUTHORIZE_PATH + "/consent", authorize.consent)
+    app.router.add_get(REMOTE_CALLBACK_PATH, authorize.remote_callback)
     app.router.add_post(TOKEN_PATH, token)
     app.router.add_post(REVOKE_PATH, revoke)
     app.router.add_post(DEVICE_AUTHORIZATION_PATH, device_authorization)

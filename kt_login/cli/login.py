@@ -17,7 +17,7 @@ from ..signin.api_token import api_token_sign_in
 from ..signin.password import password_sign_in
 from ..store.pending import check_handle
 from .app import Invocation, common_options, read_secret_line
-from .login_oauth import run_browser_login, run_device_login
+from .login_oauth import run_browser_login, run_device_login, run_remote_login
 from .login_steps import run_browser_start, run_cancel, run_complete, run_device_start
 from .step_up import code_rejected, continue_hints, prompt_code
 from .views import logged_in_line, replaced, replaced_line, session_document
@@ -33,6 +33,7 @@ class LoginOptions:
     insecure_storage: bool = False
     browser: bool = False
     no_browser: bool = False
+    remote: bool = False
     issuer: str | None = None
     client_id: str | None = None
     port: int | None = None
@@ -72,6 +73,14 @@ class LoginOptions:
     is_flag=True,
     help="With --browser: print the sign-in link instead of opening a browser (a one-time "
     "link on kt's 127.0.0.1 listener: it works once, and a second use stops the sign-in).",
+)
+@click.option(
+    "--remote",
+    is_flag=True,
+    help="Sign in with a browser on another machine (over SSH, in a container): kt prints the "
+    "sign-in link, and the provider's page shows a line to paste back at kt's prompt (a "
+    "terminal is needed). For providers with such a page (kt-devserver); others: --browser "
+    "--no-browser, pasting the address the browser ends on.",
 )
 @click.option(
     "--issuer",
@@ -177,6 +186,21 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
         return
     if opts.with_token:
         run_token_login(inv, opts)
+        return
+    if opts.remote:
+        if opts.browser or opts.no_browser or opts.device or opts.email or opts.port is not None:
+            raise UsageError(
+                "--remote is a sign-in of its own: drop --browser/--no-browser/--device/"
+                "--email/--port"
+            )
+        run_remote_login(
+            inv,
+            insecure_storage=opts.insecure_storage,
+            issuer=opts.issuer,
+            client_id=opts.client_id,
+            timeout=opts.timeout,
+            scope=opts.scope,
+        )
         return
     choice = choose_method(
         email=opts.email,

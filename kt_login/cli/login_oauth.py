@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import socket
 import sys
 import termios
+import time
 from collections.abc import Callable
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 from urllib.parse import urlsplit
 
 import segno
 
 from ..browser import Opener, no_browser_reason, system_opener
-from ..errors import KtError
+from ..errors import KtError, UsageError
 from ..flows.device import DeviceAuthorization
-from ..signin.browser import browser_sign_in, step_up
+from ..signin.browser import browser_sign_in, remote_sign_in, step_up
 from ..signin.device import device_sign_in
 from ..signin.finish import finish_oauth_sign_in, sign_in_notices
 from ..signin.oidc import SignedIn, SignInRequest
@@ -26,6 +28,9 @@ from ..store import CredentialStore
 from ..text import clean, run_hint
 from .app import Invocation
 from .views import logged_in_line, replaced, replaced_line, session_document
+
+if TYPE_CHECKING:
+    from callback_server import CallbackResult
 
 
 def run_browser_login(
@@ -116,6 +121,49 @@ def _browser_sign_in(
     _finish(inv, signed, login, store, method="browser")
 
 
+def run_remote_login(
+    inv: Invocation,
+    *,
+    insecure_storage: bool,
+    issuer: str | None,
+    client_id: str | None,
+    timeout: int,
+    scope: str | None,
+) -> None:
+    """`kt auth login --remote`: the sign-in link to open in a browser anywhere, and the prompt
+    for the answer the provider's page shows (issue 13 item 1)."""
+    if not _can_prompt(inv):
+        raise UsageError(
+            "--remote needs a terminal to paste the sign-in's answer into; without one, sign"
+            " in with --device, or --browser --start and --complete",
+            hint=run_hint("kt", "auth", "login", "--device"),
+        )
+    store, login = _prepare(
+        inv,
+        insecure_storage=insecure_storage,
+        issuer=issuer,
+        client_id=client_id,
+        scope=scope,
+        timeout=float(timeout),
+    )
+    prompt = PastePrompt(inv, sys.stdin.fileno())
+    say = inv.console.info
+
+    def show(url: str) -> None:
+        say("Open this link in a browser on any machine and sign in:")
+        say(f"  {url}")
+        say("The provider's page then shows a line to copy: paste it here.")
+
+    signed = remote_sign_in(
+        login,
+        http=inv.http(),
+        show_url=show,
+        read_answer=lambda check: prompt.read(check, timeout=float(timeout)),
+        clock=inv.app.clock,
+    )
+    _finish(inv, signed, login, store, method="browser")
+
+
 def _can_prompt(inv: Invocation) -> bool:
     """A person at a terminal whose input kt can watch while the listener waits (POSIX)."""
     if not inv.interactive or sys.platform == "win32":
@@ -137,6 +185,45 @@ class PastePrompt:
 
     def __init__(self, inv: Invocation, fd: int) -> None:
         self._console, self._fd = inv.console, fd
+
+    def read(
+        self, check: Callable[[str], CallbackResult], *, timeout: float
+    ) -> CallbackResult | None:
+        """Without a listener (--remote): lines until `check` takes one (a refusal, its
+        CallbackError, is said and the prompt asked again); None at the deadline or the end
+        of input. Ctrl-C interrupts as anywhere."""
+        from callback_server import CallbackError
+
+        err = self._console.err
+        deadline = time.monotonic() + timeout
+        pending = b""
+        while True:
+            if b"\n" not in pending:
+                err.write("Paste here and press Enter: ")
+                err.flush()
+            while b"\n" not in pending:
+                remaining = deadline - time.monotonic()
+                ready = remaining > 0 and select.select([self._fd], [], [], remaining)[0]
+                chunk = os.read(self._fd, 65536) if ready else b""
+                if not chunk:  # the deadline, or the end of input
+                    self._discard_typed_ahead()
+                    err.write("\n")
+                    err.flush()
+                    return None
+                pending += chunk
+            line, _, pending = pending.partition(b"\n")
+            if not line.strip():
+                continue
+            try:
+                return check(line.decode(errors="replace"))
+            except CallbackError as refused:
+                self._console.warn(str(refused))
+
+    def _discard_typed_ahead(self) -> None:
+        try:  # typed but not entered: it must not run as a shell command once kt exits
+            termios.tcflush(self._fd, termios.TCIFLUSH)
+        except termios.error:
+            pass
 
     def __call__(self, offer: Callable[[str], str | None]) -> Callable[[], None]:
         loop = asyncio.get_running_loop()
@@ -183,10 +270,7 @@ class PastePrompt:
             was_reading = state["reading"]
             stop_reading()
             if was_reading and not state["answered"]:
-                try:  # typed ahead but not entered: it must not run as a shell command later
-                    termios.tcflush(self._fd, termios.TCIFLUSH)
-                except termios.error:
-                    pass
+                self._discard_typed_ahead()
                 err.write("\n")
                 err.flush()
 

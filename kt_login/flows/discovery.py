@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 
-from ..config import check_transport
+from ..config import check_transport, origin
 from ..errors import NetworkError, ServerError, UsageError, ValidationFailed
 from . import Flow
 from .transport import check_size, json_document
@@ -37,6 +38,9 @@ class ProviderMetadata:
     # The metadata documents asked for, each with what came of it, to say where kt looked
     # when a capability is missing.
     documents: tuple[str, ...] = ()
+    # The provider's own "copy this code" page, a redirect URI for a browser that cannot reach
+    # kt's loopback (kt-devserver's `keeptrusts_remote_redirect_uri`; issue 13 item 1).
+    remote_redirect_uri: str | None = None
 
     def missing(self, member: str) -> str:
         """Why `member` is absent: the documents read and what they answered."""
@@ -120,7 +124,20 @@ def metadata_from(
         id_token_algs=_strings(doc, "id_token_signing_alg_values_supported") or ("RS256",),
         scopes_supported=_strings(doc, "scopes_supported"),
         documents=documents,
+        remote_redirect_uri=_own_page(doc, REMOTE_REDIRECT, issuer),
     )
+
+
+REMOTE_REDIRECT = "keeptrusts_remote_redirect_uri"
+
+
+def _own_page(doc: dict[str, Any], name: str, issuer: str) -> str | None:
+    """An endpoint that must be on the issuer's own origin (a page of the provider's), else
+    ignored: a redirect elsewhere would hand the code to another site."""
+    value = endpoint(doc, name, required=False)
+    if value is None or origin(value) != origin(issuer) or urlsplit(value).query:
+        return None
+    return value
 
 
 def oauth_metadata_urls(issuer: str) -> list[str]:

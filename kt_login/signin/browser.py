@@ -10,12 +10,20 @@ from urllib.parse import urlsplit
 
 import httpx2
 
-from callback_server import CallbackError, CallbackTimeout, LinkReused, PortInUse, receive
+from callback_server import (
+    CallbackError,
+    CallbackResult,
+    CallbackTimeout,
+    LinkReused,
+    PortInUse,
+    parse_pasted,
+    receive,
+)
 
 from ..errors import KtError, NetworkError, OAuthError, SignInLinkReused
 from ..flows import drive
 from ..flows.authcode import AuthorizationRequest, begin, check_response
-from ..flows.discovery import ProviderMetadata, discover
+from ..flows.discovery import REMOTE_REDIRECT, ProviderMetadata, discover
 from ..flows.pkce import new_state
 from ..flows.tokens import TokenResponse, exchange_code
 from ..text import run_hint
@@ -101,7 +109,68 @@ def browser_sign_in(
     except CallbackError as exc:
         raise KtError(f"could not receive the sign-in: {exc}") from None
     (request,) = pending
-    with scope_explained(login, scope, meta, method="browser"):
+    return _signed_in(login, meta, request, result, http=http, now=clock())
+
+
+def remote_sign_in(
+    login: SignInRequest,
+    *,
+    http: httpx2.Client,
+    show_url: Callable[[str], None],
+    read_answer: Callable[[Callable[[str], CallbackResult]], CallbackResult | None],
+    clock: Callable[[], float] = time.time,
+) -> SignedIn:
+    """`kt auth login --remote` (issue 13 item 1): for a browser on another machine, the
+    redirect goes to the provider's own "copy this code" page (its metadata's
+    `keeptrusts_remote_redirect_uri`), and the person pastes what it shows. No listener:
+    `show_url` gets the authorization request itself to open anywhere (it is printed, never
+    put on a command line). `read_answer(check)` reads pastes until `check` (the callback's
+    own rule, `callback_server.parse_pasted`) takes one, or gives up (None: no answer in
+    time); the answer then meets a callback's checks (state, iss, one code exchange)."""
+    meta = drive(discover(login.issuer), http)
+    if meta.remote_redirect_uri is None:
+        raise KtError(
+            f"{login.issuer} has no page that shows a sign-in's answer to copy (its metadata"
+            f" lists no {REMOTE_REDIRECT}), so --remote cannot be used with it; sign in with"
+            " --browser --no-browser instead: on a terminal it takes the address your browser"
+            " ends on, pasted back",
+            hint=run_hint("kt", "auth", "login", "--browser", "--no-browser"),
+        )
+    request = begin(
+        meta,
+        client_id=login.client_id,
+        redirect_uri=meta.remote_redirect_uri,
+        scope=scope_to_ask(login, meta),
+        state=new_state(),
+        prompt=login.prompt,
+        max_age=login.max_age,
+        acr_values=login.acr_values,
+    )
+    show_url(request.url)
+    result = read_answer(
+        lambda text: parse_pasted(text, redirect_uri=request.redirect_uri, state=request.state)
+    )
+    if result is None:
+        error = KtError(
+            f"no sign-in answer was pasted within {int(login.timeout)} s",
+            hint=run_hint("kt", "auth", "login", "--remote"),
+        )
+        error.code = "kt.sign_in_timeout"
+        raise error
+    return _signed_in(login, meta, request, result, http=http, now=clock())
+
+
+def _signed_in(
+    login: SignInRequest,
+    meta: ProviderMetadata,
+    request: AuthorizationRequest,
+    result: CallbackResult,
+    *,
+    http: httpx2.Client,
+    now: float,
+) -> SignedIn:
+    """The authorization response checked (state, iss), the one code exchange, the ID token."""
+    with scope_explained(login, request.scope, meta, method="browser"):
         code = check_response(request, result, meta)
         tokens = _exchange(meta, request, code, http)
     return checked_sign_in(
@@ -110,7 +179,7 @@ def browser_sign_in(
         scope=request.scope,
         client_id=request.client_id,
         http=http,
-        now=clock(),
+        now=now,
         nonce=request.nonce,
         max_age=request.max_age,
         acr_values=request.acr_values,

@@ -42,6 +42,14 @@ class S256CodeChallenge(CodeChallenge):  # type: ignore[misc]
 class CodeGrant(OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
 
+    @staticmethod
+    def validate_authorization_redirect_uri(request: KtRequest, client: Any) -> str:
+        """authlib's check, and the server's own remote page for a client allowed it."""
+        redirect_uri = request.payload.redirect_uri
+        if redirect_uri and client.accepts(redirect_uri, request.issuer):
+            return str(redirect_uri)
+        return str(AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client))
+
     def save_authorization_code(self, code: str, request: KtRequest) -> None:
         auth = request.kt_auth
         assert auth is not None
