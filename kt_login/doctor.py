@@ -121,7 +121,7 @@ def _the_rest(
     directory = settings.dir if settings is not None else Path(config.config_dir(where.env).value)
     store = where.store(directory)
     yield _keyring(store, settings)
-    yield _loopback()
+    yield _loopback(settings)
     yield _browser(where)
     if settings is None:
         yield Check("sessions", WARN, skipped, config_check.fix)
@@ -387,18 +387,22 @@ def _keyring(store: SessionStore, settings: config.Settings | None) -> Check:
 # ------------------------------------------------------------------------- loopback, browser
 
 
-def _bind(family: socket.AddressFamily, host: str) -> str | None:
-    """Why a listener cannot be bound on `host` (port 0, as the callback server does), or None."""
+def _bind(family: socket.AddressFamily, host: str, port: int = 0) -> str | None:
+    """Why a listener cannot be bound on `host`:`port`, or None. As callback_server binds: an
+    OS-chosen port plainly; a fixed one with SO_REUSEADDR on Linux and macOS (the last sign-in's
+    TIME-WAIT does not block it; a live listener still does)."""
     try:
         with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
+            if port and sys.platform != "win32":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
             sock.listen(1)
     except OSError as exc:
         return exc.strerror or type(exc).__name__
     return None
 
 
-def _loopback() -> Check:
+def _loopback(settings: config.Settings | None) -> Check:
     v4 = _bind(socket.AF_INET, "127.0.0.1")
     v6 = _bind(socket.AF_INET6, "::1") if socket.has_ipv6 else "no IPv6 support"
     if v4 is not None:
@@ -408,15 +412,29 @@ def _loopback() -> Check:
             f"cannot listen on 127.0.0.1 ({v4}): the browser sign-in's callback has nowhere to go",
             run_hint("kt", "auth", "login", "--device"),
         )
+    fixed = settings.port if settings is not None and settings.port.value != "0" else None
+    if fixed is not None:
+        taken = _bind(socket.AF_INET, "127.0.0.1", int(fixed.value))
+        if taken is not None:
+            return Check(
+                "loopback",
+                FAIL,
+                f"the browser sign-in's port {fixed.value} ({fixed.source}) cannot be listened "
+                f"on at 127.0.0.1 ({taken}); kt never moves to another port, as the provider "
+                "expects this one",
+                f"stop the program listening on port {fixed.value} (lsof -iTCP:{fixed.value} "
+                "-sTCP:LISTEN names it), or use another port the provider accepts",
+            )
+    on_port = f", and port {fixed.value} ({fixed.source}) is free" if fixed is not None else ""
     if v6 is not None:
         return Check(
             "loopback",
             WARN,
-            f"127.0.0.1 can be listened on; ::1 cannot ({v6}), so a sign-in redirected to "
-            "localhost works only where localhost resolves to 127.0.0.1",
+            f"127.0.0.1 can be listened on{on_port}; ::1 cannot ({v6}), so a sign-in redirected "
+            "to localhost works only where localhost resolves to 127.0.0.1",
             "enable IPv6 on the loopback interface, or keep the default 127.0.0.1 redirect",
         )
-    return Check("loopback", OK, "a listener can be bound on 127.0.0.1 and on ::1", None)
+    return Check("loopback", OK, f"a listener can be bound on 127.0.0.1 and on ::1{on_port}", None)
 
 
 def _browser(where: Surroundings) -> Check:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 import uuid
@@ -341,3 +342,17 @@ def test_an_unusable_ssl_cert_file_is_a_usage_error_not_a_crash(healthy, tmp_pat
         assert "Traceback" not in r.stderr and "unexpected" not in r.stderr
         assert f"SSL_CERT_FILE names '{path}'" in r.stderr
         assert "run: unset SSL_CERT_FILE" in r.stderr
+
+
+def test_a_taken_sign_in_port_fails(healthy):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        write_config(healthy, f"[profiles.{healthy['KEEPTRUSTS_PROFILE']}]\nport = {port}\n")
+        r, checks = doctor(healthy)
+        assert not_ok(checks) == {"loopback": "fail"}
+        assert f"port {port} (config file) cannot be listened on" in checks["loopback"]["detail"]
+        assert f"lsof -iTCP:{port} -sTCP:LISTEN" in checks["loopback"]["fix"]
+    r, checks = doctor(healthy)  # closed: free again
+    assert r.code == 0 and f"port {port} (config file) is free" in checks["loopback"]["detail"]

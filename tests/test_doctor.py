@@ -47,17 +47,19 @@ def test_an_ipv6_loopback_that_cannot_be_bound_warns(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(
         doctor,
         "_bind",
-        lambda family, host: (
-            "Cannot assign requested address" if family == socket.AF_INET6 else real(family, host)
+        lambda family, host, port=0: (
+            "Cannot assign requested address"
+            if family == socket.AF_INET6
+            else real(family, host, port)
         ),
     )
-    check = doctor._loopback()
+    check = doctor._loopback(None)
     assert check.status == "warn" and "::1 cannot (Cannot assign requested address)" in check.detail
 
 
 def test_no_ipv4_loopback_fails_with_the_device_login(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(doctor, "_bind", lambda family, host: "Permission denied")
-    check = doctor._loopback()
+    monkeypatch.setattr(doctor, "_bind", lambda family, host, port=0: "Permission denied")
+    check = doctor._loopback(None)
     assert check.status == "fail" and check.fix == "run: kt auth login --device"
 
 

@@ -22,9 +22,10 @@ def doctor(inv: Invocation) -> None:
     The checks: the config file (permissions, unknown keys); the API URL and its TLS
     (SSL_CERT_FILE); the clock against the API server's Date header (warns beyond 60 s); proxy
     variables and whether loopback bypasses them; the OS keyring (backend, locked, latency, a
-    probe secret written, read back and deleted); listening on 127.0.0.1 and ::1; whether a
-    browser can be opened, and why not; the stored sessions (expired, refresh expiry); and the
-    issuer's metadata (PKCE S256, iss in responses, device grant, revocation).
+    probe secret written, read back and deleted); listening on 127.0.0.1 and ::1 (and on the
+    profile's fixed sign-in port, if it has one); whether a browser can be opened, and why not;
+    the stored sessions (expired, refresh expiry); and the issuer's metadata (PKCE S256, iss in
+    responses, device grant, revocation).
 
     Exits 0 when every check passes, 1 otherwise. --json prints one object: {"ok": bool,
     "checks": [{"name", "status": "ok" | "warn" | "fail", "detail", "fix"}]}.
