@@ -426,6 +426,22 @@ def _loopback(settings: config.Settings | None) -> Check:
                 "-sTCP:LISTEN names it), or use another port the provider accepts",
             )
     on_port = f", and port {fixed.value} ({fixed.source}) is free" if fixed is not None else ""
+    if v6 is not None and settings is not None and settings.redirect_host.value == "[::1]":
+        return Check(
+            "loopback",
+            FAIL,
+            f"the browser sign-in redirects to [::1] (redirect_host, "
+            f"{settings.redirect_host.source}), but ::1 cannot be listened on ({v6})",
+            run_hint(
+                "kt",
+                "config",
+                "set",
+                "redirect_host",
+                "127.0.0.1",
+                "--profile",
+                settings.profile.value,
+            ),
+        )
     if v6 is not None:
         return Check(
             "loopback",

@@ -57,6 +57,27 @@ def test_an_ipv6_loopback_that_cannot_be_bound_warns(monkeypatch: pytest.MonkeyP
     assert check.status == "warn" and "::1 cannot (Cannot assign requested address)" in check.detail
 
 
+def test_a_redirect_to_ipv6_without_ipv6_loopback_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = doctor._bind
+    monkeypatch.setattr(
+        doctor,
+        "_bind",
+        lambda family, host, port=0: (
+            "Cannot assign requested address"
+            if family == socket.AF_INET6
+            else real(family, host, port)
+        ),
+    )
+    from kt_login import config
+
+    settings = config.resolve({"KEEPTRUSTS_CONFIG_DIR": str(tmp_path)}, redirect_host_flag="[::1]")
+    check = doctor._loopback(settings)
+    assert check.status == "fail" and "redirects to [::1]" in check.detail
+    assert check.fix == "run: kt config set redirect_host 127.0.0.1 --profile default"
+
+
 def test_no_ipv4_loopback_fails_with_the_device_login(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(doctor, "_bind", lambda family, host, port=0: "Permission denied")
     check = doctor._loopback(None)
