@@ -123,6 +123,13 @@ class ValidationFailed(KtError):
     code = "kt.validation"
 
 
+class DeviceFlowUnavailable(ValidationFailed):
+    """The provider offers no device grant, or refuses it to this client (an organisation
+    turned it off against device-code phishing): another way in is needed (issue 13 item 4)."""
+
+    code = "kt.device_flow_unavailable"
+
+
 class SignInLinkReused(ValidationFailed):
     """The browser sign-in's one-time link was fetched a second time: someone else may hold the
     authorization request, so the sign-in was stopped (issue 11 case 1)."""
