@@ -130,6 +130,13 @@ _TTL = click.IntRange(min=0)
     "and adds 5 s to it.",
 )
 @click.option(
+    "--no-device-flow",
+    is_flag=True,
+    help="Turn the device grant (RFC 8628) off, as organisations do against device-code "
+    "phishing: discovery omits device_authorization_endpoint and the endpoint answers "
+    "unauthorized_client.",
+)
+@click.option(
     "--throttle-base-delay",
     default=DEFAULT_THROTTLE_BASE_DELAY,
     show_default=True,
@@ -184,6 +191,7 @@ def main(
     mfa_max_age: int | None,
     device_code_ttl: int,
     device_interval: int,
+    no_device_flow: bool,
     throttle_base_delay: float,
     throttle_max_delay: float,
     sso_issuer: str | None,
@@ -228,6 +236,7 @@ def main(
         mfa_max_age=mfa_max_age,
         device_code_ttl=device_code_ttl,
         device_interval=device_interval,
+        device_flow=not no_device_flow,
         sso=sso,
         public_url=public_url,
         throttle_base_delay=throttle_base_delay,

@@ -47,6 +47,10 @@ class Settings:
     # RFC 8628: lifetime of a device code / user code pair, and the initial polling interval.
     device_code_ttl: int = DEFAULT_DEVICE_CODE_TTL
     device_interval: int = DEFAULT_DEVICE_INTERVAL
+    # False (`--no-device-flow`): the device grant is turned off, as organisations do because it
+    # is the favourite phishing path; discovery omits it and its endpoint answers
+    # unauthorized_client (issue 13 item 4).
+    device_flow: bool = True
     # Federation to a company's OpenID Connect provider; None: password sign-in only.
     sso: SsoConfig | None = None
     # The URL clients reach the server at besides the bound address (`--public-url`): its host is

@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -171,7 +172,16 @@ def _confirm_page(
         client_name=client.client_name if client else device.client_id,
         scopes=[(name, DESCRIPTIONS.get(name, name)) for name in device.scope.split()],
         user_code=display_user_code(normalised),
+        started=_started(device.created_at, now),
     )
+
+
+def _started(created_at: float, now: float) -> str:
+    """When the device asked, so that a person can tell an old or foreign code (issue 13 item 4)."""
+    at = datetime.fromtimestamp(created_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    minutes = max(0, int(now - created_at) // 60)
+    ago = "less than a minute ago" if minutes == 0 else f"{minutes} minute(s) ago"
+    return f"{at}, {ago}"
 
 
 def _look_up(request: web.Request, browser: Browser, raw: str | None) -> web.Response:

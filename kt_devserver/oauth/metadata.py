@@ -22,7 +22,16 @@ REMOTE_CALLBACK_PATH = "/oauth/remote-callback"
 REMOTE_REDIRECT_METADATA = "keeptrusts_remote_redirect_uri"
 
 
-def metadata(issuer: str) -> dict[str, Any]:
+def metadata(issuer: str, *, device_flow: bool = True) -> dict[str, Any]:
+    """The document; without `device_flow`, nothing about the device grant."""
+    doc = _metadata(issuer)
+    if not device_flow:
+        del doc["device_authorization_endpoint"]
+        doc["grant_types_supported"].remove(DEVICE_CODE_GRANT_TYPE)
+    return doc
+
+
+def _metadata(issuer: str) -> dict[str, Any]:
     return {
         "issuer": issuer,
         "authorization_endpoint": issuer + AUTHORIZE_PATH,

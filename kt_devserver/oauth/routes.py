@@ -56,7 +56,8 @@ from kt_devserver.state import STATE
 
 
 async def discovery(request: web.Request) -> web.Response:
-    return web.json_response(metadata(issuer_of(request)))
+    settings = oauth_of(request).state.settings
+    return web.json_response(metadata(issuer_of(request), device_flow=settings.device_flow))
 
 
 async def jwks(request: web.Request) -> web.Response:
@@ -99,6 +100,13 @@ async def device_authorization(request: web.Request) -> web.Response:
     built = await _form_request(request)
     if isinstance(built, web.Response):
         return built
+    if not oauth_of(request).state.settings.device_flow:
+        # RFC 8628 §3.2 answers errors as RFC 6749 §5.2 does: this client may not use the grant.
+        return oauth_error(
+            400,
+            "unauthorized_client",
+            "Device sign-in is turned off on this server; sign in with a browser instead.",
+        )
     server = oauth_of(request).server
     reply: Reply = server.create_endpoint_response("device_authorization", built)
     return json_reply(reply)

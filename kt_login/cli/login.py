@@ -121,7 +121,8 @@ class LoginOptions:
     "--device",
     is_flag=True,
     help="Sign in from another device (phone, laptop) with a short code: for SSH sessions, "
-    "containers and machines without a browser.",
+    "containers and machines without a browser. Where the provider turned it off, kt says why "
+    "and, on a terminal, falls back to --remote's paste-back.",
 )
 @click.option("--no-qr", is_flag=True, help="With --device: do not draw the QR code.")
 @click.option(
@@ -222,6 +223,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             client_id=opts.client_id,
             scope=opts.scope,
             show_qr=not opts.no_qr,
+            timeout=opts.timeout,
         )
     elif choice.method == "browser":
         run_browser_login(

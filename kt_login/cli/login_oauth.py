@@ -5,6 +5,7 @@ sign-ins themselves are `signin.browser` and `signin.device`."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import select
 import socket
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 import segno
 
 from ..browser import Opener, no_browser_reason, system_opener
-from ..errors import KtError, UsageError
+from ..errors import DeviceFlowUnavailable, KtError, UsageError
 from ..flows.device import DeviceAuthorization
 from ..signin.browser import browser_sign_in, remote_sign_in, step_up
 from ..signin.device import device_sign_in
@@ -146,6 +147,10 @@ def run_remote_login(
         scope=scope,
         timeout=float(timeout),
     )
+    _remote_sign_in(inv, store, login)
+
+
+def _remote_sign_in(inv: Invocation, store: CredentialStore, login: SignInRequest) -> None:
     prompt = PastePrompt(inv, sys.stdin.fileno())
     say = inv.console.info
 
@@ -158,7 +163,7 @@ def run_remote_login(
         login,
         http=inv.http(),
         show_url=show,
-        read_answer=lambda check: prompt.read(check, timeout=float(timeout)),
+        read_answer=lambda check: prompt.read(check, timeout=login.timeout),
         clock=inv.app.clock,
     )
     _finish(inv, signed, login, store, method="browser")
@@ -325,6 +330,7 @@ def run_device_login(
     client_id: str | None,
     scope: str | None,
     show_qr: bool,
+    timeout: int = 300,
 ) -> None:
     store, login = _prepare(
         inv, insecure_storage=insecure_storage, issuer=issuer, client_id=client_id, scope=scope
@@ -338,6 +344,15 @@ def run_device_login(
             on_wait=countdown.update if countdown else None,
             clock=inv.app.clock,
         )
+    except DeviceFlowUnavailable as exc:
+        if not _can_prompt(inv):
+            raise
+        # Turned off (against device-code phishing) or not offered: paste-back is the way left
+        # that works from another machine (issue 13 item 4).
+        inv.console.info(f"Device sign-in cannot be used: {exc.message}.")
+        inv.console.info("Signing in with a browser anywhere and pasting its answer back instead.")
+        _remote_sign_in(inv, store, dataclasses.replace(login, timeout=float(timeout)))
+        return
     finally:
         inv.console.clear_status()  # the error (denied, expired) starts on a line of its own
     _finish(inv, signed, login, store, method="device")

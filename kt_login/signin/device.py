@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import httpx2
 
-from ..errors import ValidationFailed
+from ..errors import DeviceFlowUnavailable, OAuthError
 from ..flows import drive
 from ..flows.device import DeviceAuthorization, poll, request_device_code
 from ..flows.discovery import ProviderMetadata, discover
@@ -52,28 +52,41 @@ def start_device_sign_in(login: SignInRequest, *, http: httpx2.Client) -> Device
     all of `kt auth login --device --start`)."""
     meta = provider_with_device_grant(login, http=http)
     scope = scope_to_ask(login, meta)
-    with scope_explained(login, scope, meta, method="device"):
-        authorization = drive(
-            request_device_code(
-                meta.device_authorization_endpoint or "",
-                client_id=login.client_id,
-                scope=scope,
-                issuer=meta.issuer,
-            ),
-            http,
-        )
+    try:
+        with scope_explained(login, scope, meta, method="device"):
+            authorization = drive(
+                request_device_code(
+                    meta.device_authorization_endpoint or "",
+                    client_id=login.client_id,
+                    scope=scope,
+                    issuer=meta.issuer,
+                ),
+                http,
+            )
+    except OAuthError as exc:
+        if exc.error != "unauthorized_client":
+            raise
+        # RFC 8628 §3.2 / RFC 6749 §5.2: this client may not use the grant (turned off).
+        raise DeviceFlowUnavailable(
+            f"{login.issuer} does not allow device sign-in for this client ({exc.provider_said})",
+            hint=_DEVICE_HINT,
+        ) from None
     return DeviceStarted(meta, scope, authorization)
+
+
+_DEVICE_HINT = "sign in in a browser (with --no-browser over SSH), or with --email: " + run_hint(
+    "kt", "auth", "login", "--browser"
+)
 
 
 def provider_with_device_grant(login: SignInRequest, *, http: httpx2.Client) -> ProviderMetadata:
     """The issuer's metadata, which must offer the device grant."""
     meta = drive(discover(login.issuer), http)
     if meta.device_authorization_endpoint is None:
-        raise ValidationFailed(
+        raise DeviceFlowUnavailable(
             f"{login.issuer} does not offer device sign-in: "
             + meta.missing("device_authorization_endpoint"),
-            hint="sign in in a browser (with --no-browser over SSH), or with --email: "
-            + run_hint("kt", "auth", "login", "--browser"),
+            hint=_DEVICE_HINT,
         )
     return meta
 
