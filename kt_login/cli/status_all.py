@@ -9,7 +9,7 @@ from .. import config
 from ..errors import KtError, NotLoggedIn
 from ..identity import session_name
 from ..output import table
-from ..refresh import can_refresh
+from ..refresh import session_state
 from ..text import clean
 from .app import Invocation
 from .profiles import known_profiles
@@ -85,9 +85,10 @@ def _profile_row(inv: Invocation, name: str, now: float, *, active: bool) -> dic
         return row
     if session is None or where is None:
         return row
-    expired = session.expires_at is not None and session.expires_at <= now
+    state = session_state(session, now)
     row.update(
-        logged_in=not expired or can_refresh(session, now),
+        state=state,
+        logged_in=state != "expired",
         account=session_name(session),
         api_url=session.api_url,
         credential_store=where.kind,
@@ -95,10 +96,4 @@ def _profile_row(inv: Invocation, name: str, now: float, *, active: bool) -> dic
         expires_at=timestamp(session.expires_at),
         refresh_expires_at=timestamp(session.refresh_expires_at),
     )
-    if not expired:
-        row["state"] = "logged in"
-    elif can_refresh(session, now):
-        row["state"] = "refresh on next use"
-    else:
-        row["state"] = "expired"
     return row
