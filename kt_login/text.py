@@ -33,4 +33,9 @@ def run_hint(*words: str | os.PathLike[str]) -> str:
     """`run: <the command>`, the one way a command to paste is written (SECURITY.md SH-01): each
     word made inert (`clean`) and shell-quoted, so a value from a server, a flag, a URL or a path
     stays one word and `shlex.split` gives back exactly the words."""
-    return "run: " + shlex.join(clean(os.fspath(word)) for word in words)
+    return "run: " + shell_words(*words)
+
+
+def shell_words(*words: str | os.PathLike[str]) -> str:
+    """The command of `run_hint` without its `run: ` (for a JSON field that holds one)."""
+    return shlex.join(clean(os.fspath(word)) for word in words)

@@ -13,12 +13,13 @@ import sys
 import termios
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO, cast
 from urllib.parse import urlsplit
 
 import segno
 
-from ..browser import Opener, no_browser_reason, system_opener
+from ..browser import Opener, SshSession, local_opener, no_browser_reason, ssh_session
 from ..errors import DeviceFlowUnavailable, KtError, UsageError
 from ..flows.device import DeviceAuthorization
 from ..signin.browser import browser_sign_in, remote_sign_in, step_up
@@ -26,7 +27,7 @@ from ..signin.device import device_sign_in
 from ..signin.finish import finish_oauth_sign_in, sign_in_notices
 from ..signin.oidc import SignedIn, SignInRequest
 from ..store import CredentialStore
-from ..text import clean, run_hint
+from ..text import clean, run_hint, shell_words
 from .app import Invocation
 from .views import logged_in_line, replaced, replaced_line, session_document
 
@@ -105,15 +106,17 @@ def _browser_sign_in(
     open_browser: bool,
     rerun: Callable[[int], str],
 ) -> None:
-    opener = (inv.app.opener or system_opener) if open_browser else None
+    found, via = (inv.app.opener, None) if inv.app.opener else local_opener(inv.app.env)
+    opener = found if open_browser else None
     why_no_browser = (
         no_browser_reason(inv.app.env) if open_browser and inv.app.opener is None else None
     )
+    remote = Remote(ssh_session(inv.app.env), login.port != 0, login.redirect_host)
     signed = browser_sign_in(
         login,
         http=inv.http(),
         show_url=lambda url, redirect_uri: show_sign_in_url(
-            inv, url, redirect_uri, opener, why_no_browser
+            inv, url, redirect_uri, opener, why_no_browser, via=via, remote=remote
         ),
         clock=inv.app.clock,
         rerun=rerun,
@@ -288,30 +291,60 @@ class PastePrompt:
         return stop
 
 
+@dataclass(frozen=True)
+class Remote:
+    """Where the person's browser may be: over SSH on their own computer (issue 13 item 3)."""
+
+    ssh: SshSession | None
+    fixed_port: bool  # --port or the profile's port: a tunnel to it can be set up beforehand
+    redirect_host: str
+
+
 def show_sign_in_url(
-    inv: Invocation, url: str, redirect_uri: str, opener: Opener | None, why_no_browser: str | None
+    inv: Invocation,
+    url: str,
+    redirect_uri: str,
+    opener: Opener | None,
+    why_no_browser: str | None,
+    *,
+    via: str | None = None,
+    remote: Remote | None = None,
 ) -> None:
-    """Open the browser on `url` when one can be used; say where to go either way.
+    """Open the browser on `url` when one can be used; say where to go either way. `via` names
+    the launcher used when it is not the system's default (WSL: wslview, cmd.exe, powershell.exe).
+    Over SSH, when no browser was opened here, the `ssh -L` command that lets the person's own
+    browser reach the listener (a fixed port), or that it cannot (any free port).
 
     `url` is the listener's one-time link (http://127.0.0.1:PORT/<random>), not the authorization
     request, so printing it gives nothing away: it works once, and a second use stops the sign-in
     (docs/security.md LU-01)."""
     opened = opener is not None and why_no_browser is None and opener(url)
+    port = urlsplit(redirect_uri).port or 0
+    ssh = remote.ssh if remote is not None and not opened else None
+    tunnel = (
+        ssh.tunnel(port, remote.redirect_host) if ssh and remote and remote.fixed_port else None
+    )
     if inv.json_mode:
         # Like --device --json: enough to finish the sign-in if no browser shows up.
         inv.console.progress(
             {
                 "sign_in_url": url,
                 "redirect_uri": redirect_uri,
-                "port": urlsplit(redirect_uri).port,
+                "port": port,
                 "browser_opened": bool(opened),
+                **({"opened_with": via} if opened and via else {}),
+                **({"ssh_tunnel": shell_words(*tunnel)} if tunnel else {}),
             }
         )
         return
     say = inv.console.info
     if opened:
-        say("Opened your browser to sign in. If it did not open, visit this link (it works once):")
+        how = f"Opened the Windows browser with {via}" if via else "Opened your browser"
+        say(f"{how} to sign in. If it did not open, visit this link (it works once):")
         say(f"  {url}")
+        return
+    if ssh is not None:
+        _say_over_ssh(inv, url, tunnel)
         return
     if opener is not None and why_no_browser is not None:
         say(f"Cannot open a browser here: {why_no_browser}.")
@@ -319,6 +352,24 @@ def show_sign_in_url(
         say("(or run kt auth login --device to sign in from another device):")
     else:
         say("Open this link in a browser on this machine to sign in; it works once:")
+    say(f"  {url}")
+
+
+def _say_over_ssh(inv: Invocation, url: str, tunnel: list[str] | None) -> None:
+    """This is an SSH session: the person's browser is on their own computer, whose 127.0.0.1
+    is not this machine's."""
+    say = inv.console.info
+    if tunnel is not None:
+        say("This is an SSH session: a browser on your own computer reaches kt here only through")
+        say("an SSH tunnel to this port. On your computer, first")
+        say(f"  {run_hint(*tunnel)}")
+        say("then open this link in a browser there; it works once:")
+    else:
+        say("This is an SSH session: kt listens on this machine's loopback, which a browser on")
+        say("your own computer cannot reach. Sign in with a code instead")
+        say(f"({run_hint('kt', 'auth', 'login', '--device')}), or sign in again with a fixed")
+        say("--port and forward it with ssh -L (kt then prints the command). The link, for a")
+        say("browser on this machine; it works once:")
     say(f"  {url}")
 
 
