@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from kt_login import browser
@@ -14,6 +16,7 @@ from kt_login.errors import UsageError
 @pytest.fixture(autouse=True)
 def not_a_container(monkeypatch):
     monkeypatch.setattr(browser, "_in_container", lambda env: bool(env.get("container")))
+    monkeypatch.setattr(browser, "_proc_version", lambda: "Linux version 6.1 (gcc)")
 
 
 @pytest.mark.parametrize(
@@ -124,3 +127,78 @@ def test_choose_method_refuses(given, says):
 )
 def test_choose_method_with_a_preferred_method(given, choice):
     assert choose_method(**{**NOTHING, **given}) == choice
+
+
+# ------------------------------------------------------------ WSL and SSH (issue 13 item 3)
+
+
+@pytest.fixture
+def launcher_path(tmp_path):
+    for name in ("cmd.exe", "powershell.exe"):
+        (tmp_path / name).write_text("#!/bin/sh\n")
+        (tmp_path / name).chmod(0o755)
+    return str(tmp_path)
+
+
+def test_wsl_with_a_windows_launcher_can_open_a_browser_without_a_display(launcher_path):
+    wsl = {"WSL_DISTRO_NAME": "Ubuntu", "PATH": launcher_path}
+    assert no_browser_reason(wsl, "linux") is None
+    assert browser.wsl_launcher(wsl, "linux") == [f"{launcher_path}/cmd.exe", "/c", "start", ""]
+    assert browser.local_opener(wsl, "linux")[1] == "cmd.exe"
+    # no launcher on PATH: as any Linux without a display
+    assert no_browser_reason({"WSL_DISTRO_NAME": "Ubuntu", "PATH": "/nonexistent"}, "linux")
+    # over SSH into WSL, Windows' browser is not the person's
+    assert no_browser_reason({**wsl, "SSH_CONNECTION": "1.2.3.4 5 6.7.8.9 22"}, "linux")
+    # BROWSER says which browser to use
+    assert browser.wsl_launcher({**wsl, "BROWSER": "firefox"}, "linux") is None
+    assert browser.local_opener({"PATH": launcher_path}, "linux") == (browser.system_opener, None)
+
+
+def test_wsl_is_recognised_by_proc_version_too(monkeypatch, launcher_path):
+    assert not browser.in_wsl({}, "linux")
+    monkeypatch.setattr(browser, "_proc_version", lambda: "Linux 5.15-microsoft-standard-WSL2")
+    assert browser.in_wsl({}, "linux")
+    assert not browser.in_wsl({}, "darwin")
+    assert browser.wsl_launcher({"PATH": launcher_path}, "linux") is not None
+
+
+def test_launchers_get_only_plain_urls(tmp_path):
+    log = tmp_path / "argv"
+    fake = tmp_path / "wslview"
+    fake.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {log}\n')
+    fake.chmod(0o755)
+    opener, name = browser.local_opener({"WSL_DISTRO_NAME": "x", "PATH": str(tmp_path)}, "linux")
+    assert name == "wslview"
+    link = "http://127.0.0.1:8400/Xq9vR2mP7kL1nB8cZ3wD5f-_"
+    assert opener(link) and log.read_text() == link + "\n"
+    log.unlink()
+    for url in ("http://127.0.0.1:1/a&calc", "http://127.0.0.1:1/a?state=x", 'http://a/"x'):
+        assert not opener(url) and not log.exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "tunnel"),
+    [
+        (
+            {"SSH_CONNECTION": "203.0.113.7 5 198.51.100.4 22", "USER": "al"},
+            ["ssh", "-L", "8400:127.0.0.1:8400", "al@198.51.100.4"],
+        ),
+        (
+            {"SSH_CONNECTION": "::1 5 2001:db8::4 2200", "LOGNAME": "bo"},
+            ["ssh", "-L", "8400:127.0.0.1:8400", "-p", "2200", "bo@2001:db8::4"],
+        ),
+        (  # not an address: the host name instead
+            {"SSH_CONNECTION": "x y evil;host 22", "USER": "al", "SSH_TTY": "/dev/pts/1"},
+            ["ssh", "-L", "8400:127.0.0.1:8400", "al@" + socket.gethostname()],
+        ),
+    ],
+)
+def test_the_ssh_tunnel_command(env, tunnel):
+    session = browser.ssh_session(env)
+    assert session is not None and session.tunnel(8400) == tunnel
+    assert session.tunnel(8400, "[::1]")[2] == "8400:[::1]:8400"
+    assert session.tunnel(8400, "localhost")[2] == "8400:127.0.0.1:8400"
+
+
+def test_no_ssh_session_without_its_variables():
+    assert browser.ssh_session({"USER": "al", "DISPLAY": ":0"}) is None

@@ -169,6 +169,12 @@ def login(inv: Invocation, **flags: Any) -> None:
     line on stderr before they wait: the sign-in URL and the listener's port, or the device
     code and where to enter it.
 
+    When the browser is elsewhere: in WSL kt opens the Windows browser (wslview, cmd.exe or
+    powershell.exe). Over SSH with a fixed --port (or the profile's port), kt first prints the
+    `ssh -L PORT:127.0.0.1:PORT user@host` command to run on your own computer so that its
+    browser reaches kt; without one it offers --device. --redirect-host localhost is for
+    providers that refuse IP literals.
+
     For agents and scripts: --browser --start or --device --start prints the sign-in link (or
     the code and URL) and a handle and exits at once; --complete HANDLE [--wait SECONDS]
     finishes it; --with-token < FILE keeps an existing API token.
