@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 import pytest
 
-from kt_login.cli import cli
+from kt_login.cli import cli, common_options_last
 from kt_login.store import FileStore
 from kt_login.store.index import update_index
 from tests.kt_process import ALICE, BOB, REPO, Result, base_env, kt, password_login
@@ -263,3 +263,63 @@ def test_a_device_code_that_expired_gets_the_same_sign_in_again(tmp_path, devser
     words = printed_command(r)
     assert words == ["kt", "auth", "login", "--device", "--no-qr", "--profile", "work"]
     run_as_printed(words, env)
+
+
+# --- every command's --help has examples, and each one parses --------------------------------
+
+
+def _leaf_commands() -> list[tuple[str, click.Command]]:
+    found = []
+
+    def walk(command: click.Command, path: list[str], ctx: click.Context) -> None:
+        if isinstance(command, click.Group):
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None
+                walk(sub, [*path, name], click.Context(sub, parent=ctx, info_name=name))
+        else:
+            found.append((" ".join(path), command))
+
+    walk(cli, ["kt"], click.Context(cli, info_name="kt"))
+    return found
+
+
+COMMANDS = _leaf_commands()
+KT_IN_EXAMPLE = re.compile(r"(^|\$\(|\| ?)kt ")
+
+
+def kt_commands_in(line: str) -> list[list[str]]:
+    """The kt command lines in an example: the whole line, or the part after a pipe, or inside
+    $( ), each up to the shell's next operator."""
+    found = []
+    for match in KT_IN_EXAMPLE.finditer(line):
+        rest = line[match.end() - 3 :]
+        if match.group(1) == "$(":
+            rest = rest.split(")", 1)[0]
+        lexer = shlex.shlex(rest, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        words = []
+        for token in lexer:
+            if token and all(c in "|;<>()&" for c in token):
+                break
+            words.append(token)
+        found.append(["kt", *common_options_last(words[1:])])
+    return found
+
+
+@pytest.mark.parametrize("path, command", COMMANDS, ids=[path for path, _ in COMMANDS])
+def test_each_command_has_examples_that_parse(path, command):
+    shown = kt(
+        *path.split()[1:], "--help", env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO)}
+    )
+    assert shown.code == 0, shown.stderr
+    assert "Examples:" in shown.stdout, path
+    section = shown.stdout.split("Examples:", 1)[1].split("Options:", 1)[0]
+    lines = [line.strip() for line in section.splitlines() if line.strip()]
+    commands = [words for line in lines for words in kt_commands_in(line)]
+    assert any(words[: len(path.split())] == path.split() for words in commands), (path, lines)
+    for words in commands:
+        try:
+            parse_with_click(words)
+        except click.ClickException as exc:
+            pytest.fail(f"{path} --help: {shlex.join(words)}: {exc.format_message()}")

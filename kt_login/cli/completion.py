@@ -5,10 +5,16 @@ from __future__ import annotations
 import click
 from click.shell_completion import get_completion_class
 
+from .examples import examples
+
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_KT_COMPLETE"
 
 
+@examples(
+    'eval "$(kt completion bash)"',
+    "kt completion zsh > ~/.zfunc/_kt",
+)
 @click.command(name="completion")
 @click.argument("shell", type=click.Choice(SHELLS))
 def completion(shell: str) -> None:

@@ -8,8 +8,13 @@ from ..config import CONFIG_FILE
 from ..errors import KtError
 from ..store import FileStore, KeyringStore
 from .app import Invocation, common_options
+from .examples import examples
 
 
+@examples(
+    "kt config show",
+    "kt config show --profile work --json",
+)
 @click.command("show")
 @common_options
 def show(inv: Invocation) -> None:

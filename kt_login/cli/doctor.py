@@ -10,10 +10,15 @@ from ..api import make_http_client
 from ..doctor import FAIL, OK, Check, Surroundings, diagnose, failed
 from ..store import SessionStore, keyring_max_bytes, keyring_timeout
 from .app import Invocation, common_options
+from .examples import examples
 
 MARK = {OK: "ok  ", "warn": "warn", FAIL: "FAIL"}
 
 
+@examples(
+    "kt auth doctor",
+    "kt auth doctor --profile work --json",
+)
 @click.command()
 @common_options
 def doctor(inv: Invocation) -> None:

@@ -17,6 +17,7 @@ from ..signin.api_token import api_token_sign_in
 from ..signin.password import password_sign_in
 from ..store.pending import check_handle
 from .app import Invocation, common_options, read_secret_line
+from .examples import examples
 from .login_oauth import run_browser_login, run_device_login, run_remote_login
 from .login_steps import run_browser_start, run_cancel, run_complete, run_device_start
 from .step_up import code_rejected, continue_hints, prompt_code
@@ -49,6 +50,14 @@ class LoginOptions:
     cancel: str | None = None
 
 
+@examples(
+    "kt auth login",
+    "kt auth login --device",
+    "kt auth login --browser --no-browser",
+    'echo "$PASSWORD" | kt auth login --email you@example.com --password-stdin',
+    "kt auth login --with-token < token.txt",
+    "kt --profile staging auth login --api-url https://api.staging.example.com",
+)
 @click.command()
 @click.option("--email", metavar="EMAIL", help="Your account's email (prompted for on a terminal).")
 @click.option(

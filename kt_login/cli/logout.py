@@ -12,6 +12,7 @@ from ..config import configured_profiles
 from ..errors import RevocationFailed, StoreError
 from ..session import Session
 from .app import Invocation, common_options
+from .examples import examples
 from .views import timestamp
 
 
@@ -20,6 +21,10 @@ class LogoutOptions:
     all_profiles: bool = False
 
 
+@examples(
+    "kt auth logout",
+    "kt auth logout --all",
+)
 @click.command()
 @click.option("--all", "all_profiles", is_flag=True, help="Log out of every profile.")
 @common_options

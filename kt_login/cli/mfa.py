@@ -10,6 +10,7 @@ import click
 
 from ..errors import UsageError
 from .app import Invocation, common_options, read_secret_line
+from .examples import examples
 from .login_oauth import run_browser_step_up
 from .step_up import complete_challenge
 
@@ -24,6 +25,11 @@ class ChallengeOptions:
     insecure_storage: bool = False
 
 
+@examples(
+    "kt auth mfa challenge --token mfa_…",
+    "echo 123456 | kt auth mfa challenge --token mfa_…",
+    "kt auth mfa challenge --browser",
+)
 @click.command("challenge")
 @click.option(
     "--token",

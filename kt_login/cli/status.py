@@ -12,10 +12,16 @@ from ..refresh import can_refresh
 from ..session import Session
 from ..text import clean
 from .app import Invocation, common_options
+from .examples import examples
 from .status_all import run_status_all
 from .views import session_document, timestamp
 
 
+@examples(
+    "kt auth status",
+    "kt auth status --json",
+    "kt --profile work auth status",
+)
 @click.command()
 @click.option(
     "--all",

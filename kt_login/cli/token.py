@@ -11,6 +11,7 @@ from ..api import IssuedToken, token_path_segment
 from ..errors import ApiError, UsageError
 from ..text import clean
 from .app import Invocation, common_options
+from .examples import examples
 from .step_up import with_step_up
 from .views import public_token, token_summary, token_table
 
@@ -59,6 +60,10 @@ def _scopes(values: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(scopes))
 
 
+@examples(
+    "kt auth token create --name ci --scope configurations:read",
+    "kt auth token create --name deploy --scope gateways:read,gateways:write --expires-in-days 30",
+)
 @click.command("create")
 @click.option("--name", required=True, help="A name to recognise the token by.")
 @click.option(
@@ -94,6 +99,10 @@ def run_create(inv: Invocation, opts: CreateOptions) -> None:
     _print_secret(inv, issued, "Created API token")
 
 
+@examples(
+    "kt auth token list",
+    "kt auth token list --all --json",
+)
 @click.command("list")
 @click.option("--all", "all_tokens", is_flag=True, help="Include revoked and expired tokens.")
 @common_options
@@ -126,6 +135,10 @@ def _list(inv: Invocation) -> list[dict[str, Any]]:
     return [public_token(t) for t in listed]
 
 
+@examples(
+    "kt auth token revoke --id tok_123",
+    "kt auth token revoke --id tok_123 --yes",
+)
 @click.command("revoke")
 @_token_id_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
@@ -181,6 +194,10 @@ def _find(inv: Invocation, token_id: str) -> dict[str, Any] | None:
     return next((t for t in listed if t.get("id") == token_id), None)
 
 
+@examples(
+    "kt auth token rotate --id tok_123",
+    "kt auth token rotate --id tok_123 --expires-in-days 30",
+)
 @click.command("rotate")
 @_token_id_option
 @click.option(

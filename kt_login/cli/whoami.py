@@ -17,10 +17,15 @@ from ..identity import display_name, session_name
 from ..session import Session
 from ..text import clean
 from .app import Invocation, common_options
+from .examples import examples
 from .step_up import with_step_up
 from .views import session_document
 
 
+@examples(
+    "kt auth whoami",
+    "kt auth whoami --json",
+)
 @click.command()
 @common_options
 def whoami(inv: Invocation) -> None:
