@@ -19,6 +19,7 @@ platform's user config dir. Only kt reads it; nothing secret belongs in it.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -105,6 +106,8 @@ class Settings:
     # The sign-in method without a method flag: KEEPTRUSTS_LOGIN_METHOD, else the profile's
     # `login_method`, else "auto" (kt chooses by what the machine can do).
     login_method: Setting = Setting(AUTO_LOGIN_METHOD, DEFAULT)
+    # What config.toml holds that kt does not read, said with the nearest key kt knows.
+    unknown_keys: tuple[str, ...] = ()
 
     @property
     def dir(self) -> Path:
@@ -207,6 +210,31 @@ def port_number(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_PORT:
         return value
     return None
+
+
+def unknown_keys(parsed: Mapping[str, Any], path: Path) -> tuple[str, ...]:
+    """A warning for each key of config.toml that kt does not read (a typo is otherwise silently
+    ignored), with the nearest key it knows (difflib) or where that key belongs."""
+    top = (*TOP_LEVEL_KEYS, "profiles")
+    said = [_unknown_key(key, top, PROFILE_KEYS, path, "at the top level") for key in parsed]
+    profiles = parsed.get("profiles", {})
+    for name, section in profiles.items() if isinstance(profiles, dict) else ():
+        where = f"in [profiles.{name}]"
+        said += [_unknown_key(key, PROFILE_KEYS, top, path, where) for key in section]
+    return tuple(s for s in said if s)
+
+
+def _unknown_key(
+    key: object, known: tuple[str, ...], elsewhere: tuple[str, ...], path: Path, where: str
+) -> str | None:
+    if not isinstance(key, str) or key in known:
+        return None
+    shown = repr(key[:64])
+    if key in elsewhere:
+        return f"{path}: {shown} is not read {where}; kt ignores it"
+    near = difflib.get_close_matches(key.replace("-", "_").lower(), known, n=1, cutoff=0.6)
+    guess = f" (did you mean {near[0]!r}?)" if near else f" (known keys: {', '.join(known)})"
+    return f"{path}: unknown key {shown} {where} is ignored{guess}"
 
 
 def is_profile_name(name: object) -> bool:
@@ -367,6 +395,7 @@ def resolve(
         session_client_id=session_client_id,
     )
     return Settings(
+        unknown_keys=unknown_keys(file, Path(cdir.value) / CONFIG_FILE),
         config_dir=cdir,
         profile=profile,
         api_url=api_url,

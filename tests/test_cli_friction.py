@@ -3,6 +3,7 @@ anywhere on the line, a new sign-in that says whom it replaced, --scope never si
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,34 @@ def test_a_bad_api_url_is_named_with_the_fix(tmp_path, url, fix):
         assert repr(url) in error and hint == fix
         fixed = kt("auth", "status", "--api-url", fix.removeprefix("use "), env=base_env(tmp_path))
         assert fixed.code == 3  # the suggested URL is accepted: only no session is left
+
+
+def test_unknown_config_keys_are_warned_about_with_the_nearest_key(tmp_path):
+    from tests.kt_process import base_env
+
+    env = base_env(tmp_path)
+    cfg = Path(env["KEEPTRUSTS_CONFIG_DIR"])
+    cfg.mkdir(parents=True)
+    (cfg / "config.toml").write_text(
+        'credentail_store = "file"\nprofile = "work"\n'
+        '[profiles.work]\napi-url = "https://api.example.com"\nprofile = "x"\ncolour = "red"\n'
+    )
+    r = kt("auth", "status", env=env)
+    assert r.code == 3
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("Warning: ")]
+    assert len(warnings) == 4, r.stderr
+    assert (
+        "unknown key 'credentail_store' at the top level is ignored (did you mean "
+        "'credential_store'?)" in warnings[0]
+    )
+    assert (
+        "unknown key 'api-url' in [profiles.work] is ignored (did you mean 'api_url'?)"
+        in (warnings[1])
+    )
+    assert "'profile' is not read in [profiles.work]" in warnings[2]
+    assert "unknown key 'colour'" in warnings[3] and "known keys: api_url" in warnings[3]
+    as_json = kt("auth", "status", "--json", env=env)
+    lines = [json.loads(line) for line in as_json.stderr.splitlines()]
+    assert [line["warning"]["code"] for line in lines[:4]] == ["kt.config_unknown_key"] * 4
+    clean = kt("auth", "status", env=base_env(tmp_path / "clean"))
+    assert "Warning" not in clean.stderr

@@ -163,10 +163,14 @@ class Invocation:
 
     @cached_property
     def base_settings(self) -> config.Settings:
-        """Settings without looking at any stored session."""
-        return config.resolve(
+        """Settings without looking at any stored session; config.toml's unknown keys are
+        warned about here, once per command."""
+        settings = config.resolve(
             self.app.env, profile_flag=self.profile_flag, api_url_flag=self.api_url_flag
         )
+        for unknown in settings.unknown_keys:
+            self.console.warn(unknown, code="kt.config_unknown_key")
+        return settings
 
     def settings_for(self, session: Session | None) -> config.Settings:
         """Settings once the profile's stored session is known: its API URL, and the issuer and
