@@ -97,6 +97,34 @@ def start_kt(*args: str, env: dict[str, str], stdin: bool = False) -> subprocess
     )
 
 
+def kt_at_once(runs: list[tuple[list[str], dict[str, str]]], timeout: float = 60) -> list[Result]:
+    """Start one `kt ARGS` per (ARGS, ENV) in `runs` at once, then wait for all of them; the
+    results in the same order. Any still running at the end is killed."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "kt_login", *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        for args, env in runs
+    ]
+    results = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=timeout)
+            results.append(Result(proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return results
+
+
 def start_device_login(
     env: dict[str, str], *extra: str
 ) -> tuple[subprocess.Popen[str], dict[str, Any]]:

@@ -5,15 +5,13 @@ KEEPTRUSTS_API_TOKEN — and each sees only its own, also while their sessions r
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from kt_devserver import totp
 from kt_devserver.demo import BOB_TOTP_SECRET
 from kt_login.store import FileStore
-from tests.kt_process import ALICE, BOB, REPO, Result, base_env, kt, password_login
+from tests.kt_process import ALICE, BOB, Result, base_env, kt, kt_at_once, password_login
 
 AGENTS = 8
 
@@ -29,29 +27,9 @@ class Agent:
 
 def run_all(agents: list[Agent], *args: str, base: dict[str, str]) -> list[Result]:
     """Start one `kt ARGS` per agent at once, then wait for all."""
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "kt_login", *args, *agent.args],
-            env={**base, **agent.env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-        )
-        for agent in agents
-    ]
-    results = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=120)
-            results.append(Result(proc.returncode, out, err))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return results
+    return kt_at_once(
+        [([*args, *agent.args], {**base, **agent.env}) for agent in agents], timeout=120
+    )
 
 
 def create_token(env: dict[str, str], profile: str, name: str) -> str:

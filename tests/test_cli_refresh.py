@@ -22,8 +22,6 @@ import select
 import sqlite3
 import stat
 import struct
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,7 +45,7 @@ from kt_login.refresh import SessionKeeper
 from kt_login.session import Session
 from kt_login.store import FileStore, SessionStore
 from tests.fixtures.devserver import DevServer, start_devserver
-from tests.kt_process import ALICE, REPO, Result, base_env, kt, password_login
+from tests.kt_process import ALICE, base_env, kt, kt_at_once, password_login
 
 PROFILE = "default"
 REFRESH = "/v1/auth/refresh"
@@ -340,33 +338,6 @@ def refreshes(seen: list[Seen]) -> list[Seen]:
     return [s for s in seen if s.method == "POST" and s.path == REFRESH]
 
 
-def kt_concurrently(n: int, *args: str, env: dict[str, str]) -> list[Result]:
-    """Start `n` kt processes at once, then wait for all of them."""
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "kt_login", *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-        )
-        for _ in range(n)
-    ]
-    results = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=60)
-            results.append(Result(proc.returncode, out, err))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return results
-
-
 # --------------------------------------------------------------------------- LC-02: single flight
 
 
@@ -380,7 +351,7 @@ def test_ten_concurrent_whoami_on_a_nearly_expired_session_make_exactly_one_refr
 
     mark = proxy.mark()
     with refresh_barrier(proxy, config_dir(env)) as barrier:
-        results = kt_concurrently(10, "auth", "whoami", "--json", env=env)
+        results = kt_at_once([(["auth", "whoami", "--json"], env)] * 10)
 
     for r in results:
         assert r.code == 0, r.stderr
@@ -425,7 +396,7 @@ def test_ten_concurrent_whoami_refused_with_401_make_exactly_one_refresh(env, se
 
     mark = proxy.mark()
     with refresh_barrier(proxy, config_dir(env)) as barrier:
-        results = kt_concurrently(10, "auth", "whoami", "--json", env=env)
+        results = kt_at_once([(["auth", "whoami", "--json"], env)] * 10)
 
     for r in results:
         assert r.code == 0, r.stderr
