@@ -161,6 +161,29 @@ def password_login(
     )
 
 
+def create_token(env: dict[str, str], name: str, profile: str, scope: str = "tokens:read") -> str:
+    """`kt auth token create --name NAME --scope SCOPE --profile PROFILE`: the new secret."""
+    r = kt(
+        "auth", "token", "create", "--name", name, "--scope", scope, "--profile", profile, env=env
+    )
+    assert r.code == 0, r.stderr
+    return r.stdout.strip()
+
+
+def token_login(env: dict[str, str], token: str, profile: str) -> Result:
+    """`kt auth login --with-token --insecure-storage --profile PROFILE`, the token piped in."""
+    return kt(
+        "auth",
+        "login",
+        "--with-token",
+        "--insecure-storage",
+        "--profile",
+        profile,
+        env=env,
+        input=token + "\n",
+    )
+
+
 @dataclass
 class BlockedLogin:
     """A `kt auth login --password-stdin` process stopped where it reads the password."""

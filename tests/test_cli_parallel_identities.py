@@ -11,7 +11,17 @@ from pathlib import Path
 from kt_devserver import totp
 from kt_devserver.demo import BOB_TOTP_SECRET
 from kt_login.store import FileStore
-from tests.kt_process import ALICE, BOB, Result, base_env, kt, kt_at_once, password_login
+from tests.kt_process import (
+    ALICE,
+    BOB,
+    Result,
+    base_env,
+    create_token,
+    kt,
+    kt_at_once,
+    password_login,
+    token_login,
+)
 
 AGENTS = 8
 
@@ -30,23 +40,6 @@ def run_all(agents: list[Agent], *args: str, base: dict[str, str]) -> list[Resul
     return kt_at_once(
         [([*args, *agent.args], {**base, **agent.env}) for agent in agents], timeout=120
     )
-
-
-def create_token(env: dict[str, str], profile: str, name: str) -> str:
-    r = kt(
-        "auth",
-        "token",
-        "create",
-        "--name",
-        name,
-        "--scope",
-        "tokens:read",
-        "--profile",
-        profile,
-        env=env,
-    )
-    assert r.code == 0, r.stderr
-    return r.stdout.strip()
 
 
 def test_eight_agents_at_once_each_see_only_their_own_identity(tmp_path: Path, devserver_factory):
@@ -72,18 +65,9 @@ def test_eight_agents_at_once_each_see_only_their_own_identity(tmp_path: Path, d
     assert r.code == 0, r.stderr
 
     # Six agents with API tokens of their own: four kept in profiles, two in the environment.
-    tokens = {f"agent-{i}": create_token(env, "alice", f"agent-{i}") for i in range(6)}
+    tokens = {f"agent-{i}": create_token(env, f"agent-{i}", "alice") for i in range(6)}
     for i in range(4):
-        r = kt(
-            "auth",
-            "login",
-            "--with-token",
-            "--insecure-storage",
-            "--profile",
-            f"agent-{i}",
-            env=env,
-            input=tokens[f"agent-{i}"] + "\n",
-        )
+        r = token_login(env, tokens[f"agent-{i}"], f"agent-{i}")
         assert r.code == 0, r.stderr
 
     agents = [

@@ -11,7 +11,7 @@ import httpx2
 
 from kt_login.session import Session
 from kt_login.store import FileStore
-from tests.kt_process import ALICE, kt, password_login
+from tests.kt_process import ALICE, create_token, kt, password_login, token_login
 from tests.sample_sessions import make_session
 
 
@@ -109,30 +109,8 @@ def test_a_refresh_the_server_refuses_ends_the_session(env, devserver):
 
 def test_an_api_token_is_not_refreshed(env, devserver):
     login(env, "--profile", "maker")
-    r = kt(
-        "auth",
-        "token",
-        "create",
-        "--name",
-        "ci",
-        "--scope",
-        "tokens:read",
-        "--profile",
-        "maker",
-        env=env,
-    )
-    assert r.code == 0, r.stderr
-    token = r.stdout.strip()
-    r = kt(
-        "auth",
-        "login",
-        "--with-token",
-        "--insecure-storage",
-        "--profile",
-        "ci",
-        env=env,
-        input=token + "\n",
-    )
+    token = create_token(env, "ci", "maker")
+    r = token_login(env, token, "ci")
     assert r.code == 0, r.stderr
     r = kt("auth", "refresh", "--profile", "ci", env=env)
     assert r.code == 1
