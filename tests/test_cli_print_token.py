@@ -7,11 +7,6 @@ writes it) with the expiry a later moment would see.
 from __future__ import annotations
 
 import dataclasses
-import os
-import pty
-import select
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +16,7 @@ import httpx2
 from kt_login.session import Session
 from kt_login.store import FileStore
 from tests.kt_process import ALICE, base_env, kt, password_login
+from tests.terminal import Terminal
 
 
 def config_dir(env: dict[str, str]) -> Path:
@@ -185,34 +181,15 @@ def test_keeptrusts_api_token_wins(env, devserver):
 def test_never_prompts_on_a_terminal(tmp_path, devserver):
     """A person's terminal and no session: kt asks nothing, it says what to run."""
     env = base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url)
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kt_login", "auth", "print-access-token"],
-        env=env,
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        close_fds=True,
-    )
-    os.close(slave)
+    term = Terminal(["auth", "print-access-token"], env)
     try:
-        code = proc.wait(timeout=30)  # nothing is typed: a prompt would hang until the timeout
+        code = term.finish()  # nothing is typed: a prompt would hang until the timeout
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    seen = b""
-    while select.select([master], [], [], 0)[0]:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(master)
+        if term.proc.poll() is None:
+            term.proc.kill()
+            term.proc.wait()
     assert code == 3
-    text = seen.decode()
+    text = term.seen
     assert "run: kt auth login" in text
     assert "Email" not in text and "Password" not in text
 
