@@ -9,6 +9,7 @@ import httpx2
 import pytest
 
 from kt_devserver import demo, totp
+from tests.api_replies import error_of, login
 from tests.fixtures.devserver import DevServer, start_devserver
 
 ALL_SCOPES = [
@@ -45,20 +46,6 @@ def fresh_http(devserver: DevServer) -> Iterator[httpx2.Client]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def error_of(response: httpx2.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert list(body) == ["error"]
-    assert body["error"]["code"].startswith("auth.")
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    return body["error"]
-
-
-def login(http: httpx2.Client, email: str, password: str) -> httpx2.Response:
-    return http.post("/v1/auth/login", json={"email": email, "password": password})
 
 
 def alice(http: httpx2.Client) -> dict[str, Any]:

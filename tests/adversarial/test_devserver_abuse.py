@@ -20,6 +20,7 @@ import pytest
 
 from kt_devserver import demo, totp
 from kt_devserver.signin_checks import ACCOUNT_FREE_FAILURES, ADDRESS_FREE_FAILURES
+from tests.api_replies import error_of, login
 from tests.fixtures.devserver import DevServer
 from tests.fixtures.oauth_client import Browser, authorization, forms_in
 from tests.kt_process import base_env, kt
@@ -30,15 +31,6 @@ from tests.kt_process import base_env, kt
 def count(server: DevServer, table: str) -> int:
     with sqlite3.connect(f"file:{server.db_path}?mode=ro", uri=True) as db:
         return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])  # noqa: S608
-
-
-def error_of(response: httpx2.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert list(body) == ["error"] and body["error"]["code"] == code, body
-    assert body["error"]["message"]
-    return dict(body["error"])
 
 
 @pytest.fixture
@@ -523,10 +515,6 @@ def test_mfa_guesses_are_limited_per_user_across_mfa_tokens(
 
 
 # --- 12. password brute force: per account (known or not) and per address --------------------
-
-
-def login(http: httpx2.Client, email: str, password: str) -> httpx2.Response:
-    return http.post("/v1/auth/login", json={"email": email, "password": password})
 
 
 def test_password_guesses_are_throttled_the_same_for_known_and_unknown_accounts(
