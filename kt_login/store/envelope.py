@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from ..config import check_profile_name, is_profile_name
+from ..config import check_profile_name
 from ..errors import StoreError
 from ..session import Session, relogin_hint
 from ..trusted_files import read_file, run_hint
@@ -27,6 +27,7 @@ from .private_files import (
     check_private_entry,
     make_config_dir,
     make_private_dir,
+    profile_files,
 )
 
 ENVELOPES_DIR = "envelopes"
@@ -149,13 +150,7 @@ class EnvelopeFiles:
 
     def profiles(self) -> set[str]:
         """Profiles with a sealed file here (valid names only)."""
-        names = set()
-        with contextlib.suppress(OSError):
-            for entry in os.scandir(self.directory):
-                stem, ext = os.path.splitext(entry.name)
-                if ext == ".json" and is_profile_name(stem):
-                    names.add(stem)
-        return names
+        return profile_files(self.directory)
 
 
 def _parse(data: bytes) -> tuple[bytes | None, bytes | None]:

@@ -6,7 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from ..config import check_profile_name, is_profile_name
+from ..config import check_profile_name
 from ..errors import StoreError
 from ..session import Session
 from ..trusted_files import read_file, run_hint
@@ -16,6 +16,7 @@ from .private_files import (
     check_private_entry,
     make_config_dir,
     make_private_dir,
+    profile_files,
 )
 
 CREDENTIALS_DIR = "credentials"
@@ -76,10 +77,4 @@ class FileStore:
 
     def profiles(self) -> set[str]:
         """Profiles with a file here (valid names only)."""
-        names = set()
-        with contextlib.suppress(OSError):
-            for entry in os.scandir(self.directory):
-                stem, ext = os.path.splitext(entry.name)
-                if ext == ".json" and is_profile_name(stem):
-                    names.add(stem)
-        return names
+        return profile_files(self.directory)

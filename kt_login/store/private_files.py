@@ -9,6 +9,7 @@ import os
 import stat
 from pathlib import Path
 
+from ..config import is_profile_name
 from ..errors import StoreError
 from ..trusted_files import (
     O_CLOEXEC,
@@ -105,3 +106,15 @@ def atomic_write(path: Path, data: bytes) -> None:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
+
+
+def profile_files(directory: Path) -> set[str]:
+    """The profiles with a `<profile>.json` file in `directory` (valid profile names only; none
+    when the directory cannot be read)."""
+    names = set()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            stem, ext = os.path.splitext(entry.name)
+            if ext == ".json" and is_profile_name(stem):
+                names.add(stem)
+    return names
