@@ -42,7 +42,8 @@ def answer(request: httpx2.Request) -> httpx2.Response:
     )
 
 
-def test_an_ipv6_loopback_that_cannot_be_bound_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+def without_ipv6_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine where ::1 cannot be listened on: doctor's binds on IPv6 fail as they do there."""
     real = doctor._bind
     monkeypatch.setattr(
         doctor,
@@ -53,6 +54,10 @@ def test_an_ipv6_loopback_that_cannot_be_bound_warns(monkeypatch: pytest.MonkeyP
             else real(family, host, port)
         ),
     )
+
+
+def test_an_ipv6_loopback_that_cannot_be_bound_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    without_ipv6_loopback(monkeypatch)
     check = doctor._loopback(None)
     assert check.status == "warn" and "::1 cannot (Cannot assign requested address)" in check.detail
 
@@ -60,16 +65,7 @@ def test_an_ipv6_loopback_that_cannot_be_bound_warns(monkeypatch: pytest.MonkeyP
 def test_a_redirect_to_ipv6_without_ipv6_loopback_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = doctor._bind
-    monkeypatch.setattr(
-        doctor,
-        "_bind",
-        lambda family, host, port=0: (
-            "Cannot assign requested address"
-            if family == socket.AF_INET6
-            else real(family, host, port)
-        ),
-    )
+    without_ipv6_loopback(monkeypatch)
     from kt_login import config
 
     settings = config.resolve({"KEEPTRUSTS_CONFIG_DIR": str(tmp_path)}, redirect_host_flag="[::1]")
