@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
 from ..config import check_profile_name
 from ..errors import StoreError
 from ..session import Session
-from ..trusted_files import read_file, run_hint
+from ..trusted_files import read_file
 from .private_files import (
     atomic_write,
     check_private_dir,
     check_private_entry,
+    delete_private_file,
     make_config_dir,
     make_private_dir,
     profile_files,
@@ -60,20 +59,7 @@ class FileStore:
 
     def delete(self, profile: str) -> bool:
         """Delete the file (and leftovers of an interrupted save); True if there was one."""
-        path = self.path(profile)
-        try:
-            os.unlink(path)
-            removed = True
-        except (FileNotFoundError, NotADirectoryError):
-            removed = False
-        except OSError as exc:
-            # e.g. a directory planted there: moved aside, not removed, as it may hold something
-            hint = run_hint("mv", path, f"{path}.moved") if path.is_dir() else None
-            raise StoreError(f"cannot delete {path}: {exc.strerror}", hint=hint) from None
-        for leftover in self.directory.glob(f".{path.name}.*.tmp"):
-            with contextlib.suppress(OSError):
-                os.unlink(leftover)
-        return removed
+        return delete_private_file(self.path(profile))
 
     def profiles(self) -> set[str]:
         """Profiles with a file here (valid names only)."""

@@ -118,3 +118,22 @@ def profile_files(directory: Path) -> set[str]:
             if ext == ".json" and is_profile_name(stem):
                 names.add(stem)
     return names
+
+
+def delete_private_file(path: Path) -> bool:
+    """Delete `path` and the leftovers of an interrupted atomic_write to it; True if it was
+    there. What cannot be deleted (e.g. a directory planted there: moved aside, not removed, as
+    it may hold something) is a StoreError."""
+    try:
+        os.unlink(path)
+        removed = True
+    except (FileNotFoundError, NotADirectoryError):
+        removed = False
+    except OSError as exc:
+        hint = run_hint("mv", path, f"{path}.moved") if path.is_dir() else None
+        raise StoreError(f"cannot delete {path}: {exc.strerror}", hint=hint) from None
+    with contextlib.suppress(OSError):
+        for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
+    return removed
