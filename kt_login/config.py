@@ -14,7 +14,8 @@ platform's user config dir. Only kt reads it; nothing secret belongs in it.
     port = 53682                          # loopback port of --browser (default: any free one)
     redirect_host = "localhost"           # host of --browser's redirect: 127.0.0.1 (default),
                                           # [::1], or localhost (both, for IP-literal refusers)
-    login_method = "device"               # kt auth login without a method flag: device, browser
+    login_method = "device"               # kt auth login without a method flag: device,
+                                          # browser, or paste (as --remote)
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ MAX_PORT = 65535
 REDIRECT_HOSTS = ("127.0.0.1", "[::1]", "localhost")
 DEFAULT_REDIRECT_HOST = "127.0.0.1"
 # How `kt auth login` signs in when no method flag says (issue 13 item 3); "auto": kt chooses.
-LOGIN_METHODS = ("device", "browser")
+# "paste" is --remote: the link to open anywhere and the provider's answer pasted back.
+LOGIN_METHODS = ("device", "browser", "paste")
 AUTO_LOGIN_METHOD = "auto"
 
 ENV_API_URL = "KEEPTRUSTS_API_URL"

@@ -121,6 +121,10 @@ def test_choose_method_refuses(given, says):
             MethodChoice("device", "Using device sign-in (--device)."),
         ),
         ({"preferred": Setting("device", CONFIG), "email": "a@b"}, MethodChoice("password")),
+        (
+            {"preferred": Setting("paste", CONFIG), "interactive": False},
+            MethodChoice("paste", "Using paste-back (--remote) sign-in (login_method in config)."),
+        ),
         # the default ("auto") names nothing: kt chooses as before
         ({"preferred": Setting("auto", DEFAULT)}, MethodChoice("browser", BROWSER_NOTE)),
     ],

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.kt_process import ALICE, kt, start_kt
+from tests.terminal import Terminal
 
 
 def first_progress(env: dict[str, str], *args: str) -> tuple[str, dict[str, Any]]:
@@ -83,11 +84,14 @@ def test_a_method_that_is_not_one_is_refused_in_one_line(env):
     bad_env = kt("auth", "login", "--json", env={**env, "KEEPTRUSTS_LOGIN_METHOD": "sms"})
     assert bad_env.code == 2, bad_env.stderr
     assert bad_env.error()["message"] == (
-        'KEEPTRUSTS_LOGIN_METHOD must be "device" or "browser", not \'sms\''
+        'KEEPTRUSTS_LOGIN_METHOD must be "device", "browser" or "paste", not \'sms\''
     )
     bad_set = kt("config", "set", "login_method", "sms", "--json", env=env)
     assert bad_set.code == 2
-    assert bad_set.error()["message"] == 'login_method must be "device" or "browser", not \'sms\''
+    assert (
+        bad_set.error()["message"]
+        == 'login_method must be "device", "browser" or "paste", not \'sms\''
+    )
     for result in (bad_env, bad_set):
         assert "Traceback" not in result.stderr
 
@@ -101,3 +105,24 @@ def test_email_still_signs_in_with_the_password(env):
     )  # fmt: skip
     assert result.code == 0, result.stderr
     assert result.json()["user"]["email"] == email
+
+
+def test_paste_is_the_remote_sign_in(env):
+    """ "paste": --remote's sign-in, the link to open anywhere and kt-devserver's "copy this
+    line" page pasted back (issue 13 item 1); it needs a terminal, like --remote."""
+    paste = {**env, "KEEPTRUSTS_LOGIN_METHOD": "paste"}
+    without_terminal = kt("auth", "login", "--insecure-storage", env=paste)
+    assert without_terminal.code == 2, without_terminal.stderr
+    assert "Using paste-back (--remote) sign-in (KEEPTRUSTS_LOGIN_METHOD)." in (
+        without_terminal.stderr
+    )
+    assert "needs a terminal" in without_terminal.stderr
+    assert kt("config", "set", "login_method", "paste", env=env).code == 0
+    term = Terminal(["auth", "login", "--insecure-storage"], env, columns=400)
+    try:
+        seen = term.expect("Paste here and press Enter: ")
+    finally:
+        term.proc.kill()
+        term.proc.wait()
+    assert "Using paste-back (--remote) sign-in (login_method in config)." in seen
+    assert "remote-callback" in seen  # the provider's own page is the redirect, no listener

@@ -23,7 +23,7 @@ from .login_steps import run_browser_start, run_cancel, run_complete, run_device
 from .step_up import code_rejected, continue_hints, prompt_code
 from .views import logged_in_line, replaced, replaced_line, session_document
 
-Method = Literal["password", "browser", "device"]
+Method = Literal["password", "browser", "device", "paste"]
 
 
 @dataclass(frozen=True)
@@ -189,9 +189,10 @@ def login(inv: Invocation, **flags: Any) -> None:
     finishes it; --with-token < FILE keeps an existing API token.
 
     Without a method flag: password when --email is given; else the method
-    KEEPTRUSTS_LOGIN_METHOD or the profile's `login_method` names (device or browser; `kt config
-    set login_method device`); else the browser when one can be opened, the device flow when
-    none can (SSH without a display, no DISPLAY/WAYLAND_DISPLAY, a container).
+    KEEPTRUSTS_LOGIN_METHOD or the profile's `login_method` names (device, browser, or paste as
+    --remote; `kt config set login_method device`); else the browser when one can be opened,
+    the device flow when none can (SSH without a display, no DISPLAY/WAYLAND_DISPLAY, a
+    container).
     """
     run_login(inv, LoginOptions(**flags))
 
@@ -239,6 +240,15 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             scope=opts.scope,
             show_qr=not opts.no_qr,
             timeout=opts.timeout,
+        )
+    elif choice.method == "paste":
+        run_remote_login(
+            inv,
+            insecure_storage=opts.insecure_storage,
+            issuer=opts.issuer,
+            client_id=opts.client_id,
+            timeout=opts.timeout,
+            scope=opts.scope,
         )
     elif choice.method == "browser":
         run_browser_login(
@@ -289,8 +299,10 @@ def choose_method(
         return MethodChoice("password")
     if preferred is not None and preferred.source != DEFAULT:
         where = ENV_LOGIN_METHOD if preferred.source == ENVIRONMENT else "login_method in config"
-        method: Method = "device" if preferred.value == "device" else "browser"
-        return MethodChoice(method, f"Using {method} sign-in ({where}).")
+        methods: dict[str, Method] = {"device": "device", "paste": "paste"}
+        method = methods.get(preferred.value, "browser")
+        label = "paste-back (--remote)" if method == "paste" else method
+        return MethodChoice(method, f"Using {label} sign-in ({where}).")
     if not interactive and not oauth_flags:
         raise UsageError(
             "nothing to sign in with: pass --email with --password-stdin, or --browser, "
