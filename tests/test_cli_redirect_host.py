@@ -167,3 +167,25 @@ def test_a_redirect_host_that_is_not_one_is_refused(env):
     message = result.error()["message"]
     assert "config.toml" in message and "redirect_host must be" in message
     assert "Traceback" not in result.stderr
+
+
+def test_the_two_step_sign_in_listens_on_the_redirect_host_too(env, devserver):
+    """--browser --start: the process holding the listener gets the redirect host as well."""
+    started = kt(
+        "auth", "login", "--browser", "--start", "--redirect-host", "localhost",
+        "--client-id", LOCALHOST_CLIENT, "--insecure-storage", "--json", env=env,
+    )  # fmt: skip
+    assert started.code == 0, started.stderr
+    info = started.json()
+    link = urlsplit(info["sign_in_url"])
+    assert link.hostname == "localhost"
+    try:
+        to_provider = over("::1", info["sign_in_url"])  # the holder answers over ::1
+        back = sign_in_at_the_provider(to_provider.headers["location"])
+        assert back.headers["location"].startswith(f"http://localhost:{link.port}/callback?")
+        assert over("::1", back.headers["location"]).status_code == 200
+        done = kt("auth", "login", "--complete", info["handle"], "--json", env=env, timeout=120)
+        assert done.code == 0, done.stderr
+        assert done.json()["user"]["email"] == ALICE[0]
+    finally:
+        kt("auth", "login", "--cancel", info["handle"], env=env)
