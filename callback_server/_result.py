@@ -101,14 +101,7 @@ def parse_redirect(url: str, *, redirect_uri: str, state: str) -> CallbackResult
     Scheme, host, port and path must equal `redirect_uri`'s; the query is judged as by the server.
     Raises CallbackError with a fixed message (it never quotes the URL).
     """
-    try:
-        got, want = urlsplit(url.strip()), urlsplit(redirect_uri)
-        same_place = (got.scheme, got.netloc, got.path) == (want.scheme, want.netloc, want.path)
-    except ValueError:
-        same_place = False
-    if not same_place:
-        raise CallbackError("the pasted URL is not this sign-in's redirect address")
-    result = judge(got.query, state)
+    result = judge(_redirect_query(url.strip(), redirect_uri), state)
     if result is None:
         raise CallbackError("the pasted URL does not carry a valid response for this sign-in")
     return result
@@ -127,14 +120,7 @@ def pasted_query(text: str, *, redirect_uri: str) -> str:
     if not text or len(text) > _MAX_PASTE:
         raise CallbackError("nothing that looks like a sign-in answer was pasted")
     if "://" in text:
-        try:
-            got, want = urlsplit(text), urlsplit(redirect_uri)
-            same_place = (got.scheme, got.netloc, got.path) == (want.scheme, want.netloc, want.path)
-        except ValueError:
-            same_place = False
-        if not same_place:
-            raise CallbackError("the pasted address is not this sign-in's redirect address")
-        return got.query
+        return _redirect_query(text, redirect_uri)
     if pair := _PAIR.fullmatch(text):
         return urlencode({"code": pair[1], "state": pair[2]})
     if _BARE.fullmatch(text):
@@ -146,6 +132,18 @@ def pasted_query(text: str, *, redirect_uri: str) -> str:
         "paste the whole address the browser ended on, or the code and state as the page"
         " shows them (CODE#STATE)"
     )
+
+
+def _redirect_query(url: str, redirect_uri: str) -> str:
+    """The raw query of `url`, whose scheme, host, port and path must equal `redirect_uri`'s."""
+    try:
+        got, want = urlsplit(url), urlsplit(redirect_uri)
+        same_place = (got.scheme, got.netloc, got.path) == (want.scheme, want.netloc, want.path)
+    except ValueError:
+        same_place = False
+    if not same_place:
+        raise CallbackError("the pasted address is not this sign-in's redirect address")
+    return got.query
 
 
 def parse_pasted(text: str, *, redirect_uri: str, state: str) -> CallbackResult:
