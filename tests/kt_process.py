@@ -55,6 +55,24 @@ def in_time_wait(port: int) -> bool:
     return any(row[1] == local and row[3] == "06" for row in rows)
 
 
+def leave_in_time_wait(port: int) -> None:
+    """Leave a connection on 127.0.0.1:`port` in TIME-WAIT: a listener there accepts one and
+    closes it first, as a sign-in's listener does; returns once /proc shows the TIME-WAIT."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # may be in TIME-WAIT
+        listener.bind(("127.0.0.1", port))
+        listener.listen(1)
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = listener.accept()
+            accepted.close()
+            assert client.recv(1) == b""  # the listener's FIN arrived; ours follows on close
+    for _ in range(1000):  # the kernel moves the closed end to TIME-WAIT as the FIN is taken
+        if in_time_wait(port):
+            return
+        os.sched_yield()
+    raise AssertionError(f"no TIME-WAIT on 127.0.0.1:{port}")
+
+
 def base_env(home: Path, **extra: str) -> dict[str, str]:
     """A clean environment: no inherited KEEPTRUSTS_* or keyring settings leak into a test."""
     env = {
