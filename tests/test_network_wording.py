@@ -7,7 +7,6 @@ never answers, name not found through httpx2.MockTransport raising what the reso
 
 from __future__ import annotations
 
-import datetime
 import re
 import socket
 import ssl
@@ -17,10 +16,6 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from kt_login.api import ApiClient
 from kt_login.cli import main
@@ -29,7 +24,7 @@ from kt_login.errors import NetworkError
 from kt_login.flows import adrive, drive
 from kt_login.flows.discovery import discover
 from kt_login.store import FileStore
-from tests.kt_process import ALICE, Result, base_env, kt
+from tests.kt_process import ALICE, Result, base_env, kt, self_signed_certificate
 from tests.sample_sessions import make_session
 
 # An exception's class name in a message: ConnectError, ReadTimeout, SSLError …
@@ -54,35 +49,9 @@ def silent_listener() -> Iterator[str]:
 @pytest.fixture
 def tls_listener(tmp_path: Path) -> Iterator[str]:
     """A loopback TLS server whose certificate is self-signed (trusted by nobody)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert, key = self_signed_certificate(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    context.load_cert_chain(cert, key)
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
