@@ -4,11 +4,11 @@
       > use cases: kt_login.signin, kt_login.authenticate, kt_login.config_edit,
         kt_login.doctor, the public library (kt_login/__init__)
       > kt_login.api, .store, .flows, .idtoken, .refresh, .browser, .debuglog
-      > kt_login.config, .session, .errors, .text, .trusted_files, .identity
+      > kt_login.config, .session, .errors, .text, .trusted_files, .identity, .www_authenticate
 
-callback_server imports nothing of kt_login; kt_devserver only kt_login's flows, idtoken, text and
-errors. Function-level imports count the same as module-level ones, and no module of the three
-packages may take part in an import cycle.
+callback_server imports nothing of kt_login; kt_devserver only kt_login's flows, idtoken, text,
+errors and www_authenticate. Function-level imports count the same as module-level ones, and no
+module of the three packages may take part in an import cycle.
 """
 
 from __future__ import annotations
@@ -47,10 +47,17 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "kt_login.text",
         "kt_login.trusted_files",
         "kt_login.identity",
+        "kt_login.www_authenticate",
         "kt_login._version",
     ),
 )
-DEVSERVER_MAY_IMPORT = ("kt_login.flows", "kt_login.idtoken", "kt_login.text", "kt_login.errors")
+DEVSERVER_MAY_IMPORT = (
+    "kt_login.flows",
+    "kt_login.idtoken",
+    "kt_login.text",
+    "kt_login.errors",
+    "kt_login.www_authenticate",
+)
 
 
 def _module_name(path: Path) -> str:
