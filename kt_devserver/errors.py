@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from kt_login.www_authenticate import challenge
+
 JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 
 
@@ -42,12 +44,18 @@ def invalid_request(message: str) -> ApiError:
     return ApiError(400, "auth.invalid_request", message)
 
 
+def bearer_challenge(**params: str | int | None) -> dict[str, str]:
+    """The `WWW-Authenticate: Bearer …` header of an API refusal (RFC 6750 §3, RFC 9470 §3),
+    written by the grammar kt reads it with (kt_login.www_authenticate); None values left out.
+    Every challenge the API sends is built here, so a parameter every 401 must carry (RFC 9728's
+    resource_metadata) is added in one place."""
+    present = {name: value for name, value in params.items() if value is not None}
+    return {"WWW-Authenticate": challenge("Bearer", present)}
+
+
 def unauthenticated(message: str = "Sign in first: no valid bearer credential.") -> ApiError:
     return ApiError(
-        401,
-        "auth.unauthenticated",
-        message,
-        headers={"WWW-Authenticate": 'Bearer realm="keeptrusts"'},
+        401, "auth.unauthenticated", message, headers=bearer_challenge(realm="keeptrusts")
     )
 
 
