@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Sent with every response (the pages below are static, with nothing to load or run).
+CONTENT_SECURITY_POLICY = "default-src 'none'"
+
 
 def _page(title: str, *paragraphs: str) -> str:
     body = "".join(f"<p>{p}</p>\n" for p in paragraphs)
@@ -45,6 +48,12 @@ class Pages:
         "This link works once, and it had already been opened, perhaps by someone else on this"
         " computer. The sign-in was stopped so that nobody else can finish it.",
         "Return to the terminal and start the sign-in again.",
+    )
+    not_found: str = _page(
+        "Nothing here",
+        "This address belongs to a sign-in listener that waits for one sign-in response; there"
+        " is no page here.",
+        "If you are signing in, return to the terminal and use the link it shows there.",
     )
 
 

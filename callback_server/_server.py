@@ -13,7 +13,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._pages import DEFAULT_PAGES, Pages
+from ._pages import CONTENT_SECURITY_POLICY, DEFAULT_PAGES, Pages
 from ._result import (
     CallbackError,
     CallbackResult,
@@ -32,7 +32,7 @@ _log = logging.getLogger("callback_server")
 _http_log = logging.getLogger("callback_server.http")
 
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
@@ -106,6 +106,7 @@ class CallbackServer:
             "error": pages.error.encode(),
             "invalid": pages.invalid.encode(),
             "used": pages.used.encode(),
+            "not_found": pages.not_found.encode(),
         }
         self._done: asyncio.Future[CallbackResult] | None = None
         self._claimed = False
@@ -238,7 +239,7 @@ class CallbackServer:
         ):
             return await self._follow_link(request)
         if request.rel_url.raw_path != self._path:
-            return _plain(404, "Not found.")
+            return self._page(404, "not_found")
         if request.method != "GET":
             response = _plain(405, "Method not allowed.")
             response.headers["Allow"] = "GET"
