@@ -41,11 +41,13 @@ What it guarantees:
   with exactly one of `code`/`error`. Anything else gets a static page and the wait goes on, so a
   stale tab cannot end the sign-in. The first valid response wins; there is never a second result.
 - Pages are static: the built-in ones echo no query value and have no scripts or links (pages of
-  your own, `Pages(success=..., error=..., invalid=..., used=...)` passed as `pages=`, must
-  not either).
-  Every response carries
-  `Content-Security-Policy: default-src 'none'`, `Referrer-Policy: no-referrer`,
-  `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
+  your own, `Pages(success=..., error=..., invalid=..., used=..., not_found=...)` passed as
+  `pages=`, must not either). They share one look, `PAGE_STYLE` (kt-devserver's pages use it
+  too), in an inline `<style>` element allowed by its hash alone.
+  Every response carries `Content-Security-Policy: default-src 'none'; style-src
+  'sha256-<PAGE_STYLE's hash>'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`
+  (`CONTENT_SECURITY_POLICY`: no script, nothing fetched, no other style),
+  `Referrer-Policy: no-referrer`, `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
 - A one-time link (`one_time_link(url)`: `http://127.0.0.1:PORT/<256 random bits>`, with the
   redirect_uri's host) answers
   its first GET with a 302 to `url` and every later GET with the `used` page; a second fetch ends
@@ -67,7 +69,7 @@ redirect went to a provider's own "copy this code" page).
 It needs aiohttp and nothing else; importing it is cheap: aiohttp is loaded when a server starts.
 """
 
-from ._pages import Pages
+from ._pages import CONTENT_SECURITY_POLICY, PAGE_STYLE, Pages
 from ._result import (
     CallbackError,
     CallbackResult,
@@ -80,6 +82,8 @@ from ._result import (
 from ._server import CallbackServer, receive
 
 __all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "PAGE_STYLE",
     "CallbackError",
     "CallbackResult",
     "CallbackServer",

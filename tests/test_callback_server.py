@@ -37,7 +37,7 @@ from tests.kt_process import free_port, in_time_wait
 REPO = Path(__file__).resolve().parent.parent
 STATE = "st4te-Xq9vR2mP7kL1nB8cZ3wD5f"
 SECURITY_HEADERS = {
-    "content-security-policy": "default-src 'none'",
+    "content-security-policy": callback_server.CONTENT_SECURITY_POLICY,
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
@@ -151,11 +151,13 @@ async def srv() -> AsyncIterator[CallbackServer]:
 
 def test_exported_names():
     assert sorted(callback_server.__all__) == [
+        "CONTENT_SECURITY_POLICY",
         "CallbackError",
         "CallbackResult",
         "CallbackServer",
         "CallbackTimeout",
         "LinkReused",
+        "PAGE_STYLE",
         "Pages",
         "PortInUse",
         "parse_pasted",
@@ -809,8 +811,12 @@ async def test_pages_of_ones_own_are_served_with_the_same_headers():
 
 
 def test_cb08_built_in_pages_are_static_and_self_contained():
-    for name in ("success", "error", "invalid", "used"):
+    for name in ("success", "error", "invalid", "used", "not_found"):
         page = getattr(Pages(), name).lower()
+        # The one inline style is PAGE_STYLE's element, which the CSP allows by its hash.
+        style = f"<style>{callback_server.PAGE_STYLE.lower()}</style>"
+        assert page.count("<style") == 1 and style in page, name
+        page = page.replace(style, "")
         for banned in ("<script", "<link", "<style", "style=", "href", "src=", "http", "{{", "{%"):
             assert banned not in page, (name, banned)
         assert "<title>" in page and "terminal" in page

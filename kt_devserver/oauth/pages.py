@@ -30,6 +30,8 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from callback_server import PAGE_STYLE
+
 COOKIE_NAME = "kt_as_session"
 COOKIE_PATH = "/oauth"
 
@@ -51,11 +53,14 @@ PAGE_HEADERS = {
 
 @functools.cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("kt_devserver", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    # The look kt's loopback pages share (as_base.html): one style sheet for both.
+    env.globals["page_style"] = PAGE_STYLE
+    return env
 
 
 def content_security_policy(redirect_uri: str | None) -> str:

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from callback_server import CallbackResult, receive
+from callback_server import CONTENT_SECURITY_POLICY, CallbackResult, receive
 
 from .conftest import Box
 from .hostile_as import DELETE
@@ -30,7 +30,7 @@ STATE = "state-" + "s" * 40
 WAIT = 30.0  # a generous bound for anything to happen on a loaded machine
 HOSTILE_DESCRIPTION = "<script>alert(1)</script>\x1b]0;pwned\x07\x1b[2J"
 SECURITY_HEADERS = {
-    "content-security-policy": "default-src 'none'",
+    "content-security-policy": CONTENT_SECURITY_POLICY,
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 import pytest
 
+from callback_server import CONTENT_SECURITY_POLICY
 from kt_devserver import demo
 from tests.fixtures.devserver import DevServer
 from tests.fixtures.oauth_client import Browser, callback_of
@@ -36,7 +37,7 @@ from tests.kt_process import Result
 
 WAIT = 30.0
 SECURITY_HEADERS = {
-    "content-security-policy": "default-src 'none'",
+    "content-security-policy": CONTENT_SECURITY_POLICY,
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
