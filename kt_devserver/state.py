@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from kt_devserver.db import Database
+from kt_devserver.dpop import Guard
 from kt_devserver.throttle import Throttle
 
 Clock = Callable[[], float]
@@ -24,6 +25,9 @@ DEFAULT_DEVICE_INTERVAL = 5
 # further failure up to the longest wait (the lockout).
 DEFAULT_THROTTLE_BASE_DELAY = 1.0
 DEFAULT_THROTTLE_MAX_DELAY = 900.0
+# DPoP (RFC 9449, dpop.py): how long a server nonce is current (it is accepted for one more
+# period after); 0 asks for no nonces.
+DEFAULT_DPOP_NONCE_TTL = 300
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class Settings:
     public_url: str | None = None
     throttle_base_delay: float = DEFAULT_THROTTLE_BASE_DELAY
     throttle_max_delay: float = DEFAULT_THROTTLE_MAX_DELAY
+    dpop_nonce_ttl: int = DEFAULT_DPOP_NONCE_TTL
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class State:
     clock: Clock
     # Failed password and code attempts per account, user and client address (in memory).
     throttle: Throttle = field(default_factory=Throttle)
+    # DPoP's nonce secret and jti replay cache (in memory).
+    dpop: Guard = field(default_factory=Guard)
 
 
 @dataclass
