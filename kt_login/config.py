@@ -20,11 +20,9 @@ platform's user config dir. Only kt reads it; nothing secret belongs in it.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +153,8 @@ def load_config_file(directory: Path) -> dict[str, Any]:
 
 def parse_config(data: bytes, path: Path) -> dict[str, Any]:
     """config.toml's bytes parsed, and its [profiles.NAME] tables checked (ConfigError)."""
+    import tomllib  # only when there is a config file to read
+
     try:
         parsed = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -234,6 +234,8 @@ def _unknown_key(
     shown = repr(key[:64])
     if key in elsewhere:
         return f"{path}: {shown} is not read {where}; kt ignores it"
+    import difflib  # only for a key kt does not know
+
     near = difflib.get_close_matches(key.replace("-", "_").lower(), known, n=1, cutoff=0.6)
     guess = f" (did you mean {near[0]!r}?)" if near else f" (known keys: {', '.join(known)})"
     return f"{path}: unknown key {shown} {where} is ignored{guess}"

@@ -12,17 +12,19 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import httpx2
 
 from .api import ApiClient
 from .errors import KtError, NetworkError, NotLoggedIn, OAuthError, StoreError, ValidationFailed
 from .flows import drive, tokens
-from .idtoken import IdClaims, SignIn, provider_keys, validate_id_token
 from .session import KEEPTRUSTS, OAUTH, Session, SessionKind
 from .store import CredentialStore, refresh_lock
 from .text import run_hint
+
+if TYPE_CHECKING:
+    from .idtoken import IdClaims
 
 LOGIN_HINT = run_hint("kt", "auth", "login")
 
@@ -197,6 +199,8 @@ class SessionKeeper:
 def _check_refreshed_id_token(
     session: Session, id_token: str, http: httpx2.Client, now: float
 ) -> IdClaims:
+    from .idtoken import SignIn, provider_keys, validate_id_token  # only when a refresh is due
+
     if not (session.jwks_uri and session.issuer and session.client_id and session.subject):
         raise ValidationFailed("the stored session lacks what is needed to check a new ID token")
     return validate_id_token(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -10,7 +9,7 @@ import click
 
 from .._version import __version__
 from ..errors import EXIT_INTERRUPTED, EXIT_USAGE, KtError
-from ..output import Console
+from ..output import Console, help_width
 from ..text import clean
 from .lazy import Lazy, LazyGroup
 
@@ -149,7 +148,7 @@ def main(argv: list[str] | None = None, *, obj: object = None) -> int:
 
         enable()
     try:
-        cli.main(args, prog_name="kt", standalone_mode=False, obj=obj)
+        cli.main(args, prog_name="kt", standalone_mode=False, obj=obj, terminal_width=help_width())
     except KtError as exc:
         console.error(exc.as_json(), clean(exc.message), exc.hint and clean(exc.hint))
         return exc.exit_code
@@ -176,7 +175,7 @@ def main(argv: list[str] | None = None, *, obj: object = None) -> int:
                     "exit_code": exc.exit_code,
                 }
             }
-            sys.stderr.write(json.dumps(doc) + "\n")
+            console.error(doc, exc.format_message())
         else:
             exc.show()
         return exc.exit_code if exc.exit_code else EXIT_USAGE

@@ -12,10 +12,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
-from click.shell_completion import CompletionItem
+
+if TYPE_CHECKING:  # click.shell_completion costs ~5 ms to import; --help does not need it
+    from click.shell_completion import CompletionItem
 
 
 class Lazy(NamedTuple):

@@ -14,7 +14,6 @@ What a driver sends back into the flow:
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -87,11 +86,15 @@ async def adrive(
     flow: Flow[T] | WaitingFlow[T],
     client: httpx2.AsyncClient,
     *,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     on_wait: Callable[[Wait], None] | None = None,
 ) -> T:
     """`drive` over an `httpx2.AsyncClient`: the same flows, the same answers, the same errors."""
+    if sleep is None:  # asyncio only here: the sync paths (whoami, refresh) never import it
+        import asyncio
+
+        sleep = asyncio.sleep
     steps: Generator[Effect, Any, T] = flow
     started = monotonic()
     try:

@@ -11,7 +11,6 @@ import errno
 import math
 import os
 import re
-import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -193,6 +192,8 @@ class KeyringStore:
     def probe(self) -> KeyringProbe:
         """Write a random probe secret (username PROBE_USER), read it back and delete it, each
         call under the timeout; StoreUnavailable says what failed (kt auth doctor)."""
+        import secrets  # only here: kt auth doctor's probe
+
         backend = self._resolve()
         value = secrets.token_urlsafe(16)
         started = time.monotonic()
