@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import select
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -241,12 +244,41 @@ def token_login(env: dict[str, str], token: str, profile: str) -> Result:
     )
 
 
+# read(2)'s number in /proc/PID/syscall, per machine (Linux's unistd tables)
+_READ_SYSCALL = {"x86_64": "0", "aarch64": "63", "riscv64": "63", "ppc64le": "3", "s390x": "3"}
+
+
+def blocked_reading_stdin(pid: int) -> bool:
+    """Whether process `pid` is blocked in read(2) on its standard input (fd 0), as the kernel
+    says in /proc/PID/syscall: "NR ARG0 …" while in a system call, "running" otherwise."""
+    try:
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return fields[:2] == [_READ_SYSCALL[platform.machine()], "0x0"]
+
+
+def wait_until_reading_stdin(proc: subprocess.Popen[str], deadline: float = 60) -> None:
+    """Return once `proc` blocks reading its stdin (blocked_reading_stdin). Between looks it
+    waits on the process (a pidfd), so kt ending first is seen at once, and fails."""
+    give_up = time.monotonic() + deadline
+    pidfd = os.pidfd_open(proc.pid)
+    try:
+        while not blocked_reading_stdin(proc.pid):
+            if select.select([pidfd], [], [], 0.01)[0]:
+                proc.wait()
+                raise AssertionError(f"kt ended ({proc.returncode}): {proc.communicate()[1]}")
+            if time.monotonic() > give_up:
+                raise AssertionError(f"kt never read its stdin within {deadline} s")
+    finally:
+        os.close(pidfd)
+
+
 @dataclass
 class BlockedLogin:
     """A `kt auth login --password-stdin` process stopped where it reads the password."""
 
     proc: subprocess.Popen[str]
-    warning: str  # its first stderr line, printed just before it blocks
 
     def send_password(self, password: str, timeout: float = 60) -> Result:
         out, err = self.proc.communicate(password + "\n", timeout=timeout)
@@ -265,9 +297,9 @@ def login_blocked_on_password(
 ) -> Iterator[BlockedLogin]:
     """`kt auth login --email WHO --password-stdin --insecure-storage`, nothing yet on stdin.
 
-    --insecure-storage makes kt print its plaintext-storage warning and then block reading the
-    password: reading that line is the readiness signal, no sleep. The process is killed on
-    the way out if the test left it running.
+    Yields once kt blocks reading the password (wait_until_reading_stdin: the kernel's word, no
+    sleep), with the keyring choice made and nothing sent to the server yet. The process is
+    killed on the way out if the test left it running.
     """
     proc = start_kt(
         "auth",
@@ -280,8 +312,8 @@ def login_blocked_on_password(
         stdin=True,
     )
     try:
-        assert proc.stderr is not None
-        yield BlockedLogin(proc, proc.stderr.readline())
+        wait_until_reading_stdin(proc)
+        yield BlockedLogin(proc)
     finally:
         if proc.poll() is None:
             proc.kill()

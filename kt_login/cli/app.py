@@ -26,7 +26,14 @@ from ..authenticate import Authenticator, Credential, NoCredential, sign_in_meth
 from ..errors import KtError, StoreError, StoreUnavailable, UsageError
 from ..output import Console
 from ..session import Session
-from ..store import UNAVAILABLE_HINT, Location, SessionStore, keyring_max_bytes, keyring_timeout
+from ..store import (
+    UNAVAILABLE_HINT,
+    CredentialStore,
+    Location,
+    SessionStore,
+    keyring_max_bytes,
+    keyring_timeout,
+)
 from ..text import clean, run_hint
 from .profiles import complete_profiles
 
@@ -297,16 +304,23 @@ class Invocation:
             pass  # e.g. a keyring that cannot be reached: the login decides what that means
         return where
 
-    def store_for_login(self, *, insecure_storage: bool) -> Location:
-        """store_for_new_session, with the plaintext warning said before anything is written."""
+    def store_for_login(self, *, insecure_storage: bool) -> CredentialStore:
+        """store_for_new_session (chosen and probed now, before any password is asked for),
+        saying that the session goes into a plaintext file only once there is one to keep: just
+        before it is written, after the sign-in reached the server (issue 12), so a sign-in that
+        fails on the network says nothing about storage."""
         store = self.store_for_new_session(insecure_storage=insecure_storage)
-        if store.name == "file":
+        if store.name != "file":
+            return store
+
+        def warn() -> None:
             self.console.warn(
                 f"the session will be stored in a plaintext file (mode 0600) under "
                 f"{self.base_settings.dir}; anyone who can read your files can use it",
                 code="kt.plaintext_storage",
             )
-        return store
+
+        return WarnedOnSave(store, warn)
 
     def authenticated(self) -> Credential:
         """The credential every API command uses (Authenticator.credential), with the login
@@ -392,6 +406,30 @@ class Invocation:
         if self._http is not None:
             self._http.close()
             self._http = None
+
+
+class WarnedOnSave:
+    """A store that says `warn` once, just before the first session is saved into it."""
+
+    def __init__(self, where: CredentialStore, warn: Callable[[], None]) -> None:
+        self._where = where
+        self._warn: Callable[[], None] | None = warn
+
+    @property
+    def kind(self) -> str:
+        return self._where.kind
+
+    def load(self, profile: str) -> Session | None:
+        return self._where.load(profile)
+
+    def save(self, profile: str, session: Session) -> None:
+        warn, self._warn = self._warn, None
+        if warn is not None:
+            warn()
+        self._where.save(profile, session)
+
+    def delete(self, profile: str) -> bool:
+        return self._where.delete(profile)
 
 
 def read_secret_line(stream: IO[str], what: str) -> str:
