@@ -41,6 +41,10 @@ class ProviderMetadata:
     # The provider's own "copy this code" page, a redirect URI for a browser that cannot reach
     # kt's loopback (kt-devserver's `keeptrusts_remote_redirect_uri`; issue 13 item 1).
     remote_redirect_uri: str | None = None
+    # RFC 9126 §5: where to push authorization requests, and whether only pushed ones are
+    # accepted (flows.authcode.authorize).
+    par_endpoint: str | None = None
+    par_required: bool = False
 
     def missing(self, member: str) -> str:
         """Why `member` is absent: the documents read and what they answered."""
@@ -125,6 +129,8 @@ def metadata_from(
         scopes_supported=_strings(doc, "scopes_supported"),
         documents=documents,
         remote_redirect_uri=_own_page(doc, REMOTE_REDIRECT, issuer),
+        par_endpoint=endpoint(doc, "pushed_authorization_request_endpoint", required=False),
+        par_required=doc.get("require_pushed_authorization_requests") is True,
     )
 
 
