@@ -29,15 +29,15 @@ class TokenResponse:
     scope: str | None
 
 
-def json_reply(response: httpx2.Response, what: str) -> dict[str, Any]:
-    """A 200 reply's JSON object; an RFC 6749 §5.2 error as OAuthError; anything else ServerError
-    (the body is never echoed, EH-03)."""
+def json_reply(response: httpx2.Response, what: str, *, success: int = 200) -> dict[str, Any]:
+    """A `success` reply's JSON object (200; RFC 9126's 201 Created); an RFC 6749 §5.2 error as
+    OAuthError; anything else ServerError (the body is never echoed, EH-03)."""
     check_size(response.content, "token", f"{what}'s reply")
     try:
         body = json_document(response.content)
     except ValueError:
         body = None
-    if response.status_code != 200:
+    if response.status_code != success:
         if isinstance(body, dict) and isinstance(body.get("error"), str):
             raise OAuthError(body["error"], description=body.get("error_description"))
         raise ServerError(f"the {what} failed (HTTP {response.status_code})")
