@@ -22,7 +22,7 @@ from callback_server import (
 
 from ..errors import KtError, NetworkError, OAuthError, SignInLinkReused
 from ..flows import drive
-from ..flows.authcode import AuthorizationRequest, begin, check_response
+from ..flows.authcode import AuthorizationRequest, authorize, check_response
 from ..flows.discovery import REMOTE_REDIRECT, ProviderMetadata, discover
 from ..flows.pkce import new_state
 from ..flows.tokens import TokenResponse, exchange_code
@@ -64,16 +64,21 @@ def browser_sign_in(
     pending: list[AuthorizationRequest] = []
 
     def authorization_url(redirect_uri: str) -> str:
-        request = begin(
-            meta,
-            client_id=login.client_id,
-            redirect_uri=redirect_uri,
-            scope=scope,
-            state=state,
-            prompt=login.prompt,
-            max_age=login.max_age,
-            acr_values=login.acr_values,
-        )
+        # Pushed first when the provider has a PAR endpoint (RFC 9126): it may refuse the scope.
+        with scope_explained(login, scope, meta, method="browser"):
+            request = drive(
+                authorize(
+                    meta,
+                    client_id=login.client_id,
+                    redirect_uri=redirect_uri,
+                    scope=scope,
+                    state=state,
+                    prompt=login.prompt,
+                    max_age=login.max_age,
+                    acr_values=login.acr_values,
+                ),
+                http,
+            )
         pending.append(request)
         return request.url
 
@@ -136,15 +141,18 @@ def remote_sign_in(
             " ends on, pasted back",
             hint=run_hint("kt", "auth", "login", "--browser", "--no-browser"),
         )
-    request = begin(
-        meta,
-        client_id=login.client_id,
-        redirect_uri=meta.remote_redirect_uri,
-        scope=scope_to_ask(login, meta),
-        state=new_state(),
-        prompt=login.prompt,
-        max_age=login.max_age,
-        acr_values=login.acr_values,
+    request = drive(
+        authorize(
+            meta,
+            client_id=login.client_id,
+            redirect_uri=meta.remote_redirect_uri,
+            scope=scope_to_ask(login, meta),
+            state=new_state(),
+            prompt=login.prompt,
+            max_age=login.max_age,
+            acr_values=login.acr_values,
+        ),
+        http,
     )
     show_url(request.url)
     result = read_answer(
