@@ -137,6 +137,19 @@ _TTL = click.IntRange(min=0)
     "unauthorized_client.",
 )
 @click.option(
+    "--par",
+    is_flag=True,
+    help="Offer pushed authorization requests (RFC 9126): POST /oauth/par, advertised as "
+    "pushed_authorization_request_endpoint; its request_uri is good once, for 60 s.",
+)
+@click.option(
+    "--require-par",
+    is_flag=True,
+    help="Accept only pushed authorization requests, from every client (metadata "
+    "require_pushed_authorization_requests: true); implies --par. Client kt-cli-par requires "
+    "them anyway.",
+)
+@click.option(
     "--throttle-base-delay",
     default=DEFAULT_THROTTLE_BASE_DELAY,
     show_default=True,
@@ -192,6 +205,8 @@ def main(
     device_code_ttl: int,
     device_interval: int,
     no_device_flow: bool,
+    par: bool,
+    require_par: bool,
     throttle_base_delay: float,
     throttle_max_delay: float,
     sso_issuer: str | None,
@@ -237,6 +252,8 @@ def main(
         device_code_ttl=device_code_ttl,
         device_interval=device_interval,
         device_flow=not no_device_flow,
+        par=par or require_par,
+        require_par=require_par,
         sso=sso,
         public_url=public_url,
         throttle_base_delay=throttle_base_delay,

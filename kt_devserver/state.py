@@ -55,6 +55,10 @@ class Settings:
     # is the favourite phishing path; discovery omits it and its endpoint answers
     # unauthorized_client (issue 13 item 4).
     device_flow: bool = True
+    # RFC 9126 (`--par`, `--require-par`): the pushed authorization request endpoint is
+    # advertised; required: only pushed requests are accepted, from every client (oauth/pushed.py).
+    par: bool = False
+    require_par: bool = False
     # Federation to a company's OpenID Connect provider; None: password sign-in only.
     sso: SsoConfig | None = None
     # The URL clients reach the server at besides the bound address (`--public-url`): its host is

@@ -1,6 +1,7 @@
 """The interactive authorization endpoint: sign-in, MFA and consent pages, then the redirect.
 
-`GET /oauth/authorize` validates the request with authlib, then records it as a transaction bound
+`GET /oauth/authorize` takes a pushed request's parameters for its `request_uri` (RFC 9126;
+pushed.py), validates the request with authlib, then records it as a transaction bound
 to the browser's sign-in session and shows the first page it needs:
 
 - sign-in, unless the browser session already has a user and neither `prompt=login` nor an
@@ -38,7 +39,7 @@ from authlib.oidc.core.errors import (  # type: ignore[import-untyped]
 
 from kt_devserver.credentials import hash_secret
 from kt_devserver.db import User
-from kt_devserver.oauth import clients
+from kt_devserver.oauth import clients, pushed
 from kt_devserver.oauth.http import (
     OAuthContext,
     authorization_redirect,
@@ -174,7 +175,7 @@ def _refusal(error: OAuth2Error, issuer: str) -> web.Response:
 _MALFORMED = "The authorization request is malformed."
 
 
-def _precheck(request: KtRequest) -> None:
+def precheck(request: KtRequest) -> None:
     """Refuse what authlib would describe by quoting the request's own values.
 
     authlib puts `redirect_uri` or `response_type` into error descriptions and raises ValueError
@@ -196,7 +197,7 @@ def _precheck(request: KtRequest) -> None:
         )
 
 
-def _max_age(raw: str | None, redirect_uri: str, state: str | None) -> int | None:
+def validate_max_age(raw: str | None, redirect_uri: str, state: str | None) -> int | None:
     if raw is None or raw == "":
         return None
     if not raw.isdigit() or len(raw) > 10:
@@ -220,7 +221,7 @@ def _first_step(
         # Consent is always interactive here, so prompt=none can never succeed.
         error = LoginRequiredError if user is None else ConsentRequiredError
         raise error(redirect_uri=redirect_uri, state=state)
-    max_age = _max_age(data.get("max_age"), redirect_uri, state)
+    max_age = validate_max_age(data.get("max_age"), redirect_uri, state)
     auth_time = browser.session.auth_time
     too_old = max_age is not None and (auth_time is None or ctx.state.clock() - auth_time > max_age)
     if user is None or "login" in prompts or too_old:
@@ -237,7 +238,11 @@ def user_of(ctx: OAuthContext, user_id: str | None) -> User | None:
 async def authorize(request: web.Request) -> web.Response:
     ctx = oauth_of(request)
     issuer = issuer_of(request)
-    pairs = list(request.query.items())
+    try:
+        # A request_uri's pushed parameters, and nothing beside them (RFC 9126 §4)
+        pairs = pushed.resolve(request, ctx, list(request.query.items()))
+    except pushed.Refused as refused:
+        return refused.page
     try:
         oauth = oauth_request(request, pairs)
     except OAuth2Error as error:
@@ -246,12 +251,12 @@ async def authorize(request: web.Request) -> web.Response:
     assert browser is not None
     user = user_of(ctx, browser.session.user_id)
     try:
-        _precheck(oauth)
+        precheck(oauth)
         grant = ctx.server.get_consent_grant(oauth, end_user=user)
         step = _first_step(ctx, oauth, grant.redirect_uri, browser, user)
     except OAuth2Error as error:
         return _refusal(error, issuer)
-    except ValueError:  # authlib refusing to build an error description; see _precheck
+    except ValueError:  # authlib refusing to build an error description; see precheck
         return error_page(400, "invalid_request", _MALFORMED)
     txn = ctx.store.create_transaction(
         browser_session_id=browser.session.id,

@@ -9,6 +9,9 @@ the server's own "copy this code" page, `{issuer}/oauth/remote-callback`, exactl
 its one redirect URI is `http://localhost/callback` (RFC 8252 §8.3: NOT RECOMMENDED, but what
 such providers accept), with any port, and the IP literals are refused (issue 13 item 2:
 `kt auth login --browser --redirect-host localhost --client-id kt-cli-localhost`).
+
+`kt-cli-par` is `kt-cli` registered with `require_par`: its authorization requests must be pushed
+(RFC 9126 §4, oauth/pushed.py), so it signs in only where the server serves `--par`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from kt_devserver.oauth.scopes import OIDC_SCOPES
 
 KT_CLI = "kt-cli"
 KT_CLI_LOCALHOST = "kt-cli-localhost"
+KT_CLI_PAR = "kt-cli-par"
 
 _LOOPBACK_REDIRECT = re.compile(
     r"http://(?P<host>127\.0\.0\.1|\[::1\]|localhost)(?::(?P<port>[1-9][0-9]{0,4}))?(?P<path>/[^?#]*)"
@@ -51,6 +55,8 @@ class Client:
     token_endpoint_auth_method: str = "none"  # noqa: S105 - public client
     # May use the server's own page as redirect URI, for a browser that cannot reach the client.
     remote_page: bool = False
+    # Its authorization requests must be pushed first (RFC 9126 §4; oauth/pushed.py).
+    require_par: bool = False
 
     def accepts(self, redirect_uri: str, issuer: str) -> bool:
         """A registered redirect URI (`check_redirect_uri`), or this server's remote page."""
@@ -106,6 +112,15 @@ CLIENTS: dict[str, Client] = {
         redirect_uris=("http://localhost/callback",),
         grant_types=("authorization_code", "refresh_token", DEVICE_CODE_GRANT_TYPE),
         scopes=OIDC_SCOPES,
+    ),
+    KT_CLI_PAR: Client(
+        client_id=KT_CLI_PAR,
+        client_name="Keeptrusts CLI (kt), pushed requests only",
+        redirect_uris=("http://127.0.0.1/callback", "http://[::1]/callback"),
+        grant_types=("authorization_code", "refresh_token", DEVICE_CODE_GRANT_TYPE),
+        scopes=OIDC_SCOPES,
+        remote_page=True,
+        require_par=True,
     ),
 }
 

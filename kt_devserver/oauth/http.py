@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
+from authlib.oauth2.rfc6749 import OAuth2Error  # type: ignore[import-untyped]
 
 from kt_devserver.oauth.id_tokens import SigningKey
 from kt_devserver.oauth.request import KtRequest, Reply
@@ -78,6 +80,23 @@ async def form_pairs(request: web.Request) -> list[tuple[str, str]] | None:
     except UnicodeDecodeError:
         return None
     return parse_qsl(text, keep_blank_values=True)
+
+
+async def form_request(request: web.Request) -> KtRequest | web.Response:
+    """authlib's request for a form POST (token, revocation, device authorization, PAR), or an
+    RFC 6749 §5.2 error response: not a form, a repeated parameter, insecure transport."""
+    pairs = await form_pairs(request)
+    if pairs is None:
+        return oauth_error(
+            400, "invalid_request", "The body must be application/x-www-form-urlencoded."
+        )
+    repeated = sorted(name for name, count in Counter(k for k, _ in pairs).items() if count > 1)
+    if repeated:
+        return oauth_error(400, "invalid_request", f"Repeated parameter: {repeated[0][:40]}.")
+    try:
+        return oauth_request(request, pairs)
+    except OAuth2Error as error:
+        return json_reply(Reply(*error()))
 
 
 def json_reply(reply: Reply) -> web.Response:

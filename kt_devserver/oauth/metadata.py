@@ -15,6 +15,7 @@ REVOKE_PATH = "/oauth/revoke"
 JWKS_PATH = "/oauth/jwks"
 USERINFO_PATH = "/oauth/userinfo"
 DEVICE_AUTHORIZATION_PATH = "/oauth/device_authorization"
+PAR_PATH = "/oauth/par"  # RFC 9126, served with --par (oauth/par.py)
 # The "copy this code" page (issue 13 item 1): a redirect URI on the server itself, for a CLI
 # whose loopback the browser cannot reach; announced under a vendor name (RFC 8414 §2 allows
 # additional metadata), as no standard one exists.
@@ -22,12 +23,18 @@ REMOTE_CALLBACK_PATH = "/oauth/remote-callback"
 REMOTE_REDIRECT_METADATA = "keeptrusts_remote_redirect_uri"
 
 
-def metadata(issuer: str, *, device_flow: bool = True) -> dict[str, Any]:
-    """The document; without `device_flow`, nothing about the device grant."""
+def metadata(
+    issuer: str, *, device_flow: bool = True, par: bool = False, require_par: bool = False
+) -> dict[str, Any]:
+    """The document; without `device_flow`, nothing about the device grant; with `par`, the
+    RFC 9126 endpoint, and `require_par` when only pushed requests are accepted."""
     doc = _metadata(issuer)
     if not device_flow:
         del doc["device_authorization_endpoint"]
         doc["grant_types_supported"].remove(DEVICE_CODE_GRANT_TYPE)
+    if par:
+        doc["pushed_authorization_request_endpoint"] = issuer + PAR_PATH
+        doc["require_pushed_authorization_requests"] = require_par
     return doc
 
 

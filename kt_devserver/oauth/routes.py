@@ -9,6 +9,7 @@ Paths (relative to the issuer, which is the server's base URL):
     POST /oauth/authorize/login | /mfa | /consent  the pages' forms
     POST /oauth/token                              authorization_code, refresh_token, device_code
     POST /oauth/device_authorization               RFC 8628 device authorization endpoint
+    POST /oauth/par                                RFC 9126 pushed authorization requests (par.py)
     GET  /device, /oauth/device (POST too), POST /oauth/device/confirm | /consent
                                                    RFC 8628 verification pages (device_pages.py)
     GET  /oauth/sso/start, /oauth/sso/callback     federated sign-in (sso.py, --sso-issuer)
@@ -18,24 +19,19 @@ Paths (relative to the issuer, which is the server's base URL):
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import Any
-
 from aiohttp import web
-from authlib.oauth2.rfc6749 import OAuth2Error  # type: ignore[import-untyped]
 
 from kt_devserver.auth import bearer_token
 from kt_devserver.credentials import hash_secret
-from kt_devserver.oauth import authorize, device_pages, id_tokens, sso
+from kt_devserver.oauth import authorize, device_pages, id_tokens, par, sso
 from kt_devserver.oauth.http import (
     OAUTH,
     OAuthContext,
-    form_pairs,
+    form_request,
     issuer_of,
     json_reply,
     oauth_error,
     oauth_of,
-    oauth_request,
 )
 from kt_devserver.oauth.id_tokens import user_claims
 from kt_devserver.oauth.metadata import (
@@ -57,31 +53,22 @@ from kt_devserver.state import STATE
 
 async def discovery(request: web.Request) -> web.Response:
     settings = oauth_of(request).state.settings
-    return web.json_response(metadata(issuer_of(request), device_flow=settings.device_flow))
+    return web.json_response(
+        metadata(
+            issuer_of(request),
+            device_flow=settings.device_flow,
+            par=settings.par or settings.require_par,
+            require_par=settings.require_par,
+        )
+    )
 
 
 async def jwks(request: web.Request) -> web.Response:
     return web.json_response(oauth_of(request).key.jwks())
 
 
-async def _form_request(request: web.Request) -> Any:
-    """authlib's request for a form POST, or an RFC 6749 §5.2 error response."""
-    pairs = await form_pairs(request)
-    if pairs is None:
-        return oauth_error(
-            400, "invalid_request", "The body must be application/x-www-form-urlencoded."
-        )
-    repeated = sorted(name for name, count in Counter(k for k, _ in pairs).items() if count > 1)
-    if repeated:
-        return oauth_error(400, "invalid_request", f"Repeated parameter: {repeated[0][:40]}.")
-    try:
-        return oauth_request(request, pairs)
-    except OAuth2Error as error:
-        return json_reply(Reply(*error()))
-
-
 async def token(request: web.Request) -> web.Response:
-    built = await _form_request(request)
+    built = await form_request(request)
     if isinstance(built, web.Response):
         return built
     reply: Reply = oauth_of(request).server.create_token_response(built)
@@ -89,7 +76,7 @@ async def token(request: web.Request) -> web.Response:
 
 
 async def revoke(request: web.Request) -> web.Response:
-    built = await _form_request(request)
+    built = await form_request(request)
     if isinstance(built, web.Response):
         return built
     reply: Reply = oauth_of(request).server.create_endpoint_response("revocation", built)
@@ -97,7 +84,7 @@ async def revoke(request: web.Request) -> web.Response:
 
 
 async def device_authorization(request: web.Request) -> web.Response:
-    built = await _form_request(request)
+    built = await form_request(request)
     if isinstance(built, web.Response):
         return built
     if not oauth_of(request).state.settings.device_flow:
@@ -159,6 +146,7 @@ def register(app: web.Application) -> None:
     app.router.add_post(REVOKE_PATH, revoke)
     app.router.add_post(DEVICE_AUTHORIZATION_PATH, device_authorization)
     device_pages.register(app)
+    par.register(app)
     sso.register(app, app[OAUTH])
     app.router.add_get(USERINFO_PATH, userinfo)
     app.router.add_post(USERINFO_PATH, userinfo)

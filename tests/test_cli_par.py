@@ -1,0 +1,151 @@
+"""`kt auth login --browser` through pushed authorization requests (RFC 9126, issue 14 item 4):
+the real `kt` against a real kt-devserver started with `--par` / `--require-par`, the person's
+browser scripted over HTTP (e2e/test_browser_par.py does it in Chromium against npm
+oidc-provider). kt pushes the request and the browser is sent to a short URL carrying only
+client_id and request_uri; one-step and `--start`/`--complete` alike."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx2
+import pytest
+
+from kt_login.store import FileStore
+from tests.fixtures.oauth_client import form_of
+from tests.kt_process import ALICE, base_env, kt, start_kt
+
+PAR_CLIENT = "kt-cli-par"  # kt-devserver's client that must push its requests
+
+
+def start_login(env: dict[str, str], *extra: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """`kt auth login --browser --no-browser --json EXTRA`, started, with the JSON line it prints
+    before it waits (the one-time link, the redirect URI)."""
+    proc = start_kt(
+        "auth", "login", "--browser", "--no-browser", "--insecure-storage", "--json",
+        "--timeout", "60", *extra, env=env,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("{") and "sign_in_url" in (doc := json.loads(line)):
+            return proc, doc
+    proc.kill()
+    raise AssertionError("kt printed no sign-in link: " + proc.communicate()[1])
+
+
+def short_url_behind(link: str) -> str:
+    """Where kt's one-time link sends the browser: the authorization request."""
+    response = httpx2.get(link, timeout=10)
+    assert response.status_code == 302, response.text
+    return response.headers["location"]
+
+
+def signs_in(authorize_url: str) -> httpx2.Response:
+    """The provider's pages (sign-in, consent), then its redirect followed back to kt."""
+    with httpx2.Client(timeout=10) as browser:
+        page = browser.get(authorize_url)
+        for fields in ({"email": ALICE[0], "password": ALICE[1]}, {"decision": "approve"}):
+            form = form_of(page)
+            page = browser.post(str(page.url.join(form.action)), data={**form.fields, **fields})
+        assert page.status_code == 302, page.text
+        return browser.get(page.headers["location"])  # kt's listener
+
+
+def only_client_id_and_request_uri(url: str, server_url: str, client_id: str) -> str:
+    parts = urlsplit(url)
+    assert url.startswith(server_url + "/oauth/authorize?")
+    query = parse_qsl(parts.query)
+    assert [name for name, _ in query] == ["client_id", "request_uri"]
+    assert dict(query)["client_id"] == client_id
+    request_uri = dict(query)["request_uri"]
+    assert request_uri.startswith("urn:ietf:params:oauth:request_uri:")
+    # nothing of the request rides in the URL: no state, nonce, PKCE challenge or redirect_uri
+    assert len(url) < 140
+    return request_uri
+
+
+@pytest.fixture
+def par_server(devserver_factory):
+    return devserver_factory("--par")
+
+
+@pytest.fixture
+def par_env(tmp_path, par_server):
+    return base_env(tmp_path, KEEPTRUSTS_API_URL=par_server.url)
+
+
+@pytest.mark.parametrize("client_id", ["kt-cli", PAR_CLIENT])
+def test_browser_sign_in_pushes_the_request_and_opens_a_short_url(par_env, par_server, client_id):
+    proc, shown = start_login(par_env, "--client-id", client_id)
+    try:
+        url = short_url_behind(shown["sign_in_url"])
+        only_client_id_and_request_uri(url, par_server.url, client_id)
+        landed = signs_in(url)
+        assert landed.status_code == 200
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    doc = json.loads(out)
+    assert doc["logged_in"] is True and doc["user"]["email"] == ALICE[0]
+    assert doc["identity"]["client_id"] == client_id
+    assert "Traceback" not in err
+    session = FileStore(Path(par_env["KEEPTRUSTS_CONFIG_DIR"])).load("default")
+    assert session is not None and session.client_id == client_id
+    assert kt("auth", "whoami", "--json", env=par_env).code == 0
+
+
+def test_a_server_that_requires_pushed_requests(tmp_path, devserver_factory):
+    server = devserver_factory("--require-par")
+    env = base_env(tmp_path, KEEPTRUSTS_API_URL=server.url)
+    meta = httpx2.get(server.url + "/.well-known/openid-configuration").json()
+    assert meta["require_pushed_authorization_requests"] is True
+    proc, shown = start_login(env)
+    try:
+        url = short_url_behind(shown["sign_in_url"])
+        only_client_id_and_request_uri(url, server.url, "kt-cli")
+        signs_in(url)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+
+
+def test_two_step_sign_in_pushes_too(par_env, par_server):
+    r = kt("auth", "login", "--browser", "--start", "--insecure-storage", "--json", env=par_env)
+    assert r.code == 0, r.stderr
+    started = r.json()
+    url = short_url_behind(started["sign_in_url"])
+    only_client_id_and_request_uri(url, par_server.url, "kt-cli")
+    signs_in(url)
+    done = kt("auth", "login", "--complete", started["handle"], "--json", env=par_env, timeout=120)
+    assert done.code == 0, done.stderr
+    assert done.json()["logged_in"] is True
+
+
+def test_a_refused_push_is_one_line_and_stores_nothing(par_env):
+    r = kt(
+        "auth", "login", "--browser", "--no-browser", "--insecure-storage",
+        "--client-id", "nobody", env=par_env,
+    )  # fmt: skip
+    assert r.code == 3, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert "Traceback" not in r.stderr
+    error = next(line for line in lines if line.startswith("Error:"))
+    assert "refused the sign-in request it was sent (pushed authorization request" in error
+    assert "invalid_client" in error
+    assert "run: kt auth login --browser" in r.stderr
+    assert FileStore(Path(par_env["KEEPTRUSTS_CONFIG_DIR"])).load("default") is None
+    as_json = kt(
+        "auth", "login", "--browser", "--no-browser", "--insecure-storage", "--json",
+        "--client-id", "nobody", env=par_env,
+    )  # fmt: skip
+    assert as_json.code == 3
+    assert (
+        json.loads(as_json.stderr.strip().splitlines()[-1])["error"]["code"]
+        == "oauth.invalid_client"
+    )
