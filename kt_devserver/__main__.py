@@ -20,6 +20,7 @@ from kt_devserver.state import (
     DEFAULT_ACCESS_TOKEN_TTL,
     DEFAULT_DEVICE_CODE_TTL,
     DEFAULT_DEVICE_INTERVAL,
+    DEFAULT_DPOP_NONCE_TTL,
     DEFAULT_MFA_TOKEN_TTL,
     DEFAULT_REFRESH_TOKEN_TTL,
     DEFAULT_THROTTLE_BASE_DELAY,
@@ -169,6 +170,15 @@ _TTL = click.IntRange(min=0)
     help="[testing] The longest such wait (the lockout).",
 )
 @click.option(
+    "--dpop-nonce-ttl",
+    default=DEFAULT_DPOP_NONCE_TTL,
+    show_default=True,
+    type=_TTL,
+    metavar="SECONDS",
+    help="[testing] DPoP (RFC 9449): how long a server nonce is current; proofs must carry the "
+    "current nonce or the one before it (else use_dpop_nonce, with DPoP-Nonce). 0 asks for none.",
+)
+@click.option(
     "--sso-issuer",
     metavar="URL",
     help="Federate: offer 'Sign in with SSO' through this OpenID Connect provider "
@@ -209,6 +219,7 @@ def main(
     require_par: bool,
     throttle_base_delay: float,
     throttle_max_delay: float,
+    dpop_nonce_ttl: int,
     sso_issuer: str | None,
     sso_client_id: str | None,
     sso_client_secret: str | None,
@@ -258,6 +269,7 @@ def main(
         public_url=public_url,
         throttle_base_delay=throttle_base_delay,
         throttle_max_delay=throttle_max_delay,
+        dpop_nonce_ttl=dpop_nonce_ttl,
     )
     database = _open_db(db_path)
     try:

@@ -1,4 +1,5 @@
-"""Who is calling: bearer session access tokens (`kta_…`) and API tokens (`kt_live_…`)."""
+"""Who is calling: session access tokens (`kta_…`, as Bearer, or as DPoP when their family is
+bound to a DPoP key, with a proof of it: dpop.py) and API tokens (`kt_live_…`, Bearer)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Literal
 
 from aiohttp import web
 
-from kt_devserver import scopes
+from kt_devserver import dpop, scopes
 from kt_devserver.credentials import ACCESS_TOKEN_PREFIX, API_TOKEN_PREFIX, hash_secret
 from kt_devserver.db import ApiToken, Organization, User
 from kt_devserver.errors import ApiError, insufficient_scope, unauthenticated
@@ -31,11 +32,17 @@ class Principal:
 
 
 def bearer_token(request: web.Request) -> str | None:
+    presented = presented_token(request)
+    return presented[1] if presented is not None and presented[0] == "bearer" else None
+
+
+def presented_token(request: web.Request) -> tuple[str, str] | None:
+    """(scheme, token) of `Authorization: Bearer|DPoP <token>` (scheme lower-cased)."""
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     value = value.strip()
-    if scheme.lower() != "bearer" or not value:
+    if scheme.lower() not in ("bearer", "dpop") or not value:
         return None
-    return value
+    return scheme.lower(), value
 
 
 def token_revoked(message: str) -> ApiError:
@@ -57,17 +64,18 @@ def token_expired(message: str) -> ApiError:
 
 
 def authenticate(request: web.Request) -> Principal:
-    token = bearer_token(request)
-    if token is None:
+    presented = presented_token(request)
+    if presented is None:
         raise unauthenticated()
+    scheme, token = presented
     if token.startswith(ACCESS_TOKEN_PREFIX):
-        return _session_principal(request, token)
-    if token.startswith(API_TOKEN_PREFIX):
+        return _session_principal(request, token, scheme)
+    if token.startswith(API_TOKEN_PREFIX) and scheme == "bearer":
         return _api_token_principal(request, token)
     raise unauthenticated("Unknown bearer credential.")
 
 
-def _session_principal(request: web.Request, token: str) -> Principal:
+def _session_principal(request: web.Request, token: str, scheme: str) -> Principal:
     state = state_of(request)
     found = state.db.families.find_access_token(hash_secret(token))
     if found is None:
@@ -77,6 +85,12 @@ def _session_principal(request: web.Request, token: str) -> Principal:
         raise token_revoked("This session was revoked; sign in again.")
     if state.clock() >= expires_at:
         raise token_expired("The access token expired; refresh the session.")
+    try:
+        dpop.check_resource_request(
+            state, request, scheme=scheme, token=token, bound_jkt=session.dpop_jkt
+        )
+    except dpop.ProofRefused as refused:
+        raise dpop.resource_error(state, refused) from None
     user = state.db.get_user(session.user_id)
     return Principal(
         user=user,

@@ -101,6 +101,13 @@ async def refresh(request: web.Request) -> web.Response:
     body = await bodies.read_object(request)
     token_hash = hash_secret(bodies.string(body, "refresh_token"))
     now = state.clock()
+    row = state.db.families.find_refresh_token(token_hash)
+    if row is not None and state.db.families.get(row.session_id).dpop_jkt is not None:
+        # Not spent: a DPoP-bound family refreshes only at the token endpoint, with a proof.
+        raise _invalid_grant(
+            "This refresh token is bound to a DPoP key; refresh it at /oauth/token with a "
+            "DPoP proof."
+        )
     token = state.db.families.redeemable(token_hash, now=now)
     if isinstance(token, Refused):
         raise _invalid_grant(_REFUSED[token])

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from authlib.oauth2.rfc6749 import OAuth2Error  # type: ignore[import-untyped]
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
@@ -69,6 +70,12 @@ class ProofRefused(Exception):
         super().__init__(f"{error}: {description}")
         self.error = error
         self.description = description
+
+
+class InvalidDpopProofError(OAuth2Error):  # type: ignore[misc]
+    """The token endpoint's refusal of a request whose proof does not fit its grant (§5)."""
+
+    error = INVALID_PROOF
 
 
 @dataclass

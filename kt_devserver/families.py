@@ -26,6 +26,8 @@ class Session:
     created_at: float
     expires_at: float
     revoked_at: float | None
+    # The thumbprint of the DPoP key every token of the family is bound to (RFC 9449 cnf.jkt).
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,14 +100,15 @@ class TokenFamilies:
     def insert(self, session: Session, pair: IssuedPair, *, grant: Grant | None = None) -> None:
         """Insert a family, its first tokens and any OAuth grant, in the caller's transaction."""
         self._conn.execute(
-            "INSERT INTO sessions (id, user_id, mfa_authenticated, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, user_id, mfa_authenticated, created_at, expires_at,"
+            " dpop_jkt) VALUES (?, ?, ?, ?, ?, ?)",
             (
                 session.id,
                 session.user_id,
                 int(session.mfa_authenticated),
                 session.created_at,
                 session.expires_at,
+                session.dpop_jkt,
             ),
         )
         self._insert_pair(session.id, pair)
@@ -214,4 +217,5 @@ def _session(row: sqlite3.Row) -> Session:
         created_at=row["created_at"],
         expires_at=row["expires_at"],
         revoked_at=row["revoked_at"],
+        dpop_jkt=row["dpop_jkt"],
     )

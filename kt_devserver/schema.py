@@ -35,13 +35,16 @@ CREATE TABLE IF NOT EXISTS users (
     totp_last_step INTEGER
 );
 -- A session is one login: the family of every access and refresh token issued from it.
+-- dpop_jkt: the RFC 7638 thumbprint of the DPoP key its tokens are bound to (RFC 9449 cnf.jkt;
+-- every token of the family, refreshes included), NULL for bearer tokens.
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
     user_id TEXT NOT NULL REFERENCES users(id),
     mfa_authenticated INTEGER NOT NULL,
     created_at REAL NOT NULL,
     expires_at REAL NOT NULL,
-    revoked_at REAL
+    revoked_at REAL,
+    dpop_jkt TEXT
 );
 CREATE TABLE IF NOT EXISTS access_tokens (
     token_hash TEXT PRIMARY KEY,
@@ -167,4 +170,5 @@ CREATE TABLE IF NOT EXISTS sso_attempts (
 ADDED_COLUMNS = (
     ("api_tokens", "parent_id", "TEXT REFERENCES api_tokens(id)"),
     ("users", "totp_last_step", "INTEGER"),
+    ("sessions", "dpop_jkt", "TEXT"),
 )

@@ -6,6 +6,7 @@ from typing import Any
 
 from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE  # type: ignore[import-untyped]
 
+from kt_devserver import dpop
 from kt_devserver.oauth.id_tokens import ALGORITHM
 from kt_devserver.oauth.scopes import ACR_VALUES, OIDC_SCOPES
 
@@ -75,6 +76,7 @@ def _metadata(issuer: str) -> dict[str, Any]:
             "email_verified",
         ],  # fmt: skip
         "authorization_response_iss_parameter_supported": True,
+        "dpop_signing_alg_values_supported": list(dpop.ALGORITHMS),  # RFC 9449 §5.1
         REMOTE_REDIRECT_METADATA: issuer + REMOTE_CALLBACK_PATH,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,

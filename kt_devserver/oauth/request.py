@@ -72,6 +72,9 @@ class KtRequest(OAuth2Request):  # type: ignore[misc]
         self.issuer = issuer
         self.kt_auth: AuthContext | None = None
         self.kt_grant: Grant | None = None
+        # At the token endpoint: the thumbprint of the key of the request's valid DPoP proof
+        # (RFC 9449), which the tokens issued are bound to; None without a proof.
+        self.kt_dpop_jkt: str | None = None
 
     @property
     def args(self) -> dict[str, str]:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from kt_devserver.auth import bearer_token
+from kt_devserver import dpop
+from kt_devserver.auth import presented_token
 from kt_devserver.credentials import hash_secret
 from kt_devserver.oauth import authorize, device_pages, id_tokens, par, sso
 from kt_devserver.oauth.http import (
@@ -71,8 +72,18 @@ async def token(request: web.Request) -> web.Response:
     built = await form_request(request)
     if isinstance(built, web.Response):
         return built
-    reply: Reply = oauth_of(request).server.create_token_response(built)
-    return json_reply(reply)
+    state = oauth_of(request).state
+    try:
+        # RFC 9449 §5: a proof binds the tokens issued to its key; a bad one is refused before
+        # the grant is looked at, so nothing (a code, a refresh token) is spent by it.
+        built.kt_dpop_jkt = dpop.check_proof(state, request)
+    except dpop.ProofRefused as refused:
+        response = oauth_error(400, refused.error, refused.description)
+    else:
+        response = json_reply(oauth_of(request).server.create_token_response(built))
+    if request.headers.get(dpop.HEADER) is not None:
+        response.headers.update(dpop.nonce_headers(state))
+    return response
 
 
 async def revoke(request: web.Request) -> web.Response:
@@ -110,11 +121,12 @@ def _bearer_error(status: int, error: str, description: str) -> web.Response:
 async def userinfo(request: web.Request) -> web.Response:
     ctx = oauth_of(request)
     db = ctx.state.db
-    token_value = bearer_token(request)
-    if token_value is None:
+    presented = presented_token(request)
+    if presented is None:
         response = oauth_error(401, "invalid_token", "Send an OAuth access token as Bearer.")
         response.headers["WWW-Authenticate"] = 'Bearer realm="kt-devserver"'
         return response
+    scheme, token_value = presented
     found = db.families.find_access_token(hash_secret(token_value))
     grant = None if found is None else db.families.grant(found[0].id)
     if found is None or grant is None:
@@ -122,6 +134,15 @@ async def userinfo(request: web.Request) -> web.Response:
     session, expires_at = found
     if session.revoked_at is not None or ctx.state.clock() >= expires_at:
         return _bearer_error(401, "invalid_token", "The access token is revoked or expired.")
+    try:
+        dpop.check_resource_request(
+            ctx.state, request, scheme=scheme, token=token_value, bound_jkt=session.dpop_jkt
+        )
+    except dpop.ProofRefused as refused:
+        error = dpop.resource_error(ctx.state, refused)
+        response = oauth_error(401, refused.error, refused.description)
+        response.headers.update(error.headers)
+        return response
     if OPENID not in as_list(grant.scope):
         return _bearer_error(403, "insufficient_scope", "The token lacks the openid scope.")
     return web.json_response(user_claims(db.get_user(session.user_id), grant.scope))

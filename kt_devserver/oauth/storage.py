@@ -169,10 +169,16 @@ class OAuthStore:
         return row is not None
 
     def exchange(
-        self, credential: AuthCode | DeviceCode, *, now: float, pair: IssuedPair
+        self,
+        credential: AuthCode | DeviceCode,
+        *,
+        now: float,
+        pair: IssuedPair,
+        dpop_jkt: str | None = None,
     ) -> str | None:
         """Spend an authorization code or an approved device code and store the token family it
-        buys, with `pair` as its first tokens, in one transaction.
+        buys, with `pair` as its first tokens, in one transaction; `dpop_jkt` binds the family to
+        that DPoP key.
 
         Returns the new family's session id, or None if the credential was already spent.
         """
@@ -188,7 +194,13 @@ class OAuthStore:
         # created_at is when the user signed in (the age of its MFA proof, for mfa_max_age);
         # the family's absolute expiry counts from the exchange.
         session = Session(
-            new_id("ses_"), user_id, credential.mfa, auth_time, pair.refresh_expires_at, None
+            new_id("ses_"),
+            user_id,
+            credential.mfa,
+            auth_time,
+            pair.refresh_expires_at,
+            None,
+            dpop_jkt,
         )
         grant = Grant(session.id, credential.client_id, credential.scope, auth_time, credential.mfa)
         with self._conn:

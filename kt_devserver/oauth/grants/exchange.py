@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from authlib.oauth2.rfc6749 import InvalidGrantError  # type: ignore[import-untyped]
 
 from kt_devserver.credentials import hash_secret
+from kt_devserver.dpop import TOKEN_TYPE
 from kt_devserver.families import IssuedPair
 from kt_devserver.oauth.request import KtRequest
 from kt_devserver.oauth.storage import AuthCode, DeviceCode
@@ -27,7 +28,8 @@ def exchange_for_tokens(
     *,
     already_used: str,
 ) -> None:
-    """Spend `credential` and store `token` as the first tokens of the family it buys."""
+    """Spend `credential` and store `token` as the first tokens of the family it buys, bound to
+    the key of the request's DPoP proof if it had one (RFC 9449 §5: token_type DPoP)."""
     now = kt.clock()
     settings = kt.state.settings
     expires_at = now + settings.refresh_token_ttl
@@ -38,10 +40,13 @@ def exchange_for_tokens(
         refresh_hash=None if refresh is None else hash_secret(refresh),
         refresh_expires_at=expires_at,
     )
-    session_id = kt.store.exchange(credential, now=now, pair=pair)
+    jkt = request.kt_dpop_jkt
+    session_id = kt.store.exchange(credential, now=now, pair=pair, dpop_jkt=jkt)
     if session_id is None:
         raise InvalidGrantError(already_used)
     token["expires_in"] = max(0, int(pair.access_expires_at - now))
+    if jkt is not None:
+        token["token_type"] = TOKEN_TYPE
     request.kt_grant = kt.families.grant(session_id)
 
 

@@ -10,6 +10,7 @@ from authlib.oauth2.rfc6749.grants import RefreshTokenGrant  # type: ignore[impo
 
 from kt_devserver.credentials import REFRESH_TOKEN_PREFIX, hash_secret, new_secret
 from kt_devserver.db import User
+from kt_devserver.dpop import TOKEN_TYPE, InvalidDpopProofError
 from kt_devserver.families import Grant, IssuedPair, Redeemable, Refused
 from kt_devserver.oauth.request import OnServer
 
@@ -37,6 +38,12 @@ class RefreshGrant(OnServer, RefreshTokenGrant):  # type: ignore[misc]
         grant = None if row is None else families.grant(row.session_id)
         if grant is None:
             return None  # unknown, or a first-party password session's token
+        bound = families.get(row.session_id).dpop_jkt if row is not None else None
+        if bound is not None and self.request.kt_dpop_jkt != bound:
+            # RFC 9449 §5: a bound refresh token only with a proof of its key; not spent.
+            raise InvalidDpopProofError(
+                "This refresh token is bound to a DPoP key: send a DPoP proof made with it."
+            )
         token = families.redeemable(token_hash, now=self.kt.clock())
         return None if isinstance(token, Refused) else RefreshCredential(token, grant)
 
@@ -58,6 +65,8 @@ class RefreshGrant(OnServer, RefreshTokenGrant):  # type: ignore[misc]
         if not kt.families.rotate(credential.token, now=now, pair=pair):
             raise InvalidGrantError("The refresh token was already used; the grant is revoked.")
         token["expires_in"] = max(0, int(pair.access_expires_at - now))
+        if session.dpop_jkt is not None:
+            token["token_type"] = TOKEN_TYPE  # the family stays bound to its key
         self.request.kt_grant = credential.grant
 
     def revoke_old_credential(self, refresh_token: RefreshCredential) -> None:
