@@ -49,8 +49,18 @@ def bearer_challenge(**params: str | int | None) -> dict[str, str]:
     written by the grammar kt reads it with (kt_login.www_authenticate); None values left out.
     Every challenge the API sends is built here, so a parameter every 401 must carry (RFC 9728's
     resource_metadata) is added in one place."""
+    return _challenge("Bearer", params)
+
+
+def dpop_challenge(**params: str | int | None) -> dict[str, str]:
+    """The `WWW-Authenticate: DPoP …` header of a refused DPoP proof, or of a DPoP-bound token
+    sent without one (RFC 9449 §7.1), built as bearer_challenge builds its own."""
+    return _challenge("DPoP", params)
+
+
+def _challenge(scheme: str, params: dict[str, str | int | None]) -> dict[str, str]:
     present = {name: value for name, value in params.items() if value is not None}
-    return {"WWW-Authenticate": challenge("Bearer", present)}
+    return {"WWW-Authenticate": challenge(scheme, present)}
 
 
 def unauthenticated(message: str = "Sign in first: no valid bearer credential.") -> ApiError:
