@@ -36,8 +36,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
-from kt_devserver.errors import ApiError
-from kt_login.www_authenticate import challenge
+from kt_devserver.errors import ApiError, dpop_challenge
 
 if TYPE_CHECKING:
     from kt_devserver.state import State
@@ -255,9 +254,12 @@ def nonce_headers(state: State) -> dict[str, str]:
 def resource_error(state: State, refused: ProofRefused) -> ApiError:
     """The API's 401 for a refused proof or a bound token without one (§7.1, §9): the JSON
     error body with code `auth.<error>`, a DPoP challenge naming the algorithms, the nonce."""
-    params = {"error": refused.error, "error_description": refused.description}
     headers = {
-        "WWW-Authenticate": challenge(HEADER, {**params, "algs": " ".join(ALGORITHMS)}),
+        **dpop_challenge(
+            error=refused.error,
+            error_description=refused.description,
+            algs=" ".join(ALGORITHMS),
+        ),
         **nonce_headers(state),
     }
     return ApiError(401, f"auth.{refused.error}", refused.description, headers=headers)
