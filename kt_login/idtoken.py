@@ -54,10 +54,12 @@ class IdClaims:
     preferred_username: str | None = None
 
 
+# How every refusal of a token begins (kt-devserver's token exchange restates the reason).
+INVALID = "the ID token is not valid: "
+
+
 def _invalid(why: str) -> ValidationFailed:
-    return ValidationFailed(
-        f"the ID token is not valid: {why}", hint=run_hint("kt", "auth", "login")
-    )
+    return ValidationFailed(INVALID + why, hint=run_hint("kt", "auth", "login"))
 
 
 def parse_jwks(body: bytes) -> list[Any]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE  # type: ignore[import-untyped]
 
-from kt_devserver.oauth.metadata import REMOTE_CALLBACK_PATH
+from kt_devserver.oauth.metadata import REMOTE_CALLBACK_PATH, TOKEN_EXCHANGE
 from kt_devserver.oauth.scopes import OIDC_SCOPES
 
 KT_CLI = "kt-cli"
@@ -102,7 +102,12 @@ CLIENTS: dict[str, Client] = {
         client_id=KT_CLI,
         client_name="Keeptrusts CLI (kt)",
         redirect_uris=("http://127.0.0.1/callback", "http://[::1]/callback"),
-        grant_types=("authorization_code", "refresh_token", DEVICE_CODE_GRANT_TYPE),
+        grant_types=(
+            "authorization_code",
+            "refresh_token",
+            DEVICE_CODE_GRANT_TYPE,
+            TOKEN_EXCHANGE,
+        ),
         scopes=OIDC_SCOPES,
         remote_page=True,
     ),
@@ -110,7 +115,12 @@ CLIENTS: dict[str, Client] = {
         client_id=KT_CLI_LOCALHOST,
         client_name="Keeptrusts CLI (kt), localhost redirect",
         redirect_uris=("http://localhost/callback",),
-        grant_types=("authorization_code", "refresh_token", DEVICE_CODE_GRANT_TYPE),
+        grant_types=(
+            "authorization_code",
+            "refresh_token",
+            DEVICE_CODE_GRANT_TYPE,
+            TOKEN_EXCHANGE,
+        ),
         scopes=OIDC_SCOPES,
     ),
     KT_CLI_PAR: Client(

@@ -22,6 +22,8 @@ PAR_PATH = "/oauth/par"  # RFC 9126, served with --par (oauth/par.py)
 # additional metadata), as no standard one exists.
 REMOTE_CALLBACK_PATH = "/oauth/remote-callback"
 REMOTE_REDIRECT_METADATA = "keeptrusts_remote_redirect_uri"
+# RFC 8693 (oauth/grants/token_exchange.py): CI sign-in with a trusted issuer's JWT, delegation.
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a URN
 
 
 def metadata(
@@ -51,7 +53,12 @@ def _metadata(issuer: str) -> dict[str, Any]:
         "scopes_supported": list(OIDC_SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_CODE_GRANT_TYPE],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            DEVICE_CODE_GRANT_TYPE,
+            TOKEN_EXCHANGE,
+        ],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],

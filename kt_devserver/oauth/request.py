@@ -75,6 +75,9 @@ class KtRequest(OAuth2Request):  # type: ignore[misc]
         # At the token endpoint: the thumbprint of the key of the request's valid DPoP proof
         # (RFC 9449), which the tokens issued are bound to; None without a proof.
         self.kt_dpop_jkt: str | None = None
+        # A token exchange's subject-token issuer keys, fetched before authlib runs
+        # (grants/token_exchange.py: SubjectKeys).
+        self.kt_subject_keys: Any = None
 
     @property
     def args(self) -> dict[str, str]:
