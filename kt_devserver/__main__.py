@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 import platformdirs
 
-from kt_devserver import demo, hosts, logs, scopes, serve, totp
+from kt_devserver import demo, exchanges, hosts, logs, scopes, serve, totp
 from kt_devserver.app import create_app
 from kt_devserver.db import Database
 from kt_devserver.signin_checks import ACCOUNT_FREE_FAILURES, ADDRESS_FREE_FAILURES
@@ -349,6 +350,134 @@ def role_command(ctx: click.Context, email: str, role: str, db_path: str | None)
     finally:
         database.close()
     click.echo(f"{user.email}: {user.role} -> {role}")
+
+
+@main.group("trust")
+def trust() -> None:
+    """Trust rules: CI jobs sign in with their own identity, a JWT from an external OpenID
+    Connect issuer (RFC 8693 token exchange; `kt auth login --federated`)."""
+
+
+def _db_option(fn: Any) -> Any:
+    return click.option(
+        "--db",
+        "db_path",
+        metavar="PATH",
+        help="SQLite database file (default: the group's --db, else the default file).",
+    )(fn)
+
+
+@trust.command("add")
+@click.argument("name")
+@click.option("--issuer", required=True, metavar="URL", help="The CI's OIDC issuer, exactly.")
+@click.option(
+    "--audience", required=True, metavar="AUD", help="The `aud` its tokens must carry, alone."
+)
+@click.option(
+    "--claim",
+    "claims",
+    multiple=True,
+    required=True,
+    metavar="NAME=PATTERN",
+    help="A claim every token must match (fnmatch, case-sensitive; repeatable), e.g. "
+    "repository=acme/app, ref=refs/heads/main.",
+)
+@click.option(
+    "--scope",
+    "rule_scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(exchanges.GRANTABLE_SCOPES),
+    help="An API scope the tokens get (repeatable); tokens:* cannot be granted.",
+)
+@click.option(
+    "--lifetime",
+    default=exchanges.DEFAULT_RULE_LIFETIME,
+    show_default=True,
+    type=click.IntRange(1, exchanges.MAX_RULE_LIFETIME),
+    metavar="SECONDS",
+    help="How long a token from this rule lives.",
+)
+@click.option("--org", default=demo.ORGANIZATION_NAME, show_default=True, help="The organization.")
+@_db_option
+@click.pass_context
+def trust_add(
+    ctx: click.Context,
+    name: str,
+    issuer: str,
+    audience: str,
+    claims: tuple[str, ...],
+    rule_scopes: tuple[str, ...],
+    lifetime: int,
+    org: str,
+    db_path: str | None,
+) -> None:
+    """Trust the CI identity tokens of ISSUER whose claims match, as NAME (the workload the
+    tokens are for, name@workload.invalid in whoami)."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
+        _fail("NAME is lower-case letters, digits and dashes, e.g. deploy", EXIT_USAGE)
+    if not issuer.startswith(("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")):
+        _fail("--issuer must be an https URL (or http on loopback)", EXIT_USAGE)
+    try:
+        patterns = exchanges.parse_claim_patterns(claims)
+    except exchanges.RuleError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    database = _open_db(db_path or ctx.obj.get("db_path"))
+    try:
+        demo.seed(database)
+        organization = database.get_or_create_organization(org)
+        rule = exchanges.Exchanges(database).add_rule(
+            name=name,
+            org_id=organization.id,
+            issuer=issuer,
+            audience=audience,
+            claims=patterns,
+            rule_scopes=rule_scopes,
+            lifetime=lifetime,
+            now=time.time(),
+        )
+    except exchanges.RuleError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    finally:
+        database.close()
+    click.echo(_describe(rule, org))
+
+
+def _describe(rule: exchanges.TrustRule, org: str) -> str:
+    claims = " ".join(f"{k}={v}" for k, v in rule.claims.items())
+    return (
+        f"{rule.name} ({org}): {rule.issuer} aud={rule.audience} {claims} -> "
+        f"{' '.join(rule.scopes)} for {rule.lifetime} s"
+    )
+
+
+@trust.command("list")
+@_db_option
+@click.pass_context
+def trust_list(ctx: click.Context, db_path: str | None) -> None:
+    """List the trust rules, one a line."""
+    database = _open_db(db_path or ctx.obj.get("db_path"))
+    try:
+        for rule in exchanges.Exchanges(database).rules():
+            click.echo(_describe(rule, database.get_organization(rule.org_id).name))
+    finally:
+        database.close()
+
+
+@trust.command("remove")
+@click.argument("name")
+@_db_option
+@click.pass_context
+def trust_remove(ctx: click.Context, name: str, db_path: str | None) -> None:
+    """Remove the trust rule NAME; the tokens it issued are revoked."""
+    database = _open_db(db_path or ctx.obj.get("db_path"))
+    try:
+        removed = exchanges.Exchanges(database).remove_rule(name, now=time.time())
+    finally:
+        database.close()
+    if not removed:
+        _fail(f"no trust rule {name!r}")
+    click.echo(f"removed trust rule {name}; its tokens are revoked")
 
 
 if __name__ == "__main__":

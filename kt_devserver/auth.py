@@ -12,6 +12,7 @@ from kt_devserver import dpop, scopes
 from kt_devserver.credentials import ACCESS_TOKEN_PREFIX, API_TOKEN_PREFIX, hash_secret
 from kt_devserver.db import ApiToken, Organization, User
 from kt_devserver.errors import ApiError, insufficient_scope, unauthenticated
+from kt_devserver.exchanges import Exchanged, Exchanges
 from kt_devserver.families import Session
 from kt_devserver.state import state_of
 
@@ -21,10 +22,12 @@ class Principal:
     user: User
     organization: Organization
     scopes: frozenset[str]
-    auth_method: Literal["session", "api_token"]
+    auth_method: Literal["session", "api_token", "federated", "delegated"]
     session: Session | None
     api_token: ApiToken | None
     expires_at: float
+    # A session from a token exchange (RFC 8693): a CI sign-in's or a delegated one's.
+    exchanged: Exchanged | None = None
 
     @property
     def mfa_authenticated(self) -> bool:
@@ -92,14 +95,29 @@ def _session_principal(request: web.Request, token: str, scheme: str) -> Princip
     except dpop.ProofRefused as refused:
         raise dpop.resource_error(state, refused) from None
     user = state.db.get_user(session.user_id)
+    exchanged = Exchanges(state.db).find(session.id)
+    if exchanged is None:
+        return Principal(
+            user=user,
+            organization=state.db.get_organization(user.org_id),
+            scopes=scopes.for_role(user.role),
+            auth_method="session",
+            session=session,
+            api_token=None,
+            expires_at=expires_at,
+        )
+    granted = frozenset(exchanged.scopes)
     return Principal(
         user=user,
         organization=state.db.get_organization(user.org_id),
-        scopes=scopes.for_role(user.role),
-        auth_method="session",
+        # A CI sign-in has its trust rule's scopes; a delegated token never reaches beyond the
+        # role of the person it acts for, as it is now.
+        scopes=granted if exchanged.federated else granted & scopes.for_role(user.role),
+        auth_method="federated" if exchanged.federated else "delegated",
         session=session,
         api_token=None,
         expires_at=expires_at,
+        exchanged=exchanged,
     )
 
 

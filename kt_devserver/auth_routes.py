@@ -154,7 +154,7 @@ async def whoami(request: web.Request) -> web.Response:
 
 def whoami_json(principal: Principal) -> dict[str, JsonValue]:
     token = principal.api_token
-    return {
+    reply: dict[str, JsonValue] = {
         "user": user_json(principal.user),
         "organization": organization_json(principal.organization),
         "role": principal.user.role,
@@ -164,6 +164,12 @@ def whoami_json(principal: Principal) -> dict[str, JsonValue]:
         "token": None if token is None else {"id": token.id, "name": token.name},
         "expires_at": iso8601(principal.expires_at),
     }
+    exchanged = principal.exchanged
+    if exchanged is not None and exchanged.federated:
+        reply["federated"] = {"issuer": exchanged.issuer, "subject": exchanged.subject}
+    elif exchanged is not None:
+        reply["act"] = {"sub": exchanged.actor}  # RFC 8693 §4.1: who acts for the user
+    return reply
 
 
 def register(app: web.Application) -> None:

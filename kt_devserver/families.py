@@ -198,10 +198,15 @@ class TokenFamilies:
         return False
 
     def revoke(self, session_id: str, *, now: float) -> None:
+        """Revoke the family and every family a token exchange derived from it (delegation,
+        RFC 8693: exchanged_sessions.parent_session_id), and from those, and so on."""
         with self._conn:
             self._conn.execute(
-                "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (now, session_id),
+                "WITH RECURSIVE family(id) AS (SELECT ? UNION"
+                " SELECT e.session_id FROM exchanged_sessions e"
+                " JOIN family f ON e.parent_session_id = f.id)"
+                " UPDATE sessions SET revoked_at = ? WHERE id IN family AND revoked_at IS NULL",
+                (session_id, now),
             )
 
     def delete_access_token(self, token_hash: str) -> None:

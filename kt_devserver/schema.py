@@ -15,7 +15,15 @@
     stored as hashes only; `status` goes pending → approved/denied in the browser, `used_at` and
     `session_id` are set when the device exchanges an approved code (single use);
   - `sso_attempts` (one federated sign-in in flight, by the hash of its `state`) and
-    `sso_identities` (an upstream provider's (iss, sub) → the local user; never matched by email).
+    `sso_identities` (an upstream provider's (iss, sub) → the local user; never matched by email);
+- RFC 8693 token exchange (exchanges.py, oauth/grants/token_exchange.py):
+  - `trust_rules`: per organization, an external OIDC issuer whose JWTs (a CI job's identity)
+    are exchanged for API tokens: audience, claim patterns, the API scopes and lifetime granted,
+    and the rule's workload user (role `workload`, no password) the tokens are issued to;
+  - `subject_token_jtis`: the `jti` of every subject token exchanged, until it expires (replay);
+  - `exchanged_sessions`: a token family issued by a token exchange: its API scopes, and either
+    the external issuer and subject (CI sign-in) or the session it was derived from and the
+    actor (`act`, delegation). Revoking a family revokes the families derived from it.
 """
 
 SCHEMA = """
@@ -164,6 +172,37 @@ CREATE TABLE IF NOT EXISTS sso_attempts (
     expires_at REAL NOT NULL,
     used_at REAL
 );
+CREATE TABLE IF NOT EXISTS trust_rules (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES organizations(id),
+    name TEXT NOT NULL UNIQUE,
+    issuer TEXT NOT NULL,
+    audience TEXT NOT NULL,
+    -- JSON object: claim name -> fnmatch pattern, e.g. {"repository": "acme/app"}
+    claims TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    lifetime INTEGER NOT NULL,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trust_rules_issuer ON trust_rules(issuer);
+CREATE TABLE IF NOT EXISTS subject_token_jtis (
+    issuer TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (issuer, jti)
+);
+CREATE TABLE IF NOT EXISTS exchanged_sessions (
+    session_id TEXT PRIMARY KEY REFERENCES sessions(id),
+    scopes TEXT NOT NULL,
+    -- CI sign-in: the external issuer and subject (the family's user is the rule's workload)
+    issuer TEXT,
+    subject TEXT,
+    -- delegation: the family the subject token belonged to, and the actor (act.sub)
+    parent_session_id TEXT REFERENCES sessions(id),
+    actor TEXT
+);
+CREATE INDEX IF NOT EXISTS exchanged_sessions_parent ON exchanged_sessions(parent_session_id);
 """
 # Columns added since a database file may have been created (CREATE IF NOT EXISTS keeps an
 # existing table as it was): (table, column, declaration).

@@ -7,7 +7,8 @@ Paths (relative to the issuer, which is the server's base URL):
     GET  /oauth/jwks                               ID-token verification keys
     GET  /oauth/authorize                          authorization endpoint (HTML pages)
     POST /oauth/authorize/login | /mfa | /consent  the pages' forms
-    POST /oauth/token                              authorization_code, refresh_token, device_code
+    POST /oauth/token                              authorization_code, refresh_token, device_code,
+                                                   RFC 8693 token exchange (CI sign-in, delegation)
     POST /oauth/device_authorization               RFC 8628 device authorization endpoint
     POST /oauth/par                                RFC 9126 pushed authorization requests (par.py)
     GET  /device, /oauth/device (POST too), POST /oauth/device/confirm | /consent
@@ -25,6 +26,7 @@ from kt_devserver import dpop
 from kt_devserver.auth import presented_token
 from kt_devserver.credentials import hash_secret
 from kt_devserver.oauth import authorize, device_pages, id_tokens, par, sso
+from kt_devserver.oauth.grants import token_exchange
 from kt_devserver.oauth.http import (
     OAUTH,
     OAuthContext,
@@ -80,6 +82,7 @@ async def token(request: web.Request) -> web.Response:
     except dpop.ProofRefused as refused:
         response = oauth_error(400, refused.error, refused.description)
     else:
+        await token_exchange.prepare(state, built)  # a CI token's trusted issuer keys
         response = json_reply(oauth_of(request).server.create_token_response(built))
     if request.headers.get(dpop.HEADER) is not None:
         response.headers.update(dpop.nonce_headers(state))

@@ -21,6 +21,7 @@ from kt_devserver.oauth import clients
 from kt_devserver.oauth.grants.authorization_code import CodeGrant, S256CodeChallenge
 from kt_devserver.oauth.grants.device_code import DeviceAuthorization, DeviceGrant
 from kt_devserver.oauth.grants.refresh_token import RefreshGrant
+from kt_devserver.oauth.grants.token_exchange import TokenExchangeGrant
 from kt_devserver.oauth.id_tokens import KtOpenIDCode, KtOpenIDToken, SigningKey
 from kt_devserver.oauth.request import KtRequest, Reply
 from kt_devserver.oauth.revocation import Revocation
@@ -41,6 +42,7 @@ class KtAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         self.register_grant(CodeGrant, [S256CodeChallenge(required=True), KtOpenIDCode(self)])
         self.register_grant(RefreshGrant, [KtOpenIDToken(self)])
         self.register_grant(DeviceGrant, [KtOpenIDToken(self)])
+        self.register_grant(TokenExchangeGrant)
         self.register_endpoint(Revocation(self))
         self.register_endpoint(DeviceAuthorization(self))
 

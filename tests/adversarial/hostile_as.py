@@ -13,6 +13,11 @@ go); every request it receives is recorded, and every code and token it hands ou
 `issued` so a test can prove none of them was printed. Like a real provider it binds a code to
 its PKCE challenge and redirect_uri and, with a client secret, wants client_secret_basic.
 
+It is also a CI system's OIDC issuer (RFC 8693 CI sign-in, tests/test_cli_federated.py):
+`ci_token(audience, ...)` mints a job's identity token (claims as GitHub Actions sets them, signed
+with its k1 key unless a forgery is asked for), and `/_apis/oidc/token?audience=AUD` answers as
+GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_URL does, to a bearer of `actions_request_token`.
+
 `/authorize` answers at once with a 302 to the `redirect_uri` carrying code/state/iss (per case),
 so a "browser" only has to follow redirects (see browser.py, or `HostileAS.browser`).
 """
@@ -39,6 +44,11 @@ from joserfc.jwk import ECKey, RSAKey
 CLIENT_ID = "kt-cli"
 SUBJECT = "user-1"
 EMAIL = "u@as.test"
+# A CI job's identity (ci_token): the repository and branch GitHub Actions would name.
+CI_REPOSITORY = "acme/app"
+CI_REF = "refs/heads/main"
+CI_SUBJECT = f"repo:{CI_REPOSITORY}:ref:{CI_REF}"
+ACTIONS_TOKEN_PATH = "/_apis/oidc/token"  # noqa: S105 - a path
 
 # Real keys, made once per test session.
 RSA_K1 = RSAKey.generate_key(2048, parameters={"kid": "k1"})
@@ -142,6 +152,7 @@ class Behaviour:
     revocation_status: int = 200
     revocation_reply: dict[str, Any] | None = None  # a JSON body for the revocation answer
     device_reply: dict[str, Any] = field(default_factory=dict)  # overrides (DELETE removes)
+    ci_claims: dict[str, Any] = field(default_factory=dict)  # the Actions endpoint's tokens
 
 
 @dataclass
@@ -162,6 +173,8 @@ class HostileAS:
         self.requests: list[Seen] = []
         self.issued: list[str] = []  # every code and token handed out
         self.opened: list[str] = []  # the URLs `browser` was asked to open
+        # The bearer token /_apis/oidc/token wants (ACTIONS_ID_TOKEN_REQUEST_TOKEN); None: 404.
+        self.actions_request_token: str | None = None
         self._codes: dict[str, str | None] = {}  # code -> nonce
         self._bound: dict[str, tuple[str, str]] = {}  # code -> (code_challenge, redirect_uri)
         self._scopes: dict[str, str] = {}  # code or device code -> the scope asked for
@@ -281,6 +294,7 @@ class HostileAS:
             "/revoke": self._revoke,
             "/v1/auth/whoami": self._whoami,
             "/device_authorization": self._device_authorization,
+            ACTIONS_TOKEN_PATH: self._actions_token,
         }.get(request.path)
         if handler is None:
             return web.Response(status=404)
@@ -397,6 +411,56 @@ class HostileAS:
         token = sign(header, payload, "rsa-k1" if refresh else b.id_sign)
         self.issued.append(token)
         return token
+
+    def ci_token(
+        self,
+        audience: str,
+        claims: dict[str, Any] | None = None,
+        *,
+        how: str = "rsa-k1",
+        header: dict[str, Any] | None = None,
+    ) -> str:
+        """A CI job's identity token for `audience`: GitHub Actions' claims (sub, repository,
+        ref, a fresh jti), `claims` overriding them (DELETE removes), signed as `sign` does
+        with `how` ("none" for an unsigned one, "rsa-attacker" for a key not in the JWKS)."""
+        now = int(time.time())
+        base = {
+            "iss": self.issuer,
+            "sub": CI_SUBJECT,
+            "aud": audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+            "jti": secrets.token_hex(12),
+            "repository": CI_REPOSITORY,
+            "repository_owner": CI_REPOSITORY.split("/")[0],
+            "ref": CI_REF,
+            "event_name": "push",
+        }
+        alg = {"none": "none", "hs256-public-key": "HS256"}.get(
+            how, "ES256" if how.startswith("ec-") else "RS256"
+        )
+        kid = {"rsa-k2": "k2", "rsa-attacker": "attacker", "ec-e1": "e1", "ec-evil": "e1"}.get(
+            how, "k1"
+        )
+        token = sign(
+            _apply({"alg": alg, "kid": kid, "typ": "JWT"}, header or {}),
+            _apply(base, claims or {}),
+            how,
+        )
+        self.issued.append(token)
+        return token
+
+    async def _actions_token(
+        self, request: web.Request, form: dict[str, str]
+    ) -> web.StreamResponse:
+        expected = self.actions_request_token
+        if expected is None:
+            return web.Response(status=404)
+        if request.headers.get("Authorization") != f"Bearer {expected}":
+            return web.json_response({"message": "Bad credentials"}, status=401)
+        audience = request.query.get("audience", self.issuer)
+        return web.json_response({"value": self.ci_token(audience, self.behaviour.ci_claims)})
 
     async def _token(self, request: web.Request, form: dict[str, str]) -> web.StreamResponse:
         b = self.behaviour
