@@ -1,6 +1,7 @@
 """The npm `oidc-provider` (e2e/oidc_provider/provider.mjs) as a process: started with its
 settings in the environment, ready when it prints its issuer, stopped by closing its stdin.
-Shared by e2e/test_generic_oidc.py and e2e/test_sso.py (no test module imports another)."""
+Shared by e2e/test_generic_oidc.py, e2e/test_browser_par.py and e2e/test_sso.py (no test module
+imports another), with `sign_in_and_consent`, its development sign-in pages driven in Chromium."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -79,6 +81,16 @@ def start_provider(log: Path, **settings: str) -> OidcProvider:
         seen.append(line)
         if line.startswith(READY_PREFIX):
             return OidcProvider(line[len(READY_PREFIX) :].strip(), proc, log)
+
+
+def sign_in_and_consent(page: Any, url: str, login: str) -> None:
+    """oidc-provider's development pages in Chromium: any password signs the login name in."""
+    page.goto(url)
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", "any password")
+    page.click("button[type=submit]")
+    page.wait_for_selector("input[name=login]", state="detached")  # on to the consent page
+    page.click("button[type=submit]")
 
 
 def stop_provider(proc: subprocess.Popen[str]) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from e2e.npm_provider import OidcProvider, start_provider, stop_provider
+from e2e.npm_provider import OidcProvider, sign_in_and_consent, start_provider, stop_provider
 from kt_login.config import DEFAULT_API_URL
 from kt_login.session import Session
 from kt_login.store import FileStore
@@ -71,16 +71,6 @@ def login_args(issuer: str) -> list[str]:
         "--insecure-storage",
         "--json",
     ]
-
-
-def sign_in_and_consent(page, url: str, login: str) -> None:
-    """oidc-provider's development pages: any password signs the login name in."""
-    page.goto(url)
-    page.fill("input[name=login]", login)
-    page.fill("input[name=password]", "any password")
-    page.click("button[type=submit]")
-    page.wait_for_selector("input[name=login]", state="detached")  # on to the consent page
-    page.click("button[type=submit]")
 
 
 def signed_in(provider, env, kt_login, page, login: str) -> tuple[dict[str, object], Session]:

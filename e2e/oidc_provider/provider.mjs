@@ -26,6 +26,19 @@
 // refresh grants still return ID tokens. oidc-provider adds an ID token whenever openid was
 // granted, so a post-middleware (its documented extension point, "Pre- and post-middlewares")
 // takes it out, and says so on stderr: "device grant: id_token withheld".
+//
+// Env PAR (optional): pushed authorization requests (RFC 9126; issue 14 item 4). Unset: off
+// (oidc-provider turns the feature on by default; here a configuration without it keeps the
+// plain authorization request, with every parameter in its URL, under test). "on": the
+// pushed_authorization_request_endpoint is advertised and used by kt. "required": also
+// require_pushed_authorization_requests, so any request that was not pushed is refused.
+//
+// Env RESOURCES (optional): resource indicators (RFC 8707) the provider accepts, space-separated
+// absolute URIs, e.g. the API URL kt signs in for. The resourceIndicators feature is always on;
+// a request naming a listed resource gets a JWT access token (RS256, this provider's key) whose
+// aud is that resource, with the resource's scopes (env RESOURCE_SCOPES, default "api"); a
+// token request without `resource` keeps the granted one (useGrantedResource). A resource not
+// listed (every resource, without RESOURCES) is refused with invalid_target.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -34,7 +47,7 @@ import http from 'node:http';
 console.info = console.error;
 console.log = console.error;
 
-const { default: Provider } = await import('oidc-provider');
+const { default: Provider, errors } = await import('oidc-provider');
 
 const server = http.createServer();
 await new Promise((resolve, reject) => {
@@ -61,6 +74,13 @@ const claims = Object.fromEntries(
   Object.entries(claimsByScope).filter(([scope]) => scopes.includes(scope)),
 );
 
+const par = process.env.PAR ?? '';
+if (!['', 'on', 'required'].includes(par)) {
+  throw new Error(`PAR must be unset, "on" or "required", not ${JSON.stringify(par)}`);
+}
+const resources = (process.env.RESOURCES ?? '').split(' ').filter(Boolean);
+const resourceScopes = process.env.RESOURCE_SCOPES ?? 'api';
+
 const provider = new Provider(issuer, {
   clients: [
     ...extraClients,
@@ -84,6 +104,25 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: true },
     deviceFlow: { enabled: true },
     revocation: { enabled: true },
+    pushedAuthorizationRequests: {
+      enabled: par !== '',
+      requirePushedAuthorizationRequests: par === 'required',
+    },
+    resourceIndicators: {
+      enabled: true,
+      useGrantedResource: async () => true,
+      async getResourceServerInfo(ctx, resourceIndicator) {
+        if (!resources.includes(resourceIndicator)) {
+          throw new errors.InvalidTarget(`${resourceIndicator} is not a resource of this provider`);
+        }
+        return {
+          scope: resourceScopes,
+          audience: resourceIndicator,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'RS256' } },
+        };
+      },
+    },
   },
   scopes,
   claims,
