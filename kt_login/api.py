@@ -66,7 +66,7 @@ def make_http_client(transport: httpx2.BaseTransport | None = None) -> httpx2.Cl
     """The one factory of kt's HTTP clients: no redirects, kt's headers and timeouts, proxies
     from the environment for remote hosts only (PX-01), and `--debug` saying when one is used."""
     try:
-        client = httpx2.Client(
+        client = _Client(
             timeout=TIMEOUT,
             follow_redirects=False,
             headers={"User-Agent": f"kt-login/{__version__}", "Accept": "application/json"},
@@ -92,6 +92,47 @@ def make_http_client(transport: httpx2.BaseTransport | None = None) -> httpx2.Cl
 
     client.event_hooks["request"].append(say_if_proxied)
     return client
+
+
+class _Client(httpx2.Client):
+    """httpx2's client whose own transport (the one for every host no proxy serves) is made at
+    the first request that needs it (TlsWhenNeeded). Proxies from the environment stay as
+    httpx2 makes them: passing `transport=` instead would turn them off."""
+
+    def _init_transport(self, **options: Any) -> httpx2.BaseTransport:  # type: ignore[override]
+        named = os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR")
+        if options.get("transport") is not None or options.get("verify") is not True or named:
+            # a trust store the user named is loaded at once, so that a bad one fails every
+            # command alike (_unusable_trust_store)
+            return super()._init_transport(**options)
+        return TlsWhenNeeded({k: v for k, v in options.items() if k != "transport"})
+
+
+class TlsWhenNeeded(httpx2.BaseTransport):
+    """httpx2's HTTPTransport, made when a request first needs it: loading the system's trusted
+    certificates costs ~20 ms, which a plain-http request to a loopback API (the only http kt
+    allows: config.check_transport) never needs. The plain-http pool's TLS context trusts
+    nothing, so it could never complete a handshake if it were ever asked to."""
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        self._options = options
+        self._tls: httpx2.HTTPTransport | None = None
+        self._plain: httpx2.HTTPTransport | None = None
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.url.scheme == "http":
+            if self._plain is None:
+                trusts_nothing = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                self._plain = httpx2.HTTPTransport(**{**self._options, "verify": trusts_nothing})
+            return self._plain.handle_request(request)
+        if self._tls is None:
+            self._tls = httpx2.HTTPTransport(**self._options)
+        return self._tls.handle_request(request)
+
+    def close(self) -> None:
+        for transport in (self._plain, self._tls):
+            if transport is not None:
+                transport.close()
 
 
 def goes_through_proxy(client: httpx2.Client, url: str) -> bool:
