@@ -29,6 +29,7 @@ from ..signin.oidc import SignedIn, SignInRequest
 from ..store import CredentialStore
 from ..text import clean, run_hint, shell_words
 from .app import Invocation
+from .open_prompt import EnterToOpen, can_ask, provider_host
 from .views import logged_in_line, replaced, replaced_line, session_document
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ def run_browser_login(
     timeout: int,
     scope: str | None,
     redirect_host: str | None = None,
+    ask_first: bool = False,
 ) -> None:
     store, login = _prepare(
         inv,
@@ -71,7 +73,7 @@ def run_browser_login(
     def rerun(port: int) -> str:
         return inv.login_hint(None, method="browser", more=["--port", str(port), *flags])
 
-    _browser_sign_in(inv, store, login, open_browser=open_browser, rerun=rerun)
+    _browser_sign_in(inv, store, login, open_browser=open_browser, rerun=rerun, ask_first=ask_first)
 
 
 def run_browser_step_up(inv: Invocation, *, acr_values: str, insecure_storage: bool) -> None:
@@ -105,18 +107,27 @@ def _browser_sign_in(
     *,
     open_browser: bool,
     rerun: Callable[[int], str],
+    ask_first: bool = False,
 ) -> None:
+    """`ask_first`: on a terminal, 'Press Enter to open HOST in your browser' (open_prompt)."""
     found, via = (inv.app.opener, None) if inv.app.opener else local_opener(inv.app.env)
     opener = found if open_browser else None
     why_no_browser = (
         no_browser_reason(inv.app.env) if open_browser and inv.app.opener is None else None
     )
     remote = Remote(ssh_session(inv.app.env), login.port != 0, login.redirect_host)
+    ask = (
+        EnterToOpen(
+            inv, sys.stdin.fileno(), host=provider_host(login.issuer), timeout=login.timeout
+        )
+        if ask_first and opener is not None and can_ask(inv)
+        else None
+    )
     signed = browser_sign_in(
         login,
         http=inv.http(),
         show_url=lambda url, redirect_uri: show_sign_in_url(
-            inv, url, redirect_uri, opener, why_no_browser, via=via, remote=remote
+            inv, url, redirect_uri, opener, why_no_browser, via=via, remote=remote, ask=ask
         ),
         clock=inv.app.clock,
         rerun=rerun,
@@ -309,15 +320,21 @@ def show_sign_in_url(
     *,
     via: str | None = None,
     remote: Remote | None = None,
+    ask: Callable[[str, Opener, str | None], None] | None = None,
 ) -> None:
-    """Open the browser on `url` when one can be used; say where to go either way. `via` names
-    the launcher used when it is not the system's default (WSL: wslview, cmd.exe, powershell.exe).
+    """Open the browser on `url` when one can be used; say where to go either way. With `ask`
+    (a person at the terminal), it shows the link and opens the browser once they press Enter.
+    `via` names the launcher used when it is not the system's default (WSL: wslview, cmd.exe,
+    powershell.exe).
     Over SSH, when no browser was opened here, the `ssh -L` command that lets the person's own
     browser reach the listener (a fixed port), or that it cannot (any free port).
 
     `url` is the listener's one-time link (http://127.0.0.1:PORT/<random>), not the authorization
     request, so printing it gives nothing away: it works once, and a second use stops the sign-in
     (docs/security.md LU-01)."""
+    if ask is not None and opener is not None and why_no_browser is None and not inv.json_mode:
+        ask(url, opener, via)
+        return
     opened = opener is not None and why_no_browser is None and opener(url)
     port = urlsplit(redirect_uri).port or 0
     ssh = remote.ssh if remote is not None and not opened else None
