@@ -34,6 +34,7 @@ class LoginOptions:
     insecure_storage: bool = False
     browser: bool = False
     no_browser: bool = False
+    yes: bool = False
     remote: bool = False
     issuer: str | None = None
     client_id: str | None = None
@@ -54,6 +55,7 @@ class LoginOptions:
     "kt auth login",
     "kt auth login --device",
     "kt auth login --browser --no-browser",
+    "kt auth login --browser --yes",
     'echo "$PASSWORD" | kt auth login --email you@example.com --password-stdin',
     "kt auth login --with-token < token.txt",
     "kt --profile staging auth login --api-url https://api.staging.example.com",
@@ -82,6 +84,13 @@ class LoginOptions:
     is_flag=True,
     help="With --browser: print the sign-in link instead of opening a browser (a one-time "
     "link on kt's 127.0.0.1 listener: it works once, and a second use stops the sign-in).",
+)
+@click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="With --browser: open the browser at once. On a terminal kt otherwise shows the link "
+    "and asks you to press Enter first.",
 )
 @click.option(
     "--remote",
@@ -170,7 +179,8 @@ def login(inv: Invocation, **flags: Any) -> None:
     and an MFA account exits 4 with the `kt auth mfa challenge` command to run.
 
     With --browser, your browser opens the sign-in page (password, MFA or your company's
-    single sign-on) and sends the result back to kt on 127.0.0.1; on a terminal kt also takes
+    single sign-on) and sends the result back to kt on 127.0.0.1. On a terminal kt shows the
+    link first and opens the browser when you press Enter (--yes: at once); it also takes
     the answer pasted from a browser on another machine (the whole address it ended on, or
     CODE#STATE from the provider's page), checked like the callback: first one wins. With
     --device, kt shows a short code and a QR code to approve on another device. With --json,
@@ -261,6 +271,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             redirect_host=opts.redirect_host,
             timeout=opts.timeout,
             scope=opts.scope,
+            ask_first=not opts.yes,
         )
     else:
         run_password_login(inv, opts)
