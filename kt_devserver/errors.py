@@ -73,12 +73,18 @@ def not_found(message: str = "Not found.") -> ApiError:
     return ApiError(404, "auth.not_found", message)
 
 
-def insufficient_scope(required: str) -> ApiError:
+def insufficient_scope(required: str, message: str | None = None) -> ApiError:
+    """403 for a credential without `required` (space-separated scopes): the JSON body's
+    `required_scope`, and RFC 6750 §3.1's `error="insufficient_scope", scope="…"` beside it."""
+    message = message or f"This credential lacks the scope {required!r}."
     return ApiError(
         403,
         "auth.insufficient_scope",
-        f"This credential lacks the scope {required!r}.",
+        message,
         extra={"required_scope": required},
+        headers=bearer_challenge(
+            error="insufficient_scope", error_description=message, scope=required
+        ),
     )
 
 
@@ -90,6 +96,29 @@ def mfa_required(
         extra["mfa_token"] = mfa_token
         extra["expires_in"] = expires_in
     return ApiError(status, "auth.mfa_required", message, extra=extra)
+
+
+def insufficient_user_authentication(
+    message: str,
+    *,
+    acr_values: str,
+    max_age: int | None,
+    mfa_token: str | None = None,
+    expires_in: int | None = None,
+) -> ApiError:
+    """RFC 9470 §3: 401 with `error="insufficient_user_authentication"`, the `acr_values` the
+    operation needs and, when it wants a recent sign-in, `max_age` — beside the JSON body
+    `auth.mfa_required` (with the mfa_token for the code prompt), so older clients keep working."""
+    error = mfa_required(401, message, mfa_token=mfa_token, expires_in=expires_in)
+    error.headers.update(
+        bearer_challenge(
+            error="insufficient_user_authentication",
+            error_description=message,
+            acr_values=acr_values,
+            max_age=max_age,
+        )
+    )
+    return error
 
 
 # aiohttp's own errors (routing, body size) mapped onto the contract's codes.

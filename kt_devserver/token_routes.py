@@ -13,7 +13,14 @@ from kt_devserver.credentials import (
     new_secret,
 )
 from kt_devserver.db import ApiToken, NewApiToken
-from kt_devserver.errors import ApiError, mfa_required, not_found
+from kt_devserver.errors import (
+    ApiError,
+    insufficient_scope,
+    insufficient_user_authentication,
+    mfa_required,
+    not_found,
+)
+from kt_devserver.oauth.scopes import ACR_MFA
 from kt_devserver.sessions import issue_mfa_token
 from kt_devserver.state import DEFAULT_API_TOKEN_DAYS, MAX_API_TOKEN_DAYS, State, state_of
 from kt_devserver.views import token_info
@@ -56,11 +63,13 @@ def _requested_scopes(body: bodies.Body, principal: Principal) -> tuple[str, ...
         )
     beyond = scopes.ordered(set(requested) - principal.scopes)
     if beyond:
-        raise ApiError(
-            403,
-            "auth.scope_not_allowed",
+        # The credential needs these scopes to pass them on (RFC 6750 §3.1 insufficient_scope).
+        refused = insufficient_scope(
+            " ".join(beyond),
             f"You cannot grant scope(s) you do not hold: {', '.join(beyond)}.",
         )
+        refused.code = "auth.scope_not_allowed"
+        raise refused
     return tuple(scopes.ordered(requested))
 
 
@@ -126,10 +135,13 @@ def _require_mfa_session(state: State, principal: Principal) -> None:
         raise mfa_required(
             403, "Rotating a token needs an MFA-authenticated session; enroll MFA first."
         )
+    # A step-up the client can take (RFC 9470): the level and, with --mfa-max-age, how recent
+    # the sign-in must be; the mfa_token answers it with a code (kt auth mfa challenge).
     token, ttl = issue_mfa_token(state, principal.user, purpose="step_up")
-    raise mfa_required(
-        403,
+    raise insufficient_user_authentication(
         "Rotating a token needs MFA; answer the challenge with your authenticator code.",
+        acr_values=ACR_MFA,
+        max_age=max_age,
         mfa_token=token,
         expires_in=ttl,
     )

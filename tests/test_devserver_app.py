@@ -19,6 +19,7 @@ from kt_devserver.schema import ADDED_COLUMNS
 from kt_devserver.signin_checks import ACCOUNT_FREE_FAILURES, ADDRESS_FREE_FAILURES
 from kt_devserver.state import Settings
 from kt_devserver.throttle import MAX_KEYS, Backoff, Throttle, TooManyAttempts
+from kt_login.www_authenticate import parse
 from tests.fixtures.clock import FakeClock
 
 
@@ -189,9 +190,13 @@ async def test_step_up_when_mfa_is_older_than_max_age(clock):
         old_session = await refreshed.json()
         rotate = f"/v1/auth/tokens/{token_id}/rotate"
         response = await post(client, rotate, None, old_session["access_token"])
-        error = await error_of(response, 403)
+        # RFC 9470: 401 with the challenge, the JSON body as before (issue 14 item 3)
+        error = await error_of(response, 401)
         assert error["code"] == "auth.mfa_required"
         assert error["expires_in"] == settings.mfa_token_ttl
+        challenge = parse(response.headers.getall("WWW-Authenticate"))
+        assert challenge[0].params["error"] == "insufficient_user_authentication"
+        assert challenge[0].params["max_age"] == "300"
         response = await post(
             client,
             "/v1/auth/mfa/challenge",
