@@ -23,6 +23,7 @@ from .config import origin
 from .errors import (
     EXIT_MFA_REQUIRED,
     ApiError,
+    InsufficientScope,
     MfaRequired,
     NotLoggedIn,
     ServerError,
@@ -40,6 +41,7 @@ from .flows.transport import (
 )
 from .session import KEEPTRUSTS, Session
 from .text import clean, run_hint
+from .www_authenticate import Challenge, MalformedChallenge, find, parse
 
 TIMEOUT = httpx2.Timeout(15.0, connect=5.0)
 
@@ -401,7 +403,9 @@ class Account:
 
 
 def decode_reply(response: httpx2.Response, api_url: str) -> dict[str, Any]:
-    """A 2xx JSON object, or the matching KtError for anything else."""
+    """A 2xx JSON object, or the matching KtError for anything else: from the JSON error body
+    and, beside it, the reply's `WWW-Authenticate: Bearer` challenge (RFC 9470 step-up, RFC 6750
+    insufficient_scope), which says what sign-in or scope the operation needs."""
     status = response.status_code
     if 300 <= status < 400:
         raise ServerError(f"the API answered with a redirect ({status}); kt does not follow them")
@@ -414,11 +418,24 @@ def decode_reply(response: httpx2.Response, api_url: str) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ServerError(f"the API at {api_url} sent a reply that is not a JSON object")
         return body
-    if status >= 500 or not isinstance(body, dict) or not isinstance(body.get("error"), dict):
+    err: dict[str, Any] = {}
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+    bearer = bearer_challenge(response) if status in (401, 403) else None
+    said = bearer.param("error") if bearer is not None else None
+    if status >= 500 or (not err and said is None):
         raise ServerError(f"the API at {api_url} failed (HTTP {status})")
-    err: dict[str, Any] = body["error"]
     code = str(err.get("code", "auth.unknown"))
-    message = clean(err.get("message") or code)
+    described = bearer.param("error_description") if bearer is not None else None
+    message = clean(err.get("message") or described or code)
+    if status == 401 and said == "insufficient_user_authentication" and bearer is not None:
+        token = err.get("mfa_token")
+        raise MfaRequired(
+            message,
+            mfa_token=token if isinstance(token, str) else None,
+            acr_values=bearer.param("acr_values") or "",
+            max_age=_max_age(bearer.param("max_age")),
+        )
     if code == "auth.mfa_required":
         token = err.get("mfa_token")
         raise MfaRequired(message, mfa_token=token if isinstance(token, str) else None)
@@ -426,10 +443,33 @@ def decode_reply(response: httpx2.Response, api_url: str) -> dict[str, Any]:
         ended = NotLoggedIn(message, hint=run_hint("kt", "auth", "login"))
         ended.code = clean(code)
         raise ended
+    if status == 403 and said == "insufficient_scope" and bearer is not None:
+        needed = " ".join(clean(bearer.param("scope") or "").split())
+        if needed:
+            code = code if err else "auth.insufficient_scope"
+            raise InsufficientScope(message, code=clean(code), scope=needed)
     error = ApiError(message, code=clean(code), status=status)
     if code == "auth.invalid_mfa_code":
         error.exit_code = EXIT_MFA_REQUIRED  # still waiting for a good code: same token, try again
     raise error
+
+
+def bearer_challenge(response: httpx2.Response) -> Challenge | None:
+    """The reply's Bearer challenge, from all its WWW-Authenticate fields; a header that breaks
+    the RFC 9110 grammar is not acted on (as if absent), the JSON body still counts."""
+    try:
+        return find(parse(response.headers.get_list("www-authenticate")), "bearer")
+    except MalformedChallenge as exc:
+        log.debug("ignoring the API's malformed WWW-Authenticate header: %s", exc)
+        return None
+
+
+def _max_age(value: str | None) -> int | None:
+    """RFC 9470 max_age: whole seconds, 0 included; absent, not a number or beyond any sane
+    lifetime (NU-01) reads as not given."""
+    if value is None or not value.isdigit() or len(value) > 12 or int(value) > MAX_LIFETIME:
+        return None
+    return int(value)
 
 
 def session_from_reply(reply: dict[str, Any], *, api_url: str, method: str, now: float) -> Session:

@@ -10,6 +10,7 @@
     ├── NetworkError             exit 5   server unreachable, timeout, TLS failure
     ├── ServerError              exit 6   5xx or a reply that breaks the contract
     ├── ApiError                 exit by status: 401 → 3, 403 → 1, 4xx → 1
+    │   └── InsufficientScope    exit 1   the credential lacks a scope (RFC 6750 insufficient_scope)
     ├── OAuthError               exit 3 (6 for server_error / temporarily_unavailable)
     ├── RevocationFailed         a session not ended where it was issued: exit 1 when the
     │                            server offers no revocation, 6 when it refused, 5 unreachable
@@ -80,21 +81,47 @@ class NotLoggedIn(KtError):
 
 
 class MfaRequired(KtError):
+    """The server wants a second factor, or a more recent or stronger sign-in (RFC 9470
+    insufficient_user_authentication: `acr_values` and `max_age` as its WWW-Authenticate said).
+    `step_up` is how to continue without a person at the terminal (a two-step sign-in)."""
+
     exit_code = EXIT_MFA_REQUIRED
     code = "auth.mfa_required"
 
-    def __init__(self, message: str, *, mfa_token: str | None, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        mfa_token: str | None,
+        hint: str | None = None,
+        acr_values: str | None = None,
+        max_age: int | None = None,
+    ) -> None:
         super().__init__(message, hint=hint)
         # The mfa_token is short-lived and single-purpose; it is printed on purpose, as the
         # documented `kt auth mfa challenge --token …` command needs it.
         self.mfa_token = mfa_token
+        self.acr_values = acr_values
+        self.max_age = max_age
+        self.step_up: dict[str, object] | None = None
+
+    @property
+    def insufficient_user_authentication(self) -> bool:
+        """Whether the server said what sign-in it needs (RFC 9470), not only that MFA is due."""
+        return self.acr_values is not None or self.max_age is not None
 
     def as_json(self) -> dict[str, object]:
         body = super().as_json()
+        err = body["error"]
+        assert isinstance(err, dict)
         if self.mfa_token:
-            err = body["error"]
-            assert isinstance(err, dict)
             err["mfa_token"] = self.mfa_token
+        if self.acr_values is not None:
+            err["acr_values"] = self.acr_values
+        if self.max_age is not None:
+            err["max_age"] = self.max_age
+        if self.step_up is not None:
+            err["step_up"] = self.step_up
         return body
 
 
@@ -116,6 +143,22 @@ class ApiError(KtError):
         self.code = code
         self.status = status
         self.exit_code = EXIT_NOT_LOGGED_IN if status == 401 else EXIT_ERROR
+
+
+class InsufficientScope(ApiError):
+    """403 insufficient_scope (RFC 6750 §3.1): the credential lacks `scope` (space-separated),
+    as the reply's WWW-Authenticate says."""
+
+    def __init__(self, message: str, *, code: str, scope: str, hint: str | None = None) -> None:
+        super().__init__(message, code=code, status=403, hint=hint)
+        self.scope = scope
+
+    def as_json(self) -> dict[str, object]:
+        body = super().as_json()
+        err = body["error"]
+        assert isinstance(err, dict)
+        err["required_scope"] = self.scope
+        return body
 
 
 class ValidationFailed(KtError):

@@ -18,7 +18,15 @@ from kt_login.api import (
 from kt_login.cli import main
 from kt_login.cli.app import App
 from kt_login.config import normalize_api_url
-from kt_login.errors import MfaRequired, NetworkError, ServerError, UsageError, ValidationFailed
+from kt_login.errors import (
+    ApiError,
+    InsufficientScope,
+    MfaRequired,
+    NetworkError,
+    ServerError,
+    UsageError,
+    ValidationFailed,
+)
 from kt_login.refresh import needs_refresh
 from kt_login.text import clean
 
@@ -397,3 +405,66 @@ def test_session_auth_refreshed_for_another_origin_is_not_sent():
         with pytest.raises(ValidationFailed):
             http.get(API + "/v1/auth/whoami", auth=auth)
     assert len(rec.requests) == 1 and len(refreshes) == 1
+
+
+STEP_UP = (
+    'Bearer error="insufficient_user_authentication", error_description="Needs MFA",'
+    ' acr_values="urn:keeptrusts:acr:mfa", max_age=300'
+)
+
+
+def test_the_reply_mapping_reads_the_www_authenticate_challenge():
+    # RFC 9470: a server that says it only in the header still asks for a step-up
+    reply = httpx2.Response(401, headers={"WWW-Authenticate": STEP_UP})
+    with pytest.raises(MfaRequired) as info:
+        decode_reply(reply, API)
+    error = info.value
+    assert (error.acr_values, error.max_age, error.mfa_token) == (
+        "urn:keeptrusts:acr:mfa",
+        300,
+        None,
+    )
+    assert error.message == "Needs MFA" and error.exit_code == 4
+    # beside the JSON body, the body's mfa_token and message are kept; several header fields
+    body = {"error": {"code": "auth.mfa_required", "message": "MFA", "mfa_token": "ktm_x"}}
+    reply = httpx2.Response(
+        401,
+        json=body,
+        headers=[("WWW-Authenticate", 'DPoP algs="ES256"'), ("WWW-Authenticate", STEP_UP)],
+    )
+    with pytest.raises(MfaRequired) as info:
+        decode_reply(reply, API)
+    assert (info.value.mfa_token, info.value.max_age, info.value.message) == ("ktm_x", 300, "MFA")
+    assert info.value.as_json()["error"]["acr_values"] == "urn:keeptrusts:acr:mfa"
+
+
+def test_a_malformed_challenge_is_not_acted_on():
+    body = {"error": {"code": "auth.mfa_required", "message": "MFA", "mfa_token": "ktm_x"}}
+    broken = STEP_UP.replace("max_age=300", 'max_age="300')  # an unterminated quoted-string
+    with pytest.raises(MfaRequired) as info:
+        decode_reply(httpx2.Response(401, json=body, headers={"WWW-Authenticate": broken}), API)
+    assert (info.value.acr_values, info.value.max_age) == (None, None)  # the body alone
+    with pytest.raises(ServerError):  # and nothing else to go on
+        decode_reply(httpx2.Response(401, headers={"WWW-Authenticate": broken}), API)
+    for max_age in ("-1", "1e9", "99999999999999", "soon"):  # not a sane number: not given
+        header = STEP_UP.replace("max_age=300", f"max_age={max_age}")
+        with pytest.raises(MfaRequired) as info:
+            decode_reply(httpx2.Response(401, headers={"WWW-Authenticate": header}), API)
+        assert info.value.max_age is None
+
+
+def test_insufficient_scope_names_the_scope_needed():
+    body = {"error": {"code": "auth.insufficient_scope", "message": "lacks tokens:write"}}
+    header = 'Bearer error="insufficient_scope", scope="tokens:write  gateways:read"'
+    reply = httpx2.Response(403, json=body, headers={"WWW-Authenticate": header})
+    with pytest.raises(InsufficientScope) as info:
+        decode_reply(reply, API)
+    assert info.value.scope == "tokens:write gateways:read" and info.value.exit_code == 1
+    assert info.value.as_json()["error"]["required_scope"] == "tokens:write gateways:read"
+    # without a scope in the challenge there is nothing to ask for: a plain API error
+    reply = httpx2.Response(
+        403, json=body, headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
+    )
+    with pytest.raises(ApiError) as plain:
+        decode_reply(reply, API)
+    assert not isinstance(plain.value, InsufficientScope)

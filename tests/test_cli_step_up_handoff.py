@@ -46,6 +46,8 @@ def test_an_agent_continues_a_step_up_from_the_json_error(tmp_path, devserver_fa
     error = r.error()
     assert error["code"] == "auth.mfa_required" and error["exit_code"] == 4
     assert error["mfa_token"]
+    # what the server's WWW-Authenticate asked for (RFC 9470): the level, and how recent
+    assert (error["acr_values"], error["max_age"]) == ("urn:keeptrusts:acr:mfa", 300)
     command = shlex.split(error["hint"].removeprefix("run: "))
     assert command[:5] == ["kt", "auth", "mfa", "challenge", "--token"]
     assert command[5] == error["mfa_token"]
