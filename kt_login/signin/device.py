@@ -104,14 +104,24 @@ def wait_for_approval(
     """The poll until the person approved (or denied, or the code expired), then the checks
     (the second half of `device_sign_in`, and of `kt auth login --complete`)."""
     meta, scope, authorization = started.meta, started.scope, started.authorization
-    with scope_explained(login, scope, meta, method="device"):
-        tokens = drive(
-            poll(authorization, token_endpoint=meta.token_endpoint, client_id=login.client_id),
-            http,
-            sleep=sleep,
-            monotonic=monotonic,
-            on_wait=(lambda wait: on_wait(wait.remaining or 0.0)) if on_wait is not None else None,
-        )
+    try:
+        with scope_explained(login, scope, meta, method="device"):
+            tokens = drive(
+                poll(authorization, token_endpoint=meta.token_endpoint, client_id=login.client_id),
+                http,
+                sleep=sleep,
+                monotonic=monotonic,
+                on_wait=(lambda w: on_wait(w.remaining or 0.0)) if on_wait is not None else None,
+            )
+    except OAuthError as exc:
+        if exc.error != "unauthorized_client":
+            raise
+        # Refused once the person was known: their organization turned device sign-in off
+        # (kt-devserver `org NAME --no-device-flow`; issue 13 item 4).
+        raise DeviceFlowUnavailable(
+            f"{login.issuer} refused the approved device sign-in ({exc.provider_said})",
+            hint=_DEVICE_HINT,
+        ) from None
     return checked_sign_in(
         tokens,
         meta,
