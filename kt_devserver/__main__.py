@@ -480,5 +480,35 @@ def trust_remove(ctx: click.Context, name: str, db_path: str | None) -> None:
     click.echo(f"removed trust rule {name}; its tokens are revoked")
 
 
+@main.command("org")
+@click.argument("name")
+@click.option(
+    "--device-flow/--no-device-flow",
+    default=None,
+    help="Allow or turn off device sign-in (RFC 8628) for the organization's users, as "
+    "organizations do against device-code phishing: a device sign-in one of them approves is "
+    "refused on the page, and the device's poll answers unauthorized_client saying why.",
+)
+@_db_option
+@click.pass_context
+def org_command(
+    ctx: click.Context, name: str, device_flow: bool | None, db_path: str | None
+) -> None:
+    """Show the organization NAME's settings, or change them. A running server applies a
+    change at the next request."""
+    database = _open_db(db_path or ctx.obj.get("db_path"))
+    try:
+        demo.seed(database)
+        org = database.find_organization(name)
+        if org is None:
+            _fail(f"no organization {name!r} in this database")
+        if device_flow is not None:
+            database.set_organization_device_flow(org.id, device_flow)
+            org = database.get_organization(org.id)
+    finally:
+        database.close()
+    click.echo(f"{org.name}: device sign-in {'allowed' if org.device_flow else 'turned off'}")
+
+
 if __name__ == "__main__":
     main(prog_name="kt-devserver")

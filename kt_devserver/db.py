@@ -26,6 +26,8 @@ MEMORY = ":memory:"
 class Organization:
     id: str
     name: str
+    # False: the organization turned device sign-in off for its users (issue 13 item 4)
+    device_flow: bool = True
 
 
 @dataclass(frozen=True)
@@ -120,11 +122,21 @@ class Database:
                 (new_id("org_"), name),
             )
         row = self._conn.execute("SELECT * FROM organizations WHERE name = ?", (name,)).fetchone()
-        return Organization(id=row["id"], name=row["name"])
+        return _organization(row)
+
+    def find_organization(self, name: str) -> Organization | None:
+        row = self._conn.execute("SELECT * FROM organizations WHERE name = ?", (name,)).fetchone()
+        return None if row is None else _organization(row)
 
     def get_organization(self, org_id: str) -> Organization:
         row = self._conn.execute("SELECT * FROM organizations WHERE id = ?", (org_id,)).fetchone()
-        return Organization(id=row["id"], name=row["name"])
+        return _organization(row)
+
+    def set_organization_device_flow(self, org_id: str, enabled: bool) -> None:
+        with self._conn:
+            self._conn.execute(
+                "UPDATE organizations SET device_flow = ? WHERE id = ?", (int(enabled), org_id)
+            )
 
     def create_user(
         self,
@@ -303,6 +315,10 @@ class Database:
                 return None
             self._revoke_api_token(old_id, now)
             return self._insert_api_token(user_id, now, token)
+
+
+def _organization(row: sqlite3.Row) -> Organization:
+    return Organization(id=row["id"], name=row["name"], device_flow=bool(row["device_flow"]))
 
 
 def _user(row: sqlite3.Row) -> User:

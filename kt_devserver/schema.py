@@ -1,6 +1,7 @@
 """The database schema: every table of the one SQLite file, created if missing at open.
 
-- the first-party API: `organizations`, `users`, `mfa_tokens`, `api_tokens`;
+- the first-party API: `organizations` (with their settings: `device_flow`), `users`,
+  `mfa_tokens`, `api_tokens`;
 - token families (families.py): `sessions` (one per sign-in), their `access_tokens` and
   `refresh_tokens`, and for the families OAuth issued, `oauth_grants` (client, scope, how the user
   authenticated). OAuth's tokens work on `/v1/auth/*` like a password session's;
@@ -27,9 +28,11 @@
 """
 
 SCHEMA = """
+-- device_flow: 0 when the organization turned device sign-in (RFC 8628) off for its users.
 CREATE TABLE IF NOT EXISTS organizations (
     id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE
+    name TEXT NOT NULL UNIQUE,
+    device_flow INTEGER NOT NULL DEFAULT 1
 );
 -- totp_last_step: the RFC 6238 time step of the last TOTP code accepted (good once, §5.2).
 CREATE TABLE IF NOT EXISTS users (
@@ -210,4 +213,5 @@ ADDED_COLUMNS = (
     ("api_tokens", "parent_id", "TEXT REFERENCES api_tokens(id)"),
     ("users", "totp_last_step", "INTEGER"),
     ("sessions", "dpop_jkt", "TEXT"),
+    ("organizations", "device_flow", "INTEGER NOT NULL DEFAULT 1"),
 )

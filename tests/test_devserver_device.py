@@ -18,9 +18,10 @@ import httpx2
 import pytest
 from click.testing import CliRunner
 
-from kt_devserver import demo, totp
+from kt_devserver import demo
 from kt_devserver.__main__ import main
 from kt_devserver.oauth import pages as oauth_pages
+from tests.fixtures.device_person import Person, form, kind
 from tests.fixtures.devserver import DevServer, start_devserver
 from tests.fixtures.oauth_client import (
     ALL_SCOPES,
@@ -28,8 +29,6 @@ from tests.fixtures.oauth_client import (
     CSP,
     DEVICE_GRANT,
     NOT_VALID,
-    Form,
-    forms_in,
     oauth_error,
     refresh,
     verify_id_token,
@@ -59,80 +58,6 @@ def device_authorization(http: httpx2.Client, scope: str | None = ALL_SCOPES) ->
 def poll(http: httpx2.Client, device_code: str) -> httpx2.Response:
     data = {"grant_type": DEVICE_GRANT, "device_code": device_code, "client_id": CLIENT_ID}
     return http.post("/oauth/token", data=data)
-
-
-# --- the browser side --------------------------------------------------------------------------
-
-
-def form(response: httpx2.Response) -> Form:
-    forms = forms_in(response.text)
-    assert len(forms) == 1, (response.status_code, response.text)
-    return forms[0]
-
-
-def kind(response: httpx2.Response) -> str:
-    """'device-code', 'device-confirm', 'login', 'mfa', 'device-consent', 'approved', 'denied'
-    or 'error'."""
-    if 'data-result="approved"' in response.text:
-        return "approved"
-    if 'data-result="denied"' in response.text:
-        return "denied"
-    if "<form" not in response.text:
-        return "error"
-    return form(response).form_id.removesuffix("-form")
-
-
-class Person:
-    """A browser (cookie jar) on the verification pages."""
-
-    def __init__(self, server: DevServer) -> None:
-        self.http = httpx2.Client(base_url=server.url, timeout=10)
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> Person:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def open(self, uri: str) -> httpx2.Response:
-        """Open a verification URI: `/device` answers a redirect under `/oauth`."""
-        first = self.http.get(uri)
-        assert first.status_code == 302, first.text
-        location = first.headers["location"]
-        assert location.startswith("/oauth/device")
-        return self.http.get(location)
-
-    def submit(self, page: httpx2.Response, **fields: str) -> httpx2.Response:
-        f = form(page)
-        return self.http.post(f.action, data={**f.fields, **fields})
-
-    def enter(self, user_code: str) -> httpx2.Response:
-        page = self.open("/device")
-        assert kind(page) == "device-code", page.text
-        return self.submit(page, user_code=user_code)
-
-    def sign_in(self, page: httpx2.Response, user: str) -> httpx2.Response:
-        assert kind(page) == "login", page.text
-        if user == "alice":
-            return self.submit(page, email=demo.ALICE_EMAIL, password=demo.ALICE_PASSWORD)
-        page = self.submit(page, email=demo.BOB_EMAIL, password=demo.BOB_PASSWORD)
-        assert kind(page) == "mfa", page.text
-        return self.submit(page, code=totp.code(demo.BOB_TOTP_SECRET))
-
-    def to_consent(self, user_code: str, user: str = "alice") -> httpx2.Response:
-        page = self.enter(user_code)
-        assert kind(page) == "device-confirm", page.text
-        page = self.submit(page, decision="continue")
-        if kind(page) == "login":
-            page = self.sign_in(page, user)
-        assert kind(page) == "device-consent", page.text
-        return page
-
-    def decide(self, user_code: str, decision: str, user: str = "alice") -> httpx2.Response:
-        return self.submit(self.to_consent(user_code, user), decision=decision)
 
 
 def tokens_for(server: DevServer, user: str = "alice", scope: str = ALL_SCOPES) -> dict[str, Any]:

@@ -27,7 +27,10 @@ Stable selectors for browser tests (keep them):
   `button[name=decision][value=approve]`, `button[name=decision][value=deny]`, `#client-name`,
   `li[data-scope=NAME]`.
 - final page (`as_device_done.html`): `#device-result[data-result=approved]` with the text
-  "You can return to your device", or `#device-result[data-result=denied]` with "Sign-in denied".
+  "You can return to your device", or `#device-result[data-result=denied]` with "Sign-in denied",
+  or (403) `#device-result[data-result=refused]` with "does not allow device sign-in" when the
+  user's organization turned device sign-in off (`kt-devserver org NAME --no-device-flow`): the
+  device's poll then answers `unauthorized_client` with the same reason.
 
 Wrong codes are rate-limited (RFC 8628 §5.1): 5 per browser session and 100 for the whole server
 in any 10 minutes; past that, entry answers 429 (with Retry-After) without looking the code up.
@@ -276,16 +279,23 @@ async def consent(request: web.Request) -> web.Response:
     device = _pending_device(posted)
     if not ctx.store.finish_transaction(posted.txn.id, now=now):
         return error_page(400, "expired", "This sign-in attempt is already finished.")
+    org = ctx.state.db.get_organization(auth.user.org_id)
+    refused = approved and not org.device_flow
     decided = device is not None and ctx.store.decide_device_code(
         device.id,
-        approved=approved,
+        approved=approved and not refused,
         now=now,
         user_id=auth.user.id if approved else None,
-        auth_time=auth.auth_time if approved else None,
-        mfa=auth.mfa if approved else False,
+        auth_time=auth.auth_time if approved and not refused else None,
+        mfa=auth.mfa if approved and not refused else False,
+        refused=refused,
     )
     if not decided:
         return error_page(400, "expired", _GONE)
+    if refused:
+        # The organization turned device sign-in off (issue 13 item 4): the device's next poll
+        # answers unauthorized_client saying so, and kt then offers paste-back.
+        return render("as_device_done.html", status=403, approved=False, refused_by=org.name)
     return device_outcome(approved=approved)
 
 

@@ -17,6 +17,8 @@ from kt_devserver.db import Database
 from kt_devserver.families import Grant, IssuedPair, Session
 
 DEVICE_PENDING, DEVICE_APPROVED, DEVICE_DENIED = "pending", "approved", "denied"
+# The signed-in user's organization does not allow device sign-in (`organizations.device_flow`).
+DEVICE_REFUSED = "refused"
 
 _SPEND_CODE = "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL"
 _LINK_CODE = "UPDATE oauth_codes SET session_id = ? WHERE code_hash = ?"
@@ -287,14 +289,17 @@ class OAuthStore:
         user_id: str | None = None,
         auth_time: float | None = None,
         mfa: bool = False,
+        refused: bool = False,
     ) -> bool:
-        """Approve or deny a pending, unexpired device code; False if it no longer is one."""
+        """Approve or deny a pending, unexpired device code; False if it no longer is one.
+        `refused`: denied because `user_id`'s organization does not allow device sign-in."""
+        status = DEVICE_REFUSED if refused else DEVICE_APPROVED if approved else DEVICE_DENIED
         with self._conn:
             cursor = self._conn.execute(
                 "UPDATE oauth_device_codes SET status = ?, user_id = ?, auth_time = ?, mfa = ?,"
                 " decided_at = ? WHERE id = ? AND status = ? AND expires_at > ?",
                 (
-                    DEVICE_APPROVED if approved else DEVICE_DENIED,
+                    status,
                     user_id,
                     auth_time,
                     int(mfa),

@@ -20,7 +20,7 @@ from authlib.oauth2.rfc8628 import (  # type: ignore[import-untyped]
 )
 
 from kt_devserver.credentials import hash_secret
-from kt_devserver.db import User
+from kt_devserver.db import Database, User
 from kt_devserver.oauth.device_codes import (
     SLOW_DOWN_STEP,
     VERIFICATION_PATH,
@@ -31,7 +31,12 @@ from kt_devserver.oauth.device_codes import (
 )
 from kt_devserver.oauth.grants.exchange import exchange_for_tokens, revoke_replayed
 from kt_devserver.oauth.request import KtRequest, OnServer
-from kt_devserver.oauth.storage import DEVICE_APPROVED, DEVICE_DENIED, DeviceCode
+from kt_devserver.oauth.storage import (
+    DEVICE_APPROVED,
+    DEVICE_DENIED,
+    DEVICE_REFUSED,
+    DeviceCode,
+)
 
 _ALREADY_USED = "The device code was already used."
 
@@ -82,6 +87,15 @@ class DeviceAuthorization(OnServer, DeviceAuthorizationEndpoint):  # type: ignor
         raise RuntimeError("no unused user code after 8 draws")  # 20^8 codes: not in practice
 
 
+def device_flow_refusal(db: Database, user_id: str) -> str:
+    """Why a device sign-in was refused: the organization of `user_id` turned it off."""
+    org = db.get_organization(db.get_user(user_id).org_id)
+    return (
+        f"The organization {org.name} does not allow device sign-in; sign in with a browser "
+        "instead."
+    )
+
+
 class DeviceGrant(OnServer, DeviceCodeGrant):  # type: ignore[misc]
     """`grant_type=` the device code URN (`DEVICE_CODE_GRANT_TYPE`) at the token endpoint."""
 
@@ -103,6 +117,11 @@ class DeviceGrant(OnServer, DeviceCodeGrant):  # type: ignore[misc]
             raise ExpiredTokenError("The device code expired; start a new sign-in.")
         if credential.status == DEVICE_DENIED:
             raise AccessDeniedError("The user denied the sign-in.")
+        if credential.status == DEVICE_REFUSED:
+            # RFC 6749 §5.2: this client may not use the grant, for this user's organization
+            # (issue 13 item 4); a client can tell it from a denial and sign in another way.
+            assert credential.user_id is not None
+            raise UnauthorizedClientError(device_flow_refusal(kt.state.db, credential.user_id))
         if credential.status == DEVICE_APPROVED:
             assert credential.user_id is not None
             return kt.state.db.get_user(credential.user_id)
