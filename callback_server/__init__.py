@@ -64,7 +64,9 @@ browser runs on another machine). `CallbackServer.offer_pasted(text)` (and `rece
 `accept_pasted`) takes such a pasted answer while the listener waits: the whole redirected URL, or
 `CODE#STATE` from a provider's "copy this code" page; same state check, first answer wins, pasted
 or called back, and a second is never taken. `parse_pasted()` judges one without a listener (the
-redirect went to a provider's own "copy this code" page).
+redirect went to a provider's own "copy this code" page); an address that is not the
+`redirect_uri` it is checked against raises `NotThisRedirect`, so a caller with more than one
+pending request can try the next.
 
 It needs aiohttp and nothing else; importing it is cheap: aiohttp is loaded when a server starts.
 """
@@ -75,6 +77,7 @@ from ._result import (
     CallbackResult,
     CallbackTimeout,
     LinkReused,
+    NotThisRedirect,
     PortInUse,
     parse_pasted,
     parse_redirect,
@@ -89,6 +92,7 @@ __all__ = [
     "CallbackServer",
     "CallbackTimeout",
     "LinkReused",
+    "NotThisRedirect",
     "Pages",
     "PortInUse",
     "parse_pasted",

@@ -32,6 +32,11 @@ class PortInUse(CallbackError):
         self.host, self.port = host, port
 
 
+class NotThisRedirect(CallbackError):
+    """A pasted address that is not the redirect address it was checked against (it may be
+    another pending request's, when a caller waits on more than one)."""
+
+
 class LinkReused(CallbackError):
     """The one-time sign-in link was fetched a second time: someone else may hold the
     authorization request, so the wait was abandoned."""
@@ -142,7 +147,7 @@ def _redirect_query(url: str, redirect_uri: str) -> str:
     except ValueError:
         same_place = False
     if not same_place:
-        raise CallbackError("the pasted address is not this sign-in's redirect address")
+        raise NotThisRedirect("the pasted address is not this sign-in's redirect address")
     return got.query
 
 

@@ -64,7 +64,7 @@ NOTHING = {
         ({}, MethodChoice("browser", BROWSER_NOTE)),
         (
             {"why_no_browser": "this looks like a container"},
-            MethodChoice("device", "Using device sign-in: this looks like a container."),
+            MethodChoice("device", "Using device sign-in: this looks like a container.", race=True),
         ),
         # no terminal, but --issuer/--client-id say an OAuth sign-in is meant
         ({"interactive": False, "oauth_flags": True}, MethodChoice("browser", BROWSER_NOTE)),

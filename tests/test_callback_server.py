@@ -157,6 +157,7 @@ def test_exported_names():
         "CallbackServer",
         "CallbackTimeout",
         "LinkReused",
+        "NotThisRedirect",
         "PAGE_STYLE",
         "Pages",
         "PortInUse",
@@ -167,6 +168,7 @@ def test_exported_names():
     assert issubclass(CallbackTimeout, CallbackError)
     assert issubclass(LinkReused, CallbackError)
     assert issubclass(PortInUse, CallbackError)
+    assert issubclass(callback_server.NotThisRedirect, CallbackError)
 
 
 def test_import_does_not_load_aiohttp_or_jinja2():

@@ -222,8 +222,11 @@ def remote_login(env: dict[str, str], issuer: HostileAS, *extra: str) -> tuple[T
 
 
 def with_remote_page(issuer: HostileAS) -> str:
+    """The provider's "copy this code" page; its device code (raced beside the paste, issue 13
+    item 1) stays unapproved throughout."""
     page = issuer.issuer + "/remote-page"
     issuer.behaviour.metadata = {"keeptrusts_remote_redirect_uri": page}
+    issuer.behaviour.device_answer = (400, {"error": "authorization_pending"})
     return page
 
 

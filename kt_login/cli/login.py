@@ -95,10 +95,11 @@ class LoginOptions:
 @click.option(
     "--remote",
     is_flag=True,
-    help="Sign in with a browser on another machine (over SSH, in a container): kt prints the "
-    "sign-in link, and the provider's page shows a line to paste back at kt's prompt (a "
-    "terminal is needed). For providers with such a page (kt-devserver); others: --browser "
-    "--no-browser, pasting the address the browser ends on.",
+    help="Sign in with a browser on another machine (over SSH, in a container): kt shows the "
+    "device code (where the provider allows it), a sign-in link whose provider page shows a "
+    "line to paste back at kt's prompt, and its listener's one-time link, at once; the first "
+    "to finish wins (a terminal is needed). For providers with such a page (kt-devserver); "
+    "others: --browser --no-browser, pasting the address the browser ends on.",
 )
 @click.option(
     "--issuer",
@@ -142,7 +143,7 @@ class LoginOptions:
     "containers and machines without a browser. Where the provider turned it off, kt says why "
     "and, on a terminal, falls back to --remote's paste-back.",
 )
-@click.option("--no-qr", is_flag=True, help="With --device: do not draw the QR code.")
+@click.option("--no-qr", is_flag=True, help="With --device or --remote: do not draw the QR code.")
 @click.option(
     "--with-token",
     is_flag=True,
@@ -202,7 +203,7 @@ def login(inv: Invocation, **flags: Any) -> None:
     KEEPTRUSTS_LOGIN_METHOD or the profile's `login_method` names (device, browser, or paste as
     --remote; `kt config set login_method device`); else the browser when one can be opened,
     the device flow when none can (SSH without a display, no DISPLAY/WAYLAND_DISPLAY, a
-    container).
+    container), on a terminal racing paste-back and the loopback listener as --remote does.
     """
     run_login(inv, LoginOptions(**flags))
 
@@ -227,6 +228,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             client_id=opts.client_id,
             timeout=opts.timeout,
             scope=opts.scope,
+            show_qr=not opts.no_qr,
         )
         return
     choice = choose_method(
@@ -250,6 +252,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             scope=opts.scope,
             show_qr=not opts.no_qr,
             timeout=opts.timeout,
+            race=choice.race,
         )
     elif choice.method == "paste":
         run_remote_login(
@@ -259,6 +262,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             client_id=opts.client_id,
             timeout=opts.timeout,
             scope=opts.scope,
+            show_qr=not opts.no_qr,
         )
     elif choice.method == "browser":
         run_browser_login(
@@ -281,6 +285,9 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
 class MethodChoice:
     method: Method
     note: str | None = None  # what to tell the person about the choice, if anything
+    # No browser here and none asked for: on a terminal the device code races paste-back and
+    # the loopback listener, as --remote does (issue 13 item 1).
+    race: bool = False
 
 
 def choose_method(
@@ -324,7 +331,7 @@ def choose_method(
             "browser",
             "Signing in with your browser (use --device to sign in from another device).",
         )
-    return MethodChoice("device", f"Using device sign-in: {why_no_browser}.")
+    return MethodChoice("device", f"Using device sign-in: {why_no_browser}.", race=True)
 
 
 def run_password_login(inv: Invocation, opts: LoginOptions) -> None:

@@ -7,14 +7,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import select
 import socket
 import sys
 import termios
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import Any, TextIO, cast
 from urllib.parse import urlsplit
 
 import segno
@@ -22,18 +20,16 @@ import segno
 from ..browser import Opener, SshSession, local_opener, no_browser_reason, ssh_session
 from ..errors import DeviceFlowUnavailable, KtError, UsageError
 from ..flows.device import DeviceAuthorization
-from ..signin.browser import browser_sign_in, remote_sign_in, step_up
+from ..signin.browser import browser_sign_in, step_up
 from ..signin.device import device_sign_in
 from ..signin.finish import finish_oauth_sign_in, sign_in_notices
 from ..signin.oidc import SignedIn, SignInRequest
+from ..signin.race import Doors, race_sign_in
 from ..store import CredentialStore
 from ..text import clean, run_hint, shell_words
 from .app import Invocation
 from .open_prompt import EnterToOpen, can_ask, provider_host
 from .views import logged_in_line, replaced, replaced_line, session_document
-
-if TYPE_CHECKING:
-    from callback_server import CallbackResult
 
 
 def run_browser_login(
@@ -144,9 +140,11 @@ def run_remote_login(
     client_id: str | None,
     timeout: int,
     scope: str | None,
+    show_qr: bool = True,
 ) -> None:
-    """`kt auth login --remote`: the sign-in link to open in a browser anywhere, and the prompt
-    for the answer the provider's page shows (issue 13 item 1)."""
+    """`kt auth login --remote`: the sign-in link to open in a browser anywhere and the prompt
+    for the answer the provider's page shows, racing the device code (where the provider
+    offers and allows it) and the loopback listener (issue 13 item 1)."""
     if not _can_prompt(inv):
         raise UsageError(
             "--remote needs a terminal to paste the sign-in's answer into; without one, sign"
@@ -161,26 +159,61 @@ def run_remote_login(
         scope=scope,
         timeout=float(timeout),
     )
-    _remote_sign_in(inv, store, login)
+    _remote_sign_in(inv, store, login, show_qr=show_qr)
 
 
-def _remote_sign_in(inv: Invocation, store: CredentialStore, login: SignInRequest) -> None:
-    prompt = PastePrompt(inv, sys.stdin.fileno())
-    say = inv.console.info
-
-    def show(url: str) -> None:
-        say("Open this link in a browser on any machine and sign in:")
-        say(f"  {url}")
-        say("The provider's page then shows a line to copy: paste it here.")
-
-    signed = remote_sign_in(
+def _remote_sign_in(
+    inv: Invocation,
+    store: CredentialStore,
+    login: SignInRequest,
+    *,
+    with_device: bool = True,
+    needs_remote_page: bool = True,
+    show_qr: bool = True,
+    again: str | None = None,
+) -> None:
+    """The race (signin/race.py): the device code (`with_device`, where the provider offers and
+    allows it), the link whose provider page shows an answer to paste back, and the loopback
+    listener's one-time link, all at once; the first to finish wins."""
+    prompt = PastePrompt(inv, sys.stdin.fileno(), intro=())
+    signed = race_sign_in(
         login,
         http=inv.http(),
-        show_url=show,
-        read_answer=lambda check: prompt.read(check, timeout=login.timeout),
+        show=lambda doors: show_doors(inv, doors, show_qr=show_qr),
+        paste=prompt,
+        on_device_stopped=lambda why: prompt.interject(
+            f"the device code can no longer be used ({why}); the links still work"
+        ),
+        with_device=with_device,
+        needs_remote_page=needs_remote_page,
         clock=inv.app.clock,
+        again=again,
     )
     _finish(inv, signed, login, store, method="browser")
+
+
+def show_doors(inv: Invocation, doors: Doors, *, show_qr: bool) -> None:
+    """Every way in that is open, the first to finish wins: the device code, the link to open
+    anywhere (its page shows what to paste back), the loopback listener's one-time link."""
+    say = inv.console.info
+    port = urlsplit(doors.redirect_uri).port or 0
+    say("Sign in whichever way is at hand; the first to finish wins, the others are cancelled.")
+    if doors.device is not None:
+        show_device_code(inv, doors.device, show_qr=show_qr)
+    elif doors.no_device_reason is not None:
+        say(f"Device sign-in cannot be used: {doors.no_device_reason}.")
+    more = "Or open" if doors.device is not None else "Open"
+    if doors.remote_url is not None:
+        say(f"{more} this link in a browser on any machine and sign in; the provider's page then")
+        say("shows a line to copy: paste it here.")
+        say(f"  {doors.remote_url}")
+        say(f"Or, in a browser on this machine (or one reaching port {port} here through a port")
+        say("forward), open this link; it works once:")
+    else:
+        say(f"{more} this link in a browser on this machine (or one reaching port {port} here")
+        say("through a port forward); it works once. If the browser is elsewhere and its")
+        say("redirect never arrives, paste the address it ended on here:")
+    say(f"  {doors.link}")
 
 
 def _can_prompt(inv: Invocation) -> bool:
@@ -193,50 +226,41 @@ def _can_prompt(inv: Invocation) -> bool:
         return False
 
 
+_BROWSER_INTRO = (
+    "If your browser is on another machine, it cannot reach 127.0.0.1 here: paste the",
+    "address it ended on (or CODE#STATE from the provider's page) instead.",
+)
+
+
 class PastePrompt:
     """The paste-back prompt beside the loopback listener (issue 13 item 1): where the browser
     runs on another machine, its redirect to 127.0.0.1 never reaches kt, and the person pastes
     the address it ended on (or CODE#STATE from a provider's page) instead. Each line goes to
     the listener's `offer`, which judges it exactly like a callback; a refused one is said and
-    the wait goes on. Whichever answer comes first wins: when the callback does, the prompt ends
-    and what was typed but not entered is discarded, so nothing reaches the shell afterwards.
-    The terminal stays in its normal line mode throughout: there is nothing to restore."""
+    the wait goes on. Whichever answer comes first wins: when the callback does (or, in the
+    race of `--remote`, the device code), the prompt ends and what was typed but not entered is
+    discarded, so nothing reaches the shell afterwards. The terminal stays in its normal line
+    mode throughout: there is nothing to restore."""
 
-    def __init__(self, inv: Invocation, fd: int) -> None:
-        self._console, self._fd = inv.console, fd
+    def __init__(
+        self, inv: Invocation, fd: int, *, intro: tuple[str, ...] = _BROWSER_INTRO
+    ) -> None:
+        self._console, self._fd, self._intro = inv.console, fd, intro
+        self._waiting = False  # the prompt is shown, waiting for a line
 
-    def read(
-        self, check: Callable[[str], CallbackResult], *, timeout: float
-    ) -> CallbackResult | None:
-        """Without a listener (--remote): lines until `check` takes one (a refusal, its
-        CallbackError, is said and the prompt asked again); None at the deadline or the end
-        of input. Ctrl-C interrupts as anywhere."""
-        from callback_server import CallbackError
-
+    def interject(self, line: str) -> None:
+        """A warning said while the prompt waits, on a line of its own; the prompt is asked
+        again after it."""
         err = self._console.err
-        deadline = time.monotonic() + timeout
-        pending = b""
-        while True:
-            if b"\n" not in pending:
-                err.write("Paste here and press Enter: ")
-                err.flush()
-            while b"\n" not in pending:
-                remaining = deadline - time.monotonic()
-                ready = remaining > 0 and select.select([self._fd], [], [], remaining)[0]
-                chunk = os.read(self._fd, 65536) if ready else b""
-                if not chunk:  # the deadline, or the end of input
-                    self._discard_typed_ahead()
-                    err.write("\n")
-                    err.flush()
-                    return None
-                pending += chunk
-            line, _, pending = pending.partition(b"\n")
-            if not line.strip():
-                continue
-            try:
-                return check(line.decode(errors="replace"))
-            except CallbackError as refused:
-                self._console.warn(str(refused))
+        if self._waiting:
+            err.write("\n")
+        self._console.warn(line)
+        if self._waiting:
+            self._ask()
+
+    def _ask(self) -> None:
+        self._console.err.write("Paste here and press Enter: ")
+        self._console.err.flush()
 
     def _discard_typed_ahead(self) -> None:
         try:  # typed but not entered: it must not run as a shell command once kt exits
@@ -245,18 +269,18 @@ class PastePrompt:
             pass
 
     def __call__(self, offer: Callable[[str], str | None]) -> Callable[[], None]:
+        """Take lines on the running loop while it waits: each goes to `offer` (None: taken;
+        else why not, said, and the prompt asked again). Returns what stops the prompt."""
         loop = asyncio.get_running_loop()
         err = self._console.err
         pending = bytearray()
         state = {"reading": True, "answered": False}
-
-        def ask() -> None:
-            err.write("Paste here and press Enter: ")
-            err.flush()
+        ask = self._ask
 
         def stop_reading() -> None:
             if state["reading"]:
                 state["reading"] = False
+                self._waiting = False
                 loop.remove_reader(self._fd)
 
         def readable() -> None:
@@ -293,11 +317,10 @@ class PastePrompt:
                 err.write("\n")
                 err.flush()
 
-        self._console.info(
-            "If your browser is on another machine, it cannot reach 127.0.0.1 here: paste the"
-        )
-        self._console.info("address it ended on (or CODE#STATE from the provider's page) instead.")
+        for line in self._intro:
+            self._console.info(line)
         ask()
+        self._waiting = True
         loop.add_reader(self._fd, readable)
         return stop
 
@@ -399,10 +422,23 @@ def run_device_login(
     scope: str | None,
     show_qr: bool,
     timeout: int = 300,
+    race: bool = False,
 ) -> None:
+    """`kt auth login --device`; `race` (the automatic choice where no browser can be opened):
+    on a terminal, the device code races paste-back and the loopback listener, as --remote."""
     store, login = _prepare(
         inv, insecure_storage=insecure_storage, issuer=issuer, client_id=client_id, scope=scope
     )
+    if race and _can_prompt(inv):
+        _remote_sign_in(
+            inv,
+            store,
+            dataclasses.replace(login, timeout=float(timeout)),
+            needs_remote_page=False,
+            show_qr=show_qr,
+            again=run_hint("kt", "auth", "login"),
+        )
+        return
     countdown = Countdown(inv) if inv.interactive else None
     try:
         signed = device_sign_in(
@@ -419,7 +455,14 @@ def run_device_login(
         # that works from another machine (issue 13 item 4).
         inv.console.info(f"Device sign-in cannot be used: {exc.message}.")
         inv.console.info("Signing in with a browser anywhere and pasting its answer back instead.")
-        _remote_sign_in(inv, store, dataclasses.replace(login, timeout=float(timeout)))
+        _remote_sign_in(
+            inv,
+            store,
+            dataclasses.replace(login, timeout=float(timeout)),
+            with_device=False,
+            needs_remote_page=False,
+            again=run_hint("kt", "auth", "login", "--device"),
+        )
         return
     finally:
         inv.console.clear_status()  # the error (denied, expired) starts on a line of its own

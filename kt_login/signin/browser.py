@@ -16,14 +16,13 @@ from callback_server import (
     CallbackTimeout,
     LinkReused,
     PortInUse,
-    parse_pasted,
     receive,
 )
 
 from ..errors import KtError, NetworkError, OAuthError, SignInLinkReused
 from ..flows import drive
 from ..flows.authcode import AuthorizationRequest, authorize, check_response
-from ..flows.discovery import REMOTE_REDIRECT, ProviderMetadata, discover
+from ..flows.discovery import ProviderMetadata, discover
 from ..flows.pkce import new_state
 from ..flows.tokens import TokenResponse, exchange_code
 from ..text import run_hint
@@ -92,16 +91,29 @@ def browser_sign_in(
             timeout=login.timeout,
             accept_pasted=accept_pasted,
         )
-    except LinkReused:
-        raise SignInLinkReused(
+    except CallbackError as exc:
+        raise listener_error(
+            exc,
+            again=run_hint("kt", "auth", "login", "--browser"),
+            on_timeout=lambda: _no_response(login, pending[0].redirect_uri, rerun),
+        ) from None
+    (request,) = pending
+    return signed_in_with(login, meta, request, result, http=http, now=clock())
+
+
+def listener_error(exc: CallbackError, *, again: str, on_timeout: Callable[[], KtError]) -> KtError:
+    """What a failure of the loopback listener (`callback_server`) means to the person: the
+    one-time link opened twice, nothing in time (`on_timeout()`), a fixed port taken, or
+    another reason it could not listen. `again` is the command that starts a new sign-in."""
+    if isinstance(exc, LinkReused):
+        return SignInLinkReused(
             "the sign-in link was opened twice, so someone else on this computer may have opened"
             " it: kt stopped this sign-in and stored nothing",
-            hint="open its link only once: " + run_hint("kt", "auth", "login", "--browser"),
-        ) from None
-    except CallbackTimeout:
-        (request,) = pending
-        raise _no_response(login, request.redirect_uri, rerun) from None
-    except PortInUse as exc:
+            hint="open its link only once: " + again,
+        )
+    if isinstance(exc, CallbackTimeout):
+        return on_timeout()
+    if isinstance(exc, PortInUse):
         error = KtError(
             f"port {exc.port} on {exc.host} is in use by another program, so kt cannot receive"
             " the sign-in there; kt never moves to another port on its own, as a provider that"
@@ -110,65 +122,11 @@ def browser_sign_in(
             " its redirect URI with such a provider); --port 0 takes any free port",
         )
         error.code = "kt.port_in_use"
-        raise error from None
-    except CallbackError as exc:
-        raise KtError(f"could not receive the sign-in: {exc}") from None
-    (request,) = pending
-    return _signed_in(login, meta, request, result, http=http, now=clock())
+        return error
+    return KtError(f"could not receive the sign-in: {exc}")
 
 
-def remote_sign_in(
-    login: SignInRequest,
-    *,
-    http: httpx2.Client,
-    show_url: Callable[[str], None],
-    read_answer: Callable[[Callable[[str], CallbackResult]], CallbackResult | None],
-    clock: Callable[[], float] = time.time,
-) -> SignedIn:
-    """`kt auth login --remote` (issue 13 item 1): for a browser on another machine, the
-    redirect goes to the provider's own "copy this code" page (its metadata's
-    `keeptrusts_remote_redirect_uri`), and the person pastes what it shows. No listener:
-    `show_url` gets the authorization request itself to open anywhere (it is printed, never
-    put on a command line). `read_answer(check)` reads pastes until `check` (the callback's
-    own rule, `callback_server.parse_pasted`) takes one, or gives up (None: no answer in
-    time); the answer then meets a callback's checks (state, iss, one code exchange)."""
-    meta = drive(discover(login.issuer), http)
-    if meta.remote_redirect_uri is None:
-        raise KtError(
-            f"{login.issuer} has no page that shows a sign-in's answer to copy (its metadata"
-            f" lists no {REMOTE_REDIRECT}), so --remote cannot be used with it; sign in with"
-            " --browser --no-browser instead: on a terminal it takes the address your browser"
-            " ends on, pasted back",
-            hint=run_hint("kt", "auth", "login", "--browser", "--no-browser"),
-        )
-    request = drive(
-        authorize(
-            meta,
-            client_id=login.client_id,
-            redirect_uri=meta.remote_redirect_uri,
-            scope=scope_to_ask(login, meta),
-            state=new_state(),
-            prompt=login.prompt,
-            max_age=login.max_age,
-            acr_values=login.acr_values,
-        ),
-        http,
-    )
-    show_url(request.url)
-    result = read_answer(
-        lambda text: parse_pasted(text, redirect_uri=request.redirect_uri, state=request.state)
-    )
-    if result is None:
-        error = KtError(
-            f"no sign-in answer was pasted within {int(login.timeout)} s",
-            hint=run_hint("kt", "auth", "login", "--remote"),
-        )
-        error.code = "kt.sign_in_timeout"
-        raise error
-    return _signed_in(login, meta, request, result, http=http, now=clock())
-
-
-def _signed_in(
+def signed_in_with(
     login: SignInRequest,
     meta: ProviderMetadata,
     request: AuthorizationRequest,

@@ -47,10 +47,12 @@ class DeviceStarted:
     authorization: DeviceAuthorization
 
 
-def start_device_sign_in(login: SignInRequest, *, http: httpx2.Client) -> DeviceStarted:
-    """Discovery and the device authorization request (the first half of `device_sign_in`, and
-    all of `kt auth login --device --start`)."""
-    meta = provider_with_device_grant(login, http=http)
+def start_device_sign_in(
+    login: SignInRequest, *, http: httpx2.Client, meta: ProviderMetadata | None = None
+) -> DeviceStarted:
+    """Discovery (unless `meta` was discovered already) and the device authorization request
+    (the first half of `device_sign_in`, and all of `kt auth login --device --start`)."""
+    meta = provider_with_device_grant(login, http=http, meta=meta)
     scope = scope_to_ask(login, meta)
     try:
         with scope_explained(login, scope, meta, method="device"):
@@ -79,9 +81,11 @@ _DEVICE_HINT = "sign in in a browser (with --no-browser over SSH), or with --ema
 )
 
 
-def provider_with_device_grant(login: SignInRequest, *, http: httpx2.Client) -> ProviderMetadata:
-    """The issuer's metadata, which must offer the device grant."""
-    meta = drive(discover(login.issuer), http)
+def provider_with_device_grant(
+    login: SignInRequest, *, http: httpx2.Client, meta: ProviderMetadata | None = None
+) -> ProviderMetadata:
+    """The issuer's metadata (discovered unless given), which must offer the device grant."""
+    meta = meta or drive(discover(login.issuer), http)
     if meta.device_authorization_endpoint is None:
         raise DeviceFlowUnavailable(
             f"{login.issuer} does not offer device sign-in: "
