@@ -112,6 +112,7 @@ class CallbackServer:
         self._claimed = False
         self._link_path: str | None = None
         self._link_target = ""
+        self._link_renew: Callable[[], str] | None = None
         self._link_fetched = False
 
     @property
@@ -157,7 +158,7 @@ class CallbackServer:
             raise
         return self._redirect_uri
 
-    def one_time_link(self, target: str) -> str:
+    def one_time_link(self, target: str, *, renew: Callable[[], str] | None = None) -> str:
         """A loopback URL, `http://127.0.0.1:PORT/<random path>` (the redirect_uri's host), to
         open instead of `target`.
 
@@ -165,15 +166,20 @@ class CallbackServer:
         later GET gets the `used` page and makes `wait()` raise `LinkReused`, unless a valid
         callback was already taken. The path is 256 random bits, so a launcher's command line
         shows only an address that stops working once the browser has fetched it.
+
+        `renew`, if given, is called (in a worker thread) when the link is first followed, and
+        the 302 goes to what it returns: a pushed authorization request (RFC 9126) made again
+        when the first has expired by then. If it raises, the browser gets the `error` page and
+        `wait()` raises what it raised.
         """
         if self._done is None:
             raise RuntimeError("call start() before one_time_link()")
         if self._link_path is not None:
             raise RuntimeError("a CallbackServer has only one one-time link")
-        if not target or any(c in target for c in "\r\n\0"):
-            raise ValueError("the link's target must be one line")
+        _check_target(target)
         self._link_path = "/" + secrets.token_urlsafe(32)
         self._link_target = target
+        self._link_renew = renew
         return f"http://{self._host_header}{self._link_path}"
 
     async def wait(self) -> CallbackResult:
@@ -272,9 +278,15 @@ class CallbackServer:
             return response
         if not self._link_fetched:
             self._link_fetched = True
-            return web.Response(
-                status=302, headers={**SECURITY_HEADERS, "Location": self._link_target}
-            )
+            target = self._link_target
+            if self._link_renew is not None:
+                try:
+                    target = _check_target(
+                        await asyncio.get_running_loop().run_in_executor(None, self._link_renew)
+                    )
+                except Exception as exc:  # noqa: BLE001 - the wait ends with it
+                    return self._end_with(exc)
+            return web.Response(status=302, headers={**SECURITY_HEADERS, "Location": target})
         _log.debug("the one-time sign-in link was fetched again")
         response = self._page(410, "used")
         if self._claimed:
@@ -291,6 +303,14 @@ class CallbackServer:
                 LinkReused("the one-time sign-in link was opened more than once")
             )
         return response
+
+    def _end_with(self, exc: Exception) -> web.Response:
+        """The `error` page; the wait ends with `exc`, unless a callback came first."""
+        assert self._done is not None
+        if not self._claimed and not self._done.done():
+            self._claimed = True
+            self._done.set_exception(exc)
+        return self._page(502, "error")
 
     def _page(self, status: int, name: str) -> web.Response:
         from aiohttp import web
@@ -315,12 +335,13 @@ def receive(
     authorization_url: Callable[[str], str] | None = None,
     accept_pasted: Callable[[Callable[[str], str | None]], Callable[[], None]] | None = None,
     host: str = "127.0.0.1",
+    renew: Callable[[], str] | None = None,
 ) -> CallbackResult:
     """Receive one callback in a fresh event loop; see the package docstring.
 
     Without `authorization_url`, `on_ready` gets the redirect_uri. With it, `authorization_url`
     gets the redirect_uri and returns the authorization request's URL, and `on_ready` gets the
-    one-time link to it (`CallbackServer.one_time_link`) to open or show instead.
+    one-time link to it (`CallbackServer.one_time_link`, with `renew`) to open or show instead.
 
     `accept_pasted(offer)`, called on the loop after `on_ready`, starts taking pasted answers
     (a prompt) and returns what stops it; `offer` is `CallbackServer.offer_pasted`. The first
@@ -334,7 +355,8 @@ def receive(
             if authorization_url is None:
                 on_ready(server.redirect_uri)
             else:
-                on_ready(server.one_time_link(authorization_url(server.redirect_uri)))
+                target = authorization_url(server.redirect_uri)
+                on_ready(server.one_time_link(target, renew=renew))
             if accept_pasted is None:
                 return await server.wait()
             stop = accept_pasted(server.offer_pasted)
@@ -344,6 +366,12 @@ def receive(
                 stop()
 
     return asyncio.run(run())
+
+
+def _check_target(target: str) -> str:
+    if not target or any(c in target for c in "\r\n\0"):
+        raise ValueError("the link's target must be one line")
+    return target
 
 
 def _plain(status: int, text: str) -> web.Response:

@@ -876,6 +876,45 @@ async def test_lu01_a_fetch_after_the_callback_leaves_the_result(srv):
     assert (await srv.wait()).code == "good"
 
 
+async def test_the_link_can_renew_its_target_when_followed(srv):
+    """A pushed authorization request (RFC 9126) expired by the time the link is followed is
+    pushed again: `renew` runs once, off the event loop, and the 302 goes where it says."""
+    calls: list[str] = []
+
+    def renew() -> str:
+        calls.append("renew")
+        return AUTHORIZE + "&renewed=1"
+
+    link = link_target(srv.one_time_link(AUTHORIZE, renew=renew))
+    assert calls == []  # not before the link is followed
+    first = await request(srv, link)
+    assert (first.status, first.headers["location"]) == (302, AUTHORIZE + "&renewed=1")
+    assert calls == ["renew"]
+    assert (await request(srv, link)).status == 410  # still one use
+    with pytest.raises(LinkReused):
+        await srv.wait()
+    assert calls == ["renew"]
+
+
+@pytest.mark.parametrize(
+    "failure", [RuntimeError("the provider refused the push"), "two\nlines"], ids=["raises", "bad"]
+)
+async def test_a_renewal_that_fails_ends_the_wait_with_its_error(srv, failure):
+    def renew() -> str:
+        if isinstance(failure, Exception):
+            raise failure
+        return failure
+
+    link = link_target(srv.one_time_link(AUTHORIZE, renew=renew))
+    reply = await request(srv, link)
+    assert reply.status == 502 and "location" not in reply.headers
+    assert "Sign-in not completed" in reply.text and STATE not in reply.text
+    assert SECURITY_HEADERS.items() <= reply.headers.items()
+    with pytest.raises(RuntimeError if isinstance(failure, Exception) else ValueError):
+        await srv.wait()
+    assert refused(port_of(srv))
+
+
 @pytest.mark.parametrize(
     ("method", "target", "status"),
     [
