@@ -23,6 +23,7 @@ from kt_devserver.state import (
     DEFAULT_DEVICE_INTERVAL,
     DEFAULT_DPOP_NONCE_TTL,
     DEFAULT_MFA_TOKEN_TTL,
+    DEFAULT_PAR_REQUEST_TTL,
     DEFAULT_REFRESH_TOKEN_TTL,
     DEFAULT_THROTTLE_BASE_DELAY,
     DEFAULT_THROTTLE_MAX_DELAY,
@@ -152,6 +153,14 @@ _TTL = click.IntRange(min=0)
     "them anyway.",
 )
 @click.option(
+    "--par-request-ttl",
+    default=DEFAULT_PAR_REQUEST_TTL,
+    show_default=True,
+    type=_TTL,
+    metavar="SECONDS",
+    help="[testing] Lifetime of a pushed authorization request's request_uri (expires_in).",
+)
+@click.option(
     "--throttle-base-delay",
     default=DEFAULT_THROTTLE_BASE_DELAY,
     show_default=True,
@@ -218,6 +227,7 @@ def main(
     no_device_flow: bool,
     par: bool,
     require_par: bool,
+    par_request_ttl: int,
     throttle_base_delay: float,
     throttle_max_delay: float,
     dpop_nonce_ttl: int,
@@ -266,6 +276,7 @@ def main(
         device_flow=not no_device_flow,
         par=par or require_par,
         require_par=require_par,
+        par_request_ttl=par_request_ttl,
         sso=sso,
         public_url=public_url,
         throttle_base_delay=throttle_base_delay,

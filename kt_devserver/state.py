@@ -20,6 +20,7 @@ DEFAULT_API_TOKEN_DAYS = 90
 MAX_API_TOKEN_DAYS = 365
 MAX_MFA_ATTEMPTS = 5
 DEFAULT_DEVICE_CODE_TTL = 600
+DEFAULT_PAR_REQUEST_TTL = 60  # RFC 9126 §2.2: a pushed request's request_uri lifetime
 DEFAULT_DEVICE_INTERVAL = 5
 # Sign-in throttling (signin_checks.py): the first wait after the free failures, doubling per
 # further failure up to the longest wait (the lockout).
@@ -59,6 +60,7 @@ class Settings:
     # advertised; required: only pushed requests are accepted, from every client (oauth/pushed.py).
     par: bool = False
     require_par: bool = False
+    par_request_ttl: int = DEFAULT_PAR_REQUEST_TTL
     # Federation to a company's OpenID Connect provider; None: password sign-in only.
     sso: SsoConfig | None = None
     # The URL clients reach the server at besides the bound address (`--public-url`): its host is

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -149,3 +150,37 @@ def test_a_refused_push_is_one_line_and_stores_nothing(par_env):
         json.loads(as_json.stderr.strip().splitlines()[-1])["error"]["code"]
         == "oauth.invalid_client"
     )
+
+
+@pytest.mark.parametrize("two_step", [False, True], ids=["one-step", "start-complete"])
+def test_a_link_opened_after_the_pushed_request_expired_still_signs_in(
+    tmp_path, devserver_factory, two_step
+):
+    """kt honours expires_in: the listener's link, followed once the pushed request_uri has
+    expired (a printed link opened later, a --start link handed on), pushes the request again
+    rather than send the browser to a refused request_uri (kt-devserver refuses an expired one:
+    tests/test_devserver_par.py)."""
+    server = devserver_factory("--par", "--par-request-ttl", "1")
+    env = base_env(tmp_path, KEEPTRUSTS_API_URL=server.url)
+    if two_step:
+        r = kt("auth", "login", "--browser", "--start", "--insecure-storage", "--json", env=env)
+        assert r.code == 0, r.stderr
+        link, handle, proc = r.json()["sign_in_url"], r.json()["handle"], None
+    else:
+        proc, shown = start_login(env)
+        link = shown["sign_in_url"]
+    try:
+        time.sleep(1.5)  # the first request_uri expires (lifetime 1 s): nothing to wait on
+        url = short_url_behind(link)
+        only_client_id_and_request_uri(url, server.url, "kt-cli")
+        assert signs_in(url).status_code == 200
+        if proc is None:
+            done = kt("auth", "login", "--complete", handle, "--json", env=env, timeout=120)
+            assert done.code == 0, done.stderr
+        else:
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+    finally:
+        if proc is not None:
+            proc.kill()
+    assert FileStore(Path(env["KEEPTRUSTS_CONFIG_DIR"])).load("default") is not None

@@ -21,7 +21,7 @@ from kt_login.errors import (
     ValidationFailed,
 )
 from kt_login.flows import drive
-from kt_login.flows.authcode import authorize, begin
+from kt_login.flows.authcode import authorize, begin, needs_renewal
 from kt_login.flows.discovery import parse_metadata
 from kt_login.flows.pkce import s256
 
@@ -214,3 +214,23 @@ def test_no_answer_is_a_network_error_naming_the_provider():
         caught.value.message
         == "cannot reach the identity provider at https://as.example (connection refused)"
     )
+
+
+@pytest.mark.parametrize(
+    ("pushed_for", "age", "renew"),
+    [
+        (60.0, 0.0, False),
+        (60.0, 49.9, False),
+        (60.0, 50.0, True),  # within ten seconds of expiring: pushed again before it is opened
+        (60.0, 3600.0, True),
+        (2.0, 1.4, False),
+        (2.0, 1.5, True),  # a short lifetime keeps three quarters of it
+        (None, 3600.0, False),  # no lifetime said: kept as it is
+    ],
+)
+def test_a_pushed_request_is_renewed_before_it_expires(pushed_for, age, renew):
+    body = {"request_uri": REQUEST_URI} | ({} if pushed_for is None else {"expires_in": pushed_for})
+    req = run(Endpoint(201, body))
+    assert needs_renewal(req, age) is renew
+    plain = run(Endpoint(), meta(pushed_authorization_request_endpoint=None))
+    assert needs_renewal(plain, 1e9) is False

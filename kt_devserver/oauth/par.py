@@ -4,8 +4,8 @@ The endpoint authenticates the client as the token endpoint does (kt's clients a
 `client_id` alone, RFC 9126 §2), refuses a `request_uri` among the pushed parameters (§2.1),
 validates the request as the authorization endpoint would (client, registered redirect URI,
 response_type, PKCE S256, scope: authlib's own checks), keeps it in memory and answers 201 with
-`urn:ietf:params:oauth:request_uri:<random>` and `expires_in` (60 s, §2.2). Errors are RFC 6749
-§5.2 JSON, never a redirect.
+`urn:ietf:params:oauth:request_uri:<random>` and `expires_in` (60 s, `--par-request-ttl`;
+§2.2). Errors are RFC 6749 §5.2 JSON, never a redirect.
 
 The authorization endpoint takes the pushed parameters back through `pushed.resolve`
 (`GET /oauth/authorize?client_id=…&request_uri=…`, single use, the same client_id, nothing
@@ -32,7 +32,7 @@ from kt_devserver.oauth.http import (
     oauth_request,
 )
 from kt_devserver.oauth.metadata import PAR_PATH
-from kt_devserver.oauth.pushed import PUSHED, PUSHED_REQUEST_TTL, Pushed, PushedRequests, enabled
+from kt_devserver.oauth.pushed import PUSHED, Pushed, PushedRequests, enabled
 from kt_devserver.oauth.request import KtRequest, Reply
 
 
@@ -53,14 +53,13 @@ async def push(request: web.Request) -> web.Response:
     except OAuth2Error as error:
         return _json_error(error)
     now = ctx.state.clock()
-    uri = request.app[PUSHED].add(
-        Pushed(client.get_client_id(), built.pairs, now + PUSHED_REQUEST_TTL), now=now
-    )
+    ttl = ctx.state.settings.par_request_ttl
+    uri = request.app[PUSHED].add(Pushed(client.get_client_id(), built.pairs, now + ttl), now=now)
     if uri is None:
         response = oauth_error(429, "temporarily_unavailable", "Too many pushed requests; retry.")
-        response.headers["Retry-After"] = str(PUSHED_REQUEST_TTL)
+        response.headers["Retry-After"] = str(ttl)
         return response
-    return json_reply(Reply(201, {"request_uri": uri, "expires_in": PUSHED_REQUEST_TTL}, []))
+    return json_reply(Reply(201, {"request_uri": uri, "expires_in": ttl}, []))
 
 
 def _validate(ctx: OAuthContext, oauth: KtRequest) -> None:

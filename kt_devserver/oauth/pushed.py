@@ -19,9 +19,10 @@ from aiohttp import web
 from kt_devserver.oauth import clients
 from kt_devserver.oauth.http import OAuthContext
 from kt_devserver.oauth.pages import error_page
+from kt_devserver.state import DEFAULT_PAR_REQUEST_TTL
 
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
-PUSHED_REQUEST_TTL = 60
+PUSHED_REQUEST_TTL = DEFAULT_PAR_REQUEST_TTL  # the default; Settings.par_request_ttl
 # Pushed requests held at once; a push beyond answers 429 (§2.3) until some expire.
 MAX_PUSHED = 10_000
 # What may accompany a request_uri at the authorization endpoint.

@@ -150,6 +150,18 @@ def _pushed(response: httpx2.Response) -> tuple[str, float | None]:
     return request_uri, lifetime
 
 
+def needs_renewal(request: AuthorizationRequest, age: float) -> bool:
+    """Whether a pushed request, pushed `age` seconds ago, should be pushed again before a
+    browser is sent to it: its request_uri is past, or within a few seconds of, the
+    `expires_in` the provider gave (RFC 9126 §4: an expired one is refused). A request that
+    was not pushed, or whose lifetime is unknown, is kept."""
+    if not request.pushed or request.pushed_for is None:
+        return False
+    return age >= request.pushed_for - min(RENEW_MARGIN, request.pushed_for / 4)
+
+
+# Seconds before a pushed request expires at which kt pushes it again rather than open it.
+RENEW_MARGIN = 10.0
 # The longest request_uri kt puts in a URL, and the longest lifetime it believes for one
 # (RFC 9126 §2.2 suggests 5 to 600 seconds).
 MAX_REQUEST_URI = 512

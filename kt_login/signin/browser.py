@@ -21,7 +21,7 @@ from callback_server import (
 
 from ..errors import KtError, NetworkError, OAuthError, SignInLinkReused
 from ..flows import drive
-from ..flows.authcode import AuthorizationRequest, authorize, check_response
+from ..flows.authcode import AuthorizationRequest, authorize, check_response, needs_renewal
 from ..flows.discovery import ProviderMetadata, discover
 from ..flows.pkce import new_state
 from ..flows.tokens import TokenResponse, exchange_code
@@ -61,6 +61,7 @@ def browser_sign_in(
     scope = scope_to_ask(login, meta)
     state = new_state()
     pending: list[AuthorizationRequest] = []
+    pushed_at = [0.0]
 
     def authorization_url(redirect_uri: str) -> str:
         # Pushed first when the provider has a PAR endpoint (RFC 9126): it may refuse the scope.
@@ -78,7 +79,16 @@ def browser_sign_in(
                 ),
                 http,
             )
-        pending.append(request)
+        pending[:] = [request]
+        pushed_at[0] = time.monotonic()
+        return request.url
+
+    def renewed() -> str:
+        # The link followed after the pushed request expired (a printed link, --start): a new
+        # push, for the same listener and state (RFC 9126 §4: a request_uri is used once).
+        (request,) = pending
+        if needs_renewal(request, time.monotonic() - pushed_at[0]):
+            return authorization_url(request.redirect_uri)
         return request.url
 
     try:
@@ -90,6 +100,7 @@ def browser_sign_in(
             host=login.redirect_host.strip("[]"),  # the listener's spelling of [::1]
             timeout=login.timeout,
             accept_pasted=accept_pasted,
+            renew=renewed,
         )
     except CallbackError as exc:
         raise listener_error(
