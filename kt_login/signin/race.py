@@ -36,7 +36,7 @@ from callback_server import (
 
 from ..errors import DeviceFlowUnavailable, KtError, OAuthError
 from ..flows import drive
-from ..flows.authcode import AuthorizationRequest, authorize
+from ..flows.authcode import AuthorizationRequest, authorize, needs_renewal
 from ..flows.device import DeviceAuthorization
 from ..flows.discovery import REMOTE_REDIRECT, ProviderMetadata, discover
 from ..flows.pkce import new_state
@@ -159,7 +159,19 @@ def race_sign_in(
                 raise listener_error(exc, again=again, on_timeout=timed_out) from None
             request = _request(login, meta, scope, server.redirect_uri, http, state=state)
             loopback.append(request)
-            link = server.one_time_link(request.url)
+            pushed_at = time.monotonic()
+
+            def renewed() -> str:
+                # A pushed request expired before its link was followed: push it again for
+                # this listener and state (RFC 9126 §4; as signin/browser.py does).
+                nonlocal pushed_at
+                if not needs_renewal(loopback[0], time.monotonic() - pushed_at):
+                    return loopback[0].url
+                again_ = _request(login, meta, scope, server.redirect_uri, http, state=state)
+                loopback[:], pushed_at = [again_], time.monotonic()
+                return again_.url
+
+            link = server.one_time_link(request.url, renew=renewed)
             listening = asyncio.ensure_future(server.wait())
 
             def heard(task: asyncio.Future[CallbackResult]) -> None:
