@@ -7,6 +7,7 @@ client_id and request_uri; one-step and `--start`/`--complete` alike."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from kt_login.store import FileStore
 from tests.fixtures.oauth_client import form_of
 from tests.kt_process import ALICE, base_env, kt, start_kt
+from tests.terminal import Terminal
 
 PAR_CLIENT = "kt-cli-par"  # kt-devserver's client that must push its requests
 
@@ -184,3 +186,52 @@ def test_a_link_opened_after_the_pushed_request_expired_still_signs_in(
         if proc is not None:
             proc.kill()
     assert FileStore(Path(env["KEEPTRUSTS_CONFIG_DIR"])).load("default") is not None
+
+
+def test_remote_shows_the_short_url_to_type_on_another_screen(par_env, par_server):
+    """`kt auth login --remote`: the address printed for a browser elsewhere is the pushed
+    request's short URL (nothing of the request in it), and the answer pasted back from the
+    provider's page signs in."""
+    term = Terminal(
+        ["auth", "login", "--remote", "--insecure-storage", "--no-qr", "--timeout", "60"],
+        par_env,
+        columns=400,
+    )
+    seen = term.expect("Paste here and press Enter: ")
+    shown = re.findall(r"(http://127\.0\.0\.1:\d+/oauth/authorize\S*)", seen)
+    assert shown, seen
+    for url in shown:
+        only_client_id_and_request_uri(url, par_server.url, "kt-cli")
+    assert "code_challenge" not in seen and "state=" not in seen
+    with httpx2.Client(timeout=10) as browser:
+        page = browser.get(shown[0])
+        for fields in ({"email": ALICE[0], "password": ALICE[1]}, {"decision": "approve"}):
+            form = form_of(page)
+            page = browser.post(str(page.url.join(form.action)), data={**form.fields, **fields})
+        answer = page.headers["location"]
+    assert answer.startswith(par_server.url + "/oauth/remote-callback?")  # the pushed redirect
+    term.type(answer)
+    assert term.finish() == 0, term.seen
+    assert kt("auth", "status", env=par_env).code == 0
+
+
+def test_remote_s_listener_link_opened_after_the_push_expired_still_signs_in(
+    tmp_path, devserver_factory
+):
+    """--remote also shows the listener's one-time link (a browser on this machine); followed
+    after its pushed request expired, it pushes again (kt_login/signin/race.py)."""
+    server = devserver_factory("--par", "--par-request-ttl", "1")
+    env = base_env(tmp_path, KEEPTRUSTS_API_URL=server.url)
+    term = Terminal(
+        ["auth", "login", "--remote", "--insecure-storage", "--no-qr", "--timeout", "60"],
+        env,
+        columns=400,
+    )
+    seen = term.expect("Paste here and press Enter: ")
+    (link,) = re.findall(r"(http://127\.0\.0\.1:\d+/[A-Za-z0-9_-]{43})\s", seen)
+    time.sleep(1.5)  # both pushed requests expire (lifetime 1 s): nothing to wait on
+    url = short_url_behind(link)
+    only_client_id_and_request_uri(url, server.url, "kt-cli")
+    assert signs_in(url).status_code == 200
+    assert term.finish() == 0, term.seen
+    assert kt("auth", "status", env=env).code == 0
