@@ -106,6 +106,22 @@ def _browser_sign_in(
     ask_first: bool = False,
 ) -> None:
     """`ask_first`: on a terminal, 'Press Enter to open HOST in your browser' (open_prompt)."""
+    signed = browser_signed_in(
+        inv, login, open_browser=open_browser, rerun=rerun, ask_first=ask_first
+    )
+    _finish(inv, signed, login, store, method="browser")
+
+
+def browser_signed_in(
+    inv: Invocation,
+    login: SignInRequest,
+    *,
+    open_browser: bool,
+    rerun: Callable[[int], str],
+    ask_first: bool = False,
+) -> SignedIn:
+    """The browser sign-in as the person sees it (the browser opened or the link shown, the
+    paste-back prompt beside it), up to the checked tokens; the caller keeps the session."""
     found, via = (inv.app.opener, None) if inv.app.opener else local_opener(inv.app.env)
     opener = found if open_browser else None
     why_no_browser = (
@@ -129,7 +145,7 @@ def _browser_sign_in(
         rerun=rerun,
         accept_pasted=PastePrompt(inv, sys.stdin.fileno()) if _can_prompt(inv) else None,
     )
-    _finish(inv, signed, login, store, method="browser")
+    return signed
 
 
 def run_remote_login(
