@@ -43,6 +43,10 @@ def _record(directory: Path, handle: str, **changes: Any) -> None:
         write_state(directory, handle, {**state, **changes})
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def run(handle: str, directory: Path) -> int:
     state = read_state(directory, check_handle(handle))
     if state is None:
@@ -74,6 +78,10 @@ def run(handle: str, directory: Path) -> int:
             port=int(state["port"]),
             redirect_host=str(state.get("redirect_host", "127.0.0.1")),
             timeout=float(state["timeout"]),
+            # a step-up's (cli/step_up.py): asked for exactly, and checked in the ID token
+            prompt=_text(state.get("prompt")),
+            max_age=state["max_age"] if isinstance(state.get("max_age"), int) else None,
+            acr_values=_text(state.get("acr_values")),
         )
         signed = browser_sign_in(login, http=inv.http(), show_url=show_url, clock=app.clock)
         _finish(inv, signed, login, store, method="browser")

@@ -235,6 +235,25 @@ def run_browser_start(
         port=port,  # --port, else the profile's port, else any free one
         redirect_host=redirect_host,  # likewise
     )
+    started = start_browser_sign_in(inv, login, insecure_storage=insecure_storage, timeout=timeout)
+    inv.console.result(
+        started,
+        [
+            f"To sign in, open this link in a browser on this machine (it works once, until "
+            f"{started['expires_at']}):",
+            f"  {started['sign_in_url']}",
+            "Then finish here with:",
+            f"  {started['complete_command']}",
+        ],
+    )
+
+
+def start_browser_sign_in(
+    inv: Invocation, login: SignInRequest, *, insecure_storage: bool, timeout: int
+) -> dict[str, Any]:
+    """A browser sign-in left to a detached holder: `login` as asked (a step-up's prompt,
+    max_age and acr_values included), its handle, one-time link and the commands that finish or
+    cancel it — what `--start` prints, and what a step-up without a person hands over."""
     directory = inv.base_settings.dir
     handle = new_handle()
     now = inv.now()
@@ -250,6 +269,9 @@ def run_browser_start(
             "issuer": login.issuer,
             "client_id": login.client_id,
             "scope": login.scope,
+            "prompt": login.prompt,
+            "max_age": login.max_age,
+            "acr_values": login.acr_values,
             "port": login.port,
             "redirect_host": login.redirect_host,
             "timeout": timeout,
@@ -280,29 +302,17 @@ def run_browser_start(
         holder.wait()
         delete_pending(directory, handle, keyring=inv.session_store.keyring)
         raise _error_from(said.get("error") or {"message": "the sign-in listener did not start"})
-    complete = _command("kt", "auth", "login", "--complete", handle)
-    cancel = _command("kt", "auth", "login", "--cancel", handle)
-    url = str(said["sign_in_url"])
-    inv.console.result(
-        {
-            "handle": handle,
-            "method": "browser",
-            "profile": inv.profile,
-            "sign_in_url": url,
-            "redirect_uri": said.get("redirect_uri"),
-            "expires_at": timestamp(now + timeout),
-            "expires_in": timeout,
-            "complete_command": complete,
-            "cancel_command": cancel,
-        },
-        [
-            f"To sign in, open this link in a browser on this machine (it works once, until "
-            f"{timestamp(now + timeout)}):",
-            f"  {url}",
-            "Then finish here with:",
-            f"  {complete}",
-        ],
-    )
+    return {
+        "handle": handle,
+        "method": "browser",
+        "profile": inv.profile,
+        "sign_in_url": str(said["sign_in_url"]),
+        "redirect_uri": said.get("redirect_uri"),
+        "expires_at": timestamp(now + timeout),
+        "expires_in": timeout,
+        "complete_command": _command("kt", "auth", "login", "--complete", handle),
+        "cancel_command": _command("kt", "auth", "login", "--cancel", handle),
+    }
 
 
 def _complete_browser(inv: Invocation, handle: str, state: dict[str, Any], *, wait: int) -> None:
