@@ -215,8 +215,17 @@ def _exchange(
         ) from None
 
 
-def step_up(login: SignInRequest, *, acr_values: str) -> SignInRequest:
-    """The same sign-in asked for again at a higher level (RFC 9470 style): a fresh login
-    (prompt=login, max_age=0) at `acr_values`, which the ID token's acr and auth_time must
-    show (LC-07)."""
-    return dataclasses.replace(login, prompt="login", max_age=0, acr_values=acr_values)
+def step_up(
+    login: SignInRequest, *, acr_values: str | None, max_age: int | None = 0
+) -> SignInRequest:
+    """The same sign-in asked for again at a higher level (RFC 9470): exactly the `acr_values`
+    and `max_age` the API asked for, and a fresh login (prompt=login) whenever a max_age says
+    how recent the sign-in must be; the ID token's acr and auth_time must then show them
+    (idtoken.validate_id_token, LC-07). Without a max_age the provider may raise the level of
+    the sign-in it has (acr_values alone)."""
+    return dataclasses.replace(
+        login,
+        prompt="login" if max_age is not None else None,
+        max_age=max_age,
+        acr_values=acr_values or None,
+    )
