@@ -16,7 +16,7 @@ _PATTERNS = [
     (
         re.compile(
             r"(?i)\b(code|code_verifier|state|nonce|refresh_token|access_token|id_token|"
-            r"device_code|user_code|password|client_secret|mfa_token|token|secret)"
+            r"device_code|user_code|password|client_secret|mfa_token|token|secret|request_uri)"
             r"(\"?\s*[=:]\s*\"?)[^&\s\"',}]+"
         ),
         r"\1\2<redacted>",

@@ -39,6 +39,20 @@ def test_foreign_credentials_are_redacted(line, secret):
     assert "<redacted" in redact(line)
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "GET /oauth/authorize?client_id=kt-cli&request_uri=urn:ietf:params:oauth:request_uri:Q3x9",
+        '{"request_uri": "urn:ietf:params:oauth:request_uri:Q3x9", "expires_in": 60}',
+        "request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3AQ3x9&client_id=kt-cli",
+    ],
+)
+def test_a_pushed_request_s_request_uri_is_redacted(line):
+    """RFC 9126: for its minute, the request_uri starts this sign-in in any browser."""
+    assert "Q3x9" not in redact(line)
+    assert "kt-cli" in redact(line) or "expires_in" in redact(line)
+
+
 def test_the_filter_scrubs_format_arguments_too():
     record = logging.LogRecord(
         "httpcore", logging.DEBUG, __file__, 1, "headers=%r", ([(b"authorization", OPAQUE)],), None
