@@ -21,16 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
-from kt_devserver import demo
-from kt_login.cli import main
+from kt_devserver import demo, totp
+from kt_login.cli import cli, main
 from kt_login.cli.app import App
 from kt_login.store import FileStore
 from tests.adversarial.hostile_api import HostileAPI, Reply, Seen, json_reply
 from tests.adversarial.hostile_as import HostileAS
 from tests.fixtures.devserver import DevServer
 from tests.fixtures.oauth_client import Person
-from tests.kt_process import ALICE, base_env, create_token, kt, password_login
+from tests.kt_process import ALICE, BOB, base_env, create_token, kt, password_login
 
 MFA_ACR = "urn:keeptrusts:acr:mfa"
 
@@ -298,3 +299,29 @@ def test_an_api_token_without_the_scope_says_which(tmp_path, server):
     error = r.error()
     assert error["code"] == "auth.insufficient_scope"
     assert error["required_scope"] == "tokens:write"
+
+
+def test_a_password_session_answers_the_challenge_with_the_code_prompt(tmp_path, server):
+    env = base_env(tmp_path, KEEPTRUSTS_API_URL=server.url)
+    first = password_login(env, BOB, "--insecure-storage", "--json")
+    assert first.code == 4
+    r = kt(
+        *shlex.split(first.error()["hint"].removeprefix("run: "))[1:],
+        env=env,
+        input=totp.code(demo.BOB_TOTP_SECRET) + "\n",
+    )
+    assert r.code == 0, r.stderr
+    created = kt(
+        "auth", "token", "create", "--name", "ci", "--scope", "tokens:read", "--json", env=env
+    )
+    token_id = created.json()["token"]["id"]
+    age_sessions(server)
+    # the person at the terminal gets the code prompt for the 401 step-up, and kt retries once
+    app = App(env=env, interactive=lambda: True)
+    code = totp.code(demo.BOB_TOTP_SECRET, time.time() + 30)  # the next code: each is good once
+    result = CliRunner().invoke(
+        cli, ["auth", "token", "rotate", "--id", token_id], obj=app, input=code + "\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "needs multi-factor authentication" in result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("kt_live_")
