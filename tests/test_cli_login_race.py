@@ -14,6 +14,8 @@ import re
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -30,9 +32,10 @@ from kt_devserver import demo
 from kt_login.signin.oidc import SignInRequest
 from kt_login.signin.race import Doors, race_sign_in
 from tests.adversarial.hostile_as import HostileAS
+from tests.fixtures.device_person import Person, kind
 from tests.fixtures.devserver import DevServer
-from tests.fixtures.oauth_client import Browser, form_of
-from tests.kt_process import base_env, kt
+from tests.fixtures.oauth_client import Browser
+from tests.kt_process import REPO, base_env, free_port, kt
 from tests.terminal import Terminal
 
 PROMPT = "Paste here and press Enter: "
@@ -46,12 +49,11 @@ PARKED = 60
 class Race:
     term: Terminal
     user_code: str | None
-    verification_uri_complete: str | None
     remote_url: str | None
     link: str
 
 
-def start_race(env: dict[str, str], *args: str, issuer: str | None = None) -> Race:
+def start_race(env: dict[str, str], *args: str) -> Race:
     term = Terminal(
         ["auth", "login", *args, "--insecure-storage", "--no-qr", "--timeout", "60"],
         env,
@@ -61,11 +63,7 @@ def start_race(env: dict[str, str], *args: str, issuer: str | None = None) -> Ra
     code = re.search(r"enter the code:\s+(\S+)", seen)
     remote = re.search(r"  (http\S+/authorize\S+)", seen)
     (link,) = re.findall(r"  (http://127\.0\.0\.1:\d+/[A-Za-z0-9_-]{43})\s", seen)
-    device_uri = re.search(r"open (\S+) on your phone", seen)
-    complete = None
-    if code and device_uri:
-        complete = f"{device_uri[1]}?user_code={code[1]}"
-    return Race(term, code[1] if code else None, complete, remote[1] if remote else None, link)
+    return Race(term, code[1] if code else None, remote[1] if remote else None, link)
 
 
 def listener_closed(link: str) -> bool:
@@ -93,19 +91,12 @@ def device_codes(server: DevServer) -> list[tuple[str, float | None, float | Non
         return db.execute("SELECT status, last_poll_at, used_at FROM oauth_device_codes").fetchall()
 
 
-def approve_device_code(server: DevServer, verification_uri_complete: str) -> None:
-    """alice on her phone: the device pages, the code confirmed, signed in, approved."""
-    with httpx2.Client(base_url=server.url, timeout=10, follow_redirects=True) as phone:
-        page = phone.get(verification_uri_complete)
-
-        def submit(response: httpx2.Response, **fields: str) -> httpx2.Response:
-            form = form_of(response)
-            return phone.post(form.action, data={**form.fields, **fields})
-
-        page = submit(page, decision="continue")
-        page = submit(page, email=demo.ALICE_EMAIL, password=demo.ALICE_PASSWORD)
-        page = submit(page, decision="approve")
-        assert page.status_code == 200, page.text
+def decide(server: DevServer, user_code: str | None, decision: str = "approve") -> str:
+    """alice on her phone: the device pages, the code entered, signed in, then `decision`;
+    the kind of the last page ('approved', 'denied', 'refused')."""
+    assert user_code is not None
+    with Person(server) as phone:
+        return kind(phone.decide(user_code, decision))
 
 
 def browser_answer(server: DevServer, url: str) -> str:
@@ -160,8 +151,7 @@ def test_the_pasted_answer_wins_and_the_device_code_is_left_unused(env, server):
 
 def test_the_device_code_wins_and_the_prompt_and_listener_end(env, server):
     race = start_race(env, "--remote")
-    assert race.verification_uri_complete is not None
-    approve_device_code(server, race.verification_uri_complete)
+    assert decide(server, race.user_code) == "approved"
     assert race.term.finish() == 0, race.term.seen
     after = race.term.seen.split(PROMPT, 1)[1]
     assert after.startswith("\r\n") and "Logged in to" in after  # the prompt ended on its own line
@@ -186,9 +176,8 @@ def test_the_loopback_wins_and_the_device_code_is_never_approved(env, server):
     ((status, _, used_at),) = device_codes(server)
     assert status == "pending" and used_at is None
     # The code kt stopped polling: approving it now signs nobody in on this machine.
-    assert race.verification_uri_complete is not None
     before = kt("auth", "status", "--json", env=env).stdout
-    approve_device_code(server, race.verification_uri_complete)
+    assert decide(server, race.user_code) == "approved"
     assert device_codes(server)[0][2] is None  # approved, but nobody ever redeems it
     assert kt("auth", "status", "--json", env=env).stdout == before
 
@@ -207,27 +196,37 @@ def test_the_automatic_choice_without_a_browser_races_too(env, server):
     race = start_race(env)
     assert "Using device sign-in: " in race.term.seen
     assert race.user_code and race.remote_url and race.link
-    approve_device_code(server, race.verification_uri_complete or "")
+    assert decide(server, race.user_code) == "approved"
     assert race.term.finish() == 0, race.term.seen
     assert listener_closed(race.link) and signed_in(env)
 
 
 def test_a_denied_device_code_ends_the_sign_in(env, server):
     race = start_race(env, "--remote")
-    with httpx2.Client(base_url=server.url, timeout=10, follow_redirects=True) as phone:
-        page = phone.get(race.verification_uri_complete or "")
-        form = form_of(page)
-        page = phone.post(form.action, data={**form.fields, "decision": "continue"})
-        form = form_of(page)
-        page = phone.post(
-            form.action,
-            data={**form.fields, "email": demo.ALICE_EMAIL, "password": demo.ALICE_PASSWORD},
-        )
-        form = form_of(page)
-        phone.post(form.action, data={**form.fields, "decision": "deny"})
+    assert decide(server, race.user_code, "deny") == "denied"
     assert race.term.finish() == 3, race.term.seen
     assert "Traceback" not in race.term.seen
     assert listener_closed(race.link) and not signed_in(env)
+
+
+def test_a_device_code_the_organisation_refuses_leaves_the_links_open(env, server):
+    """The person's organisation turned device sign-in off (issue 13 item 4): the approval is
+    refused, kt says so at the prompt, and the link still signs in."""
+    org = subprocess.run(
+        [sys.executable, "-m", "kt_devserver", "--db", str(server.db_path), "org",
+         demo.ORGANIZATION_NAME, "--no-device-flow"],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert org.returncode == 0, org.stderr
+    race = start_race(env, "--remote")
+    assert decide(server, race.user_code) == "refused"
+    race.term.expect("the device code can no longer be used")
+    race.term.expect(PROMPT, times=2)  # asked again, on a line of its own
+    assert race.remote_url is not None
+    race.term.type(browser_answer(server, race.remote_url))
+    assert race.term.finish() == 0, race.term.seen
+    assert "does not allow device sign-in" in race.term.seen
+    assert listener_closed(race.link) and signed_in(env)
 
 
 # --- HostileAS: a device poll held far off, and the order of what the provider saw ------------
@@ -346,3 +345,15 @@ def test_in_process_nothing_is_left_running_after_a_device_win():
         ]
     finally:
         issuer.stop()
+
+
+def test_over_ssh_with_the_profile_s_port_the_tunnel_command_is_shown(env, server):
+    port = free_port()
+    assert kt("config", "set", "port", str(port), env=env).code == 0
+    ssh = {"SSH_CONNECTION": "203.0.113.7 50022 198.51.100.4 2222", "USER": "alice"}
+    race = start_race({**env, **ssh}, "--remote")
+    assert urlsplit(race.link).port == port
+    assert f"  run: ssh -L {port}:127.0.0.1:{port} -p 2222 alice@198.51.100.4\r\n" in race.term.seen
+    race.term.proc.send_signal(signal.SIGINT)
+    assert race.term.finish() == 130
+    assert listener_closed(race.link)

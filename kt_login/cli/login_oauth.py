@@ -192,13 +192,22 @@ def _remote_sign_in(
     allows it), the link whose provider page shows an answer to paste back, and the loopback
     listener's one-time link, all at once; the first to finish wins."""
     prompt = PastePrompt(inv, sys.stdin.fileno(), intro=())
+    ssh = ssh_session(inv.app.env)
+
+    def tunnel(doors: Doors) -> list[str] | None:
+        # Over SSH with a fixed port (the profile's), the listener's link works from the
+        # person's own computer through `ssh -L` (issue 13 item 3).
+        if ssh is None or login.port == 0:
+            return None
+        return ssh.tunnel(urlsplit(doors.redirect_uri).port or 0, login.redirect_host)
+
     signed = race_sign_in(
         login,
         http=inv.http(),
-        show=lambda doors: show_doors(inv, doors, show_qr=show_qr),
+        show=lambda doors: show_doors(inv, doors, show_qr=show_qr, tunnel=tunnel(doors)),
         paste=prompt,
         on_device_stopped=lambda why: prompt.interject(
-            f"the device code can no longer be used ({why}); the links still work"
+            f"the device code can no longer be used: {why}; sign in with a link above instead"
         ),
         with_device=with_device,
         needs_remote_page=needs_remote_page,
@@ -208,9 +217,12 @@ def _remote_sign_in(
     _finish(inv, signed, login, store, method="browser")
 
 
-def show_doors(inv: Invocation, doors: Doors, *, show_qr: bool) -> None:
+def show_doors(
+    inv: Invocation, doors: Doors, *, show_qr: bool, tunnel: list[str] | None = None
+) -> None:
     """Every way in that is open, the first to finish wins: the device code, the link to open
-    anywhere (its page shows what to paste back), the loopback listener's one-time link."""
+    anywhere (its page shows what to paste back), the loopback listener's one-time link (and
+    `tunnel`, the `ssh -L` command that lets the person's own browser reach it)."""
     say = inv.console.info
     port = urlsplit(doors.redirect_uri).port or 0
     say("Sign in whichever way is at hand; the first to finish wins, the others are cancelled.")
@@ -230,6 +242,9 @@ def show_doors(inv: Invocation, doors: Doors, *, show_qr: bool) -> None:
         say("through a port forward); it works once. If the browser is elsewhere and its")
         say("redirect never arrives, paste the address it ended on here:")
     say(f"  {doors.link}")
+    if tunnel is not None:
+        say("This is an SSH session: on your own computer, this forwards that port to kt here:")
+        say(f"  {run_hint(*tunnel)}")
 
 
 def _can_prompt(inv: Invocation) -> bool:
