@@ -357,3 +357,19 @@ def test_over_ssh_with_the_profile_s_port_the_tunnel_command_is_shown(env, serve
     race.term.proc.send_signal(signal.SIGINT)
     assert race.term.finish() == 130
     assert listener_closed(race.link)
+
+
+def test_with_pushed_requests_both_links_are_short_and_the_loopback_wins(
+    tmp_path, devserver_factory
+):
+    """A provider with a PAR endpoint (RFC 9126): each request is pushed on its own."""
+    par = devserver_factory("--par", "--device-interval", "1")
+    env = base_env(tmp_path, KEEPTRUSTS_API_URL=par.url)
+    race = start_race(env, "--remote")
+    assert race.remote_url is not None and "request_uri=" in race.remote_url
+    target = one_time_target(race.link)
+    assert "request_uri=" in target and target != race.remote_url
+    callback = browser_answer(par, target)
+    assert httpx2.get(callback, headers={"Sec-Fetch-Mode": "navigate"}).status_code == 200
+    assert race.term.finish() == 0, race.term.seen
+    assert listener_closed(race.link) and signed_in(env)
