@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import ssl
+import threading
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -120,16 +121,22 @@ class TlsWhenNeeded(httpx2.BaseTransport):
         self._options = options
         self._tls: httpx2.HTTPTransport | None = None
         self._plain: httpx2.HTTPTransport | None = None
+        self._lock = threading.Lock()  # a sign-in fetches the provider's keys in a thread
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        if request.url.scheme == "http":
-            if self._plain is None:
-                trusts_nothing = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                self._plain = httpx2.HTTPTransport(**{**self._options, "verify": trusts_nothing})
-            return self._plain.handle_request(request)
-        if self._tls is None:
-            self._tls = httpx2.HTTPTransport(**self._options)
-        return self._tls.handle_request(request)
+        with self._lock:
+            if request.url.scheme == "http":
+                if self._plain is None:
+                    trusts_nothing = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                    self._plain = httpx2.HTTPTransport(
+                        **{**self._options, "verify": trusts_nothing}
+                    )
+                transport = self._plain
+            else:
+                if self._tls is None:
+                    self._tls = httpx2.HTTPTransport(**self._options)
+                transport = self._tls
+        return transport.handle_request(request)
 
     def close(self) -> None:
         for transport in (self._plain, self._tls):

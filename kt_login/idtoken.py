@@ -13,7 +13,9 @@ once a minute; keys that do not parse are ignored (ID-05).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -110,16 +112,33 @@ class KeyCache:
         self._monotonic = monotonic
         self._keys: list[Any] | None = None
         self._refetched_at: float | None = None
+        self._lock = threading.Lock()  # one fetch at a time: see fetch_in_background
 
     def keys(self, *, refetch: bool = False) -> list[Any]:
-        if self._keys is None:
-            self._keys = self._fetch()
-        elif refetch:
-            now = self._monotonic()
-            if self._refetched_at is None or now - self._refetched_at >= REFETCH_INTERVAL:
-                self._refetched_at = now
+        with self._lock:
+            if self._keys is None:
                 self._keys = self._fetch()
-        return self._keys
+            elif refetch:
+                now = self._monotonic()
+                if self._refetched_at is None or now - self._refetched_at >= REFETCH_INTERVAL:
+                    self._refetched_at = now
+                    self._keys = self._fetch()
+            return self._keys
+
+    def fetch_in_background(self) -> None:
+        """Fetch the keys now, and import what checks a signature, in a daemon thread (issue
+        16: while the person is still at the provider). `keys()` waits for that fetch; if it
+        failed, `keys()` fetches again itself, so the check meets and reports the failure."""
+
+        def fetch() -> None:
+            # Anything that goes wrong is met again, and reported, by the check itself; a
+            # thread must never print a traceback of its own.
+            with contextlib.suppress(Exception):
+                from joserfc import jws  # noqa: F401 - imported now for verify_signature
+
+                self.keys()
+
+        threading.Thread(target=fetch, name="kt-provider-keys", daemon=True).start()
 
 
 def provider_keys(jwks_uri: str, http: httpx2.Client) -> KeyCache:

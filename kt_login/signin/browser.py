@@ -26,7 +26,14 @@ from ..flows.discovery import ProviderMetadata, discover
 from ..flows.pkce import new_state
 from ..flows.tokens import TokenResponse, exchange_code
 from ..text import run_hint
-from .oidc import SignedIn, SignInRequest, checked_sign_in, scope_explained, scope_to_ask
+from .oidc import (
+    SignedIn,
+    SignInRequest,
+    checked_sign_in,
+    fetch_keys_early,
+    scope_explained,
+    scope_to_ask,
+)
 
 # Token-endpoint errors that say something other than "this code was refused".
 _NOT_ABOUT_THE_CODE = frozenset(
@@ -58,6 +65,7 @@ def browser_sign_in(
     judged like the callback, first one wins (`callback_server.receive`); what is pasted then
     meets the same checks as a callback (state, iss, one code exchange)."""
     meta = drive(discover(login.issuer), http)
+    fetch_keys_early(meta, http)
     scope = scope_to_ask(login, meta)
     state = new_state()
     pending: list[AuthorizationRequest] = []

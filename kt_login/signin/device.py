@@ -14,7 +14,14 @@ from ..flows import drive
 from ..flows.device import DeviceAuthorization, poll, request_device_code
 from ..flows.discovery import ProviderMetadata, discover
 from ..text import run_hint
-from .oidc import SignedIn, SignInRequest, checked_sign_in, scope_explained, scope_to_ask
+from .oidc import (
+    SignedIn,
+    SignInRequest,
+    checked_sign_in,
+    fetch_keys_early,
+    scope_explained,
+    scope_to_ask,
+)
 
 
 def device_sign_in(
@@ -85,7 +92,9 @@ def provider_with_device_grant(
     login: SignInRequest, *, http: httpx2.Client, meta: ProviderMetadata | None = None
 ) -> ProviderMetadata:
     """The issuer's metadata (discovered unless given), which must offer the device grant."""
-    meta = meta or drive(discover(login.issuer), http)
+    if meta is None:
+        meta = drive(discover(login.issuer), http)
+        fetch_keys_early(meta, http)
     if meta.device_authorization_endpoint is None:
         raise DeviceFlowUnavailable(
             f"{login.issuer} does not offer device sign-in: "

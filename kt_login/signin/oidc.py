@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import httpx2
@@ -19,7 +20,7 @@ from ..flows.discovery import ProviderMetadata
 from ..flows.tokens import TokenResponse, revoke_grant
 from ..flows.userinfo import get_userinfo
 from ..identity import display_name
-from ..idtoken import IdClaims, provider_keys, validate_id_token
+from ..idtoken import IdClaims, KeyCache, provider_keys, validate_id_token
 from ..session import OAUTH, Session
 from ..text import clean, run_hint
 
@@ -162,6 +163,31 @@ def revoked_if_refused(
         raise
 
 
+# The provider keys one sign-in fetched early (fetch_keys_early), for its own ID-token check.
+_early_keys: ContextVar[tuple[str, httpx2.Client, KeyCache] | None] = ContextVar(
+    "kt_early_keys", default=None
+)
+
+
+def fetch_keys_early(meta: ProviderMetadata, http: httpx2.Client) -> None:
+    """Start fetching the provider's keys (KeyCache.fetch_in_background) as soon as the
+    metadata is known, so that after the callback or the approval the ID token is checked with
+    keys already in memory (issue 16). The check uses them when it asks for the same jwks_uri
+    over the same client."""
+    if meta.jwks_uri is None:
+        return
+    cache = provider_keys(meta.jwks_uri, http)
+    cache.fetch_in_background()
+    _early_keys.set((meta.jwks_uri, http, cache))
+
+
+def _keys_for(jwks_uri: str, http: httpx2.Client) -> KeyCache:
+    early = _early_keys.get()
+    if early is not None and early[0] == jwks_uri and early[1] is http:
+        return early[2]
+    return provider_keys(jwks_uri, http)
+
+
 def id_claims(
     tokens: TokenResponse,
     meta: ProviderMetadata,
@@ -187,7 +213,7 @@ def id_claims(
         raise ValidationFailed("the provider publishes no jwks_uri to verify its ID tokens")
     return validate_id_token(
         tokens.id_token,
-        keys=provider_keys(meta.jwks_uri, http),
+        keys=_keys_for(meta.jwks_uri, http),
         issuer=meta.issuer,
         client_id=client_id,
         now=now,

@@ -43,7 +43,7 @@ from ..flows.pkce import new_state
 from ..text import run_hint
 from .browser import listener_error, signed_in_with
 from .device import DeviceStarted, start_device_sign_in, wait_for_approval
-from .oidc import SignedIn, SignInRequest, scope_explained, scope_to_ask
+from .oidc import SignedIn, SignInRequest, fetch_keys_early, scope_explained, scope_to_ask
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,7 @@ def race_sign_in(
     `kt auth login --remote`)."""
     again = again or run_hint("kt", "auth", "login", "--remote")
     meta = drive(discover(login.issuer), http)
+    fetch_keys_early(meta, http)
     if needs_remote_page and meta.remote_redirect_uri is None:
         raise KtError(
             f"{login.issuer} has no page that shows a sign-in's answer to copy (its metadata"
