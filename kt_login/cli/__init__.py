@@ -226,4 +226,16 @@ def _debug() -> bool:
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    # Python's own shutdown (clearing ~700 modules, collecting garbage) cost a browser sign-in,
+    # which has loaded aiohttp, joserfc and cryptography, more than its work after the
+    # callback (issue 16). By now kt has closed what it opened and joined what it started:
+    # flush what was written and leave.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (`kt … | head`), a closed stream
+            pass
+    if "logging" in sys.modules:  # --debug's handler
+        sys.modules["logging"].shutdown()
+    os._exit(code)
