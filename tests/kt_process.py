@@ -321,12 +321,14 @@ def login_blocked_on_password(
 
 
 def imported_modules(args: tuple[str, ...], env: dict[str, str]) -> set[str]:
-    """The modules a `kt ARGS` process has loaded when it ends."""
+    """The modules a `kt ARGS` process has loaded when it ends (kt's own `main`: `entry` leaves
+    by os._exit, before anything could list them)."""
     code = (
-        "import sys, runpy\n"
+        "import sys\n"
         f"sys.argv = ['kt', *{list(args)!r}]\n"
+        "from kt_login.cli import main\n"
         "try:\n"
-        "    runpy.run_module('kt_login', run_name='__main__')\n"
+        "    main()\n"
         "except SystemExit:\n"
         "    pass\n"
         "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n"

@@ -155,11 +155,12 @@ def test_PX_01_a_socks_proxy_is_a_clear_error_not_a_crash(
 # --------------------------------------------------------------------------- case 5: unbounded
 
 
-# `python -m kt_login`, reporting on exit the high-water mark of its own address space (VmHWM).
+# `kt`, reporting on exit the high-water mark of its own address space (VmHWM).
 # Not the rusage of os.wait4: a child spawned by vfork + exec inherits its parent's peak RSS as
 # its ru_maxrss, so that figure was pytest's once the suite's process grew past the limit.
+# kt's own `main` (its `entry` leaves by os._exit, so nothing would run after it).
 MEASURED = """
-import atexit, os, runpy, sys
+import os, sys
 
 def report():
     with open("/proc/self/status") as status:
@@ -167,9 +168,13 @@ def report():
     with open(os.environ["KT_TEST_PEAK_FILE"], "w") as out:
         out.write(str(kib * 1024))
 
-atexit.register(report)
 sys.argv[0] = "kt"
-runpy.run_module("kt_login", run_name="__main__", alter_sys=True)
+from kt_login.cli import main
+try:
+    code = main()
+finally:
+    report()
+sys.exit(code)
 """
 
 
