@@ -5,6 +5,7 @@ pseudo-terminal against kt-devserver)."""
 from __future__ import annotations
 
 import re
+import socket
 
 from tests.kt_process import kt
 from tests.terminal import Terminal
@@ -51,4 +52,56 @@ def test_browser_whose_redirect_never_reaches_kt_pastes_the_address(env, page):
         page.click("button[name=decision][value=approve]", no_wait_after=True)
     term.type(stopped.value.url)  # copied from the address bar
     assert term.finish() == 0, term.seen
+    assert kt("auth", "whoami", env=env).code == 0
+
+
+# --- the race of --remote (issue 13 item 1): device code, pasted answer and loopback at once --
+
+
+def _race(env):
+    term = Terminal(
+        ["auth", "login", "--remote", "--insecure-storage", "--no-qr"], env, columns=400
+    )
+    seen = term.expect(PROMPT)
+    (code,) = re.findall(r"enter the code:\s+(\S+)", seen)
+    (link,) = re.findall(r"  (http://127\.0\.0\.1:\d+/[A-Za-z0-9_-]{43})\s", seen)
+    return term, code, link
+
+
+def _closed(link):
+    port = int(link.split(":")[2].split("/")[0])
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_race_the_loopback_link_in_chromium_wins(env, page, devserver):
+    """A browser that reaches kt's listener (here, or through a port forward) signs in; the
+    prompt ends on its own line and the device code is never used."""
+    term, _, link = _race(env)
+    page.goto(link)
+    sign_in_and_approve(page)
+    page.wait_for_selector("text=Sign-in received")  # kt's own page, from its listener
+    assert term.finish() == 0, term.seen
+    after = term.seen.split(PROMPT, 1)[1]
+    assert after.startswith("\r\n") and "Logged in to" in after
+    assert _closed(link)
+    assert kt("auth", "whoami", env=env).code == 0
+
+
+def test_race_the_device_code_approved_in_chromium_wins(env, page, devserver):
+    """Chromium as the person's phone: the code entered on the device page; kt's prompt and
+    listener end with it."""
+    term, code, link = _race(env)
+    page.goto(devserver.url + "/device")
+    page.fill("input[name=user_code]", code)
+    page.click("button[type=submit]")
+    page.click("button[name=decision][value=continue]")
+    sign_in_and_approve(page)
+    page.wait_for_selector("text=You can return to your device")
+    assert term.finish() == 0, term.seen
+    assert "Logged in to" in term.seen.split(PROMPT, 1)[1]
+    assert _closed(link)
     assert kt("auth", "whoami", env=env).code == 0
