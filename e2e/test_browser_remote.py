@@ -1,6 +1,7 @@
 """Paste-back in Chromium (issue 13 item 1): the browser cannot send the sign-in back to kt's
 loopback listener, and the person pastes what it shows into kt's prompt (the real `kt` on a
-pseudo-terminal against kt-devserver)."""
+pseudo-terminal against kt-devserver). And --remote's race: the loopback link or the device code,
+whichever Chromium finishes, wins."""
 
 from __future__ import annotations
 
