@@ -35,35 +35,6 @@ def ci() -> Iterator[HostileAS]:
     server.stop()
 
 
-def devserver_cli(server: DevServer, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kt_devserver", *args, "--db", str(server.db_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
-
-
-def trust(server: DevServer, ci: HostileAS, *extra: str, name: str = "deploy") -> None:
-    done = devserver_cli(
-        server,
-        "trust",
-        "add",
-        name,
-        "--issuer",
-        ci.issuer,
-        "--audience",
-        server.url,
-        "--claim",
-        "repository=acme/app",
-        "--claim",
-        "ref=refs/heads/*",
-        *(extra or ("--scope", "gateways:read", "--scope", "configurations:read")),
-    )
-    assert done.returncode == 0, done.stderr
-
-
 @pytest.fixture
 def http(devserver: DevServer) -> Iterator[httpx2.Client]:
     with httpx2.Client(base_url=devserver.url, timeout=15) as client:
@@ -93,7 +64,7 @@ def test_metadata_lists_token_exchange(http: httpx2.Client) -> None:
 def test_a_trusted_ci_token_becomes_a_short_lived_api_token(
     http: httpx2.Client, devserver: DevServer, ci: HostileAS
 ) -> None:
-    trust(devserver, ci, "--scope", "gateways:read", "--lifetime", "600")
+    devserver.trust(ci.issuer, "--scope", "gateways:read", "--lifetime", "600")
     reply = exchange(http, ci.ci_token(devserver.url))
     assert reply.status_code == 200, reply.text
     body = reply.json()
@@ -120,7 +91,7 @@ def test_a_trusted_ci_token_becomes_a_short_lived_api_token(
 def test_scope_asked_for_within_the_rule_and_not_beyond(
     http: httpx2.Client, devserver: DevServer, ci: HostileAS
 ) -> None:
-    trust(devserver, ci)
+    devserver.trust(ci.issuer)
     narrowed = exchange(http, ci.ci_token(devserver.url), scope="configurations:read")
     assert narrowed.json()["scope"] == "configurations:read"
     beyond = exchange(http, ci.ci_token(devserver.url), scope="gateways:write")
@@ -131,13 +102,13 @@ def test_scope_asked_for_within_the_rule_and_not_beyond(
 def test_a_rule_cannot_grant_token_scopes_or_trust_every_token(
     devserver: DevServer, ci: HostileAS
 ) -> None:
-    refused = devserver_cli(
-        devserver, "trust", "add", "x", "--issuer", ci.issuer, "--audience", "a",
+    refused = devserver.admin(
+        "trust", "add", "x", "--issuer", ci.issuer, "--audience", "a",
         "--claim", "repository=acme/app", "--scope", "tokens:write",
     )  # fmt: skip
     assert refused.returncode == 2
-    no_claim = devserver_cli(
-        devserver, "trust", "add", "x", "--issuer", ci.issuer, "--audience", "a",
+    no_claim = devserver.admin(
+        "trust", "add", "x", "--issuer", ci.issuer, "--audience", "a",
         "--scope", "gateways:read",
     )  # fmt: skip
     assert no_claim.returncode == 2
@@ -147,12 +118,12 @@ def test_a_rule_cannot_grant_token_scopes_or_trust_every_token(
 def test_removing_the_rule_revokes_its_tokens(
     http: httpx2.Client, devserver: DevServer, ci: HostileAS
 ) -> None:
-    trust(devserver, ci)
+    devserver.trust(ci.issuer)
     token = exchange(http, ci.ci_token(devserver.url)).json()["access_token"]
     assert whoami(http, token).status_code == 200
-    listed = devserver_cli(devserver, "trust", "list")
+    listed = devserver.admin("trust", "list")
     assert listed.stdout.startswith("deploy (Acme): " + ci.issuer)
-    assert devserver_cli(devserver, "trust", "remove", "deploy").returncode == 0
+    assert devserver.admin("trust", "remove", "deploy").returncode == 0
     assert whoami(http, token).status_code == 401
     assert exchange(http, ci.ci_token(devserver.url)).json()["error"] == "invalid_grant"
 
@@ -212,7 +183,7 @@ def test_delegation_refusals(http: httpx2.Client, form: dict[str, str], error: s
 
 
 def test_no_scope_beyond_the_session(http: httpx2.Client, devserver: DevServer) -> None:
-    assert devserver_cli(devserver, "role", ALICE[0], "member").returncode == 0
+    assert devserver.admin("role", ALICE[0], "member").returncode == 0
     reply = exchange(
         http, _session_token(http), ACCESS_TOKEN, scope="gateways:write", actor="agent:bot"
     )
