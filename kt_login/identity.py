@@ -39,3 +39,13 @@ def session_name(session: Session) -> str:
             "sub": session.subject or session.user_id,
         }
     )
+
+
+def actor_name(act: object) -> str | None:
+    """Who acts for the user, from an RFC 8693 §4.1 `act` object ({"sub": "agent:deploy-bot"}),
+    as shown to people ("agent deploy-bot"), cleaned; None when there is no actor."""
+    sub = act.get("sub") if isinstance(act, Mapping) else None
+    if not isinstance(sub, str) or not sub.strip():
+        return None
+    kind, sep, name = sub.strip().partition(":")
+    return clean(f"{kind} {name}" if sep and kind and name else sub.strip())

@@ -13,7 +13,7 @@ import click
 
 from ..api import Account
 from ..authenticate import ENVIRONMENT
-from ..identity import display_name, session_name
+from ..identity import actor_name, display_name, session_name
 from ..session import Session
 from ..text import clean
 from .app import Invocation, common_options
@@ -53,8 +53,12 @@ def run_whoami(inv: Invocation) -> None:
         *_stored_identity(inv, source),
     )
     name = f" ({clean(account.name)})" if account.name and clean(account.name) != who else ""
+    actor = actor_name(account.reply.get("act"))  # a delegated token (RFC 8693 §4.1)
+    acting = {} if actor is None else {"on_behalf_of": who}
     lines = [
-        f"Logged in to {api_url} as {who}{name}",
+        f"Logged in to {api_url} as "
+        + (f"{who}{name}" if actor is None else f"{actor} on behalf of {who}{name}"),
+        *_federated_lines(account.reply.get("federated")),
         f"Organization: {clean(_known(account.organization))}",
         f"Role: {clean(_known(account.role))}",
         f"Scopes: {clean(', '.join(account.scopes)) or '(none)'}",
@@ -68,9 +72,18 @@ def run_whoami(inv: Invocation) -> None:
             "api_url": api_url,
             "api_asked": True,
             "credential_source": source,
+            **acting,
         },
         lines,
     )
+
+
+def _federated_lines(federated: object) -> list[str]:
+    """A CI sign-in's token: the external identity the server exchanged for it."""
+    if not isinstance(federated, dict):
+        return []
+    subject, issuer = federated.get("subject"), federated.get("issuer")
+    return [f"Federated from: {clean(str(subject))} at {clean(str(issuer))}"]
 
 
 def show_provider_identity(inv: Invocation, session: Session, source: str) -> None:
