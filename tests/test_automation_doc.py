@@ -1,6 +1,7 @@
 """docs/automation.md is true: every `sh` block runs, in order, in one working directory, with
 the real `kt` on PATH against a kt-devserver (alice signed in as the person who creates the CI
-token); its exit-code table is the README's."""
+token; a trust rule for a stub CI issuer that answers GitHub Actions' identity token request, as
+ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN name it); its exit-code table is the README's."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx2
 
 from kt_devserver import demo
+from tests.adversarial.hostile_as import ACTIONS_TOKEN_PATH, HostileAS
 from tests.fixtures.oauth_client import form_of
 from tests.kt_process import ALICE, REPO, base_env, password_login
 
@@ -43,7 +45,22 @@ def exit_code_rows(text: str) -> list[str]:
 
 
 def test_every_command_in_the_automation_recipes_runs(tmp_path: Path, devserver):
-    env = base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url)
+    github = HostileAS().start()  # the CI's OIDC issuer, trusted for acme/app's branches
+    try:
+        github.actions_request_token = "gha-request-token"  # noqa: S105 - test value
+        devserver.trust(github.issuer)
+        _run_recipes(tmp_path, devserver, github)
+    finally:
+        github.stop()
+
+
+def _run_recipes(tmp_path: Path, devserver, github: HostileAS) -> None:
+    env = base_env(
+        tmp_path,
+        KEEPTRUSTS_API_URL=devserver.url,
+        ACTIONS_ID_TOKEN_REQUEST_URL=github.issuer + ACTIONS_TOKEN_PATH + "?api-version=2.0",
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN="gha-request-token",
+    )
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # the `kt` of this checkout
     assert password_login(env, ALICE, "--insecure-storage").code == 0
     work = tmp_path / "work"
@@ -72,6 +89,11 @@ def test_every_command_in_the_automation_recipes_runs(tmp_path: Path, devserver)
     whoami, _ = json.JSONDecoder().raw_decode(ci)
     assert whoami["auth_method"] == "api_token" and whoami["token"]["name"] == "ci-deploy"
     assert "KEEPTRUSTS_API_TOKEN" in ci
+    (federated,) = [
+        out for block, out in zip(blocks, outputs, strict=True) if "--federated" in block
+    ]
+    assert json.loads(federated)["auth_method"] == "federated"
+    assert "gha-request-token" not in "".join(outputs)
     printed = json.loads((work / "token.json").read_text())
     assert printed["access_token"] and printed["expires_in"] >= 600
     assert printed["credential_source"] == "file (plaintext)"

@@ -18,6 +18,7 @@ from ..signin.password import password_sign_in
 from ..store.pending import check_handle
 from .app import Invocation, common_options, read_secret_line
 from .examples import examples
+from .login_federated import FederatedOptions, run_federated_login
 from .login_oauth import run_browser_login, run_device_login, run_remote_login
 from .login_steps import run_browser_start, run_cancel, run_complete, run_device_start
 from .step_up import code_rejected, continue_hints, prompt_code
@@ -49,6 +50,11 @@ class LoginOptions:
     complete: str | None = None
     wait: int = 300
     cancel: str | None = None
+    federated: bool = False
+    subject_token_file: str | None = None
+    subject_token_env: str | None = None
+    audience: str | None = None
+    no_store: bool = False
 
 
 @examples(
@@ -58,6 +64,7 @@ class LoginOptions:
     "kt auth login --browser --yes",
     'echo "$PASSWORD" | kt auth login --email you@example.com --password-stdin',
     "kt auth login --with-token < token.txt",
+    'export KEEPTRUSTS_API_TOKEN="$(kt auth login --federated --no-store)"',
     "kt --profile staging auth login --api-url https://api.staging.example.com",
 )
 @click.command()
@@ -171,6 +178,36 @@ class LoginOptions:
     "when it has not come; run --complete again).",
 )
 @click.option("--cancel", metavar="HANDLE", help="Forget the sign-in --start began.")
+@click.option(
+    "--federated",
+    is_flag=True,
+    help="CI sign-in with the job's own identity token, exchanged for a short-lived session "
+    "(RFC 8693) as the server's trust rules allow: from --subject-token-file, "
+    "--subject-token-env, or GitHub Actions' ACTIONS_ID_TOKEN_REQUEST_URL and "
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN.",
+)
+@click.option(
+    "--subject-token-file",
+    metavar="PATH",
+    help="With --federated: a file holding the identity token (a JWT).",
+)
+@click.option(
+    "--subject-token-env",
+    metavar="NAME",
+    help="With --federated: the environment variable holding the identity token.",
+)
+@click.option(
+    "--audience",
+    metavar="AUD",
+    help="With --federated in GitHub Actions: the audience of the token to ask for "
+    "(default: the API URL).",
+)
+@click.option(
+    "--no-store",
+    is_flag=True,
+    help="With --federated: keep nothing; print the access token alone on stdout, to use as "
+    "KEEPTRUSTS_API_TOKEN in the commands that follow.",
+)
 @common_options
 def login(inv: Invocation, **flags: Any) -> None:
     """Sign in; the session is kept for later commands.
@@ -199,6 +236,11 @@ def login(inv: Invocation, **flags: Any) -> None:
     the code and URL) and a handle and exits at once; --complete HANDLE [--wait SECONDS]
     finishes it; --with-token < FILE keeps an existing API token.
 
+    For CI: --federated exchanges the job's identity token (GitHub Actions' own, or
+    --subject-token-file/--subject-token-env) for a session of the scopes and lifetime the
+    server's trust rule grants, without any stored secret; --no-store prints its access token
+    instead of keeping it.
+
     Without a method flag: password when --email is given; else the method
     KEEPTRUSTS_LOGIN_METHOD or the profile's `login_method` names (device, browser, or paste as
     --remote; `kt config set login_method device`); else the browser when one can be opened,
@@ -209,6 +251,9 @@ def login(inv: Invocation, **flags: Any) -> None:
 
 
 def run_login(inv: Invocation, opts: LoginOptions) -> None:
+    if opts.federated or _federated_flags(opts):
+        run_federated(inv, opts)
+        return
     if opts.start or opts.complete or opts.cancel:
         run_two_step(inv, opts)
         return
@@ -420,6 +465,55 @@ def run_two_step(inv: Invocation, opts: LoginOptions) -> None:
         issuer=opts.issuer,
         client_id=opts.client_id,
         scope=opts.scope,
+    )
+
+
+def _federated_flags(opts: LoginOptions) -> list[str]:
+    return [
+        flag
+        for flag, given in (
+            ("--subject-token-file", opts.subject_token_file is not None),
+            ("--subject-token-env", opts.subject_token_env is not None),
+            ("--audience", opts.audience is not None),
+            ("--no-store", opts.no_store),
+        )
+        if given
+    ]
+
+
+def run_federated(inv: Invocation, opts: LoginOptions) -> None:
+    """--federated: the CI's identity token exchanged (cli/login_federated.py)."""
+    if not opts.federated:
+        raise UsageError(f"{', '.join(_federated_flags(opts))} go with --federated")
+    others = [
+        flag
+        for flag, given in (
+            ("--email", opts.email),
+            ("--password/--password-stdin", opts.password is not None or opts.password_stdin),
+            ("--browser/--no-browser/--remote", opts.browser or opts.no_browser or opts.remote),
+            ("--device", opts.device),
+            ("--with-token", opts.with_token),
+            ("--start/--complete/--cancel", opts.start or opts.complete or opts.cancel),
+            ("--port/--redirect-host", opts.port is not None or opts.redirect_host),
+        )
+        if given
+    ]
+    if others:
+        raise UsageError(
+            f"--federated signs in with the CI's identity token: drop {', '.join(others)}"
+        )
+    run_federated_login(
+        inv,
+        FederatedOptions(
+            subject_token_file=opts.subject_token_file,
+            subject_token_env=opts.subject_token_env,
+            audience=opts.audience,
+            scope=opts.scope,
+            issuer=opts.issuer,
+            client_id=opts.client_id,
+            insecure_storage=opts.insecure_storage,
+            no_store=opts.no_store,
+        ),
     )
 
 
