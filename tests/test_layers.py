@@ -3,7 +3,8 @@
     kt_login.cli (commands, presentation)
       > use cases: kt_login.signin, kt_login.authenticate, kt_login.config_edit,
         kt_login.doctor, the public library (kt_login/__init__)
-      > kt_login.api, .store, .flows, .dpop, .idtoken, .refresh, .browser, .debuglog
+      > kt_login.api, .store, .flows, .dpop, .idtoken, .refresh, .browser, .clipboard,
+        .debuglog
       > kt_login.config, .session, .errors, .text, .trusted_files, .identity, .www_authenticate
 
 callback_server imports nothing of kt_login; kt_devserver only kt_login's flows, idtoken, text,
@@ -39,6 +40,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "kt_login.idtoken",
         "kt_login.refresh",
         "kt_login.browser",
+        "kt_login.clipboard",
         "kt_login.debuglog",
     ),
     (

@@ -28,6 +28,7 @@ from ..signin.race import Doors, race_sign_in
 from ..store import CredentialStore
 from ..text import clean, run_hint, shell_words
 from .app import Invocation
+from .copy_code import copy_user_code
 from .open_prompt import EnterToOpen, can_ask, provider_host
 from .views import logged_in_line, replaced, replaced_line, session_document
 
@@ -454,6 +455,7 @@ def run_device_login(
     show_qr: bool,
     timeout: int = 300,
     race: bool = False,
+    clipboard: bool = False,
 ) -> None:
     """`kt auth login --device`; `race` (the automatic choice where no browser can be opened):
     on a terminal, the device code races paste-back and the loopback listener, as --remote."""
@@ -475,7 +477,9 @@ def run_device_login(
         signed = device_sign_in(
             login,
             http=inv.http(),
-            show_code=lambda auth: show_device_code(inv, auth, show_qr=show_qr),
+            show_code=lambda auth: show_device_code(
+                inv, auth, show_qr=show_qr, clipboard=clipboard
+            ),
             on_wait=countdown.update if countdown else None,
             clock=inv.app.clock,
         )
@@ -500,13 +504,17 @@ def run_device_login(
     _finish(inv, signed, login, store, method="device")
 
 
-def show_device_code(inv: Invocation, auth: DeviceAuthorization, *, show_qr: bool) -> None:
-    """The code, where to enter it, a QR code, and the phishing warning (DV-03, DV-05)."""
+def show_device_code(
+    inv: Invocation, auth: DeviceAuthorization, *, show_qr: bool, clipboard: bool = False
+) -> None:
+    """The code, where to enter it, a QR code, and the phishing warning (DV-03, DV-05); with
+    `clipboard`, the user code copied too (copy_code)."""
     if auth.interval_capped:
         inv.console.warn(
             f"the server asks kt to wait more than {auth.interval:g} s between polls;"
             f" kt polls every {auth.interval:g} s"
         )
+    copied = copy_user_code(inv, auth.user_code) if clipboard else None
     if inv.json_mode:
         inv.console.progress(
             {
@@ -514,12 +522,15 @@ def show_device_code(inv: Invocation, auth: DeviceAuthorization, *, show_qr: boo
                 "verification_uri_complete": auth.verification_uri_complete,
                 "user_code": auth.user_code,
                 "expires_in": int(auth.expires_in),
+                **({"clipboard": copied.document()} if copied else {}),
             }
         )
         return
     say = inv.console.info
     say(f"To sign in, open {auth.verification_uri} on your phone or computer")
     say(f"and enter the code:   {clean(auth.user_code)}")
+    if copied is not None:
+        say(copied.line())
     if show_qr and auth.verification_uri_complete:
         say("or scan this QR code, which opens that page with the code filled in:")
         segno.make(auth.verification_uri_complete, error="m").terminal(
