@@ -16,6 +16,7 @@ platform's user config dir. Only kt reads it; nothing secret belongs in it.
                                           # [::1], or localhost (both, for IP-literal refusers)
     login_method = "device"               # kt auth login without a method flag: device,
                                           # browser, or paste (as --remote)
+    clipboard = true                      # device sign-ins copy the code (as --clipboard)
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ PROFILE_KEYS = (
     "port",
     "redirect_host",
     "login_method",
+    "clipboard",
 )
 # The loopback port of browser sign-ins; 0 lets the system pick a free one.
 ANY_PORT = 0
@@ -61,6 +63,9 @@ DEFAULT_REDIRECT_HOST = "127.0.0.1"
 # "paste" is --remote: the link to open anywhere and the provider's answer pasted back.
 LOGIN_METHODS = ("device", "browser", "paste")
 AUTO_LOGIN_METHOD = "auto"
+# Whether device sign-ins copy the user code to the clipboard (as --clipboard, issue 12):
+# config.toml may say it as a TOML boolean or as the string `kt config set` writes.
+SWITCH_VALUES = ("true", "false")
 
 ENV_API_URL = "KEEPTRUSTS_API_URL"
 ENV_API_TOKEN = "KEEPTRUSTS_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
@@ -106,6 +111,8 @@ class Settings:
     # The sign-in method without a method flag: KEEPTRUSTS_LOGIN_METHOD, else the profile's
     # `login_method`, else "auto" (kt chooses by what the machine can do).
     login_method: Setting = Setting(AUTO_LOGIN_METHOD, DEFAULT)
+    # "true": a device sign-in copies its user code (the profile's `clipboard`, or --clipboard).
+    clipboard: Setting = Setting("false", DEFAULT)
     # What config.toml holds that kt does not read, said with the nearest key kt knows.
     unknown_keys: tuple[str, ...] = ()
 
@@ -126,6 +133,7 @@ class Settings:
                 ("port", self.port),
                 ("redirect_host", self.redirect_host),
                 ("login_method", self.login_method),
+                ("clipboard", self.clipboard),
             )
         }
 
@@ -195,6 +203,10 @@ def check_setting(key: str, value: str) -> str:
     if key == "login_method":
         if value not in LOGIN_METHODS:
             raise UsageError(f"login_method must be {_one_of(LOGIN_METHODS)}, not {value!r}")
+        return value
+    if key == "clipboard":
+        if value not in SWITCH_VALUES:
+            raise UsageError(f"clipboard must be {_one_of(SWITCH_VALUES)}, not {value!r}")
         return value
     raise UsageError(f"unknown setting {key!r}")
 
@@ -423,6 +435,13 @@ def resolve(
             env_value=env.get(ENV_LOGIN_METHOD) or None,
             env_name=ENV_LOGIN_METHOD,
             default=AUTO_LOGIN_METHOD,
+        ),
+        clipboard=_choice(
+            {k: str(v).lower() if isinstance(v, bool) else v for k, v in section.items()},
+            "clipboard",
+            SWITCH_VALUES,
+            Path(cdir.value) / CONFIG_FILE,
+            default="false",
         ),
     )
 

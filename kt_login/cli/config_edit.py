@@ -15,8 +15,9 @@ from .app import Invocation, common_options
 KEYS_HELP = """
     \b
     Keys: profile, credential_store (top level: the active profile, the default store);
-    api_url, credential_store, issuer, client_id, port, redirect_host, login_method (a
-    profile's: with --profile, or for the active profile when the key has no top-level place).
+    api_url, credential_store, issuer, client_id, port, redirect_host, login_method,
+    clipboard (a profile's: with --profile, or for the active profile when the key has no
+    top-level place).
 """
 
 

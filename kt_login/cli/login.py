@@ -45,6 +45,7 @@ class LoginOptions:
     scope: str | None = None
     device: bool = False
     no_qr: bool = False
+    clipboard: bool = False
     with_token: bool = False
     start: bool = False
     complete: str | None = None
@@ -60,6 +61,7 @@ class LoginOptions:
 @examples(
     "kt auth login",
     "kt auth login --device",
+    "kt auth login --device --clipboard",
     "kt auth login --browser --no-browser",
     "kt auth login --browser --yes",
     'echo "$PASSWORD" | kt auth login --email you@example.com --password-stdin',
@@ -151,6 +153,13 @@ class LoginOptions:
     "and, on a terminal, falls back to --remote's paste-back.",
 )
 @click.option("--no-qr", is_flag=True, help="With --device or --remote: do not draw the QR code.")
+@click.option(
+    "--clipboard",
+    is_flag=True,
+    help="With --device: copy the code to the clipboard, with OSC 52 on a terminal (which "
+    "also works over SSH) and with pbcopy, wl-copy, xclip or clip.exe where present; kt says "
+    "how, or why it could not. The profile's `clipboard` setting does the same.",
+)
 @click.option(
     "--with-token",
     is_flag=True,
@@ -254,6 +263,15 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
     if opts.federated or _federated_flags(opts):
         run_federated(inv, opts)
         return
+    if opts.clipboard and (
+        opts.browser or opts.no_browser or opts.remote or opts.email or opts.with_token
+        or opts.start or opts.complete or opts.cancel
+    ):  # fmt: skip
+        raise UsageError(
+            "--clipboard copies the code of a device sign-in on this terminal: use it with"
+            " --device (or with no method flag), not with a browser, password, token or"
+            " two-step sign-in"
+        )
     if opts.start or opts.complete or opts.cancel:
         run_two_step(inv, opts)
         return
@@ -298,6 +316,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             show_qr=not opts.no_qr,
             timeout=opts.timeout,
             race=choice.race,
+            clipboard=opts.clipboard or inv.base_settings.clipboard.value == "true",
         )
     elif choice.method == "paste":
         run_remote_login(
