@@ -129,7 +129,35 @@ def test_the_profile_setting_copies_without_the_flag(env, tmp_path):
     assert not (tools / "stdin").exists()
 
 
-@pytest.mark.parametrize("method", [["--browser"], ["--email", "a@b.c"], ["--remote"]])
+def test_remote_copies_the_device_code_it_shows_beside_the_links(env):
+    """--remote (what kt also chooses over SSH on a terminal) shows a device code among its
+    ways in: --clipboard copies that one, as over SSH it is the code to type elsewhere."""
+    term = Terminal(
+        ["auth", "login", "--remote", "--clipboard", "--no-qr", "--insecure-storage"],
+        env,
+        columns=400,
+    )
+    try:
+        seen = term.expect("Paste here and press Enter: ")
+    finally:
+        term.proc.kill()
+        term.finish()
+    code = CODE_LINE.search(seen)
+    assert code, seen
+    assert [base64.b64decode(s).decode() for s in OSC52.findall(seen)] == [code[1]]
+    assert "Sent the code to your terminal's clipboard with OSC 52" in seen
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        ["--browser"],
+        ["--email", "a@b.c"],
+        ["--device", "--start"],
+        ["--with-token"],
+        ["--federated"],
+    ],
+)
 def test_clipboard_with_another_method_is_a_usage_error(env, method):
     result = kt("auth", "login", *method, "--clipboard", env=env)
     assert result.code == 2, result.stderr

@@ -156,7 +156,8 @@ class LoginOptions:
 @click.option(
     "--clipboard",
     is_flag=True,
-    help="With --device: copy the code to the clipboard, with OSC 52 on a terminal (which "
+    help="With --device or --remote: copy the device code's user code to the clipboard, with "
+    "OSC 52 on a terminal (which "
     "also works over SSH) and with pbcopy, wl-copy, xclip or clip.exe where present; kt says "
     "how, or why it could not. The profile's `clipboard` setting does the same.",
 )
@@ -260,18 +261,18 @@ def login(inv: Invocation, **flags: Any) -> None:
 
 
 def run_login(inv: Invocation, opts: LoginOptions) -> None:
-    if opts.federated or _federated_flags(opts):
-        run_federated(inv, opts)
-        return
     if opts.clipboard and (
-        opts.browser or opts.no_browser or opts.remote or opts.email or opts.with_token
+        opts.browser or opts.no_browser or opts.email or opts.with_token or opts.federated
         or opts.start or opts.complete or opts.cancel
     ):  # fmt: skip
         raise UsageError(
             "--clipboard copies the code of a device sign-in on this terminal: use it with"
-            " --device (or with no method flag), not with a browser, password, token or"
-            " two-step sign-in"
+            " --device or --remote (or with no method flag), not with a browser, password,"
+            " token, federated or two-step sign-in"
         )
+    if opts.federated or _federated_flags(opts):
+        run_federated(inv, opts)
+        return
     if opts.start or opts.complete or opts.cancel:
         run_two_step(inv, opts)
         return
@@ -292,6 +293,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             timeout=opts.timeout,
             scope=opts.scope,
             show_qr=not opts.no_qr,
+            clipboard=_clipboard(inv, opts),
         )
         return
     choice = choose_method(
@@ -316,7 +318,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             show_qr=not opts.no_qr,
             timeout=opts.timeout,
             race=choice.race,
-            clipboard=opts.clipboard or inv.base_settings.clipboard.value == "true",
+            clipboard=_clipboard(inv, opts),
         )
     elif choice.method == "paste":
         run_remote_login(
@@ -327,6 +329,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             timeout=opts.timeout,
             scope=opts.scope,
             show_qr=not opts.no_qr,
+            clipboard=_clipboard(inv, opts),
         )
     elif choice.method == "browser":
         run_browser_login(
@@ -343,6 +346,11 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
         )
     else:
         run_password_login(inv, opts)
+
+
+def _clipboard(inv: Invocation, opts: LoginOptions) -> bool:
+    """Copy a device code: --clipboard, else the profile's `clipboard` setting."""
+    return opts.clipboard or inv.base_settings.clipboard.value == "true"
 
 
 @dataclass(frozen=True)

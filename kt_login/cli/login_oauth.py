@@ -158,6 +158,7 @@ def run_remote_login(
     timeout: int,
     scope: str | None,
     show_qr: bool = True,
+    clipboard: bool = False,
 ) -> None:
     """`kt auth login --remote`: the sign-in link to open in a browser anywhere and the prompt
     for the answer the provider's page shows, racing the device code (where the provider
@@ -176,7 +177,7 @@ def run_remote_login(
         scope=scope,
         timeout=float(timeout),
     )
-    _remote_sign_in(inv, store, login, show_qr=show_qr)
+    _remote_sign_in(inv, store, login, show_qr=show_qr, clipboard=clipboard)
 
 
 def _remote_sign_in(
@@ -188,6 +189,7 @@ def _remote_sign_in(
     needs_remote_page: bool = True,
     show_qr: bool = True,
     again: str | None = None,
+    clipboard: bool = False,
 ) -> None:
     """The race (signin/race.py): the device code (`with_device`, where the provider offers and
     allows it), the link whose provider page shows an answer to paste back, and the loopback
@@ -205,7 +207,9 @@ def _remote_sign_in(
     signed = race_sign_in(
         login,
         http=inv.http(),
-        show=lambda doors: show_doors(inv, doors, show_qr=show_qr, tunnel=tunnel(doors)),
+        show=lambda doors: show_doors(
+            inv, doors, show_qr=show_qr, tunnel=tunnel(doors), clipboard=clipboard
+        ),
         paste=prompt,
         on_device_stopped=lambda why: prompt.interject(
             f"the device code can no longer be used: {why}; sign in with a link above instead"
@@ -219,7 +223,12 @@ def _remote_sign_in(
 
 
 def show_doors(
-    inv: Invocation, doors: Doors, *, show_qr: bool, tunnel: list[str] | None = None
+    inv: Invocation,
+    doors: Doors,
+    *,
+    show_qr: bool,
+    tunnel: list[str] | None = None,
+    clipboard: bool = False,
 ) -> None:
     """Every way in that is open, the first to finish wins: the device code, the link to open
     anywhere (its page shows what to paste back), the loopback listener's one-time link (and
@@ -228,7 +237,7 @@ def show_doors(
     port = urlsplit(doors.redirect_uri).port or 0
     say("Sign in whichever way is at hand; the first to finish wins, the others are cancelled.")
     if doors.device is not None:
-        show_device_code(inv, doors.device, show_qr=show_qr)
+        show_device_code(inv, doors.device, show_qr=show_qr, clipboard=clipboard)
     elif doors.no_device_reason is not None:
         say(f"Device sign-in cannot be used: {doors.no_device_reason}.")
     more = "Or open" if doors.device is not None else "Open"
@@ -470,6 +479,7 @@ def run_device_login(
             needs_remote_page=False,
             show_qr=show_qr,
             again=run_hint("kt", "auth", "login"),
+            clipboard=clipboard,
         )
         return
     countdown = Countdown(inv) if inv.interactive else None
