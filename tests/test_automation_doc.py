@@ -94,6 +94,8 @@ def _run_recipes(tmp_path: Path, devserver, github: HostileAS) -> None:
     ]
     assert json.loads(federated)["auth_method"] == "federated"
     assert "gha-request-token" not in "".join(outputs)
+    (delegated,) = [out for block, out in zip(blocks, outputs, strict=True) if "--actor" in block]
+    assert "as agent deploy-bot on behalf of alice@example.com" in delegated
     printed = json.loads((work / "token.json").read_text())
     assert printed["access_token"] and printed["expires_in"] >= 600
     assert printed["credential_source"] == "file (plaintext)"

@@ -96,10 +96,14 @@ def auth() -> None:
             "Replace a token in one step: the old one is revoked and a new one with the same "
             "name, scopes and lifetime is issued (or --expires-in-days).",
         ),
+        "exchange": Lazy(
+            "kt_login.cli.token:exchange",
+            "Turn the signed-in session into a short-lived token for an agent, with fewer scopes.",
+        ),
     },
 )
 def token() -> None:
-    """Create, list, revoke and rotate scoped API tokens."""
+    """Create, list, revoke and rotate scoped API tokens; exchange the session for an agent's."""
 
 
 @auth.group(

@@ -8,12 +8,15 @@ from typing import Any
 import click
 
 from ..api import IssuedToken, token_path_segment
-from ..errors import ApiError, UsageError
+from ..errors import EXIT_NOT_LOGGED_IN, ApiError, OAuthError, UsageError
+from ..identity import actor_name
+from ..signin.delegation import check_actor, delegate
 from ..text import clean
 from .app import Invocation, common_options
 from .examples import examples
+from .print_token import Duration
 from .step_up import with_step_up
-from .views import public_token, token_summary, token_table
+from .views import public_token, timestamp, token_summary, token_table
 
 DEFAULT_EXPIRY_DAYS = 90
 
@@ -40,6 +43,13 @@ class RevokeOptions:
 class RotateOptions:
     token_id: str
     expires_in_days: int | None = None
+
+
+@dataclass(frozen=True)
+class ExchangeOptions:
+    scope: tuple[str, ...]
+    actor: str
+    ttl: int = 900
 
 
 def _token_id_option(fn: Any) -> Any:
@@ -243,3 +253,104 @@ def _print_secret(inv: Invocation, issued: IssuedToken, what: str) -> None:
     )
     inv.console.info("Copy the secret below now; it will not be shown again:")
     inv.console.secret(issued.secret)
+
+
+@examples(
+    "kt auth token exchange --scope gateways:read --ttl 15m --actor agent:deploy-bot",
+    "kt auth token exchange --scope gateways:read --actor agent:triage --json",
+)
+@click.command("exchange")
+@click.option(
+    "--scope",
+    "scope",
+    multiple=True,
+    required=True,
+    help="The scopes the token gets, comma-separated or repeated: at most the session's.",
+)
+@click.option(
+    "--ttl",
+    type=Duration(),
+    default="15m",
+    show_default=True,
+    metavar="DURATION",
+    help="How long it lives (900, 15m, 1h); the server caps it (kt-devserver: 1h, and never "
+    "past the session).",
+)
+@click.option(
+    "--actor",
+    required=True,
+    metavar="KIND:NAME",
+    help="Who will use it, e.g. agent:deploy-bot; whoami with the token says "
+    "'agent deploy-bot on behalf of' you.",
+)
+@common_options
+def exchange(inv: Invocation, **flags: Any) -> None:
+    """Turn the signed-in session into a short-lived token for an agent, with fewer scopes.
+
+    RFC 8693 token exchange: the token names the actor (act), carries at most the scopes asked
+    for and lives at most --ttl; the server refuses a scope beyond the session's or a longer
+    lifetime than it allows (exit 1). Its secret is printed alone on stdout, to hand to the
+    agent as KEEPTRUSTS_API_TOKEN: the agent never sees the session. Logging out (or any end
+    of the session) revokes it.
+    """
+    run_exchange(inv, ExchangeOptions(**flags))
+
+
+def run_exchange(inv: Invocation, opts: ExchangeOptions) -> None:
+    scopes = _scopes(opts.scope)
+    actor = check_actor(opts.actor.strip())
+    if opts.ttl < 1:
+        raise UsageError("--ttl must be at least 1 second, e.g. --ttl 15m")
+    credential = inv.authenticated()
+    if credential.session is None:  # KEEPTRUSTS_API_TOKEN: the server says whether it may
+        subject, stored = inv.env_token or "", None
+    else:
+        stored = credential.session()
+        subject = stored.access_token
+    settings = inv.settings_for(stored)
+    try:
+        delegated = delegate(
+            inv.authenticator,
+            subject_token=subject,
+            issuer=(stored.issuer if stored is not None and stored.issuer else None)
+            or settings.issuer.value,
+            client_id=(stored.client_id if stored is not None and stored.client_id else None)
+            or settings.client_id.value,
+            token_endpoint=None if stored is None else stored.token_endpoint,
+            scopes=scopes,
+            ttl=opts.ttl,
+            actor=actor,
+        )
+    except OAuthError as exc:
+        if exc.exit_code == EXIT_NOT_LOGGED_IN:
+            exc.hint = inv.login_hint()
+        raise
+    shown = actor_name({"sub": delegated.actor}) or clean(delegated.actor)
+    if inv.json_mode:
+        inv.console.result(
+            {
+                "access_token": delegated.access_token,
+                "token_type": "Bearer",
+                "actor": delegated.actor,
+                "scopes": list(delegated.scopes),
+                "expires_at": timestamp(delegated.expires_at),
+                "expires_in": None if delegated.expires_in is None else int(delegated.expires_in),
+                "profile": inv.profile,
+            }
+        )
+        return
+    minutes = None if delegated.expires_in is None else max(1, round(delegated.expires_in / 60))
+    lasting = "" if minutes is None else f", {minutes} minute{'s' if minutes != 1 else ''}"
+    inv.console.info(
+        f"Delegated token for {shown} (scopes: {clean(','.join(delegated.scopes))}; expires "
+        f"{timestamp(delegated.expires_at) or 'with the session'}{lasting})."
+    )
+    if delegated.expires_in is not None and delegated.expires_in < opts.ttl - 60:
+        inv.console.info(
+            "The server gave it less than --ttl asked for (its cap, or the session ends)."
+        )
+    inv.console.info(
+        "Hand the secret below to the agent as KEEPTRUSTS_API_TOKEN; it stops working when it "
+        "expires or when this session ends (kt auth logout):"
+    )
+    inv.console.secret(delegated.access_token)
