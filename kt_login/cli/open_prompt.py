@@ -54,11 +54,7 @@ class EnterToOpen:
         say = self._console.info
         say("The sign-in link (it works once; open it in a browser on this machine):")
         say(f"  {url}")
-        err = self._console.err
-        err.write(f"Press Enter to open {self._host} in your browser... ")
-        err.flush()
-        if not self._enter_pressed():
-            err.write("\n")
+        if not self._ask():
             say("Not opening a browser: open the link above to sign in.")
             return
         if opener(url):
@@ -66,14 +62,27 @@ class EnterToOpen:
         else:
             say("Could not open a browser: open the link above to sign in.")
 
-    def _enter_pressed(self) -> bool:
+    def _ask(self) -> bool:
         # This runs on the listener's event loop, whose own SIGINT handler only cancels its task
-        # once the loop gets control back: Ctrl-C must interrupt the wait here and now.
+        # once the loop gets control back: Ctrl-C must interrupt the wait here and now, from
+        # before the question shows. Where SIGINT is ignored (nohup, a background job), it
+        # stays ignored.
+        if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None):
+            return self._question()
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
-            return self._read_enter()
+            return self._question()
         finally:
             signal.signal(signal.SIGINT, previous)
+
+    def _question(self) -> bool:
+        err = self._console.err
+        err.write(f"Press Enter to open {self._host} in your browser... ")
+        err.flush()
+        pressed = self._read_enter()
+        if not pressed:
+            err.write("\n")
+        return pressed
 
     def _read_enter(self) -> bool:
         deadline = time.monotonic() + self._timeout
