@@ -62,6 +62,10 @@ class Session:
     acr: str | None = None
     # How the identity is named when there is no email (identity.display_name at sign-in).
     display_name: str | None = None
+    # The OAuth scope the issuer granted a browser or device sign-in (space-separated: its token
+    # response's, else what was asked); `scopes` may instead be the API's own (whoami). None:
+    # not an OAuth sign-in, or stored before kt kept it.
+    granted_scope: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind == OAUTH and not self.token_endpoint:
@@ -209,6 +213,7 @@ _CHECKS = {
     "auth_time": _opt_time,
     "acr": _opt_str,
     "display_name": _opt_str,
+    "granted_scope": _opt_str,
 }
 # A field with a default may be absent from a stored session (it was added later, or it is
 # unknown for that sign-in); every other field must be there.

@@ -150,14 +150,22 @@ def test_more_scope_than_an_oauth_session_has_prints_the_consent_to_run(env, dev
         client_id="kt-cli",
         token_endpoint=f"{devserver.url}/oauth/token",
         scopes=("openid", "tokens:read"),
+        granted_scope="openid",
         expires_at=time.time() + 900,
         refresh_expires_at=None,
     )
     FileStore(cfg(env)).save("corp", oauth)
-    r = kt("auth", "refresh", "--profile", "corp", "--scope", "openid tokens:write", env=env)
+    r = kt("auth", "refresh", "--profile", "corp", "--scope", "openid email", env=env)
     assert r.code == 3
-    assert "does not have tokens:write" in r.stderr
+    assert "does not have email" in r.stderr
+    # the sign-in that asks for what the session has and what it lacks (issue 12)
     assert r.stderr.splitlines()[-1] == (
-        "run: kt auth login --browser --scope 'openid tokens:write' --profile corp"
+        "run: kt auth login --browser --scope 'openid email' --insecure-storage --profile corp"
     )
+    assert stored(env, "corp") == oauth
+
+    # an API scope is the role's: the issuer does not offer it, so no consent would add it
+    r = kt("auth", "refresh", "--profile", "corp", "--scope", "openid tokens:write", env=env)
+    assert r.code == 2
+    assert "tokens:write: not a scope" in r.stderr and "follow your role" in r.stderr
     assert stored(env, "corp") == oauth

@@ -36,6 +36,7 @@ ALLOWED_KEYS = {
     "auth_time",
     "acr",
     "display_name",
+    "granted_scope",  # the OAuth scope granted, for a new consent that drops none of it
 }
 
 

@@ -291,4 +291,5 @@ def session_from_sign_in(
         auth_time=claims.auth_time if claims else None,
         acr=claims.acr if claims else None,
         display_name=display_name(id_claims_, info),
+        granted_scope=tokens.scope or signed.scope,
     )
