@@ -5,6 +5,8 @@ platform's user config dir. Only kt reads it; nothing secret belongs in it.
 
     profile = "work"                      # the active profile when neither flag nor env names one
     credential_store = "keyring"          # default for every profile: "keyring" or "file"
+    keyring_max_bytes = 2048              # a session larger than this is sealed in an
+                                          # envelope (the key in the keyring); 0: no limit of ours
 
     [profiles.work]
     api_url = "https://api.keeptrusts.com"
@@ -41,7 +43,7 @@ MAX_CONFIG_BYTES = 256 << 10
 CREDENTIAL_STORES = ("keyring", "file")
 
 # The keys config.toml may hold: at the top level, and in a [profiles.NAME] table.
-TOP_LEVEL_KEYS = ("profile", "credential_store")
+TOP_LEVEL_KEYS = ("profile", "credential_store", "keyring_max_bytes")
 PROFILE_KEYS = (
     "api_url",
     "credential_store",
@@ -72,6 +74,11 @@ ENV_API_TOKEN = "KEEPTRUSTS_API_TOKEN"  # noqa: S105 - the variable's name, not 
 ENV_PROFILE = "KEEPTRUSTS_PROFILE"
 ENV_CONFIG_DIR = "KEEPTRUSTS_CONFIG_DIR"
 ENV_LOGIN_METHOD = "KEEPTRUSTS_LOGIN_METHOD"
+ENV_KEYRING_MAX_BYTES = "KEEPTRUSTS_KEYRING_MAX_BYTES"
+# The largest session kt puts whole in the keyring (issue 13 item 6); larger ones are sealed in
+# an envelope. "0": no limit of kt's (a backend's own known limit still applies).
+NO_SIZE_LIMIT = "0"
+MAX_SIZE_LIMIT = (1 << 40) - 1
 
 # A profile name becomes a file name and a keyring username, so it is kept strict.
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -113,6 +120,9 @@ class Settings:
     login_method: Setting = Setting(AUTO_LOGIN_METHOD, DEFAULT)
     # "true": a device sign-in copies its user code (the profile's `clipboard`, or --clipboard).
     clipboard: Setting = Setting("false", DEFAULT)
+    # The keyring's size limit for a session in bytes ("0": none of kt's):
+    # KEEPTRUSTS_KEYRING_MAX_BYTES, else config.toml's top-level `keyring_max_bytes`.
+    keyring_max_bytes: Setting = Setting(NO_SIZE_LIMIT, DEFAULT)
     # What config.toml holds that kt does not read, said with the nearest key kt knows.
     unknown_keys: tuple[str, ...] = ()
 
@@ -134,6 +144,7 @@ class Settings:
                 ("redirect_host", self.redirect_host),
                 ("login_method", self.login_method),
                 ("clipboard", self.clipboard),
+                ("keyring_max_bytes", self.keyring_max_bytes),
             )
         }
 
@@ -208,12 +219,33 @@ def check_setting(key: str, value: str) -> str:
         if value not in SWITCH_VALUES:
             raise UsageError(f"clipboard must be {_one_of(SWITCH_VALUES)}, not {value!r}")
         return value
+    if key == "keyring_max_bytes":
+        size = size_limit(value)
+        if size is None:
+            raise UsageError(f"{_SIZE_RULE}, not {value!r}")
+        return str(size)
     raise UsageError(f"unknown setting {key!r}")
 
 
 def _one_of(values: tuple[str, ...]) -> str:
     quoted = [f'"{v}"' for v in values]
     return ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+_SIZE_RULE = f"keyring_max_bytes must be a number of bytes from 0 (no limit) to {MAX_SIZE_LIMIT}"
+
+
+def size_limit(value: object) -> int | None:
+    """keyring_max_bytes as config.toml or the environment may hold it: a TOML integer or a
+    string of digits, 0 (no limit) to MAX_SIZE_LIMIT; None for anything else."""
+    if isinstance(value, str):
+        value = value.strip()
+        if not (value.isascii() and value.isdigit() and len(value) <= 13):
+            return None
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SIZE_LIMIT:
+        return value
+    return None
 
 
 def port_number(value: object) -> int | None:
@@ -443,7 +475,22 @@ def resolve(
             Path(cdir.value) / CONFIG_FILE,
             default="false",
         ),
+        keyring_max_bytes=_size_limit(env, file, Path(cdir.value) / CONFIG_FILE),
     )
+
+
+def _size_limit(env: Mapping[str, str], file: Mapping[str, Any], path: Path) -> Setting:
+    """KEEPTRUSTS_KEYRING_MAX_BYTES when it is a size (as before this key existed, anything else
+    there is ignored), else the top-level `keyring_max_bytes`, else no limit."""
+    from_env = size_limit(env.get(ENV_KEYRING_MAX_BYTES, ""))
+    if from_env is not None:
+        return Setting(str(from_env), ENVIRONMENT)
+    if "keyring_max_bytes" not in file:
+        return Setting(NO_SIZE_LIMIT, DEFAULT)
+    size = size_limit(file["keyring_max_bytes"])
+    if size is None:
+        raise ConfigError(f"{path}: {_SIZE_RULE}, not {file['keyring_max_bytes']!r}")
+    return Setting(str(size), CONFIG)
 
 
 def _choice(

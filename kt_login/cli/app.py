@@ -252,12 +252,27 @@ class Invocation:
     @cached_property
     def session_store(self) -> SessionStore:
         """One store per command, so a keyring that timed out once is not waited for again."""
+        return self.store_at(self.base_settings.dir)
+
+    def store_at(self, directory: Path) -> SessionStore:
+        """A session store for `directory`: the App's, else the OS keyring (its timeout, and the
+        size limit of Settings.keyring_max_bytes: KEEPTRUSTS_KEYRING_MAX_BYTES, else config.toml's
+        keyring_max_bytes; the variable alone when config.toml cannot be read) and the file."""
         if self.app.store is not None:
-            return self.app.store(self.base_settings.dir)
+            return self.app.store(directory)
+        try:  # resolved again rather than base_settings: no warnings said twice, or for doctor
+            limit = config.resolve(
+                self.app.env, profile_flag=self.profile_flag, api_url_flag=self.api_url_flag
+            ).keyring_max_bytes
+        except KtError:
+            limit = config.Setting(str(keyring_max_bytes(self.app.env)), config.ENVIRONMENT)
         return SessionStore(
-            self.base_settings.dir,
+            directory,
             keyring_timeout=keyring_timeout(self.app.env),
-            keyring_max_bytes=keyring_max_bytes(self.app.env),
+            keyring_max_bytes=int(limit.value),
+            keyring_max_bytes_from=config.ENV_KEYRING_MAX_BYTES
+            if limit.source == config.ENVIRONMENT
+            else "keyring_max_bytes in config.toml",
         )
 
     @cached_property

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from ..api import make_http_client
 from ..doctor import FAIL, OK, Check, Surroundings, diagnose, failed
-from ..store import SessionStore, keyring_max_bytes, keyring_timeout
 from .app import Invocation, common_options
 from .examples import examples
 
@@ -41,22 +38,13 @@ def doctor(inv: Invocation) -> None:
 def run_doctor(inv: Invocation) -> None:
     app = inv.app
 
-    def store(directory: Path) -> SessionStore:
-        if app.store is not None:
-            return app.store(directory)
-        return SessionStore(
-            directory,
-            keyring_timeout=keyring_timeout(app.env),
-            keyring_max_bytes=keyring_max_bytes(app.env),
-        )
-
     checks = diagnose(
         Surroundings(
             env=app.env,
             profile_flag=inv.profile_flag,
             api_url_flag=inv.api_url_flag,
             http=lambda: make_http_client(app.transport),
-            store=store,
+            store=inv.store_at,
             clock=app.clock,
         )
     )

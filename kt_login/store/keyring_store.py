@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from ..config import check_profile_name
+from ..config import ENV_KEYRING_MAX_BYTES, check_profile_name, size_limit
 from ..errors import KtError, StoreUnavailable
 from ..session import Session
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 KEYRING_SERVICE = "keeptrusts-cli"
 KEYRING_TIMEOUT_ENV = "KEEPTRUSTS_KEYRING_TIMEOUT"
-KEYRING_MAX_BYTES_ENV = "KEEPTRUSTS_KEYRING_MAX_BYTES"
+KEYRING_MAX_BYTES_ENV = ENV_KEYRING_MAX_BYTES
 DEFAULT_KEYRING_TIMEOUT = 5.0
 MAX_KEYRING_TIMEOUT = 300.0
 # The command line says what else can be done (cli.app.Invocation.working_hint): only some
@@ -49,10 +49,10 @@ def keyring_timeout(env: Mapping[str, str] | None = None) -> float:
 
 
 def keyring_max_bytes(env: Mapping[str, str] | None = None) -> int:
-    """The largest secret (UTF-8 bytes) kt puts whole in the keyring: KEEPTRUSTS_KEYRING_MAX_BYTES
-    if it is a positive whole number, else 0 (no limit of ours; the backend's own still apply)."""
-    raw = (os.environ if env is None else env).get(KEYRING_MAX_BYTES_ENV, "").strip()
-    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 1 << 40 else 0
+    """The largest secret (UTF-8 bytes) kt puts whole in the keyring by KEEPTRUSTS_KEYRING_MAX_BYTES
+    alone (config.size_limit's rule), else 0 (no limit of ours; the backend's own still apply).
+    A command's limit is its Settings.keyring_max_bytes, which adds config.toml's key."""
+    return size_limit((os.environ if env is None else env).get(KEYRING_MAX_BYTES_ENV, "")) or 0
 
 
 # Backends known to refuse secrets above a size, as (how they store the text, bytes allowed):
@@ -176,9 +176,11 @@ class KeyringStore:
         timeout: float | None = None,
         backend: KeyringBackend | None = None,
         max_bytes: int | None = None,
+        max_bytes_from: str = KEYRING_MAX_BYTES_ENV,
     ) -> None:
         self.timeout = keyring_timeout() if timeout is None else timeout
         self.max_bytes = keyring_max_bytes() if max_bytes is None else max_bytes
+        self.max_bytes_from = max_bytes_from  # where the limit was set, for messages
         self._requested = backend
         self._backend: KeyringBackend | None = None
         self._broken: StoreUnavailable | None = None
@@ -212,7 +214,7 @@ class KeyringStore:
         name = _name(backend)
         limit = None
         if self.max_bytes:
-            limit = f"sessions over {self.max_bytes} bytes ({KEYRING_MAX_BYTES_ENV}) are sealed"
+            limit = f"sessions over {self.max_bytes} bytes ({self.max_bytes_from}) are sealed"
         elif name in KNOWN_LIMITS:
             limit = f"sessions over {KNOWN_LIMITS[name][1]} bytes are sealed (the backend's limit)"
         return KeyringProbe(backend=name, seconds=elapsed, limit=limit)
@@ -247,7 +249,7 @@ class KeyringStore:
         Resolves the backend (one call at most)."""
         size = len(text.encode())
         if self.max_bytes and size > self.max_bytes:
-            return f"{size} bytes; {KEYRING_MAX_BYTES_ENV} is {self.max_bytes}"
+            return f"{size} bytes; {self.max_bytes_from} is {self.max_bytes}"
         name = _name(self._resolve())
         known = KNOWN_LIMITS.get(name)
         if known is not None and len(text.encode(known[0])) > known[1]:

@@ -18,7 +18,7 @@ from ..session import Session, relogin_hint
 from .envelope import EnvelopeFiles, key_from_item, key_item, new_key
 from .file_store import FileStore
 from .index import Where, read_index, update_index
-from .keyring_store import KeyringStore, SecretTooLarge
+from .keyring_store import KEYRING_MAX_BYTES_ENV, KeyringStore, SecretTooLarge
 from .locks import check_locks, refresh_lock
 
 if TYPE_CHECKING:
@@ -86,12 +86,16 @@ class SessionStore:
         keyring_timeout: float | None = None,
         keyring_backend: KeyringBackend | None = None,
         keyring_max_bytes: int | None = None,
+        keyring_max_bytes_from: str = KEYRING_MAX_BYTES_ENV,
     ) -> None:
         self.config_dir = Path(config_dir)
         self.files = FileStore(self.config_dir)
         self.envelopes = EnvelopeFiles(self.config_dir)
         self.keyring = KeyringStore(
-            timeout=keyring_timeout, backend=keyring_backend, max_bytes=keyring_max_bytes
+            timeout=keyring_timeout,
+            backend=keyring_backend,
+            max_bytes=keyring_max_bytes,
+            max_bytes_from=keyring_max_bytes_from,
         )
         self.in_file = Location(self, "file", self.files)
         self.in_keyring = Location(self, "keyring", self.keyring)
