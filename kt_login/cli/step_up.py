@@ -219,8 +219,8 @@ def _oauth_session(inv: Invocation) -> tuple[Session, Location] | None:
 
 
 def _sign_in_again(inv: Invocation, session: Session) -> SignInRequest:
-    """The sign-in `session` came from: its issuer, client and API, the profile's scope setting,
-    port and redirect host."""
+    """The sign-in `session` came from: its issuer, client and API (kt's default scopes), on the
+    profile's port and redirect host."""
     from ..signin.oidc import SignInRequest
 
     settings = inv.sign_in_settings(issuer=session.issuer, client_id=session.client_id)
