@@ -181,27 +181,29 @@ def _hand_over(inv: Invocation, exc: MfaRequired, session: Session, store: Locat
 
 
 def _more_scope(inv: Invocation, exc: InsufficientScope) -> None:
-    """A browser (OAuth) session asks for its scopes and the required ones; any other
-    credential's scopes are its own or its role's, which signing in again cannot change."""
-    from ..signin.step_up import scopes_to_ask
+    """A browser (OAuth) session asks for the scopes it was granted and the required ones
+    (signin/more_scope, as `kt auth refresh --scope` does); any other credential's scopes are
+    its own or its role's, which signing in again cannot change."""
+    from ..signin.more_scope import check_consentable, scope_request
 
     found = _oauth_session(inv)
     if found is None:
         raise exc
     session, store = found
-    login = _sign_in_again(inv, session)
-    wanted = scopes_to_ask(login, session, exc.scope, http=inv.http())
-    if wanted is None:
-        exc.message = (
-            f"{exc.message} ({login.issuer} does not offer {exc.scope}: signing in again "
-            "cannot grant it)"
-        )
+    request = scope_request(session, exc.scope)
+    if request.complete:  # it holds them, as far as kt knows: a new consent would change nothing
         raise exc
+    try:
+        check_consentable(session, request, http=inv.http())
+    except UsageError as beyond:
+        exc.message = f"{exc.message} ({beyond.message})"
+        raise exc from None
     if not inv.interactive:
-        exc.hint = run_hint("kt", "auth", "login", "--browser", "--start", "--scope", wanted)
+        exc.hint = run_hint("kt", "auth", "login", "--browser", "--start", "--scope", request.ask)
         raise exc
     inv.console.info(f"This operation needs the scope {exc.scope}: signing in again to ask for it.")
-    _browser_again(inv, session, store, dataclasses.replace(login, scope=wanted))
+    login = dataclasses.replace(_sign_in_again(inv, session), scope=request.ask)
+    _browser_again(inv, session, store, login)
 
 
 def _oauth_session(inv: Invocation) -> tuple[Session, Location] | None:
