@@ -21,17 +21,22 @@ INDEX_FILE = "sessions.json"
 MAX_INDEX_BYTES = 1 << 20
 
 Where = Literal["keyring", "file"]
+KEYRING_BACKEND = "keyring_backend"  # beside "profiles": see read_keyring_backend
 
 
-def read_index(config_dir: Path) -> dict[str, Where]:
-    """The index, `{}` when there is none or it does not parse (it is rebuilt as sessions are
-    saved); a file the ownership rule refuses, or one that is not a file, is a StoreError."""
+def _document(config_dir: Path) -> dict[str, object]:
     raw = read_file(Path(config_dir) / INDEX_FILE, limit=MAX_INDEX_BYTES, error=StoreError)
     try:
         data = json.loads(raw or b"{}")
     except ValueError:
         return {}
-    profiles = data.get("profiles") if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def read_index(config_dir: Path) -> dict[str, Where]:
+    """The index, `{}` when there is none or it does not parse (it is rebuilt as sessions are
+    saved); a file the ownership rule refuses, or one that is not a file, is a StoreError."""
+    profiles = _document(config_dir).get("profiles")
     if not isinstance(profiles, dict):
         return {}
     return {
@@ -41,27 +46,46 @@ def read_index(config_dir: Path) -> dict[str, Where]:
     }
 
 
-def update_index(
-    config_dir: Path, profile: str, where: Where | None, *, only_if: Where | None = None
-) -> None:
-    """Record where `profile`'s session is (None: nowhere). Best effort: the session itself is
-    already saved or deleted, and a missing index entry only hides it from `logout --all`."""
+def read_keyring_backend(config_dir: Path) -> str | None:
+    """The keyring backend the last session saved to the keyring went to (a class path; the
+    keyring store loads it only when it is one of keyring's own), or None."""
+    with contextlib.suppress(KtError):
+        name = _document(config_dir).get(KEYRING_BACKEND)
+        return name if isinstance(name, str) else None
+    return None
 
-    def apply(index: dict[str, Where]) -> bool:
+
+def update_index(
+    config_dir: Path,
+    profile: str,
+    where: Where | None,
+    *,
+    only_if: Where | None = None,
+    keyring_backend: str | None = None,
+) -> None:
+    """Record where `profile`'s session is (None: nowhere), and the keyring backend it was
+    saved to. Best effort: the session itself is already saved or deleted, and a missing index
+    entry only hides it from `logout --all`."""
+
+    def apply(index: dict[str, Where], backend: str | None) -> bool:
+        changed = keyring_backend is not None and backend != keyring_backend
         if where is not None:
-            changed = index.get(profile) != where
+            changed |= index.get(profile) != where
             index[profile] = where
             return changed
         if profile in index and (only_if is None or index[profile] == only_if):
             del index[profile]
             return True
-        return False
+        return changed
 
     with contextlib.suppress(KtError):
-        if not apply(read_index(config_dir)):
+        if not apply(read_index(config_dir), read_keyring_backend(config_dir)):
             return  # e.g. logout on a fresh machine: do not create any directory
         with file_lock(Path(config_dir), INDEX_LOCK, 10.0):
-            index = read_index(config_dir)
-            if apply(index):
-                body = json.dumps({"profiles": dict(sorted(index.items()))}, indent=1)
+            index, backend = read_index(config_dir), read_keyring_backend(config_dir)
+            if apply(index, backend):
+                document: dict[str, object] = {"profiles": dict(sorted(index.items()))}
+                if keyring_backend or backend:
+                    document[KEYRING_BACKEND] = keyring_backend or backend
+                body = json.dumps(document, indent=1)
                 atomic_write(Path(config_dir) / INDEX_FILE, body.encode() + b"\n")

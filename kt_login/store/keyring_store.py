@@ -7,6 +7,7 @@ when a call is made, so importing this module stays light.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import os
@@ -154,6 +155,20 @@ def _delete_password(backend: KeyringBackend, username: str) -> bool:
     return True
 
 
+# Only keyring's own backends are remembered: load_keyring imports the module it is given.
+REMEMBERED_BACKEND = re.compile(r"keyring\.backends\.[A-Za-z_][\w.]*")
+
+
+def _keyring_left_to_choose() -> bool:
+    """Neither PYTHON_KEYRING_BACKEND nor a keyringrc.cfg names a backend: keyring would
+    choose by priority, as it did when the remembered backend was saved to."""
+    from keyring.util import platform_
+
+    if os.environ.get("PYTHON_KEYRING_BACKEND"):
+        return False
+    return not os.path.exists(os.path.join(platform_.config_root(), "keyringrc.cfg"))
+
+
 def _name(backend: object) -> str:
     return f"{type(backend).__module__}.{type(backend).__qualname__}"
 
@@ -177,13 +192,23 @@ class KeyringStore:
         backend: KeyringBackend | None = None,
         max_bytes: int | None = None,
         max_bytes_from: str = KEYRING_MAX_BYTES_ENV,
+        remembered: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.timeout = keyring_timeout() if timeout is None else timeout
         self.max_bytes = keyring_max_bytes() if max_bytes is None else max_bytes
         self.max_bytes_from = max_bytes_from  # where the limit was set, for messages
         self._requested = backend
+        self._remembered = remembered
         self._backend: KeyringBackend | None = None
         self._broken: StoreUnavailable | None = None
+
+    def chosen_backend(self) -> str | None:
+        """The class of the backend in use, when keyring chose it and may be asked to load it
+        again by name (REMEMBERED_BACKEND); None before any call, or for a given backend."""
+        if self._backend is None or self._requested is not None:
+            return None
+        name = _name(self._backend)
+        return name if REMEMBERED_BACKEND.fullmatch(name) else None
 
     def check(self) -> None:
         """Raise StoreUnavailable unless a secure keyring answers a read; use it before asking
@@ -280,12 +305,25 @@ class KeyringStore:
         if self._backend is not None:
             return self._backend
         requested = self._requested
+        remembered = self._remembered() if requested is None else None
 
         def pick() -> KeyringBackend | str:
             if requested is not None:
                 return _secure_backend(requested)
             import keyring
 
+            if (
+                remembered
+                and REMEMBERED_BACKEND.fullmatch(remembered)
+                and _keyring_left_to_choose()
+            ):
+                # The backend keyring chose when this session was saved (issue 16: its choice
+                # imports every backend, the macOS one running ctypes.util.find_library, which
+                # on Linux runs ldconfig and gcc); if it no longer loads, keyring chooses again.
+                with contextlib.suppress(Exception):
+                    again = _secure_backend(keyring.core.load_keyring(remembered))
+                    if not isinstance(again, str):
+                        return again
             return _secure_backend(keyring.get_keyring())
 
         chosen = self._call(pick)

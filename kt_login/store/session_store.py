@@ -17,7 +17,7 @@ from ..errors import KtError, StoreError, StoreUnavailable
 from ..session import Session, relogin_hint
 from .envelope import EnvelopeFiles, key_from_item, key_item, new_key
 from .file_store import FileStore
-from .index import Where, read_index, update_index
+from .index import Where, read_index, read_keyring_backend, update_index
 from .keyring_store import KEYRING_MAX_BYTES_ENV, KeyringStore, SecretTooLarge
 from .locks import check_locks, refresh_lock
 
@@ -92,6 +92,7 @@ class SessionStore:
         self.files = FileStore(self.config_dir)
         self.envelopes = EnvelopeFiles(self.config_dir)
         self.keyring = KeyringStore(
+            remembered=lambda: read_keyring_backend(self.config_dir),
             timeout=keyring_timeout,
             backend=keyring_backend,
             max_bytes=keyring_max_bytes,
@@ -166,7 +167,9 @@ class SessionStore:
                 # slow down every refresh. The file wins in `find` either way.
                 with contextlib.suppress(KtError):
                     self.keyring.delete(profile)
-        update_index(self.config_dir, profile, into.name)
+        update_index(
+            self.config_dir, profile, into.name, keyring_backend=self.keyring.chosen_backend()
+        )
 
     def _save_in_keyring(self, profile: str, session: Session) -> bool:
         """Keep the session whole in the keyring if it fits, else sealed; True when sealed."""
