@@ -373,3 +373,49 @@ def test_with_pushed_requests_both_links_are_short_and_the_loopback_wins(
     assert httpx2.get(callback, headers={"Sec-Fetch-Mode": "navigate"}).status_code == 200
     assert race.term.finish() == 0, race.term.seen
     assert listener_closed(race.link) and signed_in(env)
+
+
+def test_a_device_grant_approved_as_another_way_in_won_is_revoked():
+    """The device poll is at the provider when the pasted answer wins: its reply (approved) comes
+    after the race was decided, so kt revokes the tokens it carried instead of leaving a live
+    grant nobody holds; the pasted answer's sign-in goes on."""
+    import asyncio
+
+    issuer = HostileAS().start()  # approves the device code at the first poll
+    try:
+        b = issuer.behaviour
+        b.metadata = {"keeptrusts_remote_redirect_uri": issuer.issuer + "/page"}
+        b.token_hold = threading.Event()  # every token request waits for it
+        ended = threading.Event()
+        shown: list[Doors] = []
+
+        def paste(offer):  # type: ignore[no-untyped-def]
+            loop = asyncio.get_running_loop()
+            answer = _no_redirect(shown[0].remote_url or "")
+
+            def person() -> None:
+                assert b.token_arrived.wait(30)  # the device poll is at the provider, held
+                loop.call_soon_threadsafe(offer, answer)
+                assert ended.wait(30)  # the race was decided: now the provider answers
+                assert b.token_hold is not None
+                b.token_hold.set()
+
+            threading.Thread(target=person, daemon=True).start()
+            return ended.set
+
+        login = SignInRequest(
+            issuer=issuer.issuer, client_id=issuer.client_id, api_url=issuer.issuer, timeout=30
+        )
+        with httpx2.Client(trust_env=False) as http:
+            signed = race_sign_in(
+                login, http=http, show=shown.append, paste=paste, on_device_stopped=print
+            )
+        (device,) = issuer.token_calls(DEVICE_GRANT)
+        (exchange,) = issuer.token_calls("authorization_code")
+        assert exchange.form["redirect_uri"] == issuer.issuer + "/page"  # the paste won
+        revoked = [call.form["token"] for call in issuer.calls("POST", "/revoke")]
+        assert len(revoked) == 2 and signed.tokens.refresh_token not in revoked
+        assert all(call.at < exchange.at for call in issuer.calls("POST", "/revoke"))
+        assert device.at < exchange.at
+    finally:
+        issuer.stop()

@@ -40,6 +40,7 @@ from ..flows.authcode import AuthorizationRequest, authorize, needs_renewal
 from ..flows.device import DeviceAuthorization
 from ..flows.discovery import REMOTE_REDIRECT, ProviderMetadata, discover
 from ..flows.pkce import new_state
+from ..flows.tokens import revoke_grant
 from ..text import run_hint
 from .browser import listener_error, signed_in_with
 from .device import DeviceStarted, start_device_sign_in, wait_for_approval
@@ -116,6 +117,10 @@ def race_sign_in(
     )
     loopback: list[AuthorizationRequest] = []
     cancel = threading.Event()
+    decided = threading.Lock()  # taken, never released, by the one outcome that decides
+
+    def claim() -> bool:
+        return decided.acquire(blocking=False)
 
     def sleep(seconds: float) -> None:
         if cancel.wait(seconds):
@@ -125,14 +130,19 @@ def race_sign_in(
         loop = asyncio.get_running_loop()
         won: asyncio.Future[tuple[Door, SignedIn | CallbackResult]] = loop.create_future()
 
-        def settle(door: Door, outcome: SignedIn | CallbackResult | BaseException) -> None:
-            # Only ever on the loop: the first call decides, later ones are dropped.
+        def deliver(door: Door, outcome: SignedIn | CallbackResult | BaseException) -> None:
+            # On the loop, for the one outcome that claimed the sign-in.
             if won.done():
                 return
             if isinstance(outcome, BaseException):
                 won.set_exception(outcome)
             else:
                 won.set_result((door, outcome))
+
+        def settle(door: Door, outcome: SignedIn | CallbackResult | BaseException) -> None:
+            # On the loop: the first outcome to claim decides, later ones are dropped.
+            if claim():
+                deliver(door, outcome)
 
         def device_stopped(message: str) -> None:
             if not won.done():
@@ -219,7 +229,7 @@ def race_sign_in(
                 worker = threading.Thread(
                     target=_poll,
                     name="kt-device-poll",
-                    args=(login, started, http, sleep, clock, loop, settle, device_stopped),
+                    args=(login, started, http, sleep, clock, loop, claim, deliver, device_stopped),
                 )
                 worker.start()
             return await won
@@ -275,17 +285,22 @@ def _poll(
     sleep: Callable[[float], None],
     clock: Callable[[], float],
     loop: asyncio.AbstractEventLoop,
-    settle: Callable[[Door, SignedIn | BaseException], None],
+    claim: Callable[[], bool],
+    deliver: Callable[[Door, SignedIn | BaseException], None],
     on_device_stopped: Callable[[str], None],
 ) -> None:
-    """The device door, in its own thread: the poll until approval, reported to the loop."""
+    """The device door, in its own thread: the poll until approval, reported to the loop. The
+    outcome is claimed here, under the race's lock, so that a device grant approved in the same
+    moment another way in won is known to have lost: its tokens are revoked (RFC 7009, where
+    the provider can), never left valid and unused."""
     try:
         signed = wait_for_approval(login, started, http=http, sleep=sleep, clock=clock)
     except _Cancelled:
         return
     except OAuthError as exc:
         if exc.error == "access_denied":  # the person said no: that ends this sign-in
-            loop.call_soon_threadsafe(settle, "device", exc)
+            if claim():
+                loop.call_soon_threadsafe(deliver, "device", exc)
         else:
             loop.call_soon_threadsafe(on_device_stopped, exc.message)
         return
@@ -293,6 +308,29 @@ def _poll(
         loop.call_soon_threadsafe(on_device_stopped, exc.message)
         return
     except BaseException as exc:  # a bug: end the sign-in with it rather than hang
-        loop.call_soon_threadsafe(settle, "device", exc)
+        if claim():
+            loop.call_soon_threadsafe(deliver, "device", exc)
         return
-    loop.call_soon_threadsafe(settle, "device", signed)
+    if claim():
+        loop.call_soon_threadsafe(deliver, "device", signed)
+        return
+    _revoke_unused(signed, login, http)
+
+
+def _revoke_unused(signed: SignedIn, login: SignInRequest, http: httpx2.Client) -> None:
+    """Best effort: the grant of a device sign-in that lost the race."""
+    endpoint = signed.meta.revocation_endpoint
+    if endpoint is None:
+        return
+    try:
+        drive(
+            revoke_grant(
+                endpoint,
+                client_id=login.client_id,
+                refresh_token=signed.tokens.refresh_token,
+                access_token=signed.tokens.access_token,
+            ),
+            http,
+        )
+    except KtError:
+        pass  # nothing more kt can do; the tokens were never kept or shown

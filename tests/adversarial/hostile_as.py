@@ -125,6 +125,7 @@ class Behaviour:
     token_status: int = 200
     token_redirect: str | None = None  # a 307 Location for the token endpoint
     token_hold: threading.Event | None = None  # answer any token request only once set
+    token_arrived: threading.Event = field(default_factory=threading.Event)  # any, before the hold
     refresh_claims: dict[str, Any] = field(default_factory=dict)
     refresh_id_token: bool = True
     code_id_token: bool = True  # an ID token in the authorization code grant's reply
@@ -466,6 +467,7 @@ class HostileAS:
         b = self.behaviour
         if b.token_redirect is not None:
             return web.Response(status=307, headers={"Location": b.token_redirect})
+        b.token_arrived.set()
         if b.token_hold is not None:
             await asyncio.get_running_loop().run_in_executor(None, b.token_hold.wait, 60)
         if self._client_refused(request):
