@@ -78,9 +78,10 @@ class Credential:
 
 
 def sign_in_method_flags(method: str | None) -> list[str]:
-    """`--browser`/`--device` for a login command that replaces a session signed in that way,
-    so the command works as printed without a terminal, too."""
-    return [f"--{method}"] if method in ("browser", "device") else []
+    """`--browser`/`--device`/`--federated` for a login command that replaces a session signed
+    in that way, so the command works as printed without a terminal, too (a CI job's
+    `--federated` finds its identity token again in the same environment)."""
+    return [f"--{method}"] if method in ("browser", "device", "federated") else []
 
 
 def api_sign_in_hint(api_url: str, profile: str | None) -> str:

@@ -64,8 +64,14 @@ def test_a_ci_job_signs_in_with_its_identity_token_and_keeps_the_session(
     assert f"Federated from: {CI_SUBJECT} at {ci.issuer}" in human.stdout
     status = kt("auth", "status", "--json", env=env)
     assert status.json()["method"] == "federated", status.stdout
+    other_api = kt("auth", "whoami", "--api-url", "http://127.0.0.1:9", env=env)
+    assert other_api.code == 3
+    assert "kt auth login --federated --api-url http://127.0.0.1:9" in other_api.stderr
+    token = kt("auth", "print-access-token", env=env).stdout.strip()
     assert kt("auth", "logout", env=env).code == 0
     assert kt("auth", "whoami", env=env).code == 3
+    # revoked on the server too (RFC 7009 at the issuer), not only forgotten here
+    assert kt("auth", "whoami", env={**env, "KEEPTRUSTS_API_TOKEN": token}).code == 3
 
 
 def test_no_store_prints_only_the_access_token_and_keeps_nothing(
