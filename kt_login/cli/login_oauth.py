@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from typing import Any, TextIO, cast
 from urllib.parse import urlsplit
 
-import segno
-
 from ..browser import Opener, SshSession, local_opener, no_browser_reason, ssh_session
 from ..errors import DeviceFlowUnavailable, KtError, UsageError
 from ..flows.device import DeviceAuthorization
@@ -543,6 +541,8 @@ def show_device_code(
         say(copied.line())
     if show_qr and auth.verification_uri_complete:
         say("or scan this QR code, which opens that page with the code filled in:")
+        import segno  # only when a QR code is drawn (issue 16: ~20 ms)
+
         segno.make(auth.verification_uri_complete, error="m").terminal(
             out=cast("TextIO", inv.console.err), compact=True, border=2
         )

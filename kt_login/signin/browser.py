@@ -65,7 +65,6 @@ def browser_sign_in(
     judged like the callback, first one wins (`callback_server.receive`); what is pasted then
     meets the same checks as a callback (state, iss, one code exchange)."""
     meta = drive(discover(login.issuer), http)
-    fetch_keys_early(meta, http)
     scope = scope_to_ask(login, meta)
     state = new_state()
     pending: list[AuthorizationRequest] = []
@@ -99,11 +98,16 @@ def browser_sign_in(
             return authorization_url(request.redirect_uri)
         return request.url
 
+    def ready(link: str) -> None:
+        show_url(link, pending[0].redirect_uri)
+        # Once the browser is open (not before: the imports would slow its opening down).
+        fetch_keys_early(meta, http)
+
     try:
         result = receive(
             state,
             authorization_url=authorization_url,
-            on_ready=lambda link: show_url(link, pending[0].redirect_uri),
+            on_ready=ready,
             port=login.port,
             host=login.redirect_host.strip("[]"),  # the listener's spelling of [::1]
             timeout=login.timeout,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 
 import httpx2
@@ -163,10 +162,10 @@ def revoked_if_refused(
         raise
 
 
-# The provider keys one sign-in fetched early (fetch_keys_early), for its own ID-token check.
-_early_keys: ContextVar[tuple[str, httpx2.Client, KeyCache] | None] = ContextVar(
-    "kt_early_keys", default=None
-)
+# The provider keys a sign-in fetched early (fetch_keys_early) by jwks_uri, with the client
+# that fetches them: a plain dict, as the listener's event loop calls fetch_keys_early in a
+# context of its own.
+_early_keys: dict[str, tuple[httpx2.Client, KeyCache]] = {}
 
 
 def fetch_keys_early(meta: ProviderMetadata, http: httpx2.Client) -> None:
@@ -178,13 +177,13 @@ def fetch_keys_early(meta: ProviderMetadata, http: httpx2.Client) -> None:
         return
     cache = provider_keys(meta.jwks_uri, http)
     cache.fetch_in_background()
-    _early_keys.set((meta.jwks_uri, http, cache))
+    _early_keys[meta.jwks_uri] = (http, cache)
 
 
 def _keys_for(jwks_uri: str, http: httpx2.Client) -> KeyCache:
-    early = _early_keys.get()
-    if early is not None and early[0] == jwks_uri and early[1] is http:
-        return early[2]
+    early = _early_keys.pop(jwks_uri, None)
+    if early is not None and early[0] is http:
+        return early[1]
     return provider_keys(jwks_uri, http)
 
 

@@ -12,6 +12,7 @@ import errno
 import math
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -310,6 +311,12 @@ class KeyringStore:
         def pick() -> KeyringBackend | str:
             if requested is not None:
                 return _secure_backend(requested)
+            if sys.platform != "darwin":
+                # keyring's macOS backend loads its frameworks when imported, with
+                # ctypes.util.find_library, which elsewhere runs ldconfig, gcc and ld three
+                # times over (~100 ms) only to fail; that backend refuses to run off macOS
+                # anyway. A None entry makes its `from . import api` fail at once, as it would.
+                sys.modules.setdefault("keyring.backends.macOS.api", None)  # type: ignore[arg-type]
             import keyring
 
             if (
