@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from kt_devserver import auth_routes, demo, token_routes
+from kt_devserver import auth_routes, demo, resource_metadata, token_routes
 from kt_devserver.bodies import MAX_BODY_BYTES
 from kt_devserver.db import MEMORY, Database
 from kt_devserver.errors import ApiError, from_http_exception, internal
@@ -45,7 +45,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         response = await handler(request)
     except ApiError as exc:
-        response = exc.response()
+        response = exc.response(resource_metadata=resource_metadata.metadata_url(request))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -87,6 +87,7 @@ def create_app(
     auth_routes.register(app)
     token_routes.register(app)
     oauth_routes.register(app)
+    resource_metadata.register(app)
     if not isinstance(db, Database):
 
         async def close_db(_: web.Application) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from kt_devserver import bodies, scopes
-from kt_devserver.auth import Principal, authenticate, bearer_token
+from kt_devserver.auth import Principal, audience_of, authenticate, bearer_token
 from kt_devserver.credentials import ACCESS_TOKEN_PREFIX, hash_secret
 from kt_devserver.errors import ApiError, JsonValue, mfa_required, unauthenticated
 from kt_devserver.families import Refused
@@ -134,6 +134,7 @@ async def logout(request: web.Request) -> web.Response:
         if found is None:
             raise unauthenticated("Log out with a session access token.")
         session = found[0]
+        audience_of(request, session)  # another API's token ends nothing here (RFC 8707)
         user_id = session.user_id
         state.db.families.revoke(session.id, now=now)
     elif refresh_token is None:
@@ -162,6 +163,8 @@ def whoami_json(principal: Principal) -> dict[str, JsonValue]:
         "mfa_authenticated": principal.mfa_authenticated,
         "auth_method": principal.auth_method,
         "token": None if token is None else {"id": token.id, "name": token.name},
+        # RFC 8707: the API an OAuth-issued access token is for (its aud); null otherwise.
+        "audience": principal.audience,
         "expires_at": iso8601(principal.expires_at),
     }
     exchanged = principal.exchanged

@@ -3,13 +3,17 @@
 Handlers raise `ApiError`; the middleware in app.py turns it, and aiohttp's own HTTP errors,
 into JSON.
 Messages are one line for a person and never carry a secret.
+
+A refusal of the credential carries a challenge (`bearer_challenge`, `dpop_challenge`); the
+middleware puts the API's protected resource metadata URL first in it when it writes the reply
+(RFC 9728 §5.1: `resource_metadata="<base>/.well-known/oauth-protected-resource"`, `response`).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from kt_login.www_authenticate import challenge
+from kt_login.www_authenticate import challenge, parse
 
 JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 
@@ -36,8 +40,30 @@ class ApiError(Exception):
         error.update(self.extra)
         return {"error": error}
 
-    def response(self) -> web.Response:
-        return web.json_response(self.body(), status=self.status, headers=self.headers)
+    def response(self, *, resource_metadata: str | None = None) -> web.Response:
+        """The JSON reply; `resource_metadata` (the API's RFC 9728 metadata URL, which only the
+        request knows) named first in its challenge, if it has one."""
+        headers = dict(self.headers)
+        if resource_metadata is not None and "WWW-Authenticate" in headers:
+            headers["WWW-Authenticate"] = with_resource_metadata(
+                headers["WWW-Authenticate"], resource_metadata
+            )
+        return web.json_response(self.body(), status=self.status, headers=headers)
+
+
+def with_resource_metadata(header: str, url: str) -> str:
+    """Each challenge of `header` (written by `_challenge`) with RFC 9728 §5.1's
+    `resource_metadata` first, read and rewritten by kt's own grammar."""
+    rewritten = []
+    for found in parse(header):
+        params = {k: v for k, v in found.params.items() if k != "resource_metadata"}
+        scheme = _SCHEMES.get(found.scheme, found.scheme)
+        rewritten.append(challenge(scheme, {"resource_metadata": url, **params}))
+    return ", ".join(rewritten)
+
+
+# The schemes the API challenges with, as written (the parser lower-cases them).
+_SCHEMES = {"bearer": "Bearer", "dpop": "DPoP"}
 
 
 def invalid_request(message: str) -> ApiError:
@@ -63,9 +89,16 @@ def _challenge(scheme: str, params: dict[str, str | int | None]) -> dict[str, st
     return {"WWW-Authenticate": challenge(scheme, present)}
 
 
-def unauthenticated(message: str = "Sign in first: no valid bearer credential.") -> ApiError:
+def unauthenticated(
+    message: str = "Sign in first: no valid bearer credential.", *, sent: bool = False
+) -> ApiError:
+    """401 auth.unauthenticated; `sent`: a credential came, and is not one this API accepts
+    (RFC 6750 §3.1 invalid_token; none when no credential was sent)."""
     return ApiError(
-        401, "auth.unauthenticated", message, headers=bearer_challenge(realm="keeptrusts")
+        401,
+        "auth.unauthenticated",
+        message,
+        headers=bearer_challenge(realm="keeptrusts", error="invalid_token" if sent else None),
     )
 
 

@@ -59,6 +59,9 @@ class Grant:
     scope: str
     auth_time: float
     mfa: bool
+    # The resource (RFC 8707) its access tokens are for: their audience. None in grants stored
+    # before audiences were kept (this server's own API).
+    resource: str | None = None
 
 
 class Refused(enum.Enum):
@@ -114,9 +117,16 @@ class TokenFamilies:
         self._insert_pair(session.id, pair)
         if grant is not None:
             self._conn.execute(
-                "INSERT INTO oauth_grants (session_id, client_id, scope, auth_time, mfa)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (session.id, grant.client_id, grant.scope, grant.auth_time, int(grant.mfa)),
+                "INSERT INTO oauth_grants (session_id, client_id, scope, auth_time, mfa, resource)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    session.id,
+                    grant.client_id,
+                    grant.scope,
+                    grant.auth_time,
+                    int(grant.mfa),
+                    grant.resource,
+                ),
             )
 
     def _insert_pair(self, session_id: str, pair: IssuedPair) -> None:
@@ -147,6 +157,7 @@ class TokenFamilies:
             scope=row["scope"],
             auth_time=row["auth_time"],
             mfa=bool(row["mfa"]),
+            resource=row["resource"],
         )
 
     def find_access_token(self, token_hash: str) -> tuple[Session, float] | None:

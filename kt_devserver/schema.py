@@ -4,7 +4,8 @@
   `mfa_tokens`, `api_tokens`;
 - token families (families.py): `sessions` (one per sign-in), their `access_tokens` and
   `refresh_tokens`, and for the families OAuth issued, `oauth_grants` (client, scope, how the user
-  authenticated). OAuth's tokens work on `/v1/auth/*` like a password session's;
+  authenticated, and `resource`: the API its access tokens are for, RFC 8707). OAuth's tokens
+  work on `/v1/auth/*` like a password session's, on the API they are for only;
 - the OAuth/OIDC authorization server (oauth/storage.py):
   - `oauth_codes`: authorization codes (hash only), single use; `session_id` is the token family
     the code was exchanged for, so a replayed code can revoke it;
@@ -109,7 +110,8 @@ CREATE TABLE IF NOT EXISTS oauth_codes (
     code_challenge_method TEXT NOT NULL,
     expires_at REAL NOT NULL,
     used_at REAL,
-    session_id TEXT REFERENCES sessions(id)
+    session_id TEXT REFERENCES sessions(id),
+    resource TEXT
 );
 CREATE INDEX IF NOT EXISTS oauth_codes_nonce ON oauth_codes(client_id, nonce);
 CREATE TABLE IF NOT EXISTS oauth_grants (
@@ -117,7 +119,8 @@ CREATE TABLE IF NOT EXISTS oauth_grants (
     client_id TEXT NOT NULL,
     scope TEXT NOT NULL,
     auth_time REAL NOT NULL,
-    mfa INTEGER NOT NULL
+    mfa INTEGER NOT NULL,
+    resource TEXT
 );
 CREATE TABLE IF NOT EXISTS oauth_browser_sessions (
     id TEXT PRIMARY KEY,
@@ -155,7 +158,8 @@ CREATE TABLE IF NOT EXISTS oauth_device_codes (
     mfa INTEGER NOT NULL DEFAULT 0,
     decided_at REAL,
     used_at REAL,
-    session_id TEXT REFERENCES sessions(id)
+    session_id TEXT REFERENCES sessions(id),
+    resource TEXT
 );
 CREATE INDEX IF NOT EXISTS oauth_device_codes_user_code
     ON oauth_device_codes(user_code_hash, expires_at);
@@ -214,4 +218,9 @@ ADDED_COLUMNS = (
     ("users", "totp_last_step", "INTEGER"),
     ("sessions", "dpop_jkt", "TEXT"),
     ("organizations", "device_flow", "INTEGER NOT NULL DEFAULT 1"),
+    # RFC 8707: the resource (the API) a code, a device code and the grant they buy are for,
+    # the audience of the grant's access tokens (NULL in rows from before: this server's API).
+    ("oauth_codes", "resource", "TEXT"),
+    ("oauth_device_codes", "resource", "TEXT"),
+    ("oauth_grants", "resource", "TEXT"),
 )

@@ -39,7 +39,7 @@ from authlib.oidc.core.errors import (  # type: ignore[import-untyped]
 
 from kt_devserver.credentials import hash_secret
 from kt_devserver.db import User
-from kt_devserver.oauth import clients, pushed
+from kt_devserver.oauth import clients, pushed, resources
 from kt_devserver.oauth.http import (
     OAuthContext,
     authorization_redirect,
@@ -253,6 +253,7 @@ async def authorize(request: web.Request) -> web.Response:
     try:
         precheck(oauth)
         grant = ctx.server.get_consent_grant(oauth, end_user=user)
+        resources.requested(oauth, redirect_uri=grant.redirect_uri, state=oauth.payload.state)
         step = _first_step(ctx, oauth, grant.redirect_uri, browser, user)
     except OAuth2Error as error:
         return _refusal(error, issuer)

@@ -43,6 +43,8 @@ class AuthCode:
     expires_at: float
     used_at: float | None
     session_id: str | None
+    # RFC 8707: the API the tokens it buys are for (None: stored before; this server's API).
+    resource: str | None = None
 
     # authlib's AuthorizationCodeMixin
     def get_redirect_uri(self) -> str:
@@ -94,6 +96,7 @@ class DeviceCode:
     decided_at: float | None
     used_at: float | None
     session_id: str | None
+    resource: str | None = None  # RFC 8707, as AuthCode's
 
     # authlib's DeviceCredentialMixin
     def get_client_id(self) -> str:
@@ -141,8 +144,8 @@ class OAuthStore:
         with self._conn:
             self._conn.execute(
                 "INSERT INTO oauth_codes (code_hash, client_id, redirect_uri, scope, user_id,"
-                " nonce, auth_time, mfa, code_challenge, code_challenge_method, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " nonce, auth_time, mfa, code_challenge, code_challenge_method, expires_at,"
+                " resource) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     code.code_hash,
                     code.client_id,
@@ -155,6 +158,7 @@ class OAuthStore:
                     code.code_challenge,
                     code.code_challenge_method,
                     code.expires_at,
+                    code.resource,
                 ),
             )
 
@@ -204,7 +208,14 @@ class OAuthStore:
             None,
             dpop_jkt,
         )
-        grant = Grant(session.id, credential.client_id, credential.scope, auth_time, credential.mfa)
+        grant = Grant(
+            session.id,
+            credential.client_id,
+            credential.scope,
+            auth_time,
+            credential.mfa,
+            resource=credential.resource,
+        )
         with self._conn:
             if self._conn.execute(*spend).rowcount != 1:
                 return None
@@ -224,13 +235,14 @@ class OAuthStore:
         poll_interval: float,
         now: float,
         expires_at: float,
+        resource: str | None = None,
     ) -> str:
         device_id = new_id("dev_")
         with self._conn:
             self._conn.execute(
                 "INSERT INTO oauth_device_codes (id, device_code_hash, user_code_hash, client_id,"
-                " scope, poll_interval, created_at, expires_at, status)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " scope, poll_interval, created_at, expires_at, status, resource)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     device_id,
                     device_code_hash,
@@ -241,6 +253,7 @@ class OAuthStore:
                     now,
                     expires_at,
                     DEVICE_PENDING,
+                    resource,
                 ),
             )
         return device_id
@@ -480,6 +493,7 @@ def _code(row: sqlite3.Row) -> AuthCode:
         expires_at=row["expires_at"],
         used_at=row["used_at"],
         session_id=row["session_id"],
+        resource=row["resource"],
     )
 
 
@@ -501,4 +515,5 @@ def _device(row: sqlite3.Row) -> DeviceCode:
         decided_at=row["decided_at"],
         used_at=row["used_at"],
         session_id=row["session_id"],
+        resource=row["resource"],
     )

@@ -15,6 +15,7 @@ from authlib.oauth2.rfc7636.challenge import (  # type: ignore[import-untyped]
 
 from kt_devserver.credentials import hash_secret
 from kt_devserver.db import User
+from kt_devserver.oauth import resources
 from kt_devserver.oauth.grants.exchange import exchange_for_tokens, revoke_replayed
 from kt_devserver.oauth.request import KtRequest, OnServer
 from kt_devserver.oauth.storage import AuthCode
@@ -69,8 +70,14 @@ class CodeGrant(OnServer, AuthorizationCodeGrant):  # type: ignore[misc]
                 expires_at=self.kt.clock() + AUTHORIZATION_CODE_TTL,
                 used_at=None,
                 session_id=None,
+                resource=resources.requested(request),
             )
         )
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        # RFC 8707 §2.2: the token request may name the code's resource, no other.
+        resources.same_as_granted(self.request, self.request.authorization_code.resource)
 
     def query_authorization_code(self, code: str, client: Any) -> AuthCode | None:
         found = self.kt.store.find_code(hash_secret(code))

@@ -21,6 +21,7 @@ from authlib.oauth2.rfc8628 import (  # type: ignore[import-untyped]
 
 from kt_devserver.credentials import hash_secret
 from kt_devserver.db import Database, User
+from kt_devserver.oauth import resources
 from kt_devserver.oauth.device_codes import (
     SLOW_DOWN_STEP,
     VERIFICATION_PATH,
@@ -53,6 +54,7 @@ class DeviceAuthorization(OnServer, DeviceAuthorizationEndpoint):  # type: ignor
         if not client.check_grant_type(DEVICE_CODE_GRANT_TYPE):
             raise UnauthorizedClientError("This client may not use the device authorization grant.")
         self.server.validate_requested_scope(request.payload.scope)
+        resource = resources.requested(request)  # RFC 8707: the API the tokens will be for
         kt = self.kt
         now = kt.clock()
         settings = kt.state.settings
@@ -66,6 +68,7 @@ class DeviceAuthorization(OnServer, DeviceAuthorizationEndpoint):  # type: ignor
             poll_interval=settings.device_interval,
             now=now,
             expires_at=now + settings.device_code_ttl,
+            resource=resource,
         )
         shown = display_user_code(user_code)
         verification_uri = request.issuer + VERIFICATION_PATH
@@ -133,6 +136,10 @@ class DeviceGrant(OnServer, DeviceCodeGrant):  # type: ignore[misc]
         if too_fast:
             raise SlowDownError(f"Polled too fast; wait {int(interval)} seconds between polls.")
         raise AuthorizationPendingError("The user has not approved the sign-in yet.")
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        resources.same_as_granted(self.request, self.request.credential.resource)
 
     def save_token(self, token: dict[str, Any]) -> None:
         device: DeviceCode = self.request.credential

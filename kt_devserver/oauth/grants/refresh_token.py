@@ -12,6 +12,7 @@ from kt_devserver.credentials import REFRESH_TOKEN_PREFIX, hash_secret, new_secr
 from kt_devserver.db import User
 from kt_devserver.dpop import TOKEN_TYPE, InvalidDpopProofError
 from kt_devserver.families import Grant, IssuedPair, Redeemable, Refused
+from kt_devserver.oauth import resources
 from kt_devserver.oauth.request import OnServer
 
 
@@ -46,6 +47,11 @@ class RefreshGrant(OnServer, RefreshTokenGrant):  # type: ignore[misc]
             )
         token = families.redeemable(token_hash, now=self.kt.clock())
         return None if isinstance(token, Refused) else RefreshCredential(token, grant)
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        # RFC 8707 §2.2: a refresh may name the grant's resource, never another.
+        resources.same_as_granted(self.request, self.request.refresh_token.grant.resource)
 
     def authenticate_user(self, credential: RefreshCredential) -> User:
         return self.kt.state.db.get_user(credential.token.session.user_id)
