@@ -45,6 +45,9 @@ from .text import clean, run_hint
 from .www_authenticate import Challenge, MalformedChallenge, find, parse
 
 TIMEOUT = httpx2.Timeout(15.0, connect=5.0)
+# Who a credential belongs to; asked without one, the API's 401 names its resource metadata
+# (RFC 9728 §5.1, signin/provider.py).
+WHOAMI_PATH = "/v1/auth/whoami"
 
 # Codes after which the stored session is of no further use.
 SESSION_ENDED_CODES = frozenset(
@@ -279,7 +282,7 @@ class ApiClient:
         self.request("POST", "/v1/auth/logout", body=body, auth=auth)
 
     def whoami(self, auth: httpx2.Auth) -> Account:
-        return Account.from_reply(self.request("GET", "/v1/auth/whoami", auth=auth))
+        return Account.from_reply(self.request("GET", WHOAMI_PATH, auth=auth))
 
     def _session(self, reply: dict[str, Any], *, method: str) -> Session:
         return session_from_reply(reply, api_url=self.api_url, method=method, now=self.clock())

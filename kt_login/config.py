@@ -11,7 +11,9 @@ platform's user config dir. Only kt reads it; nothing secret belongs in it.
     [profiles.work]
     api_url = "https://api.keeptrusts.com"
     credential_store = "file"             # per-profile override
-    issuer = "https://login.example.com"  # OpenID issuer for --browser/--device (default: API URL)
+    issuer = "https://login.example.com"  # OpenID issuer for --browser/--device (default: the
+                                          # one the API's resource metadata names, RFC 9728,
+                                          # else the API URL)
     client_id = "kt-cli"                  # the OAuth client at that issuer
     port = 53682                          # loopback port of --browser (default: any free one)
     redirect_host = "localhost"           # host of --browser's redirect: 127.0.0.1 (default),
@@ -19,6 +21,10 @@ platform's user config dir. Only kt reads it; nothing secret belongs in it.
     login_method = "device"               # kt auth login without a method flag: device,
                                           # browser, or paste (as --remote)
     clipboard = true                      # device sign-ins copy the code (as --clipboard)
+    send_resource = false                 # RFC 8707 resource=<api_url> in OAuth requests:
+                                          # true always, false never (a provider that refuses
+                                          # it); unset: when the API's resource metadata named
+                                          # the issuer
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ PROFILE_KEYS = (
     "redirect_host",
     "login_method",
     "clipboard",
+    "send_resource",
 )
 # The loopback port of browser sign-ins; 0 lets the system pick a free one.
 ANY_PORT = 0
@@ -68,6 +75,10 @@ AUTO_LOGIN_METHOD = "auto"
 # Whether device sign-ins copy the user code to the clipboard (as --clipboard, issue 12):
 # config.toml may say it as a TOML boolean or as the string `kt config set` writes.
 SWITCH_VALUES = ("true", "false")
+# RFC 8707's resource parameter (send_resource): "auto" sends it when the API's resource
+# metadata named the issuer (RFC 9728).
+SEND_RESOURCE = ("true", "false")
+AUTO_SEND_RESOURCE = "auto"
 
 ENV_API_URL = "KEEPTRUSTS_API_URL"
 ENV_API_TOKEN = "KEEPTRUSTS_API_TOKEN"  # noqa: S105 - the variable's name, not a secret
@@ -93,12 +104,25 @@ FLAG, ENVIRONMENT, CONFIG, SESSION, DEFAULT = (
     "session",
     "default",
 )
+# The issuer's source when nothing names one: the API's protected resource metadata (RFC 9728),
+# read at each sign-in (signin/provider.py); the value is the API URL until a sign-in found it.
+RESOURCE_METADATA = "resource metadata"
+
+
+def resource_metadata_source(api_url: str) -> str:
+    """The source of an issuer found in the resource metadata of `api_url`."""
+    return f"{RESOURCE_METADATA} of {api_url}"
+
+
+def issuer_from_api(issuer: Setting) -> bool:
+    """Whether no one named this issuer: a sign-in asks the API's resource metadata."""
+    return issuer.source.startswith(RESOURCE_METADATA)
 
 
 @dataclass(frozen=True)
 class Setting:
     value: str
-    source: str  # one of FLAG, ENVIRONMENT, CONFIG, SESSION, DEFAULT
+    source: str  # FLAG, ENVIRONMENT, CONFIG, SESSION, DEFAULT or resource_metadata_source(...)
 
 
 @dataclass(frozen=True)
@@ -123,6 +147,8 @@ class Settings:
     # The keyring's size limit for a session in bytes ("0": none of kt's):
     # KEEPTRUSTS_KEYRING_MAX_BYTES, else config.toml's top-level `keyring_max_bytes`.
     keyring_max_bytes: Setting = Setting(NO_SIZE_LIMIT, DEFAULT)
+    # RFC 8707's resource parameter: the profile's `send_resource` ("true"/"false"), else "auto".
+    send_resource: Setting = Setting(AUTO_SEND_RESOURCE, DEFAULT)
     # What config.toml holds that kt does not read, said with the nearest key kt knows.
     unknown_keys: tuple[str, ...] = ()
 
@@ -145,6 +171,7 @@ class Settings:
                 ("login_method", self.login_method),
                 ("clipboard", self.clipboard),
                 ("keyring_max_bytes", self.keyring_max_bytes),
+                ("send_resource", self.send_resource),
             )
         }
 
@@ -224,6 +251,10 @@ def check_setting(key: str, value: str) -> str:
         if size is None:
             raise UsageError(f"{_SIZE_RULE}, not {value!r}")
         return str(size)
+    if key == "send_resource":
+        if value not in SEND_RESOURCE:
+            raise UsageError(f"send_resource must be {_one_of(SEND_RESOURCE)}, not {value!r}")
+        return value
     raise UsageError(f"unknown setting {key!r}")
 
 
@@ -389,6 +420,7 @@ def resolve(
     session_api_url: str | None = None,
     session_issuer: str | None = None,
     session_client_id: str | None = None,
+    discovered_issuer: str | None = None,
     port_flag: int | None = None,
     redirect_host_flag: str | None = None,
 ) -> Settings:
@@ -396,8 +428,9 @@ def resolve(
     API URL it was signed in for; the issuer and client the person named for its sign-in, when
     that issuer is not the API), used when nothing more explicit names one, so a login against
     a server keeps working without re-typing its URL for every command, and a browser sign-in
-    goes back to the identity provider it used last. An issuer that was the API's own is not
-    passed: the default issuer is the API URL, wherever that points now."""
+    goes back to the identity provider it used last. An issuer that was the API's own, or that
+    the API's resource metadata named (`discovered_issuer`, shown with that source), is not
+    passed: without one named, a sign-in asks the API again (RFC 9728)."""
     cdir = config_dir(env)
     file = load_config_file(Path(cdir.value))
     profiles: dict[str, dict[str, Any]] = file.get("profiles", {})
@@ -441,6 +474,7 @@ def resolve(
         client_id_flag=client_id_flag,
         session_issuer=session_issuer,
         session_client_id=session_client_id,
+        discovered_issuer=discovered_issuer,
     )
     return Settings(
         unknown_keys=unknown_keys(file, Path(cdir.value) / CONFIG_FILE),
@@ -476,6 +510,7 @@ def resolve(
             default="false",
         ),
         keyring_max_bytes=_size_limit(env, file, Path(cdir.value) / CONFIG_FILE),
+        send_resource=_send_resource(section, Path(cdir.value) / CONFIG_FILE),
     )
 
 
@@ -491,6 +526,19 @@ def _size_limit(env: Mapping[str, str], file: Mapping[str, Any], path: Path) -> 
     if size is None:
         raise ConfigError(f"{path}: {_SIZE_RULE}, not {file['keyring_max_bytes']!r}")
     return Setting(str(size), CONFIG)
+
+
+def _send_resource(section: Mapping[str, Any], path: Path) -> Setting:
+    """The profile's `send_resource`: a TOML boolean, or "true"/"false" as `kt config set`
+    writes it; unset: "auto"."""
+    if "send_resource" not in section:
+        return Setting(AUTO_SEND_RESOURCE, DEFAULT)
+    value = section["send_resource"]
+    if isinstance(value, bool):
+        return Setting("true" if value else "false", CONFIG)
+    if value in SEND_RESOURCE:
+        return Setting(str(value), CONFIG)
+    raise ConfigError(f"{path}: send_resource must be true or false, not {value!r}")
 
 
 def _choice(
@@ -544,10 +592,13 @@ def _oauth_client(
     client_id_flag: str | None,
     session_issuer: str | None,
     session_client_id: str | None,
+    discovered_issuer: str | None = None,
 ) -> tuple[Setting, Setting]:
     """Issuer and client: the flags, else the profile's config (`issuer`, `client_id`), else the
-    ones the profile last signed in with, else the API URL and `kt-cli`. A client id is taken
-    only from where the issuer came from: it names a client at that issuer."""
+    ones the profile last signed in with, else the API's resource metadata's (RFC 9728: its
+    value the one the last sign-in found, else the API URL, which an API without such metadata
+    is) and `kt-cli`. A client id is taken only from where the issuer came from: it names a
+    client at that issuer."""
     client_id = Setting(client_id_flag, FLAG) if client_id_flag else None
     if issuer_flag is not None:
         issuer = Setting(issuer_flag or api_url, FLAG)
@@ -560,7 +611,7 @@ def _oauth_client(
         if client_id is None and session_client_id:
             client_id = Setting(session_client_id, SESSION)
     else:
-        issuer = Setting(api_url, DEFAULT)
+        issuer = Setting(discovered_issuer or api_url, resource_metadata_source(api_url))
     return issuer, client_id or Setting(DEFAULT_CLIENT_ID, DEFAULT)
 
 

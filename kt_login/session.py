@@ -66,6 +66,11 @@ class Session:
     # response's, else what was asked); `scopes` may instead be the API's own (whoami). None:
     # not an OAuth sign-in, or stored before kt kept it.
     granted_scope: str | None = None
+    # RFC 8707: the resource (the API URL) the tokens were asked for, asked again on refresh.
+    resource: str | None = None
+    # Where the issuer came from when kt found it itself: "resource metadata of <api_url>"
+    # (RFC 9728); such an issuer is read from the API again at the next sign-in, not kept.
+    issuer_source: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind == OAUTH and not self.token_endpoint:
@@ -214,6 +219,8 @@ _CHECKS = {
     "acr": _opt_str,
     "display_name": _opt_str,
     "granted_scope": _opt_str,
+    "resource": _opt_str,
+    "issuer_source": _opt_str,
 }
 # A field with a default may be absent from a stored session (it was added later, or it is
 # unknown for that sign-in); every other field must be there.

@@ -37,6 +37,9 @@ ALLOWED_KEYS = {
     "acr",
     "display_name",
     "granted_scope",  # the OAuth scope granted, for a new consent that drops none of it
+    # RFC 8707 / RFC 9728: the resource asked for, and where kt found the issuer
+    "resource",
+    "issuer_source",
 }
 
 

@@ -13,7 +13,9 @@ from kt_login.config import (
     SESSION,
     Setting,
     api_url_with_session,
+    issuer_from_api,
     resolve,
+    resource_metadata_source,
 )
 
 API = "https://api.example"
@@ -35,7 +37,15 @@ def issuer_and_client(settings) -> tuple[Setting, Setting]:
 
 
 def test_defaults_are_the_api_url_and_kt_cli(env):
-    assert issuer_and_client(resolve(env)) == (Setting(API, DEFAULT), Setting("kt-cli", DEFAULT))
+    """No issuer named: the API's resource metadata says (RFC 9728, issue 14); until a sign-in
+    read it, the value is the API URL, which an API without such metadata is."""
+    found = Setting(API, resource_metadata_source(API))
+    assert issuer_and_client(resolve(env)) == (found, Setting("kt-cli", DEFAULT))
+    assert issuer_from_api(found) and found.source == "resource metadata of https://api.example"
+    last = resolve(env, discovered_issuer="https://idp.example")
+    assert last.issuer == Setting("https://idp.example", found.source)
+    named = resolve(env, issuer_flag="https://idp.example").issuer
+    assert not issuer_from_api(named)
 
 
 def test_the_last_sign_in_is_remembered(env):
@@ -74,7 +84,7 @@ def test_flags_beat_everything_and_a_client_belongs_to_its_issuer(env):
 
 def test_settings_as_dict_name_the_issuer_and_client(env):
     shown = resolve(env).as_dict()
-    assert shown["issuer"] == {"value": API, "source": DEFAULT}
+    assert shown["issuer"] == {"value": API, "source": resource_metadata_source(API)}
     assert shown["client_id"] == {"value": "kt-cli", "source": DEFAULT}
 
 
@@ -107,3 +117,17 @@ def test_a_port_that_is_not_one_is_a_config_error_naming_the_file(env, tmp_path,
         resolve(env)
     assert str(tmp_path / "config.toml") in caught.value.message
     assert "port must be a number from 0 to 65535" in caught.value.message
+
+
+def test_send_resource_is_the_profile_s_else_auto(env, tmp_path):
+    """RFC 8707 per profile: a TOML boolean or "true"/"false" (as kt config set writes it)."""
+    assert resolve(env).send_resource == Setting("auto", DEFAULT)
+    for written, value in (("false", "false"), ("true", "true"), ('"false"', "false")):
+        (tmp_path / "config.toml").write_text(f"[profiles.default]\nsend_resource = {written}\n")
+        assert resolve(env).send_resource == Setting(value, CONFIG)
+    from kt_login.errors import ConfigError
+
+    (tmp_path / "config.toml").write_text('[profiles.default]\nsend_resource = "no"\n')
+    with pytest.raises(ConfigError) as caught:
+        resolve(env)
+    assert "send_resource must be true or false" in caught.value.message

@@ -220,7 +220,10 @@ class Invocation:
         port_flag: int | None = None,
         redirect_host_flag: str | None = None,
     ) -> config.Settings:
-        named = session.foreign_issuer if session is not None else None
+        # An issuer the API's resource metadata named is asked of the API again (RFC 9728),
+        # never remembered as if the person had named it; it is shown as found there.
+        found = session is not None and session.issuer_source is not None
+        named = session.foreign_issuer if session is not None and not found else None
         client_id = session.client_id if session is not None and named is not None else None
         return config.resolve(
             self.app.env,
@@ -231,6 +234,7 @@ class Invocation:
             session_api_url=session.api_url if session is not None else None,
             session_issuer=named,
             session_client_id=client_id,
+            discovered_issuer=session.issuer if session is not None and found else None,
             port_flag=port_flag,
             redirect_host_flag=redirect_host_flag,
         )

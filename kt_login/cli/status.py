@@ -92,7 +92,12 @@ def run_status(inv: Invocation) -> None:
     if session.issuer:
         lines[3:3] = [
             f"Identity: {clean(session.subject or '?')} at {clean(session.issuer)} "
-            f"(client {clean(session.client_id or '?')})"
+            f"(client {clean(session.client_id or '?')}"
+            + (
+                f"; issuer from the {clean(session.issuer_source)})"
+                if session.issuer_source
+                else ")"
+            )
         ]
     if effective.value != session.api_url:
         lines.append(

@@ -37,6 +37,9 @@ def session_document(session: Session, *, profile: str, storage: str) -> dict[st
                 "client_id": session.client_id,
                 "acr": session.acr,
                 "auth_time": timestamp(session.auth_time),
+                # RFC 9728: where kt found the issuer (None: it was named), and RFC 8707's resource
+                "issuer_source": session.issuer_source,
+                "resource": session.resource,
             }
             if session.issuer
             else None

@@ -45,6 +45,11 @@ class ProviderMetadata:
     # accepted (flows.authcode.authorize).
     par_endpoint: str | None = None
     par_required: bool = False
+    # RFC 8707: the resource (the API URL) to name in this sign-in's requests, None for none;
+    # and where the issuer came from when the API's resource metadata (RFC 9728) named it.
+    # Both set by signin/provider.py.
+    resource: str | None = None
+    issuer_source: str | None = None
 
     def missing(self, member: str) -> str:
         """Why `member` is absent: the documents read and what they answered."""
@@ -81,8 +86,9 @@ def _strings(doc: dict[str, Any], name: str) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-def read_document(body: bytes, issuer: str) -> dict[str, Any]:
-    """One metadata document: a JSON object naming exactly the configured issuer."""
+def read_document(body: bytes, issuer: str, *, named_by: str | None = None) -> dict[str, Any]:
+    """One metadata document: a JSON object naming exactly the configured issuer (or the one
+    `named_by` says named it: "the resource metadata of API lists")."""
     check_size(body, "metadata", "provider metadata document")
     try:
         doc = json_document(body)
@@ -91,6 +97,12 @@ def read_document(body: bytes, issuer: str) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise ServerError("the provider metadata is not a JSON object")
     if doc.get("issuer") != issuer:  # byte for byte: no normalisation (ID-01, RFC 8414 §3.3)
+        if named_by is not None:
+            raise ValidationFailed(
+                f"the provider's metadata names a different issuer than the one {named_by}"
+                " (RFC 9728 §3.3 / RFC 8414 §3.3): refusing to sign in there",
+                hint=f"expected exactly {issuer}",
+            )
         raise ValidationFailed(
             "the provider's metadata names a different issuer than the one configured",
             hint=f"expected exactly {issuer}",
@@ -157,16 +169,21 @@ def oauth_metadata_urls(issuer: str) -> list[str]:
     return [inserted, issuer.rstrip("/") + OAUTH_PATH]
 
 
-def discover(issuer: str) -> Flow[ProviderMetadata]:
+def discover(issuer: str, *, named_by: str | None = None) -> Flow[ProviderMetadata]:
     """Both metadata documents, each held to the configured issuer, merged: OpenID Connect
     Discovery's first, RFC 8414's filling what it lacks (a provider may list an endpoint such
     as revocation only in one of them). The OpenID document's failure ends discovery unless
-    RFC 8414's answers; RFC 8414's absence (404, no answer) is fine."""
+    RFC 8414's answers; RFC 8414's absence (404, no answer) is fine. `named_by`: who named the
+    issuer when it was not configured (the API's resource metadata), for the refusal's words."""
     check_issuer(issuer)
     read: list[str] = []
     oidc_url = issuer.rstrip("/") + OIDC_PATH
     response = yield httpx2.Request("GET", oidc_url, headers={"Accept": "application/json"})
-    oidc = read_document(response.content, issuer) if response.status_code == 200 else None
+    oidc = (
+        read_document(response.content, issuer, named_by=named_by)
+        if response.status_code == 200
+        else None
+    )
     read.append(oidc_url if oidc is not None else f"{oidc_url} (HTTP {response.status_code})")
     if oidc is None and response.status_code != 404:
         raise ServerError(
@@ -182,7 +199,7 @@ def discover(issuer: str) -> Flow[ProviderMetadata]:
             read.append(f"{url} (no answer)")
             break
         if answer.status_code == 200:
-            oauth = read_document(answer.content, issuer)
+            oauth = read_document(answer.content, issuer, named_by=named_by)
             read.append(url)
             break
         read.append(f"{url} (HTTP {answer.status_code})")

@@ -39,6 +39,11 @@ class SignInRequest:
     prompt: str | None = None
     max_age: int | None = None
     acr_values: str | None = None
+    # No issuer was named: the API's resource metadata says which (RFC 9728, signin/provider.py).
+    issuer_from_api: bool = False
+    # RFC 8707's resource parameter: True always, False never, None when the API's metadata
+    # named the issuer (the profile's send_resource).
+    send_resource: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -291,4 +296,6 @@ def session_from_sign_in(
         acr=claims.acr if claims else None,
         display_name=display_name(id_claims_, info),
         granted_scope=tokens.scope or signed.scope,
+        resource=signed.meta.resource,
+        issuer_source=signed.meta.issuer_source,
     )
