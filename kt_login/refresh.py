@@ -140,10 +140,12 @@ class SessionKeeper:
         flow_args = {"client_id": latest.client_id or "", "refresh_token": refresh_token}
         try:
             try:
-                granted = drive(tokens.refresh(token_endpoint, **flow_args), http)
+                granted = drive(
+                    tokens.refresh(token_endpoint, resource=latest.resource, **flow_args), http
+                )
             except NetworkError:
                 granted = drive(
-                    tokens.refresh(token_endpoint, **flow_args), http
+                    tokens.refresh(token_endpoint, resource=latest.resource, **flow_args), http
                 )  # LC-03: one retry
         except OAuthError as exc:
             # Any refusal (invalid_grant, or a provider's invalid_request for an unknown token)

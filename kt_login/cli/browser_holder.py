@@ -23,7 +23,7 @@ from ..signin.browser import browser_sign_in
 from ..signin.oidc import SignInRequest
 from ..store.pending import check_handle, read_state, write_state
 from .app import App, Invocation
-from .login_oauth import _finish
+from .login_oauth import _finish, resource_options
 
 
 def _say_to_parent(doc: dict[str, Any]) -> None:
@@ -82,6 +82,7 @@ def run(handle: str, directory: Path) -> int:
             prompt=_text(state.get("prompt")),
             max_age=state["max_age"] if isinstance(state.get("max_age"), int) else None,
             acr_values=_text(state.get("acr_values")),
+            **resource_options(state),
         )
         signed = browser_sign_in(login, http=inv.http(), show_url=show_url, clock=app.clock)
         _finish(inv, signed, login, store, method="browser")

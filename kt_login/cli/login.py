@@ -113,7 +113,8 @@ class LoginOptions:
 @click.option(
     "--issuer",
     metavar="URL",
-    help="OpenID Connect issuer for --browser/--device (default: the profile's, else the API URL).",
+    help="OpenID Connect issuer for --browser/--device (default: the profile's, else the one the"
+    " API's resource metadata names, else the API URL).",
 )
 @click.option("--client-id", metavar="ID", help="OAuth client id at the issuer (default: kt-cli).")
 @click.option(

@@ -10,12 +10,13 @@ import os
 import socket
 import sys
 import termios
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO, cast
 from urllib.parse import urlsplit
 
 from ..browser import Opener, SshSession, local_opener, no_browser_reason, ssh_session
+from ..config import issuer_from_api
 from ..errors import DeviceFlowUnavailable, KtError, UsageError
 from ..flows.device import DeviceAuthorization
 from ..signin.browser import browser_sign_in, step_up
@@ -598,8 +599,23 @@ def _prepare(
         scope=scope,
         port=int(settings.port.value),
         redirect_host=settings.redirect_host.value,
+        issuer_from_api=issuer_from_api(settings.issuer),
+        send_resource=SEND_RESOURCE_CHOICE.get(settings.send_resource.value),
         **options,
     )
+
+
+# The profile's send_resource as SignInRequest takes it (None: kt decides, "auto").
+SEND_RESOURCE_CHOICE = {"true": True, "false": False}
+
+
+def resource_options(state: Mapping[str, object]) -> dict[str, Any]:
+    """A two-step sign-in's RFC 9728/8707 choices, as its start recorded them."""
+    send = state.get("send_resource")
+    return {
+        "issuer_from_api": state.get("issuer_from_api") is True,
+        "send_resource": send if isinstance(send, bool) else None,
+    }
 
 
 def _finish(

@@ -35,7 +35,7 @@ from ..store.pending import (
 )
 from ..text import run_hint
 from .app import Invocation
-from .login_oauth import Countdown, _finish, _prepare
+from .login_oauth import Countdown, _finish, _prepare, resource_options
 from .views import timestamp
 
 STATE_VERSION = 1
@@ -71,6 +71,8 @@ def run_device_start(
             "profile": inv.profile,
             "api_url": login.api_url,
             "issuer": login.issuer,
+            "issuer_from_api": login.issuer_from_api,
+            "send_resource": login.send_resource,
             "client_id": login.client_id,
             "requested_scope": login.scope,
             "scope": started.scope,
@@ -147,6 +149,7 @@ def run_complete(inv: Invocation, handle: str, *, wait: int) -> None:
         client_id=str(state["client_id"]),
         api_url=str(state["api_url"]),
         scope=state["requested_scope"] if isinstance(state["requested_scope"], str) else None,
+        **resource_options(state),
     )
     remaining = expires_at - sub.now()
     budget = min(remaining, float(wait))
@@ -267,6 +270,8 @@ def start_browser_sign_in(
             "profile": inv.profile,
             "api_url": login.api_url,
             "issuer": login.issuer,
+            "issuer_from_api": login.issuer_from_api,
+            "send_resource": login.send_resource,
             "client_id": login.client_id,
             "scope": login.scope,
             "prompt": login.prompt,

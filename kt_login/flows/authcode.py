@@ -47,6 +47,8 @@ class AuthorizationRequest:
     # honours for `pushed_for` seconds from the push (None: it did not say).
     pushed: bool = False
     pushed_for: float | None = None
+    # RFC 8707 §2.1: the resource (the API URL) the tokens are for, when the sign-in names one.
+    resource: str | None = None
 
 
 def begin(
@@ -191,6 +193,7 @@ def _new_request(
         verifier=new_verifier(),
         max_age=max_age,
         acr_values=acr_values,
+        resource=meta.resource,
     )
 
 
@@ -221,6 +224,8 @@ def _parameters(
         params["acr_values"] = request.acr_values
     if login_hint:
         params["login_hint"] = login_hint
+    if request.resource is not None:
+        params["resource"] = request.resource
     return params
 
 

@@ -43,11 +43,13 @@ class DeviceAuthorization:
 
 
 def request_device_code(
-    endpoint: str, *, client_id: str, scope: str, issuer: str
+    endpoint: str, *, client_id: str, scope: str, issuer: str, resource: str | None = None
 ) -> Flow[DeviceAuthorization]:
-    response = yield httpx2.Request(
-        "POST", endpoint, headers=FORM, data={"client_id": client_id, "scope": scope}
-    )
+    """`resource`: the API the tokens are for (RFC 8707 §2), when kt names one."""
+    data = {"client_id": client_id, "scope": scope}
+    if resource is not None:
+        data["resource"] = resource
+    response = yield httpx2.Request("POST", endpoint, headers=FORM, data=data)
     return parse_device_authorization(json_reply(response, "device authorization endpoint"), issuer)
 
 
@@ -91,9 +93,17 @@ def _interval(value: object) -> float:
 
 
 def poll(
-    auth: DeviceAuthorization, *, token_endpoint: str, client_id: str
+    auth: DeviceAuthorization,
+    *,
+    token_endpoint: str,
+    client_id: str,
+    resource: str | None = None,
 ) -> WaitingFlow[TokenResponse]:
-    """Poll until the person approves (tokens), denies, or the code expires (OAuthError)."""
+    """Poll until the person approves (tokens), denies, or the code expires (OAuthError);
+    `resource` (RFC 8707 §2.2) named in each poll when kt names one."""
+    data = {"grant_type": GRANT_TYPE, "device_code": auth.device_code, "client_id": client_id}
+    if resource is not None:
+        data["resource"] = resource
     interval = auth.interval
     wait = interval
     elapsed = 0.0
@@ -108,16 +118,7 @@ def poll(
         if elapsed > auth.expires_in:
             raise _expired(auth, last)
         try:
-            response = yield httpx2.Request(
-                "POST",
-                token_endpoint,
-                headers=FORM,
-                data={
-                    "grant_type": GRANT_TYPE,
-                    "device_code": auth.device_code,
-                    "client_id": client_id,
-                },
-            )
+            response = yield httpx2.Request("POST", token_endpoint, headers=FORM, data=data)
         except NetworkError:
             wait = max(interval, min(wait * 2, MAX_BACKOFF))  # §3.5: back off on timeouts
             last = "no answer to the last poll"

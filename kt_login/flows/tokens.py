@@ -84,11 +84,13 @@ def exchange_code(
     redirect_uri: str,
     verifier: str,
     client_secret: str | None = None,
+    resource: str | None = None,
 ) -> Flow[TokenResponse]:
     """The one POST that spends the code. The caller must not retry it (AZ-09).
 
     A public client names itself with `client_id`; a confidential one (`client_secret`, as
-    kt-devserver's SSO may be) authenticates with client_secret_basic instead.
+    kt-devserver's SSO may be) authenticates with client_secret_basic instead. `resource`: the
+    API the tokens are for (RFC 8707 §2.2), when the sign-in names one.
     """
     data = {
         "grant_type": "authorization_code",
@@ -96,6 +98,8 @@ def exchange_code(
         "redirect_uri": redirect_uri,
         "code_verifier": verifier,
     }
+    if resource is not None:
+        data["resource"] = resource
     headers = dict(FORM)
     if client_secret:
         headers["Authorization"] = basic_auth(client_id, client_secret)
@@ -105,17 +109,14 @@ def exchange_code(
     return parse_token_response(response)
 
 
-def refresh(token_endpoint: str, *, client_id: str, refresh_token: str) -> Flow[TokenResponse]:
-    response = yield httpx2.Request(
-        "POST",
-        token_endpoint,
-        headers=FORM,
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token,
-            "client_id": client_id,
-        },
-    )
+def refresh(
+    token_endpoint: str, *, client_id: str, refresh_token: str, resource: str | None = None
+) -> Flow[TokenResponse]:
+    """RFC 6749 §6; `resource` (RFC 8707 §2.2): the API the session's tokens were asked for."""
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
+    if resource is not None:
+        data["resource"] = resource
+    response = yield httpx2.Request("POST", token_endpoint, headers=FORM, data=data)
     if 400 <= response.status_code < 500:
         # Refused, whatever the reply says: the caller ends the session rather than retry.
         try:

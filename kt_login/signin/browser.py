@@ -22,7 +22,7 @@ from callback_server import (
 from ..errors import KtError, NetworkError, OAuthError, SignInLinkReused
 from ..flows import drive
 from ..flows.authcode import AuthorizationRequest, authorize, check_response, needs_renewal
-from ..flows.discovery import ProviderMetadata, discover
+from ..flows.discovery import ProviderMetadata
 from ..flows.pkce import new_state
 from ..flows.tokens import TokenResponse, exchange_code
 from ..text import run_hint
@@ -34,6 +34,7 @@ from .oidc import (
     scope_explained,
     scope_to_ask,
 )
+from .provider import provider_for
 
 # Token-endpoint errors that say something other than "this code was refused".
 _NOT_ABOUT_THE_CODE = frozenset(
@@ -64,7 +65,7 @@ def browser_sign_in(
     `accept_pasted` takes pasted answers while the listener waits (a browser on another machine):
     judged like the callback, first one wins (`callback_server.receive`); what is pasted then
     meets the same checks as a callback (state, iss, one code exchange)."""
-    meta = drive(discover(login.issuer), http)
+    meta = provider_for(login, http=http)
     scope = scope_to_ask(login, meta)
     state = new_state()
     pending: list[AuthorizationRequest] = []
@@ -207,6 +208,7 @@ def _exchange(
                 code=code,
                 redirect_uri=request.redirect_uri,
                 verifier=request.verifier,
+                resource=request.resource,
             ),
             http,
         )

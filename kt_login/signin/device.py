@@ -12,7 +12,7 @@ import httpx2
 from ..errors import DeviceFlowUnavailable, OAuthError
 from ..flows import drive
 from ..flows.device import DeviceAuthorization, poll, request_device_code
-from ..flows.discovery import ProviderMetadata, discover
+from ..flows.discovery import ProviderMetadata
 from ..text import run_hint
 from .oidc import (
     SignedIn,
@@ -22,6 +22,7 @@ from .oidc import (
     scope_explained,
     scope_to_ask,
 )
+from .provider import provider_for
 
 
 def device_sign_in(
@@ -69,6 +70,7 @@ def start_device_sign_in(
                     client_id=login.client_id,
                     scope=scope,
                     issuer=meta.issuer,
+                    resource=meta.resource,
                 ),
                 http,
             )
@@ -93,7 +95,7 @@ def provider_with_device_grant(
 ) -> ProviderMetadata:
     """The issuer's metadata (discovered unless given), which must offer the device grant."""
     if meta is None:
-        meta = drive(discover(login.issuer), http)
+        meta = provider_for(login, http=http)
         fetch_keys_early(meta, http)
     if meta.device_authorization_endpoint is None:
         raise DeviceFlowUnavailable(
@@ -120,7 +122,12 @@ def wait_for_approval(
     try:
         with scope_explained(login, scope, meta, method="device"):
             tokens = drive(
-                poll(authorization, token_endpoint=meta.token_endpoint, client_id=login.client_id),
+                poll(
+                    authorization,
+                    token_endpoint=meta.token_endpoint,
+                    client_id=login.client_id,
+                    resource=meta.resource,
+                ),
                 http,
                 sleep=sleep,
                 monotonic=monotonic,

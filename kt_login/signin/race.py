@@ -38,13 +38,14 @@ from ..errors import DeviceFlowUnavailable, KtError, OAuthError
 from ..flows import drive
 from ..flows.authcode import AuthorizationRequest, authorize, needs_renewal
 from ..flows.device import DeviceAuthorization
-from ..flows.discovery import REMOTE_REDIRECT, ProviderMetadata, discover
+from ..flows.discovery import REMOTE_REDIRECT, ProviderMetadata
 from ..flows.pkce import new_state
 from ..flows.tokens import revoke_grant
 from ..text import run_hint
 from .browser import listener_error, signed_in_with
 from .device import DeviceStarted, start_device_sign_in, wait_for_approval
 from .oidc import SignedIn, SignInRequest, fetch_keys_early, scope_explained, scope_to_ask
+from .provider import provider_for
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def race_sign_in(
     listener's) is what is pasted. `again` is the command that starts a new sign-in (default:
     `kt auth login --remote`)."""
     again = again or run_hint("kt", "auth", "login", "--remote")
-    meta = drive(discover(login.issuer), http)
+    meta = provider_for(login, http=http)
     fetch_keys_early(meta, http)
     if needs_remote_page and meta.remote_redirect_uri is None:
         raise KtError(

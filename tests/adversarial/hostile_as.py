@@ -154,6 +154,11 @@ class Behaviour:
     revocation_reply: dict[str, Any] | None = None  # a JSON body for the revocation answer
     device_reply: dict[str, Any] = field(default_factory=dict)  # overrides (DELETE removes)
     ci_claims: dict[str, Any] = field(default_factory=dict)  # the Actions endpoint's tokens
+    # As an API (RFC 9728): its protected resource metadata at `resource_metadata_at` (None:
+    # 404), and the WWW-Authenticate of whoami's 401 without a credential (None: none).
+    resource_metadata: dict[str, Any] | None = None
+    resource_metadata_at: str = "/.well-known/oauth-protected-resource"
+    whoami_challenge: str | None = None
 
 
 @dataclass
@@ -285,6 +290,10 @@ class HostileAS:
         )
         if request.path == self.behaviour.oauth_metadata_at:
             return await self._oauth_metadata(request, form)
+        if request.path == self.behaviour.resource_metadata_at:
+            if self.behaviour.resource_metadata is None:
+                return web.Response(status=404)
+            return web.json_response(self.behaviour.resource_metadata)
         handler = {
             "/.well-known/openid-configuration": self._metadata,
             "/authorize": self._authorize,
@@ -576,7 +585,12 @@ class HostileAS:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, b.whoami_hold.wait, 60)
         if not request.headers.get("Authorization", "").startswith("Bearer at-"):
-            return web.json_response({"error": {"code": "auth.unauthorized"}}, status=401)
+            challenge = (
+                {} if b.whoami_challenge is None else {"WWW-Authenticate": b.whoami_challenge}
+            )
+            return web.json_response(
+                {"error": {"code": "auth.unauthorized"}}, status=401, headers=challenge
+            )
         return web.json_response(
             {
                 "user": _apply({"id": SUBJECT, "email": EMAIL}, b.whoami_user),
