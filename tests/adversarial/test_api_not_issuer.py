@@ -52,6 +52,12 @@ def whoami_asked(server: HostileAS) -> int:
     return len(server.calls("GET", "/v1/auth/whoami"))
 
 
+def account_described(server: HostileAS) -> int:
+    """whoami calls with a credential: the API describing an account. (A sign-in with no issuer
+    named also asks whoami without one, for the 401's RFC 9728 resource_metadata.)"""
+    return len([c for c in server.calls("GET", "/v1/auth/whoami") if "Authorization" in c.headers])
+
+
 def test_8_foreign_issuer_sign_in_keeps_the_api_url(
     hostile_as: HostileAS, devserver: DevServer, tmp_path: Path
 ) -> None:
@@ -166,7 +172,8 @@ def test_8_the_default_issuer_follows_the_api_url(
     assert login.code == 0, login.stderr
     session = stored(box)
     assert session["api_url"] == session["issuer"] == hostile_as.issuer
-    assert whoami_asked(hostile_as) == 1  # an API session: the API described its account
+    assert account_described(hostile_as) == 1  # an API session: the API described its account
+    assert whoami_asked(hostile_as) == 2  # and, first, the probe for resource metadata
 
     other_as.reset()
     env = moved(box, other_as.issuer)
@@ -187,7 +194,8 @@ def test_8_the_default_issuer_follows_the_api_url(
     who = kt("auth", "whoami", "--json", env=env)
     assert who.code == 0, who.stderr
     assert who.json()["api_asked"] is True and who.json()["api_url"] == other_as.issuer
-    assert whoami_asked(other_as) == 2 and whoami_asked(hostile_as) == 0
+    assert account_described(other_as) == 2 and whoami_asked(other_as) == 3
+    assert whoami_asked(hostile_as) == 0
 
 
 def test_8_a_session_stored_before_the_two_were_kept_apart_is_read(
