@@ -75,6 +75,8 @@ def test_an_mfa_too_old_for_the_operation_is_an_rfc9470_challenge(server, http):
     assert error["mfa_token"].startswith("ktm_") and error["expires_in"] > 0
     challenge = challenge_of(response)
     assert challenge.params == {
+        # RFC 9728 §5.1: every API challenge names the API's protected resource metadata first
+        "resource_metadata": server.url + "/.well-known/oauth-protected-resource",
         "error": "insufficient_user_authentication",
         "error_description": error["message"],
         "acr_values": MFA_ACR,
@@ -111,7 +113,10 @@ def test_a_credential_without_the_scope_gets_insufficient_scope(http):
     assert challenge_of(response).params["scope"] == "gateways:write"
 
 
-def test_no_credential_is_a_plain_bearer_challenge(http):
+def test_no_credential_is_a_plain_bearer_challenge(server, http):
     response = http.get("/v1/auth/whoami")
     error_of(response, 401, "auth.unauthenticated")
-    assert challenge_of(response) == Challenge("bearer", {"realm": "keeptrusts"})
+    metadata = server.url + "/.well-known/oauth-protected-resource"  # RFC 9728 §5.1
+    assert challenge_of(response) == Challenge(
+        "bearer", {"resource_metadata": metadata, "realm": "keeptrusts"}
+    )
