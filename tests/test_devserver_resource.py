@@ -61,10 +61,15 @@ def test_api_401s_and_403s_name_the_metadata_in_their_challenge(devserver):
     expected = devserver.url + METADATA
     none = httpx2.get(url)
     assert none.status_code == 401 and none.json()["error"]["code"] == "auth.unauthenticated"
-    assert bearer(none) == {"resource_metadata": expected}
+    assert bearer(none) == {"resource_metadata": expected, "realm": "keeptrusts"}
+    assert none.headers["www-authenticate"].startswith(f'Bearer resource_metadata="{expected}"')
     bad = httpx2.get(url, headers={"Authorization": "Bearer kta_nonsense"})
     assert bad.status_code == 401
-    assert bearer(bad) == {"resource_metadata": expected, "error": "invalid_token"}
+    assert bearer(bad) == {
+        "resource_metadata": expected,
+        "realm": "keeptrusts",
+        "error": "invalid_token",
+    }
     with httpx2.Client(base_url=devserver.url) as http:
         login = http.post(
             "/v1/auth/login", json={"email": demo.ALICE_EMAIL, "password": demo.ALICE_PASSWORD}
@@ -79,11 +84,9 @@ def test_api_401s_and_403s_name_the_metadata_in_their_challenge(devserver):
         )
     assert denied.status_code == 403
     assert denied.json()["error"]["required_scope"] == "tokens:read"
-    assert bearer(denied) == {
-        "resource_metadata": expected,
-        "error": "insufficient_scope",
-        "scope": "tokens:read",
-    }
+    params = bearer(denied)
+    assert list(params)[0] == "resource_metadata" and params["resource_metadata"] == expected
+    assert params["error"] == "insufficient_scope" and params["scope"] == "tokens:read"
 
 
 def test_tokens_are_bound_to_the_api_asked_for_or_to_this_api_by_default(devserver):
