@@ -21,6 +21,8 @@ import httpx2
 
 from ._version import __version__
 from .config import origin
+from .dpop import HEADER as DPOP_HEADER
+from .dpop import Prover, Provers
 from .errors import (
     EXIT_MFA_REQUIRED,
     ApiError,
@@ -173,12 +175,34 @@ def same_origin(url: str | httpx2.URL, base: str) -> bool:
     return origin(str(url)) == origin(base)
 
 
-class BearerAuth(httpx2.Auth):
-    """A fixed bearer credential (an API token) bound to one origin."""
+def authorize(request: httpx2.Request, access_token: str, prover: Prover | None) -> None:
+    """`Authorization: Bearer <token>`, or for a DPoP-bound token `Authorization: DPoP <token>`
+    with a fresh proof of its key (RFC 9449 §7.1)."""
+    if prover is None:
+        request.headers.pop(DPOP_HEADER, None)
+        request.headers["Authorization"] = f"Bearer {access_token}"
+    else:
+        prover.sign(request, access_token=access_token)
 
-    def __init__(self, token: str, api_url: str) -> None:
+
+def _nonce_asked(response: httpx2.Response, prover: Prover | None) -> bool:
+    """A resource's reply read for the nonce it names; True when it refused the proof for the
+    want of that nonce (use_dpop_nonce, RFC 9449 §9), so the request is sent once more."""
+    if prover is None:
+        return False
+    if response.status_code == 401:
+        read_reply(response)  # capped, unlike httpx2's `requires_response_body` (NT-05)
+    return prover.learn(response)
+
+
+class BearerAuth(httpx2.Auth):
+    """A fixed credential (an API token, or a new session's access token) bound to one origin;
+    with `dpop`, the access token is DPoP-bound and sent with a proof of that key."""
+
+    def __init__(self, token: str, api_url: str, *, dpop: Prover | None = None) -> None:
         self._token = token
         self._api_url = api_url
+        self._dpop = dpop
 
     def __repr__(self) -> str:
         return f"BearerAuth(api_url={self._api_url!r}, token=<redacted>)"
@@ -191,24 +215,32 @@ class BearerAuth(httpx2.Auth):
                 f"refusing to send the API token to {request.url.scheme}://{request.url.netloc.decode()}:"
                 f" it belongs to {self._api_url}"
             )
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        yield request
+        authorize(request, self._token, self._dpop)
+        response = yield request
+        if _nonce_asked(response, self._dpop):
+            authorize(request, self._token, self._dpop)
+            yield request
 
 
 class SessionAuth(httpx2.Auth):
     """The stored session's access token, refreshed before it expires and once on a 401.
 
     `current` returns a session whose access token is fresh (refreshing if needed); `refresh`
-    forces a refresh of the given (stale) session. Both come from `refresh.SessionKeeper`.
+    forces a refresh of the given (stale) session. Both come from `refresh.SessionKeeper`, and
+    so does `provers`, the Prover of a DPoP session's key (RFC 9449): its requests carry a proof
+    and are sent once more with the nonce a server asks for.
     """
 
     def __init__(
         self,
         current: Callable[[], Session],
         refresh: Callable[[Session], Session],
+        *,
+        provers: Provers | None = None,
     ) -> None:
         self._current = current
         self._refresh = refresh
+        self._provers = provers or Provers()
 
     def auth_flow(
         self, request: httpx2.Request
@@ -216,6 +248,10 @@ class SessionAuth(httpx2.Auth):
         session = self._current()
         self._attach(request, session)
         response = yield request
+        if _nonce_asked(response, self._provers(session.dpop_key)):
+            self._attach(request, session)
+            response = yield request
+            _nonce_asked(response, self._provers(session.dpop_key))
         # Expiry unknown, clocks disagree or the access token was revoked: the server is the
         # judge. Refresh once and retry; a refused refresh clears the session (LC-04).
         if response.status_code != 401:
@@ -226,14 +262,13 @@ class SessionAuth(httpx2.Auth):
             self._attach(request, session)
             yield request
 
-    @staticmethod
-    def _attach(request: httpx2.Request, session: Session) -> None:
+    def _attach(self, request: httpx2.Request, session: Session) -> None:
         if not same_origin(request.url, session.api_url):
             raise ValidationFailed(
                 f"refusing to send the session to {request.url.scheme}://"
                 f"{request.url.netloc.decode()}: it belongs to {session.api_url}"
             )
-        request.headers["Authorization"] = f"Bearer {session.access_token}"
+        authorize(request, session.access_token, self._provers(session.dpop_key))
 
 
 def _error_code(response: httpx2.Response) -> str | None:

@@ -164,7 +164,7 @@ class Authenticator:
         keeper, where = self.keeper()
         return Credential(
             keeper.api,
-            SessionAuth(keeper.current, keeper.refresh),
+            SessionAuth(keeper.current, keeper.refresh, provers=keeper.provers),
             where.kind,
             session=keeper.current,
             foreign_issuer=keeper.session.foreign_issuer,

@@ -25,6 +25,8 @@ platform's user config dir. Only kt reads it; nothing secret belongs in it.
                                           # true always, false never (a provider that refuses
                                           # it); unset: when the API's resource metadata named
                                           # the issuer
+    dpop = true                           # browser/device sign-ins bind the tokens to a key
+                                          # kept with the session (DPoP, RFC 9449; --dpop)
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ PROFILE_KEYS = (
     "login_method",
     "clipboard",
     "send_resource",
+    "dpop",
 )
 # The loopback port of browser sign-ins; 0 lets the system pick a free one.
 ANY_PORT = 0
@@ -72,8 +75,9 @@ DEFAULT_REDIRECT_HOST = "127.0.0.1"
 # "paste" is --remote: the link to open anywhere and the provider's answer pasted back.
 LOGIN_METHODS = ("device", "browser", "paste")
 AUTO_LOGIN_METHOD = "auto"
-# Whether device sign-ins copy the user code to the clipboard (as --clipboard, issue 12):
-# config.toml may say it as a TOML boolean or as the string `kt config set` writes.
+# A yes/no key: whether device sign-ins copy the user code to the clipboard (as --clipboard,
+# issue 12), whether sign-ins are DPoP-bound (as --dpop, issue 15). config.toml may say it as a
+# TOML boolean or as the string `kt config set` writes.
 SWITCH_VALUES = ("true", "false")
 # RFC 8707's resource parameter (send_resource): "auto" sends it when the API's resource
 # metadata named the issuer (RFC 9728).
@@ -149,6 +153,9 @@ class Settings:
     keyring_max_bytes: Setting = Setting(NO_SIZE_LIMIT, DEFAULT)
     # RFC 8707's resource parameter: the profile's `send_resource` ("true"/"false"), else "auto".
     send_resource: Setting = Setting(AUTO_SEND_RESOURCE, DEFAULT)
+    # "true": browser and device sign-ins are DPoP-bound (RFC 9449): --dpop, else the
+    # profile's `dpop`.
+    dpop: Setting = Setting("false", DEFAULT)
     # What config.toml holds that kt does not read, said with the nearest key kt knows.
     unknown_keys: tuple[str, ...] = ()
 
@@ -172,6 +179,7 @@ class Settings:
                 ("clipboard", self.clipboard),
                 ("keyring_max_bytes", self.keyring_max_bytes),
                 ("send_resource", self.send_resource),
+                ("dpop", self.dpop),
             )
         }
 
@@ -242,9 +250,9 @@ def check_setting(key: str, value: str) -> str:
         if value not in LOGIN_METHODS:
             raise UsageError(f"login_method must be {_one_of(LOGIN_METHODS)}, not {value!r}")
         return value
-    if key == "clipboard":
+    if key in ("clipboard", "dpop"):
         if value not in SWITCH_VALUES:
-            raise UsageError(f"clipboard must be {_one_of(SWITCH_VALUES)}, not {value!r}")
+            raise UsageError(f"{key} must be {_one_of(SWITCH_VALUES)}, not {value!r}")
         return value
     if key == "keyring_max_bytes":
         size = size_limit(value)
@@ -423,6 +431,7 @@ def resolve(
     discovered_issuer: str | None = None,
     port_flag: int | None = None,
     redirect_host_flag: str | None = None,
+    dpop_flag: bool = False,
 ) -> Settings:
     """Effective settings. The `session_*` values are those of the profile's stored session (the
     API URL it was signed in for; the issuer and client the person named for its sign-in, when
@@ -476,6 +485,8 @@ def resolve(
         session_client_id=session_client_id,
         discovered_issuer=discovered_issuer,
     )
+    # A yes/no key (clipboard, dpop) may be a TOML boolean or the string `kt config set` writes.
+    switches = {k: str(v).lower() if isinstance(v, bool) else v for k, v in section.items()}
     return Settings(
         unknown_keys=unknown_keys(file, Path(cdir.value) / CONFIG_FILE),
         config_dir=cdir,
@@ -503,14 +514,18 @@ def resolve(
             default=AUTO_LOGIN_METHOD,
         ),
         clipboard=_choice(
-            {k: str(v).lower() if isinstance(v, bool) else v for k, v in section.items()},
-            "clipboard",
-            SWITCH_VALUES,
-            Path(cdir.value) / CONFIG_FILE,
-            default="false",
+            switches, "clipboard", SWITCH_VALUES, Path(cdir.value) / CONFIG_FILE, default="false"
         ),
         keyring_max_bytes=_size_limit(env, file, Path(cdir.value) / CONFIG_FILE),
         send_resource=_send_resource(section, Path(cdir.value) / CONFIG_FILE),
+        dpop=_choice(
+            switches,
+            "dpop",
+            SWITCH_VALUES,
+            Path(cdir.value) / CONFIG_FILE,
+            flag="true" if dpop_flag else None,
+            default="false",
+        ),
     )
 
 

@@ -23,16 +23,18 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx2
-from joserfc import jws
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey
 
 from .config import origin
+from .errors import StoreError
 from .flows.transport import json_document
+from .text import run_hint
 from .www_authenticate import MalformedChallenge, find, parse
+
+if TYPE_CHECKING:
+    from joserfc.jwk import ECKey
 
 ALGORITHM: Final = "ES256"
 CURVE: Final = "P-256"
@@ -41,6 +43,7 @@ HEADER: Final = "DPoP"  # the request header carrying the proof, and the Authori
 NONCE_HEADER: Final = "DPoP-Nonce"
 TOKEN_TYPE: Final = "DPoP"  # noqa: S105 - the token_type of a bound token (§5)
 USE_NONCE: Final = "use_dpop_nonce"
+INVALID_PROOF: Final = "invalid_dpop_proof"
 
 
 class DpopKey:
@@ -58,13 +61,20 @@ class DpopKey:
         }
         self.thumbprint: str = key.thumbprint()
 
+    # joserfc is imported when a key is first used, not with kt (issue 16: a bearer session's
+    # commands do not load the JOSE stack).
     @classmethod
     def generate(cls) -> DpopKey:
+        from joserfc.jwk import ECKey
+
         return cls(ECKey.generate_key(CURVE, private=True))
 
     @classmethod
     def from_json(cls, text: str) -> DpopKey:
         """The key `to_json` wrote; ValueError for anything else."""
+        from joserfc.errors import JoseError
+        from joserfc.jwk import ECKey
+
         try:
             data = json.loads(text)
             if not isinstance(data, dict) or data.get("kty") != "EC":
@@ -78,6 +88,8 @@ class DpopKey:
         return json.dumps(self._key.as_dict(private=True), sort_keys=True, separators=(",", ":"))
 
     def sign(self, claims: dict[str, Any]) -> str:
+        from joserfc import jws
+
         header = {"typ": PROOF_TYPE, "alg": ALGORITHM, "jwk": self.public_jwk}
         payload = json.dumps(claims, separators=(",", ":"))
         return jws.serialize_compact(header, payload, self._key, algorithms=[ALGORITHM])
@@ -143,6 +155,33 @@ class Prover:
         return fresh and asks_for_nonce(response)
 
 
+class Provers:
+    """The Prover of each session key in use, made once per process (so the nonces servers
+    name are remembered across refreshes and requests); None for a bearer session."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._by_key: dict[str, Prover] = {}
+
+    def __call__(self, key_json: str | None) -> Prover | None:
+        if key_json is None:
+            return None
+        found = self._by_key.get(key_json)
+        if found is None:
+            try:
+                key = DpopKey.from_json(key_json)
+            except ValueError:
+                raise StoreError(
+                    "the stored session's DPoP key is corrupt",
+                    hint=run_hint("kt", "auth", "login", "--dpop"),
+                ) from None
+            found = self._by_key[key_json] = Prover(key, clock=self._clock)
+        return found
+
+    def __repr__(self) -> str:
+        return f"Provers({len(self._by_key)} keys)"
+
+
 def _is_nonce(value: str) -> bool:
     # §8.1: NQCHAR, printable ASCII without the double quote and backslash
     return 0 < len(value) <= 512 and all(0x21 <= ord(c) <= 0x7E and c not in '"\\' for c in value)
@@ -154,7 +193,7 @@ def asks_for_nonce(response: httpx2.Response) -> bool:
     if response.status_code == 400:
         try:
             body = json_document(response.content)
-        except ValueError:
+        except (ValueError, httpx2.ResponseNotRead):
             return False
         return isinstance(body, dict) and body.get("error") == USE_NONCE
     if response.status_code == 401:

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, NoReturn
 import httpx2
 
 from .api import ApiClient
+from .dpop import INVALID_PROOF, USE_NONCE, Provers
 from .errors import KtError, NetworkError, NotLoggedIn, OAuthError, StoreError, ValidationFailed
-from .flows import drive, tokens
+from .flows import Flow, drive, tokens
 from .session import KEEPTRUSTS, OAUTH, Session, SessionKind
 from .store import CredentialStore, refresh_lock
 from .text import run_hint
@@ -79,6 +80,9 @@ class SessionKeeper:
         # Set once a refresh succeeded but its rotated tokens could not be saved: the refresh
         # token we hold is spent, and presenting it again would look like a replay (LC-03).
         self._unsaved: StoreError | None = None
+        # A DPoP session's key in use (RFC 9449): one Prover per key for the keeper's life, so
+        # the nonces servers name are remembered between its refreshes and API calls.
+        self.provers = Provers(clock=clock)
 
     @property
     def api(self) -> ApiClient:
@@ -137,20 +141,36 @@ class SessionKeeper:
         token_endpoint = latest.token_endpoint
         assert token_endpoint  # an OAuth session always names it (session.py)
         http = self._api.http
-        flow_args = {"client_id": latest.client_id or "", "refresh_token": refresh_token}
+
+        def refreshing() -> Flow[tokens.TokenResponse]:
+            return tokens.refresh(
+                token_endpoint,
+                client_id=latest.client_id or "",
+                refresh_token=refresh_token,
+                resource=latest.resource,
+                dpop=self.provers(latest.dpop_key),
+            )
+
         try:
             try:
-                granted = drive(
-                    tokens.refresh(token_endpoint, resource=latest.resource, **flow_args), http
-                )
+                granted = drive(refreshing(), http)
             except NetworkError:
-                granted = drive(
-                    tokens.refresh(token_endpoint, resource=latest.resource, **flow_args), http
-                )  # LC-03: one retry
+                granted = drive(refreshing(), http)  # LC-03: one retry
+        except ValidationFailed as exc:
+            # A bearer token for a DPoP session's refresh (RFC 9449 §5): the stored refresh
+            # token is spent, and what came back is not bound to the session's key.
+            self._store.delete(self._profile)
+            raise NotLoggedIn(f"your session has ended: {exc.message}", hint=LOGIN_HINT) from None
         except OAuthError as exc:
             # Any refusal (invalid_grant, or a provider's invalid_request for an unknown token)
-            # ends the session: presenting the token again could only fail the same way.
-            if exc.error not in ("server_error", "temporarily_unavailable"):
+            # ends the session: presenting the token again could only fail the same way. A
+            # refused DPoP proof spent nothing (RFC 9449 §5, §8): the session is kept.
+            if exc.error not in (
+                "server_error",
+                "temporarily_unavailable",
+                INVALID_PROOF,
+                USE_NONCE,
+            ):
                 self._store.delete(self._profile)
                 raise NotLoggedIn(
                     f"your session has ended: the identity provider would not refresh it "

@@ -21,7 +21,8 @@ SessionKind = Literal["keeptrusts", "oauth"]
 class Session:
     """What we persist for one profile.
 
-    ST-06 allow-list: no password, no mfa_token, no PKCE data.
+    ST-06 allow-list: no password, no mfa_token, no PKCE data. The only key material is a DPoP
+    session's private key (`dpop_key`), which the session cannot be used without.
 
     `api_url` and `issuer` are two different servers that may be one (issue 10 case 8):
     `api_url` is the Keeptrusts API the session was signed in for — every API command of the
@@ -71,6 +72,10 @@ class Session:
     # Where the issuer came from when kt found it itself: "resource metadata of <api_url>"
     # (RFC 9728); such an issuer is read from the API again at the next sign-in, not kept.
     issuer_source: str | None = None
+    # A DPoP session (RFC 9449, `kt auth login --dpop`): the private JWK its tokens are bound
+    # to (kt_login.dpop). As secret as the refresh token: kept with the session in its store,
+    # masked in repr, never printed; its thumbprint is what `kt auth status` shows.
+    dpop_key: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind == OAUTH and not self.token_endpoint:
@@ -135,6 +140,8 @@ class Session:
             value = getattr(self, f.name)
             if f.name in ("access_token", "refresh_token") and value is not None:
                 parts.append(f"{f.name}={mask_token(value)!r}")
+            elif f.name == "dpop_key" and value is not None:
+                parts.append(f"{f.name}='…(redacted)'")
             else:
                 parts.append(f"{f.name}={value!r}")
         return f"Session({', '.join(parts)})"
@@ -221,6 +228,7 @@ _CHECKS = {
     "granted_scope": _opt_str,
     "resource": _opt_str,
     "issuer_source": _opt_str,
+    "dpop_key": _opt_str,
 }
 # A field with a default may be absent from a stored session (it was added later, or it is
 # unknown for that sign-in); every other field must be there.

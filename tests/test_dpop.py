@@ -16,6 +16,8 @@ from kt_devserver import dpop as server
 from kt_devserver.db import MEMORY, Database
 from kt_devserver.state import Settings, State
 from kt_login import dpop
+from kt_login.errors import OAuthError, ServerError, ValidationFailed
+from kt_login.flows import tokens
 from tests.fixtures.clock import FakeClock
 
 URL = "http://127.0.0.1:8765/oauth/token"
@@ -205,3 +207,42 @@ def test_a_resource_asking_for_a_nonce_is_understood(clock: FakeClock):
     refused = server.resource_error(state, server.ProofRefused("invalid_dpop_proof", "Bad."))
     reply = httpx2.Response(401, headers=refused.headers, json=refused.body(), request=request)
     assert dpop.asks_for_nonce(reply) is False
+
+
+def _token_reply(request: httpx2.Request, status: int, body: dict[str, object], **headers: str):
+    return httpx2.Response(status, json=body, headers=headers, request=request)
+
+
+def test_a_token_request_is_sent_once_more_with_the_nonce_and_no_more(clock: FakeClock):
+    prover = dpop.Prover(dpop.DpopKey.generate(), clock=clock)
+    flow = tokens.refresh(URL, client_id="kt-cli", refresh_token="rt-1", dpop=prover)
+    first = next(flow)
+    assert "nonce" not in claims_of(first.headers["DPoP"])
+    second = flow.send(
+        _token_reply(first, 400, {"error": "use_dpop_nonce"}, **{"DPoP-Nonce": "n1"})
+    )
+    assert claims_of(second.headers["DPoP"])["nonce"] == "n1"
+    assert second.headers["DPoP"] != first.headers["DPoP"]  # a fresh proof, a fresh jti
+    with pytest.raises(OAuthError) as refused:  # asked again: refused, not a loop
+        flow.send(_token_reply(second, 400, {"error": "use_dpop_nonce"}, **{"DPoP-Nonce": "n2"}))
+    assert refused.value.error == "use_dpop_nonce"
+
+
+def test_a_bearer_token_for_a_dpop_request_is_refused_and_dpop_is_case_insensitive(clock):
+    prover = dpop.Prover(dpop.DpopKey.generate(), clock=clock)
+    reply = {"access_token": "at", "token_type": "Bearer", "expires_in": 60}
+    flow = tokens.refresh(URL, client_id="kt-cli", refresh_token="rt-1", dpop=prover)
+    request = next(flow)
+    with pytest.raises(ValidationFailed, match="Bearer token"):
+        flow.send(_token_reply(request, 200, reply))
+    flow = tokens.refresh(URL, client_id="kt-cli", refresh_token="rt-1", dpop=prover)
+    request = next(flow)
+    with pytest.raises(StopIteration) as done:
+        flow.send(_token_reply(request, 200, {**reply, "token_type": "dpop"}))
+    assert done.value.value.dpop is prover
+    # without a proof asked for, a DPoP token is not what kt can use as Bearer
+    flow = tokens.refresh(URL, client_id="kt-cli", refresh_token="rt-1")
+    request = next(flow)
+    assert "DPoP" not in request.headers
+    with pytest.raises(ServerError):
+        flow.send(_token_reply(request, 200, {**reply, "token_type": "DPoP"}))

@@ -40,6 +40,8 @@ ALLOWED_KEYS = {
     # RFC 8707 / RFC 9728: the resource asked for, and where kt found the issuer
     "resource",
     "issuer_source",
+    # a DPoP session's private key (RFC 9449), which its tokens are useless without
+    "dpop_key",
 }
 
 

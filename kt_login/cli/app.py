@@ -193,12 +193,14 @@ class Invocation:
         client_id: str | None,
         port: int | None = None,
         redirect_host: str | None = None,
+        dpop: bool = False,
     ) -> config.Settings:
         """Settings for a browser or device sign-in: the issuer and client flags, else the
         profile's config, else the issuer the person named at its last sign-in; the API URL as
         every other command resolves it. An issuer that was the API's own is not remembered: the
         default issuer follows the API URL (issue 10 case 8). The loopback port: the flag, else
-        the profile's `port` (issue 10 case 10); the redirect host likewise (issue 13 item 2)."""
+        the profile's `port` (issue 10 case 10); the redirect host likewise (issue 13 item 2);
+        DPoP: --dpop, else the profile's `dpop` (issue 15)."""
         try:
             current = self.find_session()[0]
         except KtError:
@@ -209,6 +211,7 @@ class Invocation:
             client_id_flag=client_id,
             port_flag=port,
             redirect_host_flag=redirect_host,
+            dpop_flag=dpop,
         )
 
     def _resolve_with(
@@ -219,6 +222,7 @@ class Invocation:
         client_id_flag: str | None = None,
         port_flag: int | None = None,
         redirect_host_flag: str | None = None,
+        dpop_flag: bool = False,
     ) -> config.Settings:
         # An issuer the API's resource metadata named is asked of the API again (RFC 9728),
         # never remembered as if the person had named it; it is shown as found there.
@@ -237,6 +241,7 @@ class Invocation:
             discovered_issuer=session.issuer if session is not None and found else None,
             port_flag=port_flag,
             redirect_host_flag=redirect_host_flag,
+            dpop_flag=dpop_flag,
         )
 
     @property

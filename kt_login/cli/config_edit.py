@@ -16,7 +16,8 @@ KEYS_HELP = """
     \b
     Keys: profile, credential_store, keyring_max_bytes (top level: the active profile, the
     default store, the largest session kept whole in the keyring); api_url, credential_store,
-    issuer, client_id, port, redirect_host, login_method, clipboard, send_resource (a profile's:
+    issuer, client_id, port, redirect_host, login_method, clipboard, send_resource,
+    dpop (a profile's:
     with --profile, or for the active profile when the key has no top-level place).
 """
 

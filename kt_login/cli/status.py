@@ -14,7 +14,7 @@ from ..text import clean
 from .app import Invocation, common_options
 from .examples import examples
 from .status_all import run_status_all
-from .views import session_document, timestamp
+from .views import dpop_thumbprint, session_document, timestamp
 
 
 @examples(
@@ -99,6 +99,9 @@ def run_status(inv: Invocation) -> None:
                 else ")"
             )
         ]
+    jkt = dpop_thumbprint(session)
+    if jkt is not None:
+        lines.append(f"Bound to DPoP key: {jkt} (SHA-256 thumbprint; the key stays in the store)")
     if effective.value != session.api_url:
         lines.append(
             f"Warning: the configured API URL is {effective.value}; this session is not used"

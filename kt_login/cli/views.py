@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from ..dpop import DpopKey
 from ..identity import session_name
 from ..output import table
 from ..session import Session
@@ -30,6 +31,7 @@ def session_document(session: Session, *, profile: str, storage: str) -> dict[st
         "expires_at": timestamp(session.expires_at),
         "refresh_expires_at": timestamp(session.refresh_expires_at),
         "credential_store": storage,
+        "dpop_jkt": dpop_thumbprint(session),
         "identity": (
             {
                 "issuer": session.issuer,
@@ -45,6 +47,17 @@ def session_document(session: Session, *, profile: str, storage: str) -> dict[st
             else None
         ),
     }
+
+
+def dpop_thumbprint(session: Session) -> str | None:
+    """The RFC 7638 thumbprint of a DPoP session's key (the `jkt` its tokens are bound to);
+    None for a bearer session. Never the key itself."""
+    if session.dpop_key is None:
+        return None
+    try:
+        return DpopKey.from_json(session.dpop_key).thumbprint
+    except ValueError:
+        return "(unreadable key)"
 
 
 def logged_in_line(session: Session, storage: str) -> str:

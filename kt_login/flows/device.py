@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 
 import httpx2
 
+from ..dpop import Prover
 from ..errors import KtError, NetworkError, OAuthError, ServerError, ValidationFailed
 from ..text import clean, run_hint
 from . import Flow, Wait, WaitingFlow
 from .authcode import safe_browser_url
-from .tokens import FORM, TokenResponse, json_reply, parse_token_response
+from .tokens import FORM, TokenResponse, json_reply, parse_token_response, token_request
 from .transport import json_document, seconds
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
@@ -98,9 +99,12 @@ def poll(
     token_endpoint: str,
     client_id: str,
     resource: str | None = None,
+    dpop: Prover | None = None,
 ) -> WaitingFlow[TokenResponse]:
     """Poll until the person approves (tokens), denies, or the code expires (OAuthError);
-    `resource` (RFC 8707 §2.2) named in each poll when kt names one."""
+    `resource` (RFC 8707 §2.2) named in each poll when kt names one. With `dpop`, each poll
+    carries a fresh proof (RFC 9449 §5) and the tokens must be DPoP tokens; a use_dpop_nonce
+    answer is polled again at once, with the nonce."""
     data = {"grant_type": GRANT_TYPE, "device_code": auth.device_code, "client_id": client_id}
     if resource is not None:
         data["resource"] = resource
@@ -117,15 +121,16 @@ def poll(
         elapsed = float(waited)
         if elapsed > auth.expires_in:
             raise _expired(auth, last)
+        data = {"grant_type": GRANT_TYPE, "device_code": auth.device_code, "client_id": client_id}
         try:
-            response = yield httpx2.Request("POST", token_endpoint, headers=FORM, data=data)
+            response = yield from token_request(token_endpoint, data, dpop=dpop)
         except NetworkError:
             wait = max(interval, min(wait * 2, MAX_BACKOFF))  # §3.5: back off on timeouts
             last = "no answer to the last poll"
             continue
         assert isinstance(response, httpx2.Response)
         if response.status_code == 200:
-            return parse_token_response(response)
+            return parse_token_response(response, dpop=dpop)
         try:
             error = json_document(response.content).get("error")
         except (ValueError, AttributeError):

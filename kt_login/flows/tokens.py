@@ -1,19 +1,24 @@
 """Token endpoint exchanges (code, refresh) and revocation, as flows; responses parsed strictly.
 
 RFC 6749 §5.1/§5.2 with the robustness of SECURITY.md ID-08 (token_type case-insensitive, unknown
-lifetime tolerated) and EH-03 (error bodies parsed, never echoed).
+lifetime tolerated) and EH-03 (error bodies parsed, never echoed). Given a `dpop.Prover`, a
+token request carries a DPoP proof (RFC 9449 §5), is sent once more with the nonce the endpoint
+asks for (§8), and its reply must be a DPoP token; the TokenResponse keeps the Prover.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import httpx2
 
-from ..errors import NetworkError, OAuthError, ServerError
+from ..dpop import TOKEN_TYPE as DPOP_TOKEN_TYPE
+from ..dpop import Prover
+from ..errors import NetworkError, OAuthError, ServerError, ValidationFailed
 from . import Flow
 from .transport import MAX_LIFETIME, check_size, json_document, seconds
 
@@ -27,6 +32,8 @@ class TokenResponse:
     refresh_token: str | None = field(repr=False)
     id_token: str | None = field(repr=False)
     scope: str | None
+    # The key the tokens are bound to (a DPoP token); None for bearer tokens.
+    dpop: Prover | None = field(default=None, repr=False)
 
 
 def json_reply(response: httpx2.Response, what: str, *, success: int = 200) -> dict[str, Any]:
@@ -46,13 +53,22 @@ def json_reply(response: httpx2.Response, what: str, *, success: int = 200) -> d
     return body
 
 
-def parse_token_response(response: httpx2.Response) -> TokenResponse:
+def parse_token_response(response: httpx2.Response, *, dpop: Prover | None = None) -> TokenResponse:
+    """The tokens of a 200 reply; with `dpop` (the request carried a proof) they must be DPoP
+    tokens (RFC 9449 §5): a bearer token is refused, since it is not bound to kt's key."""
     body = json_reply(response, "token endpoint")
     access = body.get("access_token")
     token_type = body.get("token_type")
     if not isinstance(access, str) or not access:
         raise ServerError("the token endpoint's reply has no access_token")
-    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+    expected = "bearer" if dpop is None else DPOP_TOKEN_TYPE.lower()
+    if isinstance(token_type, str) and token_type.lower() == "bearer" and dpop is not None:
+        raise ValidationFailed(
+            "the token endpoint answered a DPoP token request with a Bearer token, which is "
+            "not bound to this session's key; kt does not keep it",
+            hint="sign in without --dpop if this provider does not support DPoP (RFC 9449)",
+        )
+    if not isinstance(token_type, str) or token_type.lower() != expected:
         raise ServerError("the token endpoint issued an unsupported token_type")
     expires = body.get("expires_in")
     if isinstance(expires, str) and expires.isdigit() and len(expires) <= 15:
@@ -67,7 +83,34 @@ def parse_token_response(response: httpx2.Response) -> TokenResponse:
         refresh_token=refresh if isinstance(refresh, str) and refresh else None,
         id_token=id_token if isinstance(id_token, str) and id_token else None,
         scope=scope if isinstance(scope, str) else None,
+        dpop=dpop,
     )
+
+
+def token_request(
+    token_endpoint: str,
+    data: Mapping[str, str],
+    *,
+    headers: Mapping[str, str] = FORM,
+    dpop: Prover | None = None,
+) -> Flow[httpx2.Response]:
+    """One POST to the token endpoint; with `dpop`, a fresh proof on it and, when the endpoint
+    answers use_dpop_nonce (nothing was spent: RFC 9449 §8), once more with that nonce."""
+    response = yield _signed(
+        httpx2.Request("POST", token_endpoint, headers=headers, data=data), dpop
+    )
+    if dpop is not None and dpop.learn(response):
+        response = yield _signed(
+            httpx2.Request("POST", token_endpoint, headers=headers, data=data), dpop
+        )
+        dpop.learn(response)
+    return response
+
+
+def _signed(request: httpx2.Request, dpop: Prover | None) -> httpx2.Request:
+    if dpop is not None:
+        dpop.sign(request)
+    return request
 
 
 def basic_auth(client_id: str, secret: str) -> str:
@@ -85,8 +128,10 @@ def exchange_code(
     verifier: str,
     client_secret: str | None = None,
     resource: str | None = None,
+    dpop: Prover | None = None,
 ) -> Flow[TokenResponse]:
-    """The one POST that spends the code. The caller must not retry it (AZ-09).
+    """The one POST that spends the code. The caller must not retry it (AZ-09); a DPoP
+    endpoint's use_dpop_nonce, which spends nothing, is answered once (`token_request`).
 
     A public client names itself with `client_id`; a confidential one (`client_secret`, as
     kt-devserver's SSO may be) authenticates with client_secret_basic instead. `resource`: the
@@ -105,22 +150,28 @@ def exchange_code(
         headers["Authorization"] = basic_auth(client_id, client_secret)
     else:
         data["client_id"] = client_id
-    response = yield httpx2.Request("POST", token_endpoint, headers=headers, data=data)
-    return parse_token_response(response)
+    response = yield from token_request(token_endpoint, data, headers=headers, dpop=dpop)
+    return parse_token_response(response, dpop=dpop)
 
 
 def refresh(
-    token_endpoint: str, *, client_id: str, refresh_token: str, resource: str | None = None
+    token_endpoint: str,
+    *,
+    client_id: str,
+    refresh_token: str,
+    resource: str | None = None,
+    dpop: Prover | None = None,
 ) -> Flow[TokenResponse]:
-    """RFC 6749 §6; `resource` (RFC 8707 §2.2): the API the session's tokens were asked for."""
+    """RFC 6749 §6; `resource` (RFC 8707 §2.2): the API the session's tokens were asked for; a
+    DPoP session's refresh carries a proof of its key (RFC 9449 §5)."""
     data = {"grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": client_id}
     if resource is not None:
         data["resource"] = resource
-    response = yield httpx2.Request("POST", token_endpoint, headers=FORM, data=data)
+    response = yield from token_request(token_endpoint, data, dpop=dpop)
     if 400 <= response.status_code < 500:
         # Refused, whatever the reply says: the caller ends the session rather than retry.
         try:
-            parse_token_response(response)
+            parse_token_response(response, dpop=dpop)
         except OAuthError:
             raise
         except ServerError:
@@ -129,7 +180,7 @@ def refresh(
                 meaning="the identity provider refused the refresh",
                 said=f"the provider answered HTTP {response.status_code} without an OAuth error",
             ) from None
-    return parse_token_response(response)
+    return parse_token_response(response, dpop=dpop)
 
 
 def revoke(revocation_endpoint: str, *, client_id: str, token: str, hint: str) -> Flow[None]:

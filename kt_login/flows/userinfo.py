@@ -7,24 +7,33 @@ from typing import Any
 
 import httpx2
 
+from ..dpop import Prover
 from ..errors import ServerError, ValidationFailed
 from . import Flow
 from .transport import check_size, json_document
 
 
 def get_userinfo(
-    endpoint: str, *, access_token: str, subject: str | None
+    endpoint: str, *, access_token: str, subject: str | None, dpop: Prover | None = None
 ) -> Flow[dict[str, Any] | None]:
     """The provider's claims about `subject` (None: about whoever it names, by a non-empty
-    `sub`); None when it does not answer 200."""
-    response = yield httpx2.Request(
-        "GET",
-        endpoint,
-        headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-    )
+    `sub`); None when it does not answer 200. A DPoP-bound token (`dpop`) goes with a proof
+    (RFC 9449 §7.1), once more with the nonce the provider asks for."""
+    response = yield _request(endpoint, access_token, dpop)
+    if dpop is not None and dpop.learn(response):
+        response = yield _request(endpoint, access_token, dpop)
     if response.status_code != 200:
         return None
     return parse_userinfo(response.content, subject)
+
+
+def _request(endpoint: str, access_token: str, dpop: Prover | None) -> httpx2.Request:
+    request = httpx2.Request("GET", endpoint, headers={"Accept": "application/json"})
+    if dpop is None:
+        request.headers["Authorization"] = f"Bearer {access_token}"
+    else:
+        dpop.sign(request, access_token=access_token)
+    return request
 
 
 def parse_userinfo(body: bytes, subject: str | None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import math
 
 from ..api import BearerAuth
 from ..authenticate import Authenticator
+from ..dpop import Prover
 from ..errors import KtError
 from ..session import Session
 from ..store import CredentialStore
@@ -30,17 +31,20 @@ def finish_oauth_sign_in(
         signed, login=login, api_url=login.api_url, now=authenticator.clock(), method=method
     )
     if session.foreign_issuer is None:
-        session = with_account(authenticator, session)
+        session = with_account(authenticator, session, dpop=signed.tokens.dpop)
     authenticator.save(where, session)
     return session
 
 
-def with_account(authenticator: Authenticator, session: Session) -> Session:
-    """Organization, role and scopes as the API sees the new session (whoami); a session the
-    API will not describe is ended rather than kept."""
+def with_account(
+    authenticator: Authenticator, session: Session, *, dpop: Prover | None = None
+) -> Session:
+    """Organization, role and scopes as the API sees the new session (whoami; a DPoP session's
+    token with a proof by `dpop`, its key); a session the API will not describe is ended
+    rather than kept."""
     try:
         account = authenticator.api(session.api_url).whoami(
-            BearerAuth(session.access_token, session.api_url)
+            BearerAuth(session.access_token, session.api_url, dpop=dpop)
         )
     except KtError:
         authenticator.revoke(session)

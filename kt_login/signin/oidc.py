@@ -8,10 +8,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx2
 
+from ..dpop import Prover
 from ..errors import KtError, OAuthError, ValidationFailed
 from ..flows import drive
 from ..flows.authcode import DEFAULT_SCOPE
@@ -44,6 +45,8 @@ class SignInRequest:
     # RFC 8707's resource parameter: True always, False never, None when the API's metadata
     # named the issuer (the profile's send_resource).
     send_resource: bool | None = None
+    # `--dpop` (RFC 9449): the new key the tokens are to be bound to; None for bearer tokens.
+    dpop: Prover | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,10 @@ def fetch_userinfo(
             return None
         return drive(
             get_userinfo(
-                meta.userinfo_endpoint, access_token=tokens.access_token, subject=claims.sub
+                meta.userinfo_endpoint,
+                access_token=tokens.access_token,
+                subject=claims.sub,
+                dpop=tokens.dpop,
             ),
             http,
         )
@@ -255,7 +261,12 @@ def fetch_userinfo(
             "the provider returned no ID token and has no userinfo endpoint to say who signed in"
         )
     info = drive(
-        get_userinfo(meta.userinfo_endpoint, access_token=tokens.access_token, subject=None),
+        get_userinfo(
+            meta.userinfo_endpoint,
+            access_token=tokens.access_token,
+            subject=None,
+            dpop=tokens.dpop,
+        ),
         http,
     )
     if info is None:
@@ -298,4 +309,5 @@ def session_from_sign_in(
         granted_scope=tokens.scope or signed.scope,
         resource=signed.meta.resource,
         issuer_source=signed.meta.issuer_source,
+        dpop_key=None if tokens.dpop is None else tokens.dpop.key.to_json(),
     )
