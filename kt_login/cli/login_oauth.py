@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from ..browser import Opener, SshSession, local_opener, no_browser_reason, ssh_session
 from ..config import issuer_from_api
+from ..dpop import DpopKey, Prover
 from ..errors import DeviceFlowUnavailable, KtError, UsageError
 from ..flows.device import DeviceAuthorization
 from ..signin.browser import browser_sign_in, step_up
@@ -44,6 +45,7 @@ def run_browser_login(
     scope: str | None,
     redirect_host: str | None = None,
     ask_first: bool = False,
+    dpop: bool = False,
 ) -> None:
     store, login = _prepare(
         inv,
@@ -53,9 +55,11 @@ def run_browser_login(
         scope=scope,
         port=port,
         redirect_host=redirect_host,
+        dpop=dpop,
         timeout=float(timeout),
     )
     flags = ["--insecure-storage"] if insecure_storage else []
+    flags += ["--dpop"] if dpop else []
     for flag, value in (
         ("--issuer", issuer),
         ("--client-id", client_id),
@@ -85,6 +89,7 @@ def run_browser_step_up(inv: Invocation, *, acr_values: str, insecure_storage: b
         issuer=current.issuer if current is not None and current.issuer else None,
         client_id=current.client_id if current is not None and current.client_id else None,
         scope=None,
+        dpop=current is not None and current.dpop_key is not None,  # stays DPoP-bound
     )
 
     def rerun(port: int) -> str:  # mfa challenge has no --port: the profile's setting is the way
@@ -158,6 +163,7 @@ def run_remote_login(
     scope: str | None,
     show_qr: bool = True,
     clipboard: bool = False,
+    dpop: bool = False,
 ) -> None:
     """`kt auth login --remote`: the sign-in link to open in a browser anywhere and the prompt
     for the answer the provider's page shows, racing the device code (where the provider
@@ -174,6 +180,7 @@ def run_remote_login(
         issuer=issuer,
         client_id=client_id,
         scope=scope,
+        dpop=dpop,
         timeout=float(timeout),
     )
     _remote_sign_in(inv, store, login, show_qr=show_qr, clipboard=clipboard)
@@ -464,11 +471,17 @@ def run_device_login(
     timeout: int = 300,
     race: bool = False,
     clipboard: bool = False,
+    dpop: bool = False,
 ) -> None:
     """`kt auth login --device`; `race` (the automatic choice where no browser can be opened):
     on a terminal, the device code races paste-back and the loopback listener, as --remote."""
     store, login = _prepare(
-        inv, insecure_storage=insecure_storage, issuer=issuer, client_id=client_id, scope=scope
+        inv,
+        insecure_storage=insecure_storage,
+        issuer=issuer,
+        client_id=client_id,
+        scope=scope,
+        dpop=dpop,
     )
     if race and _can_prompt(inv):
         _remote_sign_in(
@@ -583,15 +596,19 @@ def _prepare(
     scope: str | None,
     port: int | None = None,
     redirect_host: str | None = None,
+    dpop: bool = False,
     **options: Any,
 ) -> tuple[CredentialStore, SignInRequest]:
     """The store (probed, fails closed now) and what to ask which issuer for, on which
     loopback port (--port, else the profile's `port`, else any free one) and redirect host
-    (--redirect-host, else the profile's `redirect_host`, else 127.0.0.1)."""
+    (--redirect-host, else the profile's `redirect_host`, else 127.0.0.1), with a new DPoP
+    key when --dpop or the profile's `dpop` asks for one."""
     store = inv.store_for_login(insecure_storage=insecure_storage)
     settings = inv.sign_in_settings(
-        issuer=issuer, client_id=client_id, port=port, redirect_host=redirect_host
+        issuer=issuer, client_id=client_id, port=port, redirect_host=redirect_host, dpop=dpop
     )
+    if settings.dpop.value == "true":
+        options["dpop"] = Prover(DpopKey.generate(), clock=inv.app.clock)
     return store, SignInRequest(
         issuer=settings.issuer.value,
         client_id=settings.client_id.value,

@@ -19,6 +19,7 @@ from callback_server import (
     receive,
 )
 
+from ..dpop import Prover
 from ..errors import KtError, NetworkError, OAuthError, SignInLinkReused
 from ..flows import drive
 from ..flows.authcode import AuthorizationRequest, authorize, check_response, needs_renewal
@@ -162,7 +163,7 @@ def signed_in_with(
     """The authorization response checked (state, iss), the one code exchange, the ID token."""
     with scope_explained(login, request.scope, meta, method="browser"):
         code = check_response(request, result, meta)
-        tokens = _exchange(meta, request, code, http)
+        tokens = _exchange(meta, request, code, http, dpop=login.dpop)
     return checked_sign_in(
         tokens,
         meta,
@@ -197,9 +198,15 @@ def _no_response(
 
 
 def _exchange(
-    meta: ProviderMetadata, request: AuthorizationRequest, code: str, http: httpx2.Client
+    meta: ProviderMetadata,
+    request: AuthorizationRequest,
+    code: str,
+    http: httpx2.Client,
+    *,
+    dpop: Prover | None = None,
 ) -> TokenResponse:
-    """The one code exchange; what its refusals mean at this endpoint."""
+    """The one code exchange (with `dpop`, its tokens bound to that key); what its refusals
+    mean at this endpoint."""
     try:
         return drive(
             exchange_code(
@@ -209,6 +216,7 @@ def _exchange(
                 redirect_uri=request.redirect_uri,
                 verifier=request.verifier,
                 resource=request.resource,
+                dpop=dpop,
             ),
             http,
         )

@@ -127,6 +127,7 @@ def wait_for_approval(
                     token_endpoint=meta.token_endpoint,
                     client_id=login.client_id,
                     resource=meta.resource,
+                    dpop=login.dpop,
                 ),
                 http,
                 sleep=sleep,
