@@ -16,6 +16,7 @@ from ..session import Session
 from ..signin.api_token import api_token_sign_in
 from ..signin.password import password_sign_in
 from ..store.pending import check_handle
+from ..text import run_hint
 from .app import Invocation, common_options, read_secret_line
 from .examples import examples
 from .login_federated import FederatedOptions, run_federated_login
@@ -56,6 +57,7 @@ class LoginOptions:
     subject_token_env: str | None = None
     audience: str | None = None
     no_store: bool = False
+    dpop: bool = False
 
 
 @examples(
@@ -219,6 +221,13 @@ class LoginOptions:
     help="With --federated: keep nothing; print the access token alone on stdout, to use as "
     "KEEPTRUSTS_API_TOKEN in the commands that follow.",
 )
+@click.option(
+    "--dpop",
+    is_flag=True,
+    help="With --browser, --device or --remote: bind the session's tokens to a new key kept "
+    "with it (DPoP, RFC 9449), so a copied access or refresh token is useless without the "
+    "key. Default: the profile's `dpop`.",
+)
 @common_options
 def login(inv: Invocation, **flags: Any) -> None:
     """Sign in; the session is kept for later commands.
@@ -271,6 +280,17 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             " --device or --remote (or with no method flag), not with a browser, password,"
             " token, federated or two-step sign-in"
         )
+    if opts.dpop and (opts.start or opts.complete or opts.cancel):
+        raise UsageError(
+            "--dpop is for a sign-in kt finishes itself: drop --start/--complete/--cancel",
+            hint=run_hint("kt", "auth", "login", "--device", "--dpop"),
+        )
+    if opts.dpop and (opts.with_token or opts.email or opts.federated):
+        raise UsageError(
+            "--dpop binds the tokens of a browser or device sign-in: drop"
+            " --email/--with-token/--federated",
+            hint=run_hint("kt", "auth", "login", "--browser", "--dpop"),
+        )
     if opts.federated or _federated_flags(opts):
         run_federated(inv, opts)
         return
@@ -295,6 +315,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             scope=opts.scope,
             show_qr=not opts.no_qr,
             clipboard=_clipboard(inv, opts),
+            dpop=opts.dpop,
         )
         return
     choice = choose_method(
@@ -320,6 +341,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             timeout=opts.timeout,
             race=choice.race,
             clipboard=_clipboard(inv, opts),
+            dpop=opts.dpop,
         )
     elif choice.method == "paste":
         run_remote_login(
@@ -331,6 +353,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             scope=opts.scope,
             show_qr=not opts.no_qr,
             clipboard=_clipboard(inv, opts),
+            dpop=opts.dpop,
         )
     elif choice.method == "browser":
         run_browser_login(
@@ -344,6 +367,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             timeout=opts.timeout,
             scope=opts.scope,
             ask_first=not opts.yes,
+            dpop=opts.dpop,
         )
     else:
         run_password_login(inv, opts)
