@@ -159,6 +159,12 @@ class Behaviour:
     resource_metadata: dict[str, Any] | None = None
     resource_metadata_at: str = "/.well-known/oauth-protected-resource"
     whoami_challenge: str | None = None
+    # DPoP (RFC 9449): set, the provider issues DPoP tokens to a token request with a proof
+    # and wants the proofs at /token, /userinfo and /v1/auth/whoami to carry its nonce, which
+    # it changes after every `dpop_nonce_every` proofs it accepted without saying so; a proof
+    # without the current nonce is answered use_dpop_nonce with the nonce (400 at /token, a
+    # 401 DPoP challenge elsewhere). None: no DPoP (a proof is ignored, Bearer tokens).
+    dpop_nonce_every: int | None = None
 
 
 @dataclass
@@ -187,6 +193,9 @@ class HostileAS:
         self._spent_refresh: set[str] = set()
         self._counter = 0
         self._jwks_fetches = 0
+        self.dpop_nonce = "n-0"  # the nonce proofs must carry (Behaviour.dpop_nonce_every)
+        self.dpop_refusals: list[str] = []  # the paths that answered use_dpop_nonce
+        self._dpop_accepted = 0
         self.metadata_sent = 0  # bytes of a huge metadata document written before kt hung up
         # One sign-in time for every token, as a real provider keeps the original auth_time
         # in refreshed ID tokens (OIDC Core §12.2).
@@ -261,6 +270,9 @@ class HostileAS:
         self.opened.clear()
         self._spent_refresh.clear()
         self._jwks_fetches = 0
+        self.dpop_nonce = "n-0"
+        self.dpop_refusals.clear()
+        self._dpop_accepted = 0
         return self.behaviour
 
     @property
@@ -308,7 +320,34 @@ class HostileAS:
         }.get(request.path)
         if handler is None:
             return web.Response(status=404)
+        refused = self._dpop_refusal(request)
+        if refused is not None:
+            return refused
         return await handler(request, form)
+
+    def _dpop_refusal(self, request: web.Request) -> web.StreamResponse | None:
+        """use_dpop_nonce for a proof without the current nonce (Behaviour.dpop_nonce_every);
+        an accepted proof counts towards the next, unannounced, change of nonce."""
+        every = self.behaviour.dpop_nonce_every
+        proof = request.headers.get("DPoP")
+        if every is None or proof is None:
+            return None
+        if request.path not in ("/token", "/userinfo", "/v1/auth/whoami"):
+            return None
+        payload = proof.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        headers = {"DPoP-Nonce": self.dpop_nonce}
+        if claims.get("nonce") != self.dpop_nonce:
+            self.dpop_refusals.append(request.path)
+            if request.path == "/token":
+                body = {"error": "use_dpop_nonce", "error_description": "Use the nonce."}
+                return web.json_response(body, status=400, headers=headers)
+            headers["WWW-Authenticate"] = 'DPoP error="use_dpop_nonce", algs="ES256"'
+            return web.json_response({"error": "use_dpop_nonce"}, status=401, headers=headers)
+        self._dpop_accepted += 1
+        if self._dpop_accepted % every == 0:
+            self.dpop_nonce = f"n-{self._dpop_accepted}"
+        return None
 
     def metadata_document(self) -> dict[str, Any]:
         iss = self.issuer
@@ -527,6 +566,8 @@ class HostileAS:
                 del reply["refresh_token"]
         if id_token is not None:
             reply["id_token"] = id_token
+        if b.dpop_nonce_every is not None and request.headers.get("DPoP"):
+            reply["token_type"] = "DPoP"
         reply = _apply(reply, b.token_reply)
         return web.json_response(reply, status=b.token_status)
 
@@ -584,7 +625,10 @@ class HostileAS:
         if b.whoami_hold is not None:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, b.whoami_hold.wait, 60)
-        if not request.headers.get("Authorization", "").startswith("Bearer at-"):
+        scheme = (
+            "DPoP" if b.dpop_nonce_every is not None and request.headers.get("DPoP") else "Bearer"
+        )
+        if not request.headers.get("Authorization", "").startswith(f"{scheme} at-"):
             challenge = (
                 {} if b.whoami_challenge is None else {"WWW-Authenticate": b.whoami_challenge}
             )
