@@ -9,9 +9,10 @@ event, no sleeps). Issuer: ``http://127.0.0.1:<port>`` (plain http is allowed on
 Its behaviour is set per case through `Behaviour` (metadata overrides, ID-token claim/header
 mutations and forgeries, JWKS contents or a raw JWKS body, token-endpoint replies and redirects,
 huge documents, a revocation endpoint answering 503, a token request held until the test lets it
-go, DPoP nonces that change unannounced); every request it receives is recorded, and every code and token it hands out is kept in
-`issued` so a test can prove none of them was printed. Like a real provider it binds a code to
-its PKCE challenge and redirect_uri and, with a client secret, wants client_secret_basic.
+go, DPoP nonces that change unannounced); every request it receives is recorded, and every code
+and token it hands out is kept in `issued` so a test can prove none of them was printed. Like a
+real provider it binds a code to its PKCE challenge and redirect_uri and, with a client secret,
+wants client_secret_basic.
 
 It is also a CI system's OIDC issuer (RFC 8693 CI sign-in, tests/test_cli_federated.py):
 `ci_token(audience, ...)` mints a job's identity token (claims as GitHub Actions sets them, signed
