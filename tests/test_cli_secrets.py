@@ -50,6 +50,7 @@ SESSION_KEYS = {
     "auth_time",
     "acr",
     "display_name",  # how kt names the person without an email (issue 10 case 1)
+    "dpop_key",  # a --dpop session's private key (RFC 9449): as secret as the tokens
 }
 MFA_HINT = "run: kt auth mfa challenge --token "
 
@@ -120,6 +121,8 @@ class Sweep:
             self.session_tokens.add(stored["access_token"])
             if stored.get("refresh_token"):
                 self.session_tokens.add(stored["refresh_token"])
+            if stored.get("dpop_key"):
+                self.session_tokens.add(json.loads(stored["dpop_key"])["d"])
 
     def session_file(self, profile: str) -> Path:
         return self.config / "credentials" / f"{profile}.json"
