@@ -144,3 +144,13 @@ def test_dpop_is_refused_where_kt_does_not_finish_an_oauth_sign_in(env, flags):
     r = kt("auth", "login", "--dpop", *flags, env=env, input="x\n")
     assert r.code == 2, r.stderr
     assert "--dpop" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_profile_asking_for_dpop_refuses_a_two_step_sign_in(env):
+    config = Path(env["KEEPTRUSTS_CONFIG_DIR"])
+    config.mkdir(parents=True, mode=0o700, exist_ok=True)
+    (config / "config.toml").write_text("[profiles.agent]\ndpop = true\n")
+    r = kt("auth", "login", "--device", "--start", "--profile", "agent", env=env)
+    assert r.code == 2, r.stderr
+    assert "dpop = true" in r.stderr and "kt auth login --device --profile agent" in r.stderr
+    assert not (config / "pending").exists()

@@ -294,6 +294,14 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
     if opts.federated or _federated_flags(opts):
         run_federated(inv, opts)
         return
+    if opts.start and inv.base_settings.dpop.value == "true":
+        # The key would have to wait on disk with the pending sign-in: not done (yet); a bearer
+        # session in its place would quietly drop what the profile asks for.
+        raise UsageError(
+            "the profile asks for DPoP-bound sessions (dpop = true), which a sign-in in two "
+            "steps does not make: sign in at once instead",
+            hint=inv.login_hint(method="device"),
+        )
     if opts.start or opts.complete or opts.cancel:
         run_two_step(inv, opts)
         return
