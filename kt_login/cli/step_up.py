@@ -223,6 +223,7 @@ def _oauth_session(inv: Invocation) -> tuple[Session, Location] | None:
 def _sign_in_again(inv: Invocation, session: Session) -> SignInRequest:
     """The sign-in `session` came from: its issuer, client and API (kt's default scopes), on the
     profile's port and redirect host."""
+    from ..dpop import DpopKey, Prover
     from ..signin.oidc import SignInRequest
 
     settings = inv.sign_in_settings(issuer=session.issuer, client_id=session.client_id)
@@ -233,6 +234,10 @@ def _sign_in_again(inv: Invocation, session: Session) -> SignInRequest:
         scope=None,
         port=int(settings.port.value),
         redirect_host=settings.redirect_host.value,
+        # a DPoP session stays DPoP-bound (issue 15 part 1), with a key of its own
+        dpop=Prover(DpopKey.generate(), clock=inv.app.clock)
+        if session.dpop_key is not None or settings.dpop.value == "true"
+        else None,
     )
 
 
