@@ -114,9 +114,15 @@ def _more_scopes(inv: Invocation, before: Session, where: Location, request: Sco
             "of the session that creates it); an administrator can change your role"
         )
     check_consentable(before, request, http=inv.http())
+    dpop = before.dpop_key is not None  # the new consent's session stays DPoP-bound
     command = inv.login_hint(
         method=before.method,
-        more=["--scope", request.ask, *(["--insecure-storage"] if where.name == "file" else [])],
+        more=[
+            "--scope",
+            request.ask,
+            *(["--insecure-storage"] if where.name == "file" else []),
+            *(["--dpop"] if dpop else []),
+        ],
     )
     if before.method not in RECONSENT_METHODS or not inv.interactive:
         why = "" if before.method in RECONSENT_METHODS else " (sign in with --browser or --device)"
@@ -137,6 +143,7 @@ def _more_scopes(inv: Invocation, before: Session, where: Location, request: Sco
             client_id=None,
             scope=request.ask,
             show_qr=True,
+            dpop=dpop,
         )
     else:
         run_browser_login(
@@ -148,6 +155,7 @@ def _more_scopes(inv: Invocation, before: Session, where: Location, request: Sco
             port=None,
             timeout=300,
             scope=request.ask,
+            dpop=dpop,
         )
     after = inv.stored_session()
     left = not_granted(request, after) if after is not None else request.missing
