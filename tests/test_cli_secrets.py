@@ -50,6 +50,7 @@ SESSION_KEYS = {
     "auth_time",
     "acr",
     "display_name",  # how kt names the person without an email (issue 10 case 1)
+    "granted_scope",  # the OAuth scope granted (not secret)
     "dpop_key",  # a --dpop session's private key (RFC 9449): as secret as the tokens
 }
 MFA_HINT = "run: kt auth mfa challenge --token "
