@@ -51,6 +51,8 @@ SESSION_KEYS = {
     "acr",
     "display_name",  # how kt names the person without an email (issue 10 case 1)
     "granted_scope",  # the OAuth scope granted (not secret)
+    "resource",  # RFC 8707: the API the tokens were asked for
+    "issuer_source",  # RFC 9728: where kt found the issuer
     "dpop_key",  # a --dpop session's private key (RFC 9449): as secret as the tokens
 }
 MFA_HINT = "run: kt auth mfa challenge --token "
