@@ -11,16 +11,19 @@ import json
 import re
 import shutil
 import stat
+import sys
 from pathlib import Path
 
 import pytest
 
 from kt_login.clipboard import Tool, copy_with, osc52, platform_tool
+from tests.adversarial.hostile_as import HostileAS
 from tests.kt_process import base_env, kt
 from tests.terminal import Terminal
 
 CODE_LINE = re.compile(r"enter the code:\s+(\S+)")
 OSC52 = re.compile(r"\x1b\]52;c;([A-Za-z0-9+/=]*)\x07")
+OPENER = Path(__file__).resolve().parent / "adversarial" / "browser.py"
 CAT = shutil.which("cat")  # the stand-in tools run with only their own directory on PATH
 
 
@@ -204,3 +207,23 @@ def test_a_failing_tool_is_said(tmp_path):
     assert copy_with(Tool("xclip", [str(tmp_path / "gone")]), "WDJB-MJHT", {}) == (
         "xclip could not be run (No such file or directory)"
     )
+
+
+def test_when_kt_chooses_the_browser_it_says_there_is_no_code_to_copy(tmp_path):
+    issuer = HostileAS().start()
+    try:
+        result = kt(
+            "auth", "login", "--issuer", issuer.issuer, "--client-id", issuer.client_id,
+            "--clipboard", "--insecure-storage",
+            env=base_env(
+                tmp_path,
+                KEEPTRUSTS_API_URL="https://api.invalid",
+                BROWSER=f"{sys.executable} {OPENER} %s",
+                KT_ADV_OPENER_LOG=str(tmp_path / "opened.log"),
+            ),
+        )  # fmt: skip
+    finally:
+        issuer.stop()
+    assert result.code == 0, result.stderr
+    assert "(--clipboard: a browser sign-in has no code to copy.)" in result.stderr
+    assert "\x1b]52" not in result.stdout + result.stderr

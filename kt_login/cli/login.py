@@ -364,6 +364,8 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             dpop=opts.dpop,
         )
     elif choice.method == "browser":
+        if opts.clipboard:  # kt chose the browser: said, not silently ignored
+            inv.console.info("(--clipboard: a browser sign-in has no code to copy.)")
         run_browser_login(
             inv,
             insecure_storage=opts.insecure_storage,
