@@ -39,6 +39,12 @@
 // aud is that resource, with the resource's scopes (env RESOURCE_SCOPES, default "api"); a
 // token request without `resource` keeps the granted one (useGrantedResource). A resource not
 // listed (every resource, without RESOURCES) is refused with invalid_target.
+//
+// Env DPOP (optional): sender-constrained tokens (RFC 9449; issue 15 part 1). Unset: the dPoP
+// feature off, so the other configurations keep plain bearer tokens under test. "on": a token
+// request with a DPoP proof gets DPoP-bound tokens (refresh tokens bound too, the client being
+// public), UserInfo wants the proof. "nonce": also a server nonce on every proof (nonceSecret,
+// requireNonce), which kt learns from use_dpop_nonce.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -78,6 +84,10 @@ const par = process.env.PAR ?? '';
 if (!['', 'on', 'required'].includes(par)) {
   throw new Error(`PAR must be unset, "on" or "required", not ${JSON.stringify(par)}`);
 }
+const dpop = process.env.DPOP ?? '';
+if (!['', 'on', 'nonce'].includes(dpop)) {
+  throw new Error(`DPOP must be unset, "on" or "nonce", not ${JSON.stringify(dpop)}`);
+}
 const resources = (process.env.RESOURCES ?? '').split(' ').filter(Boolean);
 const resourceScopes = process.env.RESOURCE_SCOPES ?? 'api';
 
@@ -104,6 +114,10 @@ const provider = new Provider(issuer, {
     devInteractions: { enabled: true },
     deviceFlow: { enabled: true },
     revocation: { enabled: true },
+    dPoP: {
+      enabled: dpop !== '',
+      ...(dpop === 'nonce' ? { nonceSecret: randomBytes(32), requireNonce: () => true } : {}),
+    },
     pushedAuthorizationRequests: {
       enabled: par !== '',
       requirePushedAuthorizationRequests: par === 'required',
