@@ -100,6 +100,12 @@ def test_browser_sign_in_pushes_the_request_and_opens_a_short_url(par_env, par_s
     session = FileStore(Path(par_env["KEEPTRUSTS_CONFIG_DIR"])).load("default")
     assert session is not None and session.client_id == client_id
     assert kt("auth", "whoami", "--json", env=par_env).code == 0
+    # RFC 8707 through PAR: the issuer came from the API's resource metadata, so kt pushed the
+    # API as `resource`, and the access token is for that API
+    assert doc["identity"]["resource"] == par_server.url
+    bearer = {"Authorization": f"Bearer {session.access_token}"}
+    me = httpx2.get(par_server.url + "/v1/auth/whoami", headers=bearer)
+    assert me.status_code == 200 and me.json()["audience"] == par_server.url
 
 
 def test_a_server_that_requires_pushed_requests(tmp_path, devserver_factory):

@@ -162,6 +162,7 @@ async def test_the_endpoint_checks_what_the_authorization_endpoint_checks(client
         ({"code_challenge_method": "plain"}, 400, "invalid_request"),
         ({"max_age": "soon"}, 400, "invalid_request"),
         ({"request_uri": REQUEST_URI_PREFIX + "x"}, 400, "invalid_request"),
+        ({"resource": "https://other-api.example"}, 400, "invalid_target"),  # RFC 8707
     ]
     for overrides, status, error in cases:
         got, body, headers = await push(client, authorization(**overrides).params)
@@ -205,3 +206,21 @@ async def test_a_client_registered_with_require_par_must_push(clock, client):
     callback = await submit(client, page, decision="approve")
     query = {k: v[0] for k, v in parse_qs(urlsplit(callback.headers["Location"]).query).items()}
     assert query["state"] == auth.params["state"] and query["code"]
+
+
+async def test_a_pushed_resource_is_the_tokens_audience(clock, client):
+    """RFC 8707 through PAR: the resource rides in the pushed request, and the access token is
+    for it (this server's API)."""
+    api = str(client.make_url("")).rstrip("/")
+    auth = authorization(resource=api)
+    uri = await pushed(client, auth)
+    page = await sign_in(
+        client, clock, await open_short(client, client_id=CLIENT_ID, request_uri=uri)
+    )
+    callback = await submit(client, page, decision="approve")
+    status, tokens = await exchange(client, auth, callback.query()["code"])
+    assert status == 200, tokens
+    me = await client.get(
+        "/v1/auth/whoami", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert me.status == 200 and (await me.json())["audience"] == api

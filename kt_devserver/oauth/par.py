@@ -3,9 +3,9 @@
 The endpoint authenticates the client as the token endpoint does (kt's clients are public:
 `client_id` alone, RFC 9126 §2), refuses a `request_uri` among the pushed parameters (§2.1),
 validates the request as the authorization endpoint would (client, registered redirect URI,
-response_type, PKCE S256, scope: authlib's own checks), keeps it in memory and answers 201 with
-`urn:ietf:params:oauth:request_uri:<random>` and `expires_in` (60 s, `--par-request-ttl`;
-§2.2). Errors are RFC 6749 §5.2 JSON, never a redirect.
+response_type, PKCE S256, scope: authlib's own checks; RFC 8707's resource), keeps it in memory
+and answers 201 with `urn:ietf:params:oauth:request_uri:<random>` and `expires_in` (60 s,
+`--par-request-ttl`; §2.2). Errors are RFC 6749 §5.2 JSON, never a redirect.
 
 The authorization endpoint takes the pushed parameters back through `pushed.resolve`
 (`GET /oauth/authorize?client_id=…&request_uri=…`, single use, the same client_id, nothing
@@ -22,6 +22,7 @@ from __future__ import annotations
 from aiohttp import web
 from authlib.oauth2.rfc6749 import OAuth2Error  # type: ignore[import-untyped]
 
+from kt_devserver.oauth import resources
 from kt_devserver.oauth.authorize import precheck, validate_max_age
 from kt_devserver.oauth.http import (
     OAuthContext,
@@ -65,6 +66,7 @@ async def push(request: web.Request) -> web.Response:
 def _validate(ctx: OAuthContext, oauth: KtRequest) -> None:
     precheck(oauth)
     grant = ctx.server.get_consent_grant(oauth, end_user=None)
+    resources.requested(oauth)  # RFC 8707: only this server's API (invalid_target)
     validate_max_age(oauth.payload.data.get("max_age"), grant.redirect_uri, oauth.payload.state)
 
 
