@@ -29,10 +29,12 @@ from . import config
 from .api import goes_through_proxy
 from .browser import no_browser_reason
 from .errors import KtError, StoreUnavailable
-from .flows import drive, send
-from .flows.discovery import ProviderMetadata, discover
+from .flows import send
+from .flows.discovery import ProviderMetadata
 from .refresh import session_state
 from .session import Session
+from .signin.oidc import SignInRequest
+from .signin.provider import provider_for
 from .store import SessionStore
 from .text import clean, run_hint
 
@@ -548,13 +550,22 @@ def _issuer(
         assert client_error is not None
         why = clean(client_error.message)
         return Check("issuer", FAIL, f"{named}: not asked, {why}", client_error.hint)
+    login = SignInRequest(
+        issuer=issuer.value,
+        client_id=settings.client_id.value,
+        api_url=settings.api_url.value,
+        issuer_from_api=config.issuer_from_api(issuer),
+    )
     try:
-        meta = drive(discover(issuer.value), client)
+        # as a sign-in finds it: named, or from the API's resource metadata (RFC 9728)
+        meta = provider_for(login, http=client)
     except KtError as exc:
         fix = _fix(exc, "check the issuer URL (kt config show); if it is right, the provider must")
         fix += "" if exc.hint else " offer what kt needs: ask its administrator"
         return Check("issuer", FAIL, f"{named}: {clean(exc.message)}", fix)
     problems, fine = _capabilities(meta)
+    if meta.issuer != issuer.value:
+        named = f"{meta.issuer} ({issuer.source})"
     detail = f"{named}: " + "; ".join([*fine, *problems])
     if problems:
         return Check(

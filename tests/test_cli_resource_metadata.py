@@ -326,3 +326,15 @@ def test_login_with_only_the_api_url_signs_in_through_its_resource_metadata(
     assert replayed.status_code == 401
     assert 'error="invalid_token"' in replayed.headers["www-authenticate"]
     assert kt("auth", "whoami", "--api-url", first.url, env=plain_env).code == 0
+
+
+def test_doctor_checks_the_issuer_the_api_names(tmp_path, capsys, api, idp):
+    """kt auth doctor asks the API as a sign-in does: the listed issuer's metadata is checked."""
+    lists(api, idp.issuer)
+    _, doc, _ = run(tmp_path, api, idp, capsys, "auth", "doctor")
+    checks = {c["name"]: c for c in doc["checks"]}
+    assert checks["issuer"]["status"] in ("ok", "warn"), checks["issuer"]
+    assert checks["issuer"]["detail"].startswith(
+        f"{idp.issuer} (resource metadata of {api.issuer})"
+    )
+    assert idp.calls("GET", "/.well-known/openid-configuration")

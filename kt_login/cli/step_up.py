@@ -238,6 +238,8 @@ def _sign_in_again(inv: Invocation, session: Session) -> SignInRequest:
         dpop=Prover(DpopKey.generate(), clock=inv.app.clock)
         if session.dpop_key is not None or settings.dpop.value == "true"
         else None,
+        # RFC 8707: tokens for the same API as the session's, when it asked for them
+        send_resource=True if session.resource else None,
     )
 
 
