@@ -121,7 +121,6 @@ def poll(
         elapsed = float(waited)
         if elapsed > auth.expires_in:
             raise _expired(auth, last)
-        data = {"grant_type": GRANT_TYPE, "device_code": auth.device_code, "client_id": client_id}
         try:
             response = yield from token_request(token_endpoint, data, dpop=dpop)
         except NetworkError:
