@@ -137,10 +137,11 @@ def wait_for_approval(
     except OAuthError as exc:
         if exc.error != "unauthorized_client":
             raise
-        # Refused once the person was known: their organization turned device sign-in off
-        # (kt-devserver `org NAME --no-device-flow`; issue 13 item 4).
+        # RFC 6749 §5.2: this client may not use the grant. kt-devserver says so once the
+        # person is known and their organization turned device sign-in off (issue 13 item 4).
         raise DeviceFlowUnavailable(
-            f"{login.issuer} refused the approved device sign-in ({exc.provider_said})",
+            f"{login.issuer} does not allow device sign-in for this client or your organization"
+            f" ({exc.provider_said})",
             hint=_DEVICE_HINT,
         ) from None
     return checked_sign_in(
