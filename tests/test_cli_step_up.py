@@ -325,3 +325,35 @@ def test_a_password_session_answers_the_challenge_with_the_code_prompt(tmp_path,
     assert result.exit_code == 0, result.output
     assert "needs multi-factor authentication" in result.stderr
     assert result.stdout.strip().splitlines()[-1].startswith("kt_live_")
+
+
+def test_a_dpop_session_stays_dpop_bound_through_its_step_up(tmp_path, server, capsys):
+    person = bob()
+    code, _, err = in_process(
+        tmp_path, server, person, capsys,
+        "auth", "login", "--browser", "--dpop", "--insecure-storage",
+    )  # fmt: skip
+    assert code == 0, err
+    first = stored(tmp_path)
+    assert first.dpop_key is not None
+    code, out, err = in_process(
+        tmp_path, server, person, capsys,
+        "auth", "token", "create", "--name", "ci", "--scope", "tokens:read", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    age_sessions(server)
+    code, out, err = in_process(
+        tmp_path,
+        server,
+        person,
+        capsys,
+        "auth",
+        "token",
+        "rotate",
+        "--id",
+        json.loads(out)["token"]["id"],
+    )
+    assert code == 0, err  # the stepped-up token, DPoP-bound, was sent with its proof
+    after = stored(tmp_path)
+    assert after.access_token != first.access_token
+    assert after.dpop_key is not None and after.dpop_key != first.dpop_key

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..dpop import DpopKey, Prover
 from ..errors import KtError
 from ..output import Console
 from ..signin.browser import browser_sign_in
@@ -83,6 +84,7 @@ def run(handle: str, directory: Path) -> int:
             max_age=state["max_age"] if isinstance(state.get("max_age"), int) else None,
             acr_values=_text(state.get("acr_values")),
             **resource_options(state),
+            dpop=Prover(DpopKey.generate(), clock=app.clock) if state.get("dpop") else None,
         )
         signed = browser_sign_in(login, http=inv.http(), show_url=show_url, clock=app.clock)
         _finish(inv, signed, login, store, method="browser")

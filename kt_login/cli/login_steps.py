@@ -277,6 +277,9 @@ def start_browser_sign_in(
             "prompt": login.prompt,
             "max_age": login.max_age,
             "acr_values": login.acr_values,
+            # a DPoP sign-in (--dpop, the profile's dpop, a DPoP session's step-up): the holder
+            # makes its own key, which never leaves its memory until the session is kept
+            "dpop": login.dpop is not None,
             "port": login.port,
             "redirect_host": login.redirect_host,
             "timeout": timeout,

@@ -141,10 +141,9 @@ def _step_up(inv: Invocation, exc: MfaRequired) -> None:
             inv.console.info(
                 f"This operation needs a stronger or more recent sign-in ({exc.message})."
             )
-            request = step_up(
-                _sign_in_again(inv, session), acr_values=exc.acr_values, max_age=exc.max_age
-            )
-            _browser_again(inv, session, store, request)
+            keep, login = _sign_in_again(inv, session, store)
+            request = step_up(login, acr_values=exc.acr_values, max_age=exc.max_age)
+            _browser_again(inv, keep, request)
             inv.console.info("Signed in again at the level it needs; retrying.")
             return
         _hand_over(inv, exc, session, store)
@@ -161,7 +160,8 @@ def _hand_over(inv: Invocation, exc: MfaRequired, session: Session, store: Locat
     from ..signin.browser import step_up
     from .login_steps import start_browser_sign_in
 
-    request = step_up(_sign_in_again(inv, session), acr_values=exc.acr_values, max_age=exc.max_age)
+    _, login = _sign_in_again(inv, session, store)
+    request = step_up(login, acr_values=exc.acr_values, max_age=exc.max_age)
     try:
         started = start_browser_sign_in(
             inv, request, insecure_storage=store.name == "file", timeout=HANDOFF_TIMEOUT
@@ -202,8 +202,8 @@ def _more_scope(inv: Invocation, exc: InsufficientScope) -> None:
         exc.hint = run_hint("kt", "auth", "login", "--browser", "--start", "--scope", request.ask)
         raise exc
     inv.console.info(f"This operation needs the scope {exc.scope}: signing in again to ask for it.")
-    login = dataclasses.replace(_sign_in_again(inv, session), scope=request.ask)
-    _browser_again(inv, session, store, login)
+    keep, login = _sign_in_again(inv, session, store)
+    _browser_again(inv, keep, dataclasses.replace(login, scope=request.ask))
 
 
 def _oauth_session(inv: Invocation) -> tuple[Session, Location] | None:
@@ -220,33 +220,27 @@ def _oauth_session(inv: Invocation) -> tuple[Session, Location] | None:
     return session, store
 
 
-def _sign_in_again(inv: Invocation, session: Session) -> SignInRequest:
-    """The sign-in `session` came from: its issuer, client and API (kt's default scopes), on the
-    profile's port and redirect host."""
-    from ..dpop import DpopKey, Prover
-    from ..signin.oidc import SignInRequest
+def _sign_in_again(
+    inv: Invocation, session: Session, where: Location
+) -> tuple[CredentialStore, SignInRequest]:
+    """The sign-in `session` came from, prepared as `kt auth mfa challenge --browser` prepares
+    its own (login_oauth._prepare: the profile's port, redirect host, resource indicators, and a
+    new DPoP key for a DPoP-bound session), kept where the session is kept."""
+    from .login_oauth import _prepare
 
-    settings = inv.sign_in_settings(issuer=session.issuer, client_id=session.client_id)
-    return SignInRequest(
-        issuer=settings.issuer.value,
-        client_id=settings.client_id.value,
-        api_url=session.api_url,
+    return _prepare(
+        inv,
+        insecure_storage=where.name == "file",
+        issuer=session.issuer,
+        client_id=session.client_id,
         scope=None,
-        port=int(settings.port.value),
-        redirect_host=settings.redirect_host.value,
-        # a DPoP session stays DPoP-bound (issue 15 part 1), with a key of its own
-        dpop=Prover(DpopKey.generate(), clock=inv.app.clock)
-        if session.dpop_key is not None or settings.dpop.value == "true"
-        else None,
-        # RFC 8707: tokens for the same API as the session's, when it asked for them
-        send_resource=True if session.resource else None,
+        dpop=session.dpop_key is not None,  # stays DPoP-bound
     )
 
 
-def _browser_again(
-    inv: Invocation, session: Session, store: CredentialStore, request: SignInRequest
-) -> None:
-    """The browser sign-in `request` asks for, its checks passed, kept in place of `session`."""
+def _browser_again(inv: Invocation, store: CredentialStore, request: SignInRequest) -> None:
+    """The browser sign-in `request` asks for, its checks passed, kept in `store` in place of
+    the session it steps up."""
     from ..signin.finish import finish_oauth_sign_in
     from .login_oauth import browser_signed_in
 
