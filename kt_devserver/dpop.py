@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import hmac
 import json
 import secrets
@@ -82,7 +83,8 @@ class Guard:
     """One server's DPoP state: the nonce secret and the jti replay cache (in memory)."""
 
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
-    _seen: dict[str, float] = field(default_factory=dict)
+    _seen: set[str] = field(default_factory=set)
+    _expiry: list[tuple[float, str]] = field(default_factory=list)  # a heap: (until, jti)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def nonce(self, now: float, ttl: int, *, periods_ago: int = 0) -> str:
@@ -93,12 +95,14 @@ class Guard:
     def first_use(self, jti: str, *, iat: float, now: float) -> bool:
         """Record `jti`; False when it was seen within the window (a replay)."""
         with self._lock:
-            for old, until in list(self._seen.items()):
-                if until < now:
-                    del self._seen[old]
+            while (
+                self._expiry and self._expiry[0][0] < now
+            ):  # forget what its iat no longer lets in
+                self._seen.discard(heapq.heappop(self._expiry)[1])
             if jti in self._seen:
                 return False
-            self._seen[jti] = max(iat, now) + IAT_WINDOW
+            self._seen.add(jti)
+            heapq.heappush(self._expiry, (max(iat, now) + IAT_WINDOW, jti))
             return True
 
 
