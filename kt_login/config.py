@@ -242,28 +242,26 @@ def check_setting(key: str, value: str) -> str:
         if port is None:
             raise UsageError(f"port must be a number from 0 to {MAX_PORT}, not {value!r}")
         return str(port)
-    if key == "redirect_host":
-        if value not in REDIRECT_HOSTS:
-            raise UsageError(f"redirect_host must be {_one_of(REDIRECT_HOSTS)}, not {value!r}")
-        return value
-    if key == "login_method":
-        if value not in LOGIN_METHODS:
-            raise UsageError(f"login_method must be {_one_of(LOGIN_METHODS)}, not {value!r}")
-        return value
-    if key in ("clipboard", "dpop"):
-        if value not in SWITCH_VALUES:
-            raise UsageError(f"{key} must be {_one_of(SWITCH_VALUES)}, not {value!r}")
+    if key in _CHOICES:
+        if value not in _CHOICES[key]:
+            raise UsageError(f"{key} must be {_one_of(_CHOICES[key])}, not {value!r}")
         return value
     if key == "keyring_max_bytes":
         size = size_limit(value)
         if size is None:
             raise UsageError(f"{_SIZE_RULE}, not {value!r}")
         return str(size)
-    if key == "send_resource":
-        if value not in SEND_RESOURCE:
-            raise UsageError(f"send_resource must be {_one_of(SEND_RESOURCE)}, not {value!r}")
-        return value
     raise UsageError(f"unknown setting {key!r}")
+
+
+# The settings that take one of a few words, and those words.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "redirect_host": REDIRECT_HOSTS,
+    "login_method": LOGIN_METHODS,
+    "clipboard": SWITCH_VALUES,
+    "dpop": SWITCH_VALUES,
+    "send_resource": SEND_RESOURCE,
+}
 
 
 def _one_of(values: tuple[str, ...]) -> str:
