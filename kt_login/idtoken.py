@@ -125,10 +125,11 @@ class KeyCache:
                     self._keys = self._fetch()
             return self._keys
 
-    def fetch_in_background(self) -> None:
+    def fetch_in_background(self, *then: Callable[[], object]) -> None:
         """Fetch the keys now, and import what checks a signature, in a daemon thread (issue
-        16: while the person is still at the provider). `keys()` waits for that fetch; if it
-        failed, `keys()` fetches again itself, so the check meets and reports the failure."""
+        16: while the person is still at the provider), then run `then` there too. `keys()`
+        waits for that fetch; if it failed, `keys()` fetches again itself, so the check meets
+        and reports the failure."""
 
         def fetch() -> None:
             # Anything that goes wrong is met again, and reported, by the check itself; a
@@ -137,6 +138,9 @@ class KeyCache:
                 from joserfc import jws  # noqa: F401 - imported now for verify_signature
 
                 self.keys()
+            for step in then:
+                with contextlib.suppress(Exception):
+                    step()
 
         threading.Thread(target=fetch, name="kt-provider-keys", daemon=True).start()
 

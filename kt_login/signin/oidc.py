@@ -22,6 +22,7 @@ from ..flows.userinfo import get_userinfo
 from ..identity import display_name
 from ..idtoken import IdClaims, KeyCache, provider_keys, validate_id_token
 from ..session import OAUTH, Session
+from ..store.locks import load_lock_library
 from ..text import clean, run_hint
 
 DEFAULT_TIMEOUT = 300.0
@@ -184,7 +185,7 @@ def fetch_keys_early(meta: ProviderMetadata, http: httpx2.Client) -> None:
     if meta.jwks_uri is None:
         return
     cache = provider_keys(meta.jwks_uri, http)
-    cache.fetch_in_background()
+    cache.fetch_in_background(load_lock_library)  # the session is saved under a lock
     _early_keys[meta.jwks_uri] = (http, cache)
 
 
