@@ -1,8 +1,7 @@
 """The two-step browser sign-in end to end (issue 12): `kt auth login --browser --start --json`
 exits at once, leaving a detached process that holds the loopback listener; Chromium, the
 person's browser, opens the one-time link and signs in; `kt auth login --complete HANDLE` keeps
-the session. Against kt-devserver and npm `oidc-provider`, with cancel; the timeout is
-tests/test_cli_browser_two_step.py::test_nobody_signs_in_before_the_timeout."""
+the session. Against kt-devserver and npm `oidc-provider`, with cancel and expiry."""
 
 from __future__ import annotations
 
@@ -56,6 +55,22 @@ def test_devserver_cancel_closes_the_listener(tmp_path, devserver, page):
     assert FileStore(Path(env["KEEPTRUSTS_CONFIG_DIR"])).load("default") is None
 
 
+def expired(env: dict[str, str], page: Any, info: dict[str, Any]) -> None:
+    """Nobody signed in within --timeout 10: --complete says so, the listener is gone and the
+    link no longer opens anything, and no session was kept."""
+    r = complete(env, info["handle"])
+    assert r.code == 1, r.stderr
+    assert "no sign-in arrived within 10 s" in r.error()["message"]
+    with pytest.raises(PlaywrightError):
+        page.goto(info["sign_in_url"], timeout=10_000)
+    assert FileStore(Path(env["KEEPTRUSTS_CONFIG_DIR"])).load("default") is None
+
+
+def test_devserver_sign_in_expires(tmp_path, devserver, page):
+    env = base_env(tmp_path, KEEPTRUSTS_API_URL=devserver.url)
+    expired(env, page, start(env, "--timeout", "10"))
+
+
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory) -> Iterator[OidcProvider]:
     started = start_provider(tmp_path_factory.mktemp("oidc-provider") / "stderr.log")
@@ -84,3 +99,12 @@ def test_provider_cancel(tmp_path, provider, page):
     assert kt("auth", "login", "--cancel", info["handle"], env=env).code == 0
     with pytest.raises(PlaywrightError):
         page.goto(info["sign_in_url"], timeout=10_000)
+
+
+def test_provider_sign_in_expires(tmp_path, provider, page):
+    env = base_env(tmp_path)
+    expired(
+        env,
+        page,
+        start(env, "--issuer", provider.issuer, "--client-id", CLIENT_ID, "--timeout", "10"),
+    )
