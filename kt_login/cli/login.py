@@ -314,17 +314,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
                 "--remote is a sign-in of its own: drop --browser/--no-browser/--device/"
                 "--email/--port"
             )
-        run_remote_login(
-            inv,
-            insecure_storage=opts.insecure_storage,
-            issuer=opts.issuer,
-            client_id=opts.client_id,
-            timeout=opts.timeout,
-            scope=opts.scope,
-            show_qr=not opts.no_qr,
-            clipboard=_clipboard(inv, opts),
-            dpop=opts.dpop,
-        )
+        _remote_login(inv, opts)
         return
     choice = choose_method(
         email=opts.email,
@@ -352,17 +342,7 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
             dpop=opts.dpop,
         )
     elif choice.method == "paste":
-        run_remote_login(
-            inv,
-            insecure_storage=opts.insecure_storage,
-            issuer=opts.issuer,
-            client_id=opts.client_id,
-            timeout=opts.timeout,
-            scope=opts.scope,
-            show_qr=not opts.no_qr,
-            clipboard=_clipboard(inv, opts),
-            dpop=opts.dpop,
-        )
+        _remote_login(inv, opts)
     elif choice.method == "browser":
         if opts.clipboard:  # kt chose the browser: said, not silently ignored
             inv.console.info("(--clipboard: a browser sign-in has no code to copy.)")
@@ -381,6 +361,21 @@ def run_login(inv: Invocation, opts: LoginOptions) -> None:
         )
     else:
         run_password_login(inv, opts)
+
+
+def _remote_login(inv: Invocation, opts: LoginOptions) -> None:
+    """--remote, or the paste method kt or the profile chose: the race of the ways in."""
+    run_remote_login(
+        inv,
+        insecure_storage=opts.insecure_storage,
+        issuer=opts.issuer,
+        client_id=opts.client_id,
+        timeout=opts.timeout,
+        scope=opts.scope,
+        show_qr=not opts.no_qr,
+        clipboard=_clipboard(inv, opts),
+        dpop=opts.dpop,
+    )
 
 
 def _clipboard(inv: Invocation, opts: LoginOptions) -> bool:
