@@ -113,8 +113,12 @@ class KeyCache:
         self._keys: list[Any] | None = None
         self._refetched_at: float | None = None
         self._lock = threading.Lock()  # one fetch at a time: see fetch_in_background
+        self._background: threading.Thread | None = None
 
     def keys(self, *, refetch: bool = False) -> list[Any]:
+        background = self._background
+        if background is not None and background is not threading.current_thread():
+            background.join()  # its fetch is this one; and nothing it started outlives the check
         with self._lock:
             if self._keys is None:
                 self._keys = self._fetch()
@@ -142,7 +146,8 @@ class KeyCache:
                 with contextlib.suppress(Exception):
                     step()
 
-        threading.Thread(target=fetch, name="kt-provider-keys", daemon=True).start()
+        self._background = threading.Thread(target=fetch, name="kt-provider-keys", daemon=True)
+        self._background.start()
 
 
 def provider_keys(jwks_uri: str, http: httpx2.Client) -> KeyCache:
