@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 # kt-devserver's demo accounts (kt_devserver/demo.py)
@@ -335,3 +336,36 @@ def imported_modules(args: tuple[str, ...], env: dict[str, str]) -> set[str]:
     )
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     return set(proc.stderr.split())
+
+
+def start_browser_login(
+    env: dict[str, str], *extra: str
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """`kt auth login --browser --no-browser --json EXTRA`, started, with the JSON line it prints
+    before it waits (the one-time link, the redirect URI)."""
+    proc = start_kt(
+        "auth", "login", "--browser", "--no-browser", "--insecure-storage", "--json",
+        "--timeout", "60", *extra, env=env,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("{") and "sign_in_url" in (doc := json.loads(line)):
+            return proc, doc
+    proc.kill()
+    raise AssertionError("kt printed no sign-in link: " + proc.communicate()[1])
+
+
+def listener_closed(link: str) -> bool:
+    """Whether nothing listens any more on the port of kt's one-time sign-in link."""
+    port = urlsplit(link).port
+    assert port is not None
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def signed_in(env: dict[str, str]) -> bool:
+    """Whether the profile of `env` has a usable session (`kt auth status` exits 0)."""
+    return kt("auth", "status", env=env).code == 0

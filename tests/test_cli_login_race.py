@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -35,7 +34,14 @@ from tests.adversarial.hostile_as import HostileAS
 from tests.fixtures.device_person import Person, kind
 from tests.fixtures.devserver import DevServer
 from tests.fixtures.oauth_client import Browser
-from tests.kt_process import REPO, base_env, free_port, kt
+from tests.kt_process import (
+    REPO,
+    base_env,
+    free_port,
+    kt,
+    listener_closed,
+    signed_in,
+)
 from tests.terminal import Terminal
 
 PROMPT = "Paste here and press Enter: "
@@ -64,20 +70,6 @@ def start_race(env: dict[str, str], *args: str) -> Race:
     remote = re.search(r"  (http\S+/authorize\S+)", seen)
     (link,) = re.findall(r"  (http://127\.0\.0\.1:\d+/[A-Za-z0-9_-]{43})\s", seen)
     return Race(term, code[1] if code else None, remote[1] if remote else None, link)
-
-
-def listener_closed(link: str) -> bool:
-    port = urlsplit(link).port
-    assert port is not None
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
-    except ConnectionRefusedError:
-        return True
-    return False
-
-
-def signed_in(env: dict[str, str]) -> bool:
-    return kt("auth", "status", env=env).code == 0
 
 
 def nothing_pending(env: dict[str, str]) -> bool:

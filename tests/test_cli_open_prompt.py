@@ -21,7 +21,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.adversarial.hostile_as import HostileAS
-from tests.kt_process import base_env, kt
+from tests.kt_process import (
+    base_env,
+    kt,
+    signed_in,
+)
 from tests.terminal import DEADLINE, Terminal
 
 OPENER = Path(__file__).resolve().parent / "adversarial" / "browser.py"
@@ -64,10 +68,6 @@ def prompt_for(issuer: HostileAS) -> str:
 
 def opened_urls(log: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
-
-
-def signed_in(env: dict[str, str]) -> bool:
-    return kt("auth", "status", env=env).code == 0
 
 
 def refused(link: str) -> bool:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx2
@@ -19,25 +17,15 @@ import pytest
 
 from kt_login.store import FileStore
 from tests.fixtures.oauth_client import form_of
-from tests.kt_process import ALICE, base_env, kt, start_kt
+from tests.kt_process import (
+    ALICE,
+    base_env,
+    kt,
+    start_browser_login,
+)
 from tests.terminal import Terminal
 
 PAR_CLIENT = "kt-cli-par"  # kt-devserver's client that must push its requests
-
-
-def start_login(env: dict[str, str], *extra: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """`kt auth login --browser --no-browser --json EXTRA`, started, with the JSON line it prints
-    before it waits (the one-time link, the redirect URI)."""
-    proc = start_kt(
-        "auth", "login", "--browser", "--no-browser", "--insecure-storage", "--json",
-        "--timeout", "60", *extra, env=env,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if line.startswith("{") and "sign_in_url" in (doc := json.loads(line)):
-            return proc, doc
-    proc.kill()
-    raise AssertionError("kt printed no sign-in link: " + proc.communicate()[1])
 
 
 def short_url_behind(link: str) -> str:
@@ -83,7 +71,7 @@ def par_env(tmp_path, par_server):
 
 @pytest.mark.parametrize("client_id", ["kt-cli", PAR_CLIENT])
 def test_browser_sign_in_pushes_the_request_and_opens_a_short_url(par_env, par_server, client_id):
-    proc, shown = start_login(par_env, "--client-id", client_id)
+    proc, shown = start_browser_login(par_env, "--client-id", client_id)
     try:
         url = short_url_behind(shown["sign_in_url"])
         only_client_id_and_request_uri(url, par_server.url, client_id)
@@ -113,7 +101,7 @@ def test_a_server_that_requires_pushed_requests(tmp_path, devserver_factory):
     env = base_env(tmp_path, KEEPTRUSTS_API_URL=server.url)
     meta = httpx2.get(server.url + "/.well-known/openid-configuration").json()
     assert meta["require_pushed_authorization_requests"] is True
-    proc, shown = start_login(env)
+    proc, shown = start_browser_login(env)
     try:
         url = short_url_behind(shown["sign_in_url"])
         only_client_id_and_request_uri(url, server.url, "kt-cli")
@@ -175,7 +163,7 @@ def test_a_link_opened_after_the_pushed_request_expired_still_signs_in(
         assert r.code == 0, r.stderr
         link, handle, proc = r.json()["sign_in_url"], r.json()["handle"], None
     else:
-        proc, shown = start_login(env)
+        proc, shown = start_browser_login(env)
         link = shown["sign_in_url"]
     try:
         time.sleep(1.5)  # the first request_uri expires (lifetime 1 s): nothing to wait on

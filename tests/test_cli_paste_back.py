@@ -19,7 +19,12 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from tests.adversarial.hostile_as import DELETE, HostileAS
-from tests.kt_process import base_env, kt
+from tests.kt_process import (
+    base_env,
+    kt,
+    listener_closed,
+    signed_in,
+)
 from tests.terminal import Terminal
 
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/\S+")
@@ -90,20 +95,6 @@ def login(env: dict[str, str], issuer: HostileAS, *extra: str) -> tuple[Terminal
     match = LINK.search(seen)
     assert match, seen
     return term, match[0]
-
-
-def listener_closed(link: str) -> bool:
-    port = urlsplit(link).port
-    assert port is not None
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
-    except ConnectionRefusedError:
-        return True
-    return False
-
-
-def signed_in(env: dict[str, str]) -> bool:
-    return kt("auth", "status", env=env).code == 0
 
 
 def test_the_pasted_address_signs_in(env, issuer):

@@ -21,24 +21,13 @@ import pytest
 
 from kt_login.store import FileStore
 from tests.fixtures.oauth_client import form_of
-from tests.kt_process import ALICE, kt, start_kt
+from tests.kt_process import (
+    ALICE,
+    kt,
+    start_browser_login,
+)
 
 LOCALHOST_CLIENT = "kt-cli-localhost"
-
-
-def start_login(env: dict[str, str], *extra: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """`kt auth login --browser --no-browser --json EXTRA`, started; with the JSON line it prints
-    before it waits (the one-time link, the redirect URI)."""
-    proc = start_kt(
-        "auth", "login", "--browser", "--no-browser", "--insecure-storage", "--json",
-        "--timeout", "60", *extra, env=env,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if line.startswith("{") and "sign_in_url" in (doc := json.loads(line)):
-            return proc, doc
-    proc.kill()
-    raise AssertionError("kt printed no sign-in link: " + proc.communicate()[1])
 
 
 def over(literal: str, url: str) -> httpx2.Response:
@@ -68,7 +57,9 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, dict[str, Any], str]:
 
 
 def test_localhost_is_answered_over_ipv6_and_the_sign_in_completes(env, devserver):
-    proc, shown = start_login(env, "--redirect-host", "localhost", "--client-id", LOCALHOST_CLIENT)
+    proc, shown = start_browser_login(
+        env, "--redirect-host", "localhost", "--client-id", LOCALHOST_CLIENT
+    )
     try:
         port = shown["port"]
         assert shown["redirect_uri"] == f"http://localhost:{port}/callback"
@@ -105,7 +96,7 @@ def test_localhost_is_answered_over_ipv6_and_the_sign_in_completes(env, devserve
 def test_a_provider_that_registered_only_localhost_refuses_the_ip_literal(env):
     """What --redirect-host localhost is for: the same client without it gets the provider's
     error page, and kt's wait ends with the message naming the redirect URI."""
-    proc, shown = start_login(env, "--client-id", LOCALHOST_CLIENT, "--timeout", "10")
+    proc, shown = start_browser_login(env, "--client-id", LOCALHOST_CLIENT, "--timeout", "10")
     try:
         assert shown["redirect_uri"].startswith("http://127.0.0.1:")
         refused = httpx2.get(over("127.0.0.1", shown["sign_in_url"]).headers["location"])
@@ -120,7 +111,7 @@ def test_a_provider_that_registered_only_localhost_refuses_the_ip_literal(env):
 
 
 def test_ipv6_literal_redirect_host(env):
-    proc, shown = start_login(env, "--redirect-host", "[::1]")
+    proc, shown = start_browser_login(env, "--redirect-host", "[::1]")
     try:
         port = shown["port"]
         assert shown["redirect_uri"] == f"http://[::1]:{port}/callback"
@@ -140,11 +131,11 @@ def test_the_profile_s_redirect_host_is_used_with_its_source_and_the_flag_wins(e
     assert kt("config", "set", "redirect_host", "localhost", env=env).code == 0
     shown = kt("config", "show", "--json", env=env).json()
     assert shown["redirect_host"] == {"value": "localhost", "source": "config file"}
-    proc, progress = start_login(env)
+    proc, progress = start_browser_login(env)
     proc.kill()
     proc.communicate()
     assert progress["redirect_uri"] == f"http://localhost:{progress['port']}/callback"
-    proc, progress = start_login(env, "--redirect-host", "127.0.0.1")
+    proc, progress = start_browser_login(env, "--redirect-host", "127.0.0.1")
     proc.kill()
     proc.communicate()
     assert progress["redirect_uri"] == f"http://127.0.0.1:{progress['port']}/callback"
